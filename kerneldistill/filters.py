@@ -1,0 +1,162 @@
+"""The spectral core: eigenvalues -> per-step filter diagonals of kernel ridge self-distillation.
+
+Everything in :mod:`kerneldistill` (the estimator, the infinite-step limit, the optimal weights and
+the figures) goes through the two functions here, so a new closed form is a few lines, not a new
+code path (the design of neural-tangents' ``predict.gradient_descent_mse``).
+
+Setting ([BA21] Borup & Andersen 2021, arXiv 2102.13088; ``../shared/THEORY.md`` section 1). With the
+Gram matrix ``K = V diag(d) V^T`` and ridge ``lam`` (sum-of-squares loss, so step 1 is scikit-learn's
+``KernelRidge(alpha=lam)``), step ``t`` fits kernel ridge regression to the mixed target
+``alpha_t y + (1 - alpha_t) f^(t-1)(X)``, where ``alpha_t`` is the ground-truth weight (``gt_weight``;
+``alpha_1 = 1``). Every step is a diagonal filter on ``z = V^T y``::
+
+    a = d / (d + lam)
+    b^(1) = a,   b^(t) = a * (alpha_t + (1 - alpha_t) b^(t-1))
+    q^(t) = (alpha_t + (1 - alpha_t) b^(t-1)) / (d + lam)         (so b^(t) = d q^(t))
+
+    f^(t)(X)  = V diag(b^(t)) V^T y          (fitted values)
+    f^(t)(x)  = k_x^T V diag(q^(t)) V^T y    (any point; q avoids dividing by d ~ 0)
+
+For a constant weight ``alpha`` the recursion has the closed form::
+
+    b_inf = alpha d / (alpha d + lam),   b^(t) = b_inf + ((1 - alpha) a)^(t-1) (a - b_inf)
+    q_inf = alpha / (alpha d + lam)
+
+i.e. the infinite-step limit is plain kernel ridge regression with ridge ``lam / alpha``
+("amplified regularisation"). For ``alpha = 0`` the limit is the zero function.
+"""
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import numpy as np
+
+__all__ = ["filter_diagonals", "filter_path", "normalize_steps"]
+
+
+def normalize_steps(steps, *, name: str = "steps") -> list:
+    """Return ``steps`` as a list of ints >= 1 and/or ``math.inf``, with a clear error otherwise."""
+    scalar = np.isscalar(steps) or isinstance(steps, (int, float))
+    items = [steps] if scalar else list(steps)
+    if len(items) == 0:
+        raise ValueError(f"`{name}` must hold at least one step; got an empty sequence.")
+    out = []
+    for s in items:
+        if isinstance(s, (bool, np.bool_)):
+            raise TypeError(f"`{name}` must be integers >= 1 or math.inf; got the boolean {s!r}.")
+        if isinstance(s, (float, np.floating)) and math.isinf(s) and s > 0:
+            out.append(math.inf)
+            continue
+        if isinstance(s, (float, np.floating)) and float(s).is_integer():
+            s = int(s)
+        if not isinstance(s, (int, np.integer)):
+            raise TypeError(f"`{name}` must be integers >= 1 or math.inf; got {s!r} ({type(s).__name__}).")
+        if s < 1:
+            raise ValueError(f"`{name}` must be integers >= 1 or math.inf; got {int(s)}.")
+        out.append(int(s))
+    return out
+
+
+def _schedule(gt_weight, last_step: int) -> np.ndarray:
+    """Weights alpha_1..alpha_T as an array of length ``last_step`` (alpha_1 = 1 is not used)."""
+    w = np.asarray(gt_weight, dtype=np.float64)
+    if w.ndim == 0:
+        return np.full(max(last_step, 1), float(w))
+    if w.ndim != 1:
+        raise ValueError(f"`gt_weight` must be a float or a 1-D sequence; got shape {w.shape}.")
+    if len(w) < last_step - 1:
+        raise ValueError(
+            f"`gt_weight` schedule has {len(w)} weights (steps 2..{len(w) + 1}) but step {last_step} "
+            f"was asked for: give one weight per step 2..{last_step}."
+        )
+    return np.concatenate([[1.0], w])
+
+
+def filter_diagonals(evals, ridge: float, gt_weight, steps):
+    """Filter diagonals ``b`` (fitted values) and ``q`` (prediction weights) for each step.
+
+    Parameters
+    ----------
+    evals : (m,) array of eigenvalues ``d >= 0`` of the Gram matrix (clipped by the caller).
+    ridge : ``lam > 0``.
+    gt_weight : a float (the same weight at every step >= 2) or a 1-D schedule with one weight per
+        step 2..T (``schedule[0]`` is the weight of step 2).
+    steps : an int >= 1, ``math.inf``, or a sequence of them.
+
+    Returns
+    -------
+    b, q : arrays of shape ``(len(steps), m)``, with ``f^(t)(X) = V diag(b[i]) V^T y`` and
+        ``f^(t)(x) = k_x^T V diag(q[i]) V^T y`` for ``t = steps[i]``.
+
+    A constant weight uses the closed form (any step costs the same); a schedule uses the recursion
+    up to the largest finite step. ``math.inf`` needs a constant weight: the limit of a schedule is
+    not defined by its first T entries.
+    """
+    d = np.asarray(evals, dtype=np.float64)
+    steps = normalize_steps(steps)
+    scalar_weight = np.ndim(gt_weight) == 0
+    if scalar_weight:
+        alpha = float(gt_weight)
+        b, q = _constant_weight_filters(d, ridge, np.array([alpha]), steps)
+        return b[0], q[0]
+
+    finite = [s for s in steps if s != math.inf]
+    if len(finite) < len(steps):
+        raise ValueError(
+            "`steps` contains math.inf but `gt_weight` is a schedule: the infinite-step limit needs a "
+            "constant weight (pass a float)."
+        )
+    last = max(finite)
+    alphas = _schedule(gt_weight, last)
+    denom = d + ridge
+    a = d / denom
+    b_rows, q_rows = {}, {}
+    b_prev = None
+    for t in range(1, last + 1):
+        # Why the recursion and not a product formula: a schedule has no shorter closed form, and
+        # T vector operations on m entries cost nothing next to the eigendecomposition.
+        mix = np.ones_like(d) if t == 1 else alphas[t - 1] + (1.0 - alphas[t - 1]) * b_prev
+        q_t = mix / denom
+        b_t = a * mix
+        b_rows[t], q_rows[t] = b_t, q_t
+        b_prev = b_t
+    return np.stack([b_rows[s] for s in steps]), np.stack([q_rows[s] for s in steps])
+
+
+def filter_path(evals, ridge: float, gt_weights: Sequence[float], steps):
+    """Filter diagonals for a grid of constant weights x steps, in one vectorised closed form.
+
+    Returns ``b, q`` of shape ``(len(gt_weights), len(steps), m)``.
+    """
+    d = np.asarray(evals, dtype=np.float64)
+    alphas = np.atleast_1d(np.asarray(gt_weights, dtype=np.float64))
+    if alphas.ndim != 1:
+        raise ValueError(f"`gt_weights` must be a 1-D sequence of weights; got shape {alphas.shape}.")
+    return _constant_weight_filters(d, ridge, alphas, normalize_steps(steps))
+
+
+def _constant_weight_filters(d, ridge, alphas, steps):
+    """Closed form for constant weights; shapes (W, S, m)."""
+    A = alphas[:, None]  # (W, 1)
+    denom = d + ridge  # (m,)
+    a = d / denom  # (m,)
+    # b_inf = alpha d / (alpha d + lam); written so that alpha = 0 gives exactly 0 without 0/0
+    # (lam > 0 keeps alpha d + lam > 0).
+    b_inf = A * d / (A * d + ridge)  # (W, m)
+    q_inf = A / (A * d + ridge)  # (W, m)
+    rate = (1.0 - A) * a  # (W, m): contraction factor per step
+    gap = a - b_inf  # (W, m) >= 0
+    b = np.empty((len(alphas), len(steps), len(d)))
+    q = np.empty_like(b)
+    for j, s in enumerate(steps):
+        if s == math.inf:
+            b[:, j], q[:, j] = b_inf, q_inf
+        elif s == 1:
+            b[:, j] = a
+            q[:, j] = 1.0 / denom
+        else:
+            b_prev = b_inf + rate ** (s - 2) * gap
+            b[:, j] = b_inf + rate ** (s - 1) * gap
+            q[:, j] = (A + (1.0 - A) * b_prev) / denom
+    return b, q
