@@ -1,0 +1,77 @@
+"""The registry of every figure, and the functions that regenerate them.
+
+``FIGURES`` maps a figure's name to its :class:`~analysis.figures.spec.FigureSpec`; it merges
+``analysis.figures.kernel.KERNEL_FIGURES`` and ``analysis.figures.deep.DEEP_FIGURES``. Each module is
+imported only when its file exists (the packages are written in parallel), but once the file exists an
+ImportError inside it is a real bug and propagates: it is never swallowed.
+"""
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+
+from .spec import FigureSpec
+
+__all__ = ["FIGURES", "FigureSpec", "run_figure", "run_all", "figure_names"]
+
+_HERE = Path(__file__).parent
+
+# (module name, registry attribute) for each figure module, in report order.
+_SOURCES = (("kernel", "KERNEL_FIGURES"), ("deep", "DEEP_FIGURES"))
+
+
+def _collect(package_dir: Path = _HERE, package: str = __name__) -> dict[str, FigureSpec]:
+    """Merge the registries of the figure modules present in ``package_dir`` (the package ``package``)."""
+    figures: dict[str, FigureSpec] = {}
+    for module_name, attr in _SOURCES:
+        if not (Path(package_dir) / f"{module_name}.py").is_file():
+            continue
+        module = importlib.import_module(f"{package}.{module_name}")
+        registry = getattr(module, attr)
+        for key, spec in registry.items():
+            if not isinstance(spec, FigureSpec):
+                raise TypeError(f"{module.__name__}.{attr}[{key!r}] must be a FigureSpec; got {type(spec).__name__}.")
+            if key != spec.name:
+                raise ValueError(f"{module.__name__}.{attr}: key {key!r} differs from its spec's name {spec.name!r}.")
+            if key in figures:
+                raise ValueError(f"figure name {key!r} is defined twice ({module.__name__}.{attr} and an earlier module).")
+            figures[key] = spec
+    return figures
+
+
+FIGURES: dict[str, FigureSpec] = _collect()
+
+
+def figure_names() -> list[str]:
+    """Names of the registered figures, in registry order."""
+    return list(FIGURES)
+
+
+def _spec(name: str) -> FigureSpec:
+    if name not in FIGURES:
+        valid = ", ".join(FIGURES) if FIGURES else "(none registered yet)"
+        raise ValueError(f"unknown figure {name!r}; valid figure names: {valid}.")
+    return FIGURES[name]
+
+
+def run_figure(name: str, out_dir, fast: bool = False) -> list[Path]:
+    """Regenerate one figure: its data step, then its plot step, both writing into ``out_dir``.
+
+    Returns ``[data_path, *figure_paths]`` (the tidy table first, then the PDF and PNG).
+    """
+    spec = _spec(name)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    data_path = Path(spec.data(out, bool(fast)))
+    if not data_path.is_file():
+        raise RuntimeError(f"figure {name!r}: its data step returned {data_path}, which does not exist.")
+    figure_paths = [Path(p) for p in spec.plot(data_path, out)]
+    missing = [str(p) for p in figure_paths if not p.is_file()]
+    if missing:
+        raise RuntimeError(f"figure {name!r}: its plot step returned paths that do not exist: {missing}.")
+    return [data_path, *figure_paths]
+
+
+def run_all(out_dir, fast: bool = False) -> dict[str, list[Path]]:
+    """Regenerate every registered figure; returns ``{name: [data_path, *figure_paths]}``."""
+    return {name: run_figure(name, out_dir, fast=fast) for name in FIGURES}

@@ -1,0 +1,112 @@
+"""The figure contract: every figure is a data step that writes a tidy table and a plot step that reads it.
+
+A :class:`FigureSpec` pairs the two (the layout of jpreiss/reproducible_papers): ``data(out_dir, fast)``
+computes the numbers with fixed seeds and writes one tidy CSV (one row per observation, one column
+per variable) or one NPZ, and returns its path; ``plot(data_path, out_dir)`` reads only that file and
+writes ``<name>.pdf`` and ``<name>.png`` through :func:`analysis.plotting.save_figure`. So a figure
+can be restyled without recomputing it, and its numbers can be checked without looking at it.
+``fast=True`` asks the data step for a small size that runs in seconds (tests and CI).
+
+The small atomic writers below are for data steps, so that no figure module writes its own.
+"""
+from __future__ import annotations
+
+import csv
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Mapping, Sequence
+
+import numpy as np
+
+__all__ = ["FigureSpec", "write_csv", "read_csv", "write_npz"]
+
+
+@dataclass(frozen=True)
+class FigureSpec:
+    """One regenerable figure.
+
+    name : the figure's name, also the stem of its PDF/PNG files.
+    data : ``data(out_dir, fast) -> Path`` writes a tidy CSV or an NPZ in ``out_dir`` and returns its path.
+    plot : ``plot(data_path, out_dir) -> list[Path]`` writes the PDF and PNG and returns their paths.
+    description : one line for ``python -m analysis list`` and the report.
+    """
+
+    name: str
+    data: Callable[[Path, bool], Path]
+    plot: Callable[[Path, Path], list[Path]]
+    description: str
+
+
+def _atomic_target(path) -> tuple[Path, int, str]:
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    return target, fd, tmp
+
+
+def write_csv(path, columns: Mapping[str, Sequence]) -> Path:
+    """Write equal-length columns as a CSV with a header row, atomically (temp file + os.replace).
+
+    Floats are written with ``repr`` precision, so reading back gives the same numbers.
+    """
+    if not columns:
+        raise ValueError("`columns` must hold at least one column; got an empty mapping.")
+    lengths = {k: len(v) for k, v in columns.items()}
+    if len(set(lengths.values())) != 1:
+        raise ValueError(f"`columns` must all have the same length; got lengths {lengths}.")
+    target, fd, tmp = _atomic_target(path)
+    try:
+        with os.fdopen(fd, "w", newline="") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(list(columns))
+            for row in zip(*columns.values()):
+                writer.writerow([v.item() if isinstance(v, np.generic) else v for v in row])
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return target
+
+
+def read_csv(path) -> dict[str, np.ndarray]:
+    """Read a CSV (e.g. written by :func:`write_csv`) into columns.
+
+    A column of integers becomes int64, a column of numbers float64 (empty cells NaN), any other
+    column an object array of strings.
+    """
+    with open(path, newline="") as fh:
+        rows = list(csv.reader(fh))
+    if not rows:
+        raise ValueError(f"{path} is empty: expected a header row; rerun the figure's data step.")
+    header, body = rows[0], rows[1:]
+    out = {}
+    for j, key in enumerate(header):
+        raw = [r[j] for r in body]
+        try:
+            out[key] = np.array([int(v) for v in raw], dtype=np.int64)
+            continue
+        except ValueError:
+            pass
+        try:
+            # An empty cell in a numeric column is a missing value (e.g. an sd over one seed): NaN.
+            out[key] = np.array([float(v) if v != "" else np.nan for v in raw], dtype=np.float64)
+        except ValueError:
+            out[key] = np.array(raw, dtype=object)
+    return out
+
+
+def write_npz(path, **arrays) -> Path:
+    """``np.savez_compressed`` atomically (temp file + os.replace). ``path`` should end in ``.npz``."""
+    if Path(path).suffix != ".npz":
+        raise ValueError(f"`path` must end in .npz (numpy appends it otherwise); got {str(path)!r}.")
+    target, fd, tmp = _atomic_target(path)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            np.savez_compressed(fh, **arrays)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return target

@@ -1,0 +1,260 @@
+"""``report.md``: every registered figure, the metric definitions, a metric check, and the deep results.
+
+:func:`build_report` is the one entry point (``python -m analysis report``). It regenerates the
+figures into ``out_dir`` (so the report never shows a stale figure), then writes ``report.md`` next
+to them, atomically. Sections are small functions returning Markdown, so that a new section (the
+lead's deep-vs-kernel comparison) is one more function in the list in :func:`build_report`.
+
+Deep results are read from ``results_dir``: every ``*.csv`` under it with a ``generation`` column
+and at least one metric column of :func:`analysis.metrics.summarize` (``ece``, ``test_ece`` or
+deepdistill's roll-up ``test_ece_mean``/``test_ece_sd``) becomes a table. A missing,
+empty or mismatched folder is an error that names what is missing and the command that makes it.
+"""
+from __future__ import annotations
+
+import os
+import shlex
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from . import metrics
+from .figures import FIGURES, run_figure
+from .figures.spec import read_csv
+
+__all__ = ["build_report", "MissingResultsError", "METRIC_COLUMNS", "DEEP_RESULTS_COMMAND"]
+
+#: The columns of one per-generation record (the keys of :func:`analysis.metrics.summarize`).
+METRIC_COLUMNS = ("accuracy", "nll", "ece", "brier", "entropy", "diversity")
+
+#: The command that produces a results folder; named in the error for a missing one.
+DEEP_RESULTS_COMMAND = "python -m deepdistill sweep --out DIR"
+
+
+class MissingResultsError(ValueError):
+    """The results folder is missing, empty, or holds no table the report can read."""
+
+
+# --------------------------------------------------------------------------------------------------
+# Markdown helpers
+# --------------------------------------------------------------------------------------------------
+
+def _fmt(v) -> str:
+    if isinstance(v, (float, np.floating)):
+        return "n/a" if not np.isfinite(v) else f"{v:.4g}"
+    return str(v).replace("|", "\\|")  # a bare | would end the Markdown cell
+
+
+def markdown_table(columns: dict[str, list]) -> str:
+    """A Markdown table from equal-length columns (floats to 4 significant digits)."""
+    header = list(columns)
+    rows = zip(*columns.values())
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(_fmt(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------------------------------
+# Sections
+# --------------------------------------------------------------------------------------------------
+
+def figures_section(out_dir: Path, fast: bool) -> str:
+    """Regenerate every registered figure into ``out_dir`` and embed its PNG."""
+    parts = ["## Figures", ""]
+    if not FIGURES:
+        parts.append("No figure module is registered yet (`analysis/figures/kernel.py`, `analysis/figures/deep.py`).")
+        return "\n".join(parts)
+    parts.append("| figure | description | data |")
+    parts.append("|---|---|---|")
+    outputs = {}
+    for name, spec in FIGURES.items():
+        data_path, *figure_paths = run_figure(name, out_dir, fast=fast)
+        outputs[name] = figure_paths
+        parts.append(f"| `{name}` | {spec.description} | `{data_path.name}` |")
+    for name, figure_paths in outputs.items():
+        png = next((p for p in figure_paths if p.suffix == ".png"), None)
+        parts += ["", f"### {name}", "", FIGURES[name].description, ""]
+        if png is not None:
+            parts.append(f"![{name}]({png.name})")
+    return "\n".join(parts)
+
+
+_DEFINITIONS = {
+    "metric": ["accuracy", "nll", "ece", "brier", "entropy", "diversity", "1 - stability",
+               "equivalent smoothing"],
+    "definition": [
+        "mean [argmax p_i = y_i]",
+        "-mean log p_{i,y_i} (nats, clipped at 1e-12)",
+        "sum_b |B_b|/n |acc_b - conf_b|, top-label confidence, equal-width bins (b-1, b]/B",
+        "mean sum_k (p_ik - [k = y_i])^2, in [0, 2]",
+        "mean -sum_k p_ik log p_ik (nats)",
+        "variance over examples of p_{i,y_i}",
+        "(1/K) sum_c (1/n_c) sum_{y_i = c} ||p_i - pbar_c||^2",
+        "K/(K-1) mean (1 - p_{i,y_i}), Müller convention",
+    ],
+    "reference": ["", "", "Guo et al. 2017; 15 bins [M19], 20 bins [ZS20]", "Brier 1950", "", "[ZS20]",
+                  "[S21]", "[M19]"],
+}
+
+
+def metric_definitions_section() -> str:
+    return "\n".join(["## Metrics", "", "Definitions (`analysis/metrics.py` has the formulas in full):", "",
+                      markdown_table(_DEFINITIONS)])
+
+
+def metric_check_section(fast: bool, seed: int = 0) -> str:
+    """Metrics of a synthetic classifier that is calibrated by construction, and of its tempered copies.
+
+    Labels are drawn from the predictive distribution itself (``y_i ~ p_i``), so at temperature 1 the
+    ECE only measures sampling noise; sharpening (T < 1) must raise ECE and lower entropy, smoothing
+    (T > 1) must raise entropy. A reader sees at a glance that the metrics move the right way.
+    """
+    rng = np.random.default_rng(seed)
+    n, k = (2000, 10) if fast else (50_000, 10)
+    logits = 3.0 * rng.standard_normal((n, k))
+    base = metrics.softmax(logits)
+    labels = (rng.random(n)[:, None] > np.cumsum(base, axis=1)).sum(axis=1)  # y_i ~ Categorical(p_i)
+    labels = np.minimum(labels, k - 1)  # guards the cumsum's round-off below 1
+    temps = [0.5, 1.0, 2.0]
+    rows = {"temperature": temps, **{c: [] for c in METRIC_COLUMNS}, "1 - stability": []}
+    for t in temps:
+        p = metrics.softmax(logits, temperature=t)
+        record = metrics.summarize(p, labels)
+        for c in METRIC_COLUMNS:
+            rows[c].append(record[c])
+        rows["1 - stability"].append(1.0 - metrics.stability(p, labels))
+    intro = (f"Check on synthetic predictions (n = {n}, K = {k}, seed {seed}): labels drawn from the "
+             "predictions at T = 1, so that model is calibrated by construction; T < 1 sharpens it "
+             "(over-confident), T > 1 flattens it (under-confident).")
+    return "\n".join(["### Metric check", "", intro, "", markdown_table(rows)])
+
+
+def _metric_column(name: str):
+    """``(split, metric, stat)`` if ``name`` is a metric column, else None.
+
+    Accepted names: ``ece`` (a per-generation record), ``test_ece`` (a split) and ``test_ece_mean`` /
+    ``test_ece_sd`` (deepdistill's roll-up over seeds, ``deepdistill.results.rollup_rows``).
+    """
+    stat = None
+    for suffix in ("_mean", "_sd"):
+        if name.endswith(suffix):
+            name, stat = name[: -len(suffix)], suffix[1:]
+            break
+    for metric in METRIC_COLUMNS:
+        if name == metric:
+            return "", metric, stat
+        if name.endswith("_" + metric):
+            return name[: -len(metric) - 1], metric, stat
+    return None
+
+
+def _find_result_tables(results_dir: Path) -> list[tuple[Path, dict]]:
+    if not results_dir.is_dir():
+        raise MissingResultsError(
+            f"results folder {results_dir} does not exist. Produce it with `{DEEP_RESULTS_COMMAND}` "
+            f"(or leave out --results)."
+        )
+    csvs = sorted(results_dir.rglob("*.csv"))
+    if not csvs:
+        raise MissingResultsError(
+            f"results folder {results_dir} holds no *.csv per-generation tables (e.g. rollup.csv). "
+            f"Produce them with `{DEEP_RESULTS_COMMAND}`."
+        )
+    tables, mismatched = [], []
+    for path in csvs:
+        columns = read_csv(path)
+        has_metric = any(_metric_column(c) for c in columns)
+        if "generation" in columns and has_metric:
+            tables.append((path, columns))
+        else:
+            lacking = (["generation"] if "generation" not in columns else []) + (
+                [] if has_metric else [f"a metric column ({', '.join(METRIC_COLUMNS)})"])
+            mismatched.append(f"{path.relative_to(results_dir)} lacks {' and '.join(lacking)}")
+    if not tables:
+        raise MissingResultsError(
+            f"no table in {results_dir} can be reported: " + "; ".join(mismatched)
+            + f". Produce per-generation tables with `{DEEP_RESULTS_COMMAND}`."
+        )
+    return tables
+
+
+# Bookkeeping columns of deepdistill's roll-up that do not belong in a results table.
+_SKIP_COLUMNS = ("group_id", "seeds")
+
+
+def results_table(columns: dict[str, np.ndarray]) -> tuple[str, str]:
+    """(a line of the settings shared by every row, a Markdown table of what varies and the metrics).
+
+    Metrics are taken from the test split when there is one (else the first split found) and shown
+    as ``mean ± sd`` when the table is a roll-up over seeds.
+    """
+    parsed = {c: _metric_column(c) for c in columns}
+    splits = sorted({m[0] for m in parsed.values() if m}, key=lambda s: (s != "test", s))
+    split = splits[0]
+    n_rows = len(next(iter(columns.values())))
+    ident = [c for c, m in parsed.items() if m is None and c not in _SKIP_COLUMNS
+             and not c.endswith(("_mean", "_sd"))]
+    varying = [c for c in ident if c == "generation" or len({str(v) for v in columns[c]}) > 1]
+    # Settings equal on every row are stated once above the table (empty ones left out).
+    fixed = [f"{c} = {_fmt(columns[c][0])}" for c in ident if c not in varying and _fmt(columns[c][0]) not in ("n/a", "")]
+    table = {c: list(columns[c]) for c in varying}
+    for metric in METRIC_COLUMNS:
+        key = f"{split}_{metric}" if split else metric
+        if key in columns:
+            table[metric] = list(columns[key])
+        elif key + "_mean" in columns:
+            mean = columns[key + "_mean"]
+            sd = columns.get(key + "_sd", np.full(n_rows, np.nan))
+            table[metric] = [_fmt(m) if not np.isfinite(s) else f"{_fmt(m)} ± {_fmt(s)}" for m, s in zip(mean, sd)]
+    shared = (f"Split: {split}. " if split else "") + ("Shared settings: " + ", ".join(fixed) + "." if fixed else "")
+    return shared, markdown_table(table)
+
+
+def deep_results_section(results_dir: Path | None) -> str:
+    parts = ["## Deep self-distillation results", ""]
+    if results_dir is None:
+        parts.append(f"Not included: pass `--results DIR` with the output of `{DEEP_RESULTS_COMMAND}`.")
+        return "\n".join(parts)
+    for path, columns in _find_result_tables(Path(results_dir)):
+        shared, table = results_table(columns)
+        parts += [f"### `{path.relative_to(results_dir)}`", ""] + ([shared, ""] if shared else []) + [table, ""]
+    return "\n".join(parts)
+
+
+# --------------------------------------------------------------------------------------------------
+# Entry point
+# --------------------------------------------------------------------------------------------------
+
+def build_report(out_dir, fast: bool = False, results_dir=None) -> Path:
+    """Regenerate the figures into ``out_dir`` and write ``out_dir/report.md``; returns its path.
+
+    The deep-results folder is checked first, so a wrong ``results_dir`` fails before minutes of
+    figure work. Raises :class:`MissingResultsError` for a missing, empty or mismatched folder.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    results = None if results_dir is None else Path(results_dir)
+    deep = deep_results_section(results)  # validates results_dir before the figures run
+    command = "python -m analysis report --out " + shlex.quote(str(out)) + (" --fast" if fast else "")
+    if results is not None:
+        command += " --results " + shlex.quote(str(results))
+    sections = [
+        "# selfdistill report",
+        f"Regenerate with `{command}`" + (" (fast mode: small sizes, for checking only)." if fast else "."),
+        figures_section(out, fast),
+        metric_definitions_section(),
+        metric_check_section(fast),
+        deep,
+    ]
+    text = "\n\n".join(sections) + "\n"
+    target = out / "report.md"
+    fd, tmp = tempfile.mkstemp(prefix=".report.md.", suffix=".tmp", dir=out)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return target
