@@ -1,0 +1,409 @@
+"""Data sets for deep self-distillation: offline, seeded, with optional label noise.
+
+``load_dataset(name, ...)`` returns :class:`DataSplits` (train / val / test ``TensorDataset``\\ s of
+``(x float32, y int64)``, plus the number of classes, the per-example shape, an optional batched
+training augmentation and a ``meta`` dict). Nothing here downloads anything.
+
+Data sets (``DATASETS``):
+
+* ``"mnist1d"``: generated with the ``mnist1d`` package's ``make_dataset`` (Greydanus & Kobak,
+  arXiv 2011.14439) with its default arguments: 4000 train / 1000 test, 40 samples per signal,
+  generation seed 42 (the authors' split: ~32% logistic regression, ~68% MLP, ~94% CNN). Generation
+  takes ~1 s, so nothing is cached. ``make_dataset`` reseeds the global ``random`` and
+  ``numpy.random`` state; we save and restore both around the call.
+* ``"digits"``: scikit-learn's bundled ``load_digits`` (1797 8x8 images, values / 16), test split
+  fixed by ``test_seed`` (default 0, 25%).
+* ``"gaussian_mixture"``: K equiprobable classes ``N(s e_k, I_d)`` (one-hot means scaled by
+  ``class_sep = s``, identity covariance). The Bayes classifier is ``argmax_k x_k`` and its error is
+  exact up to quadrature: ``1 - int phi(z) Phi(z + s)^(K-1) dz`` (``meta["bayes_rate"]``).
+* ``"cifar10"`` / ``"cifar100"``: torchvision's python pickles read with ``pickle`` and ``numpy``
+  from the folder the user names (``root`` holding ``cifar-10-batches-py/`` or
+  ``cifar-100-python/``), normalised per channel; training augmentation = random 32x32 crop of the
+  4-pixel zero-padded image (zero = black, as torchvision pads before normalising) + horizontal flip,
+  as one batched tensor op.
+
+Splits and seeds. The test set is fixed by the data set (mnist1d's generation seed, digits'
+``test_seed``, the CIFAR files); ``seed`` drives everything else: the ``n_train`` subsample of the
+training pool, the label noise and the validation split. The validation set is carved out of the
+training pool (stratified by the clean labels when every class fits) and is for model selection only.
+
+Label noise (``add_label_noise``) is drawn once on the whole training pool BEFORE the validation
+split, because validation labels come from the same noisy source in practice; so by default the
+validation labels are noisy too. ``clean_val=True`` gives validation the clean labels instead (an
+oracle for studies of model selection). Clean labels are kept in ``meta``.
+"""
+from __future__ import annotations
+
+import functools
+import inspect
+import os
+import pickle
+import random
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+import torch
+from torch import Tensor
+from torch.utils.data import TensorDataset
+
+__all__ = [
+    "DataSplits",
+    "DATASETS",
+    "NOISE_TYPES",
+    "load_dataset",
+    "add_label_noise",
+    "random_crop_flip",
+    "gaussian_mixture_bayes_rate",
+    "CIFAR_STATS",
+]
+
+NOISE_TYPES = ("symmetric", "class_dependent")
+
+# Per-channel mean / std of the CIFAR training images on the [0, 1] scale (computed on the 50000
+# training images; the often-copied (0.2023, 0.1994, 0.2010) std is a mis-computed value).
+CIFAR_STATS = {
+    "cifar10": ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
+    "cifar100": ((0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)),
+}
+
+
+@dataclass
+class DataSplits:
+    """Train / validation / test splits of one data set, ready for a DataLoader or for slicing.
+
+    ``train`` labels may carry label noise (``meta["clean_train_labels"]`` holds the clean ones);
+    ``val`` is held out from the training pool, for model selection only; ``augment(batch,
+    generator)`` is a batched training augmentation (None = none).
+    """
+
+    name: str
+    train: TensorDataset
+    val: TensorDataset
+    test: TensorDataset
+    num_classes: int
+    input_shape: tuple
+    augment: Callable[[Tensor, torch.Generator], Tensor] | None
+    meta: dict = field(default_factory=dict)
+
+
+@dataclass
+class _Raw:
+    """What a data-set builder returns: the training pool and the fixed test set (numpy)."""
+
+    x_pool: np.ndarray
+    y_pool: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    num_classes: int
+    input_shape: tuple
+    augment: Callable | None = None
+    meta: dict = field(default_factory=dict)
+
+
+# --------------------------------------------------------------------------------------------
+# Label noise
+# --------------------------------------------------------------------------------------------
+
+def add_label_noise(labels, num_classes: int, rate: float, *, noise_type: str = "symmetric",
+                    seed: int) -> tuple[Tensor, Tensor]:
+    """Flip each label independently with probability ``rate``; return ``(noisy_labels, flipped_mask)``.
+
+    * ``"symmetric"``: a flipped label goes to a uniformly random OTHER class (so the expected
+      fraction of wrong labels is ``rate``, not ``rate (K-1)/K`` as with "uniform over all classes").
+    * ``"class_dependent"``: the usual "asymmetric" pair noise, ``c -> (c + 1) mod K``.
+
+    Deterministic given ``seed`` (a private ``torch.Generator``; the global RNG is not touched).
+    """
+    num_classes = int(num_classes)
+    if num_classes < 2:
+        raise ValueError(f"`num_classes` must be >= 2; got {num_classes}.")
+    rate = float(rate)
+    if not (0.0 <= rate < 1.0):
+        raise ValueError(f"`label_noise` rate must be in [0, 1); got {rate!r}.")
+    if noise_type not in NOISE_TYPES:
+        raise ValueError(f"`noise_type` must be one of {NOISE_TYPES}; got {noise_type!r}.")
+    labels = torch.as_tensor(labels).long().cpu()
+    if labels.ndim != 1:
+        raise ValueError(f"`labels` must be 1-D; got shape {tuple(labels.shape)}.")
+    if labels.numel() and (labels.min() < 0 or labels.max() >= num_classes):
+        raise ValueError(f"`labels` must lie in [0, {num_classes - 1}]; got range [{int(labels.min())}, {int(labels.max())}].")
+    gen = torch.Generator().manual_seed(int(seed))
+    flipped = torch.rand(labels.shape, generator=gen) < rate
+    if noise_type == "symmetric":
+        offset = torch.randint(1, num_classes, labels.shape, generator=gen)   # uniform over the K-1 others
+    else:
+        offset = torch.ones_like(labels)
+    noisy = torch.where(flipped, (labels + offset) % num_classes, labels)
+    return noisy, flipped
+
+
+# --------------------------------------------------------------------------------------------
+# Augmentation
+# --------------------------------------------------------------------------------------------
+
+def random_crop_flip(batch: Tensor, generator: torch.Generator, *, padding: int = 4, fill=None) -> Tensor:
+    """Random crop of the ``padding``-padded image back to its size, then a random horizontal flip.
+
+    The batched equivalent of torchvision's ``RandomCrop(H, padding) + RandomHorizontalFlip()`` on
+    ``(n, C, H, W)``: each example gets its own offsets and flip. ``fill`` is the per-channel pad
+    value (for normalised images, ``-mean/std`` reproduces torchvision's black padding); default 0.
+    Randomness comes only from ``generator`` (drawn on its device, then moved to the batch's).
+    """
+    if batch.ndim != 4:
+        raise ValueError(f"`batch` must be (n, C, H, W); got shape {tuple(batch.shape)}.")
+    n, c, h, w = batch.shape
+    gen_device = generator.device if generator is not None else torch.device("cpu")
+    dy = torch.randint(0, 2 * padding + 1, (n,), generator=generator, device=gen_device).to(batch.device)
+    dx = torch.randint(0, 2 * padding + 1, (n,), generator=generator, device=gen_device).to(batch.device)
+    flip = (torch.rand(n, generator=generator, device=gen_device) < 0.5).to(batch.device)
+    padded = batch.new_zeros(n, c, h + 2 * padding, w + 2 * padding)      # (n, C, H+2p, W+2p)
+    if fill is not None:
+        padded += torch.as_tensor(fill, dtype=batch.dtype, device=batch.device).view(1, c, 1, 1)
+    padded[:, :, padding:padding + h, padding:padding + w] = batch
+    rows = (dy[:, None] + torch.arange(h, device=batch.device))            # (n, H)
+    cols = (dx[:, None] + torch.arange(w, device=batch.device))            # (n, W)
+    cols = torch.where(flip[:, None], cols.flip(1), cols)                  # flipping = reversed columns
+    idx_n = torch.arange(n, device=batch.device)[:, None, None, None]
+    idx_c = torch.arange(c, device=batch.device)[None, :, None, None]
+    return padded[idx_n, idx_c, rows[:, None, :, None], cols[:, None, None, :]]   # (n, C, H, W)
+
+
+# --------------------------------------------------------------------------------------------
+# Builders
+# --------------------------------------------------------------------------------------------
+
+def _mnist1d(*, root=None, seed=0, n_train=None, generation_seed: int = 42, num_samples: int = 5000,
+             flat: bool = False) -> _Raw:
+    """MNIST-1D via ``mnist1d.data.make_dataset`` (never ``get_dataset``, which downloads)."""
+    from mnist1d.data import get_dataset_args, make_dataset
+
+    args = get_dataset_args()
+    args.seed = int(generation_seed)
+    args.num_samples = int(num_samples)
+    # make_dataset calls random.seed / np.random.seed: keep the caller's global RNG state intact.
+    py_state, np_state = random.getstate(), np.random.get_state()
+    try:
+        d = make_dataset(args)
+    finally:
+        random.setstate(py_state)
+        np.random.set_state(np_state)
+    length = d["x"].shape[1]
+    shape = (length,) if flat else (1, length)
+    return _Raw(
+        d["x"].reshape(-1, *shape), d["y"], d["x_test"].reshape(-1, *shape), d["y_test"], 10, shape,
+        meta={"source": f"mnist1d.make_dataset(seed={args.seed}, num_samples={args.num_samples})"},
+    )
+
+
+def _digits(*, root=None, seed=0, n_train=None, test_fraction: float = 0.25, test_seed: int = 0,
+            flat: bool = False) -> _Raw:
+    """scikit-learn's bundled 8x8 digits (no download), pixel values scaled to [0, 1]."""
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    x, y = load_digits(return_X_y=True)
+    x = x / 16.0                                   # pixel values are 0..16
+    shape = (64,) if flat else (1, 8, 8)
+    x_pool, x_test, y_pool, y_test = train_test_split(
+        x, y, test_size=test_fraction, random_state=test_seed, stratify=y
+    )
+    return _Raw(x_pool.reshape(-1, *shape), y_pool, x_test.reshape(-1, *shape), y_test, 10, shape,
+                meta={"source": f"sklearn.datasets.load_digits (test split seed {test_seed})"})
+
+
+def gaussian_mixture_bayes_rate(num_classes: int, class_sep: float) -> float:
+    """Exact Bayes error of K equiprobable classes ``N(s e_k, I)``.
+
+    Given class k, ``x_k = s + z_k`` and ``x_j = z_j`` (z iid standard normal); the Bayes rule is
+    ``argmax_j x_j``, right iff ``z_j < z_k + s`` for every j != k, so
+    ``P(correct) = int phi(z) Phi(z + s)^(K-1) dz`` (one-dimensional quadrature). For K = 2 this is
+    ``Phi(-s / sqrt 2)``.
+    """
+    from scipy import integrate, stats
+
+    k, s = int(num_classes), float(class_sep)
+    p_correct, _ = integrate.quad(lambda z: stats.norm.pdf(z) * stats.norm.cdf(z + s) ** (k - 1),
+                                  -np.inf, np.inf, epsabs=1e-12, epsrel=1e-10)
+    return float(1.0 - p_correct)
+
+
+def _gaussian_mixture(*, root=None, seed=0, n_train=None, num_classes: int = 5, dim: int = 10,
+                      class_sep: float = 2.0, n_pool: int = 4000, n_test: int = 10000,
+                      generation_seed: int = 0) -> _Raw:
+    """K equiprobable classes ``N(class_sep * e_k, I_dim)``; ``meta["bayes_rate"]`` is exact."""
+    num_classes, dim = int(num_classes), int(dim)
+    if num_classes < 2 or dim < num_classes:
+        raise ValueError(f"gaussian_mixture needs num_classes >= 2 and dim >= num_classes; got "
+                         f"num_classes={num_classes}, dim={dim}.")
+    n_pool = max(int(n_pool), int(n_train or 0))
+    rng = np.random.default_rng(generation_seed)
+    means = float(class_sep) * np.eye(num_classes, dim)                 # (K, dim)
+
+    def sample(n):
+        y = rng.integers(0, num_classes, n)
+        return means[y] + rng.standard_normal((n, dim)), y
+
+    x_pool, y_pool = sample(n_pool)
+    x_test, y_test = sample(int(n_test))
+    bayes = gaussian_mixture_bayes_rate(num_classes, class_sep)
+    return _Raw(x_pool, y_pool, x_test, y_test, num_classes, (dim,), meta={
+        "source": f"gaussian_mixture(K={num_classes}, dim={dim}, class_sep={class_sep}, generation_seed={generation_seed})",
+        "bayes_rate": bayes, "means": means, "bayes_rule": "argmax_k x_k",
+    })
+
+
+_CIFAR_LAYOUT = {
+    # name: (folder, training files, test files, label key, number of classes)
+    "cifar10": ("cifar-10-batches-py", [f"data_batch_{i}" for i in range(1, 6)], ["test_batch"], "labels", 10),
+    "cifar100": ("cifar-100-python", ["train"], ["test"], "fine_labels", 100),
+}
+
+
+def _read_cifar_pickles(paths, label_key: str):
+    xs, ys = [], []
+    for path in paths:
+        with open(path, "rb") as f:
+            d = pickle.load(f, encoding="bytes")
+        d = {(k.decode() if isinstance(k, bytes) else k): v for k, v in d.items()}
+        xs.append(np.asarray(d["data"], dtype=np.uint8).reshape(-1, 3, 32, 32))
+        ys.append(np.asarray(d[label_key], dtype=np.int64))
+    return np.concatenate(xs), np.concatenate(ys)
+
+
+def _cifar(name: str, *, root=None, seed=0, n_train=None) -> _Raw:
+    folder, train_files, test_files, label_key, k = _CIFAR_LAYOUT[name]
+    archive = "cifar-10-python.tar.gz" if name == "cifar10" else "cifar-100-python.tar.gz"
+    where = (f"Put torchvision's python-format {name.upper()} there: extract {archive} (from the "
+             f"CIFAR page of the University of Toronto, or torchvision's datasets.{name.upper()}(root, "
+             f"download=True) run elsewhere) so that {folder}/ sits directly in root. This toolkit never downloads.")
+    if root is None:
+        raise ValueError(f"{name} needs `root`: the folder that holds {folder}/. {where}")
+    base = os.path.join(os.fspath(root), folder)
+    paths = [os.path.join(base, f) for f in train_files + test_files]
+    missing = [p for p in paths if not os.path.isfile(p)]
+    if missing:
+        raise FileNotFoundError(f"{name} files not found: looked for {base}/ and missing "
+                                f"{', '.join(os.path.basename(p) for p in missing)}. {where}")
+    x_pool, y_pool = _read_cifar_pickles(paths[:len(train_files)], label_key)
+    x_test, y_test = _read_cifar_pickles(paths[len(train_files):], label_key)
+    mean, std = (np.asarray(v, dtype=np.float32).reshape(1, 3, 1, 1) for v in CIFAR_STATS[name])
+
+    def normalise(x):
+        return (x.astype(np.float32) / 255.0 - mean) / std
+
+    fill = tuple(float(v) for v in (-mean / std).ravel())           # black, after normalisation
+    augment = functools.partial(random_crop_flip, padding=4, fill=fill)
+    return _Raw(normalise(x_pool), y_pool, normalise(x_test), y_test, k, (3, 32, 32), augment=augment,
+                meta={"source": base, "normalization": {"mean": CIFAR_STATS[name][0], "std": CIFAR_STATS[name][1]}})
+
+
+DATASETS: dict[str, Callable[..., _Raw]] = {
+    "mnist1d": _mnist1d,
+    "digits": _digits,
+    "gaussian_mixture": _gaussian_mixture,
+    "cifar10": functools.partial(_cifar, "cifar10"),
+    "cifar100": functools.partial(_cifar, "cifar100"),
+}
+
+
+# --------------------------------------------------------------------------------------------
+# The loader
+# --------------------------------------------------------------------------------------------
+
+def _stream_seed(seed: int, stream: int) -> int:
+    """An independent integer seed per use of ``seed`` (subsample, split), via numpy's SeedSequence."""
+    return int(np.random.SeedSequence([int(seed), stream]).generate_state(1)[0] & 0x7FFFFFFF)
+
+
+def _split(y: np.ndarray, size: int, num_classes: int, seed: int):
+    """Indices ``(rest, chosen)`` with ``len(chosen) == size``; stratified when every class fits."""
+    from sklearn.model_selection import train_test_split
+
+    idx = np.arange(len(y))
+    counts = np.bincount(y, minlength=num_classes)
+    present = int((counts > 0).sum())
+    # sklearn's stratified split needs >= 2 examples per class and room for every class on both sides
+    stratify = y if (counts[counts > 0].min() >= 2 and size >= present and len(y) - size >= present) else None
+    rest, chosen = train_test_split(idx, test_size=size, random_state=seed, stratify=stratify)
+    return np.sort(rest), np.sort(chosen)
+
+
+def load_dataset(name: str, *, root=None, seed: int = 0, label_noise: float = 0.0,
+                 noise_type: str = "symmetric", val_fraction: float = 0.1, n_train: int | None = None,
+                 clean_val: bool = False, **options) -> DataSplits:
+    """Load data set ``name`` as :class:`DataSplits` (see the module docstring for the protocol).
+
+    Parameters
+    ----------
+    root : folder holding the files of file-based data sets (CIFAR); unused by the others.
+    seed : drives the ``n_train`` subsample, the label noise and the validation split.
+    label_noise, noise_type : rate in [0, 1) and ``"symmetric"`` or ``"class_dependent"``
+        (:func:`add_label_noise`), applied to the training pool before the validation split.
+    val_fraction : share of the training pool held out for validation, in (0, 1).
+    n_train : size of the training pool (before the validation split), a stratified subsample;
+        None = the whole pool. The final training set has ``n_train - round(val_fraction n_train)``.
+    clean_val : give the validation split the clean labels (default: noisy, like training).
+    options : data-set specific, e.g. ``flat=True`` (mnist1d, digits), ``num_classes``, ``dim``,
+        ``class_sep`` (gaussian_mixture).
+    """
+    if name not in DATASETS:
+        raise ValueError(f"unknown dataset {name!r}; valid names: {sorted(DATASETS)}.")
+    label_noise = float(label_noise)
+    if not (0.0 <= label_noise < 1.0):
+        raise ValueError(f"`label_noise` must be in [0, 1); got {label_noise!r}.")
+    if noise_type not in NOISE_TYPES:
+        raise ValueError(f"`noise_type` must be one of {NOISE_TYPES}; got {noise_type!r}.")
+    val_fraction = float(val_fraction)
+    if not (0.0 < val_fraction < 1.0):
+        raise ValueError(f"`val_fraction` must be in (0, 1); got {val_fraction!r}.")
+    builder = DATASETS[name]
+    allowed = {p for p in inspect.signature(builder).parameters if p not in ("root", "seed", "n_train")}
+    unknown = sorted(set(options) - allowed)
+    if unknown:
+        raise TypeError(f"unknown option(s) {unknown} for dataset {name!r}; valid options: {sorted(allowed)}.")
+
+    raw = builder(root=root, seed=seed, n_train=n_train, **options)
+    k = raw.num_classes
+    x_pool, y_pool = raw.x_pool, np.asarray(raw.y_pool, dtype=np.int64)
+    pool_indices = np.arange(len(y_pool))
+    if n_train is not None:
+        n_train = int(n_train)
+        if not (2 <= n_train <= len(y_pool)):
+            raise ValueError(f"`n_train` must be in [2, {len(y_pool)}] for {name!r} (its training pool); got {n_train}.")
+        if n_train < len(y_pool):
+            _, pool_indices = _split(y_pool, n_train, k, _stream_seed(seed, 1))
+            x_pool, y_pool = x_pool[pool_indices], y_pool[pool_indices]
+
+    noisy, flipped = add_label_noise(y_pool, k, label_noise, noise_type=noise_type, seed=_stream_seed(seed, 2))
+    n_val = max(1, int(round(val_fraction * len(y_pool))))
+    if n_val >= len(y_pool):
+        raise ValueError(f"`val_fraction`={val_fraction} leaves no training example out of {len(y_pool)}.")
+    tr, va = _split(y_pool, n_val, k, _stream_seed(seed, 3))
+
+    x_pool_t = torch.as_tensor(np.ascontiguousarray(x_pool), dtype=torch.float32)
+    clean = torch.as_tensor(y_pool, dtype=torch.long)
+    tr_t, va_t = torch.as_tensor(tr), torch.as_tensor(va)
+    val_labels = clean[va_t] if clean_val else noisy[va_t]
+    test = TensorDataset(torch.as_tensor(np.ascontiguousarray(raw.x_test), dtype=torch.float32),
+                         torch.as_tensor(np.asarray(raw.y_test), dtype=torch.long))
+    meta = dict(raw.meta)
+    meta.update({
+        "seed": int(seed), "label_noise": label_noise, "noise_type": noise_type, "clean_val": bool(clean_val),
+        "val_fraction": val_fraction,
+        "clean_train_labels": clean[tr_t], "clean_val_labels": clean[va_t],
+        "train_flipped": flipped[tr_t], "val_flipped": flipped[va_t] & (not clean_val),
+        "observed_train_noise_rate": float(flipped[tr_t].float().mean()) if len(tr) else 0.0,
+        # positions in the builder's training pool, for joining with other runs' predictions
+        "train_pool_indices": torch.as_tensor(pool_indices[tr]), "val_pool_indices": torch.as_tensor(pool_indices[va]),
+    })
+    return DataSplits(
+        name=name,
+        train=TensorDataset(x_pool_t[tr_t], noisy[tr_t]),
+        val=TensorDataset(x_pool_t[va_t], val_labels),
+        test=test,
+        num_classes=k,
+        input_shape=tuple(raw.input_shape),
+        augment=raw.augment,
+        meta=meta,
+    )

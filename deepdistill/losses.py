@@ -1,0 +1,350 @@
+"""Self-distillation losses as pure functions of logits (the mdistiller style).
+
+Every function takes raw logits ``(n, K)`` and returns a scalar tensor: the batch MEAN of a
+per-example loss. Conventions (``../shared/THEORY.md`` section 3), which must not drift:
+
+* ``gt_weight`` is the weight on the GROUND TRUTH (Borup & Andersen's alpha). Papers whose code
+  weights the teacher ([ZS20]'s ``w``) are converted at the boundary: ``w = 1 - gt_weight``.
+* KD = KL(teacher || student) SUMMED over classes, AVERAGED over the batch, times ``T^2`` (Hinton).
+* Label smoothing has two conventions, always named: ``"muller"`` ([M19]: true class
+  ``1 - e + e/K``, others ``e/K``) and ``"shen"`` ([S21]/[ZS20]: true class ``1 - e``, others
+  ``e/(K-1)``). They give the same vector when ``e_shen = e_muller (K-1)/K``.
+
+Teacher logits are used as given: the training loop computes them in ``eval()`` under
+``torch.no_grad()`` (as mdistiller's distiller module does); the :data:`LOSSES` adapters also
+``detach()`` them so that a teacher can never receive gradients through a loss.
+
+References: [BA21] Borup & Andersen 2021 (arXiv 2102.13088); [ZS20] Zhang & Sabuncu 2020 (arXiv
+2006.05065); [S21] Shen et al. 2021 (arXiv 2104.00676); [M19] Müller, Kornblith & Hinton 2019
+(arXiv 1906.02629); Hinton, Vinyals & Dean 2015 (arXiv 1503.02531).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+__all__ = [
+    "cross_entropy",
+    "soft_cross_entropy",
+    "smoothed_targets",
+    "label_smoothing_loss",
+    "kd_kl",
+    "hinton_kd_loss",
+    "mixed_target_mse_loss",
+    "zhang_sabuncu_loss",
+    "beta_smoothing_targets",
+    "beta_smoothing_loss",
+    "ls_teacher_kd_loss",
+    "LossSpec",
+    "LOSSES",
+    "get_loss",
+    "SMOOTHING_CONVENTIONS",
+]
+
+SMOOTHING_CONVENTIONS = ("muller", "shen")
+
+
+# --------------------------------------------------------------------------------------------
+# Argument checks (shared by the pure functions and the registry adapters)
+# --------------------------------------------------------------------------------------------
+
+def _check_unit_interval(value, name: str) -> float:
+    value = float(value)
+    if not (0.0 <= value <= 1.0) or math.isnan(value):
+        raise ValueError(f"`{name}` must be in [0, 1] (the weight on the ground truth); got {value!r}.")
+    return value
+
+
+def _check_temperature(temperature) -> float:
+    temperature = float(temperature)
+    if not temperature > 0.0 or math.isinf(temperature):
+        raise ValueError(f"`temperature` must be a finite number > 0; got {temperature!r}.")
+    return temperature
+
+
+def _check_smoothing(smoothing) -> float:
+    smoothing = float(smoothing)
+    if not (0.0 <= smoothing < 1.0):
+        raise ValueError(f"`smoothing` must be in [0, 1); got {smoothing!r}.")
+    return smoothing
+
+
+def _check_logits(logits: Tensor, name: str = "logits") -> None:
+    if not isinstance(logits, Tensor) or logits.ndim != 2:
+        shape = tuple(logits.shape) if isinstance(logits, Tensor) else type(logits).__name__
+        raise ValueError(f"`{name}` must be a 2-D tensor (batch, classes); got {shape}.")
+
+
+def _check_pair(student_logits: Tensor, teacher: Tensor, teacher_name: str) -> None:
+    _check_logits(student_logits, "student_logits")
+    _check_logits(teacher, teacher_name)
+    if teacher.shape != student_logits.shape:
+        raise ValueError(
+            f"`{teacher_name}` must have the student's shape {tuple(student_logits.shape)}; "
+            f"got {tuple(teacher.shape)}."
+        )
+
+
+# --------------------------------------------------------------------------------------------
+# Cross-entropies and label smoothing
+# --------------------------------------------------------------------------------------------
+
+def cross_entropy(logits: Tensor, labels: Tensor) -> Tensor:
+    """Batch-mean cross-entropy with hard labels, ``mean_i -log softmax(s_i)[y_i]``."""
+    _check_logits(logits)
+    return F.cross_entropy(logits, labels)
+
+
+def soft_cross_entropy(logits: Tensor, target_probs: Tensor) -> Tensor:
+    """Batch-mean cross-entropy with a target distribution, ``mean_i -sum_k p_ik log softmax(s_i)_k``.
+
+    ``target_probs`` rows should sum to 1 (not checked: a sub-normalised target is sometimes wanted).
+    """
+    _check_pair(logits, target_probs, "target_probs")
+    # log_softmax, not log(softmax): stable for large logits.
+    return -(target_probs * F.log_softmax(logits, dim=1)).sum(dim=1).mean()
+
+
+def smoothed_targets(labels: Tensor, num_classes: int, smoothing: float, convention: str = "muller", *,
+                     dtype: torch.dtype = torch.float32) -> Tensor:
+    """Label-smoothed one-hot targets ``(n, K)`` of ``dtype`` on ``labels``' device.
+
+    * ``"muller"`` [M19] (also ``torch.nn.CrossEntropyLoss(label_smoothing=e)``): true class
+      ``1 - e + e/K``, every other class ``e/K``.
+    * ``"shen"`` [S21]/[ZS20]: true class ``1 - e``, every other class ``e/(K-1)``.
+
+    The two coincide when ``e_shen = e_muller (K-1)/K``.
+    """
+    smoothing = _check_smoothing(smoothing)
+    if convention not in SMOOTHING_CONVENTIONS:
+        raise ValueError(f"`convention` must be one of {SMOOTHING_CONVENTIONS}; got {convention!r}.")
+    num_classes = int(num_classes)
+    if num_classes < 2:
+        raise ValueError(f"`num_classes` must be >= 2; got {num_classes}.")
+    onehot = F.one_hot(labels.long(), num_classes).to(dtype)
+    if convention == "muller":
+        return onehot * (1.0 - smoothing) + smoothing / num_classes
+    return onehot * (1.0 - smoothing) + (1.0 - onehot) * (smoothing / (num_classes - 1))
+
+
+def label_smoothing_loss(logits: Tensor, labels: Tensor, smoothing: float, convention: str = "muller") -> Tensor:
+    """Cross-entropy against :func:`smoothed_targets` (convention named explicitly)."""
+    _check_logits(logits)
+    return soft_cross_entropy(logits, smoothed_targets(labels, logits.shape[1], smoothing, convention, dtype=logits.dtype))
+
+
+# --------------------------------------------------------------------------------------------
+# Distillation losses
+# --------------------------------------------------------------------------------------------
+
+def kd_kl(student_logits: Tensor, teacher_logits: Tensor, temperature: float) -> Tensor:
+    """Hinton's distillation term ``T^2 * mean_i KL(softmax(t_i/T) || softmax(s_i/T))``.
+
+    The KL is summed over classes and averaged over the batch (``reduction="batchmean"``; the
+    default ``"mean"`` would also divide by K, the most common KD bug). ``T^2`` keeps the gradient
+    scale independent of T (Hinton et al. 2015, section 2).
+    """
+    _check_pair(student_logits, teacher_logits, "teacher_logits")
+    temperature = _check_temperature(temperature)
+    log_p_student = F.log_softmax(student_logits / temperature, dim=1)
+    log_p_teacher = F.log_softmax(teacher_logits / temperature, dim=1)
+    kl = F.kl_div(log_p_student, log_p_teacher, reduction="batchmean", log_target=True)
+    return kl * temperature**2
+
+
+def hinton_kd_loss(student_logits: Tensor, teacher_logits: Tensor, labels: Tensor, *,
+                   gt_weight: float, temperature: float) -> Tensor:
+    """``gt_weight * CE(y, s) + (1 - gt_weight) * kd_kl(s, t, T)`` (Hinton et al. 2015)."""
+    gt_weight = _check_unit_interval(gt_weight, "gt_weight")
+    return gt_weight * cross_entropy(student_logits, labels) + (1.0 - gt_weight) * kd_kl(
+        student_logits, teacher_logits, temperature
+    )
+
+
+def mixed_target_mse_loss(student_logits: Tensor, teacher_probs: Tensor, labels: Tensor, *, gt_weight: float) -> Tensor:
+    """[BA21]'s deep loss: ``alpha ||p - onehot(y)||^2 + (1 - alpha) ||p - p_teacher||^2``, p = softmax(s).
+
+    Squared norms are summed over classes and averaged over the batch; ``alpha = gt_weight``
+    (Borup & Andersen's own alpha, no conversion). Since
+    ``a (p - u)^2 + (1 - a)(p - v)^2 = (p - [a u + (1 - a) v])^2 + a (1 - a)(u - v)^2``,
+    this equals ``||p - (alpha onehot + (1 - alpha) p_teacher)||^2`` plus a term that does not
+    depend on the student: MSE to the mixed target, the deep analogue of kernel ridge
+    self-distillation (THEORY.md section 1).
+    """
+    _check_pair(student_logits, teacher_probs, "teacher_probs")
+    gt_weight = _check_unit_interval(gt_weight, "gt_weight")
+    probs = F.softmax(student_logits, dim=1)
+    onehot = F.one_hot(labels.long(), student_logits.shape[1]).to(probs.dtype)
+    to_labels = (probs - onehot).pow(2).sum(dim=1)
+    to_teacher = (probs - teacher_probs).pow(2).sum(dim=1)
+    return (gt_weight * to_labels + (1.0 - gt_weight) * to_teacher).mean()
+
+
+def zhang_sabuncu_loss(student_logits: Tensor, teacher_logits: Tensor, labels: Tensor, *,
+                       gt_weight: float = 0.6, temperature: float = 4.0) -> Tensor:
+    """[ZS20]'s code: ``(1 - w) CE(y, s) + w CE(softmax(t/T), softmax(s))``.
+
+    Converted at the boundary: their ``w`` weights the TEACHER, so ``w = 1 - gt_weight``; their
+    default ``w = 0.4`` is ``gt_weight = 0.6``. Only the teacher is tempered; the student is not,
+    and there is no ``T^2`` factor (unlike :func:`hinton_kd_loss`).
+    """
+    _check_pair(student_logits, teacher_logits, "teacher_logits")
+    gt_weight = _check_unit_interval(gt_weight, "gt_weight")
+    temperature = _check_temperature(temperature)
+    teacher_probs = F.softmax(teacher_logits / temperature, dim=1)
+    return gt_weight * cross_entropy(student_logits, labels) + (1.0 - gt_weight) * soft_cross_entropy(
+        student_logits, teacher_probs
+    )
+
+
+def ls_teacher_kd_loss(student_logits: Tensor, teacher_logits: Tensor, temperature: float = 1.0) -> Tensor:
+    """[S21]: distillation from a label-smoothed teacher, teacher term only: ``kd_kl(s, t, T)``.
+
+    [S21] uses ``T = 1`` and no ground-truth term. With the KL (rather than the soft cross-entropy)
+    the loss is 0 when the student matches the teacher; the two differ by the teacher's entropy
+    times ``T^2``, a constant, so the gradients are the same.
+    """
+    return kd_kl(student_logits, teacher_logits, temperature)
+
+
+# --------------------------------------------------------------------------------------------
+# Beta smoothing [ZS20]
+# --------------------------------------------------------------------------------------------
+
+def beta_smoothing_targets(true_class_confidence: Tensor, labels: Tensor, num_classes: int, *,
+                           a: float = 3.0, generator: torch.Generator | None = None) -> Tensor:
+    """Instance-specific smoothed targets of [ZS20]'s Beta smoothing, ``(n, K)``.
+
+    ``true_class_confidence`` is each example's probability of its true class under the EMA copy
+    of the student (:class:`deepdistill.ema.EMA`). Draw ``n`` fresh ``b ~ Beta(a, 1)``, sort them
+    ascending and give them out by the rank of the confidence: the least confident example gets the
+    smallest ``b``. Target row: ``b`` on the true class, ``(1 - b)/(K - 1)`` on every other class,
+    so rows sum to 1.
+
+    Sampling: Beta(a, 1) has CDF ``x^a`` on [0, 1], so ``u^(1/a)`` with ``u ~ U(0, 1)`` is an exact
+    inverse-CDF sample. We use it rather than ``torch.distributions.Beta`` because the latter cannot
+    take a ``torch.Generator`` and would draw from the global RNG. ``u`` is drawn on the
+    generator's device and moved to the confidences' device.
+    """
+    conf = true_class_confidence.detach()
+    if conf.ndim != 1:
+        raise ValueError(f"`true_class_confidence` must be 1-D (one value per example); got shape {tuple(conf.shape)}.")
+    if labels.shape != conf.shape:
+        raise ValueError(f"`labels` must have shape {tuple(conf.shape)}; got {tuple(labels.shape)}.")
+    a = float(a)
+    if not a > 0:
+        raise ValueError(f"`a` (Beta(a, 1) shape) must be > 0; got {a!r}.")
+    num_classes = int(num_classes)
+    if num_classes < 2:
+        raise ValueError(f"`num_classes` must be >= 2; got {num_classes}.")
+    n = conf.shape[0]
+    gen_device = generator.device if generator is not None else torch.device("cpu")
+    u = torch.rand(n, generator=generator, device=gen_device, dtype=torch.float64)
+    b_sorted = u.pow(1.0 / a).sort().values.to(device=conf.device, dtype=torch.float32)  # (n,) ascending
+    order = torch.sort(conf, stable=True).indices                     # least confident first
+    b = torch.empty_like(b_sorted)
+    b[order] = b_sorted                                                # rank-matched
+    off = ((1.0 - b) / (num_classes - 1)).unsqueeze(1)                 # (n, 1)
+    targets = off.expand(n, num_classes).clone()                       # (n, K)
+    targets.scatter_(1, labels.long().view(-1, 1).to(conf.device), b.unsqueeze(1))
+    return targets
+
+
+def beta_smoothing_loss(logits: Tensor, labels: Tensor, targets: Tensor, *, gt_weight: float = 0.4) -> Tensor:
+    """[ZS20]'s Beta-smoothing loss ``gt_weight CE(y, s) + (1 - gt_weight) CE(targets, s)``.
+
+    Converted at the boundary: their ``w = 0.6`` weights the smoothed target, so the default
+    ``gt_weight = 1 - w = 0.4``.
+    """
+    gt_weight = _check_unit_interval(gt_weight, "gt_weight")
+    return gt_weight * cross_entropy(logits, labels) + (1.0 - gt_weight) * soft_cross_entropy(
+        logits, targets.to(logits.dtype)
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Registry for the training loop
+# --------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class LossSpec:
+    """A loss as the training loop sees it.
+
+    ``fn(student_logits, labels, *, teacher_logits=None, gt_weight=1.0, temperature=1.0,
+    smoothing=0.0, beta_targets=None) -> Tensor``; each adapter uses the arguments its loss needs
+    and ignores the others (all are still range-checked).
+    """
+
+    fn: Callable[..., Tensor]
+    needs_teacher: bool
+    needs_beta_targets: bool
+    description: str
+
+
+def _adapter(name: str, needs_teacher: bool, needs_beta_targets: bool, body) -> Callable[..., Tensor]:
+    def fn(student_logits, labels, *, teacher_logits=None, gt_weight=1.0, temperature=1.0,
+           smoothing=0.0, beta_targets=None):
+        gt_weight = _check_unit_interval(gt_weight, "gt_weight")
+        temperature = _check_temperature(temperature)
+        smoothing = _check_smoothing(smoothing)
+        if needs_teacher:
+            if teacher_logits is None:
+                raise ValueError(f"loss {name!r} needs `teacher_logits`; got None (generation 0 has no teacher: use 'ce').")
+            teacher_logits = teacher_logits.detach()
+        if needs_beta_targets and beta_targets is None:
+            raise ValueError(f"loss {name!r} needs `beta_targets` (from beta_smoothing_targets); got None.")
+        return body(student_logits, labels, teacher_logits, gt_weight, temperature, smoothing, beta_targets)
+
+    fn.__name__ = f"{name}_loss_adapter"
+    return fn
+
+
+LOSSES: dict[str, LossSpec] = {
+    "ce": LossSpec(
+        _adapter("ce", False, False, lambda s, y, t, g, T, e, b: cross_entropy(s, y)),
+        False, False, "cross-entropy with the (possibly noisy) labels",
+    ),
+    "ls_muller": LossSpec(
+        _adapter("ls_muller", False, False, lambda s, y, t, g, T, e, b: label_smoothing_loss(s, y, e, "muller")),
+        False, False, "label smoothing [M19]: true 1-e+e/K, others e/K (`smoothing` = e)",
+    ),
+    "ls_shen": LossSpec(
+        _adapter("ls_shen", False, False, lambda s, y, t, g, T, e, b: label_smoothing_loss(s, y, e, "shen")),
+        False, False, "label smoothing [S21]/[ZS20]: true 1-e, others e/(K-1) (`smoothing` = e)",
+    ),
+    "kd": LossSpec(
+        _adapter("kd", True, False, lambda s, y, t, g, T, e, b: hinton_kd_loss(s, t, y, gt_weight=g, temperature=T)),
+        True, False, "Hinton KD: gt_weight CE + (1-gt_weight) T^2 KL(softmax(t/T) || softmax(s/T))",
+    ),
+    "mse_mixed": LossSpec(
+        _adapter("mse_mixed", True, False,
+                 lambda s, y, t, g, T, e, b: mixed_target_mse_loss(s, F.softmax(t / T, dim=1), y, gt_weight=g)),
+        True, False, "[BA21]: gt_weight ||p-onehot||^2 + (1-gt_weight) ||p-softmax(t/T)||^2 (their code: T=1)",
+    ),
+    "zs": LossSpec(
+        _adapter("zs", True, False,
+                 lambda s, y, t, g, T, e, b: zhang_sabuncu_loss(s, t, y, gt_weight=g, temperature=T)),
+        True, False, "[ZS20] code: gt_weight CE + (1-gt_weight) CE(softmax(t/T), softmax(s)); their w=0.4,T=4 is gt_weight=0.6",
+    ),
+    "beta": LossSpec(
+        _adapter("beta", False, True, lambda s, y, t, g, T, e, b: beta_smoothing_loss(s, y, b, gt_weight=g)),
+        False, True, "[ZS20] Beta smoothing: gt_weight CE + (1-gt_weight) CE(beta targets, s); their w=0.6 is gt_weight=0.4",
+    ),
+    "ls_teacher_kd": LossSpec(
+        _adapter("ls_teacher_kd", True, False, lambda s, y, t, g, T, e, b: ls_teacher_kd_loss(s, t, T)),
+        True, False, "[S21]: T^2 KL from a label-smoothed teacher, teacher term only (gt_weight ignored; T=1 in [S21])",
+    ),
+}
+
+
+def get_loss(name: str) -> LossSpec:
+    """Look up ``LOSSES[name]`` with an error that lists the valid names."""
+    try:
+        return LOSSES[name]
+    except (KeyError, TypeError):
+        raise ValueError(f"unknown loss {name!r}; valid names: {sorted(LOSSES)}.") from None
