@@ -1,0 +1,84 @@
+"""Atomic file writes: a result or checkpoint is either the old file or the complete new one.
+
+Every writer goes to a temporary file in the destination's own folder (so that ``os.replace`` is a
+rename on one file system, atomic on POSIX and Windows), flushes and fsyncs it, then replaces the
+destination. An interrupted run therefore never leaves a half-written JSON record, CSV roll-up or
+checkpoint behind; at worst a stray ``.tmp`` file that the next write of the same name ignores.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+__all__ = ["atomic_write", "atomic_write_text", "atomic_write_json", "atomic_torch_save", "read_json", "to_jsonable"]
+
+
+@contextlib.contextmanager
+def atomic_write(path, mode: str = "w", **open_kwargs) -> Iterator[Any]:
+    """Open a temporary file next to ``path``; on a clean exit, fsync it and ``os.replace`` it onto ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, mode, **open_kwargs) as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        # Whatever went wrong (including KeyboardInterrupt), the destination keeps its old content.
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_write_text(path, text: str) -> None:
+    with atomic_write(path, "w", encoding="utf-8", newline="") as f:
+        f.write(text)
+
+
+def to_jsonable(obj):
+    """Plain JSON types from numpy/torch scalars, tuples and paths; non-finite floats become None.
+
+    JSON has no NaN or Infinity (Python's ``json`` writes them, but other readers reject the file),
+    so a missing value is written as ``null``.
+    """
+    if isinstance(obj, dict):
+        return {str(k): to_jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [to_jsonable(v) for v in obj]
+    if isinstance(obj, Path):
+        return str(obj)
+    if hasattr(obj, "item") and callable(obj.item) and getattr(obj, "ndim", 0) == 0:
+        obj = obj.item()  # numpy / torch scalar
+    if hasattr(obj, "tolist") and callable(obj.tolist):
+        return to_jsonable(obj.tolist())
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
+
+
+def atomic_write_json(path, obj) -> None:
+    atomic_write_text(path, json.dumps(to_jsonable(obj), indent=2, sort_keys=False, allow_nan=False) + "\n")
+
+
+def read_json(path):
+    """The parsed JSON at ``path``, or ``None`` when the file is missing or not valid JSON."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except (FileNotFoundError, json.JSONDecodeError, UnicodeDecodeError):
+        return None
+
+
+def atomic_torch_save(obj, path, save: Callable | None = None) -> None:
+    """``torch.save`` through a temporary file and ``os.replace``."""
+    import torch
+
+    with atomic_write(path, "wb") as f:
+        (save or torch.save)(obj, f)

@@ -1,0 +1,149 @@
+"""Results: one JSON record per run, and a CSV roll-up across runs (mean and sd over seeds).
+
+A record holds everything needed to trust and regroup a number later: the full config, the seed,
+library versions, the device, wall time, and per generation the loss settings, the selected epoch
+(and the selection rule), the per-epoch history, and the metrics on validation and test computed by
+:func:`analysis.metrics.summarize` (accuracy, nll, ece, brier, entropy, diversity) -- one metric
+implementation shared by every package. Records carry ``"complete": true`` and are written
+atomically, so a record that parses is a finished run; :func:`read_record` returns ``None`` for
+anything else.
+
+The roll-up has one row per (config without seed, generation): runs that differ only in their seed
+are grouped (``TrainConfig.group_id``), and every metric gets ``_mean`` and ``_sd`` columns (sample
+standard deviation, ddof = 1; empty with a single seed).
+"""
+from __future__ import annotations
+
+import csv
+import datetime
+import io
+import math
+import platform
+import statistics
+import sys
+from pathlib import Path
+
+from deepdistill.config import TrainConfig
+from deepdistill.io import atomic_write_text, read_json
+
+__all__ = ["SCHEMA", "make_record", "read_record", "collect_records", "rollup_rows", "write_rollup_csv",
+           "library_versions", "device_description"]
+
+SCHEMA = "deepdistill.record/1"
+# Config fields that name a group in the roll-up (all identity fields go into its group_id).
+_GROUP_COLUMNS = ("dataset", "model", "method", "generations", "epochs", "n_train", "label_noise", "smoothing",
+                  "ls_convention", "selection")
+
+
+def library_versions() -> dict[str, str]:
+    import numpy
+    import torch
+
+    try:
+        from importlib.metadata import version
+        ours = version("selfdistill")
+    except Exception:  # not installed (run from a checkout)
+        ours = "checkout"
+    return {"python": platform.python_version(), "torch": torch.__version__, "numpy": numpy.__version__,
+            "deepdistill": ours}
+
+
+def device_description(device) -> dict[str, str]:
+    import torch
+
+    device = torch.device(device)
+    if device.type == "cuda":
+        return {"type": "cuda", "name": torch.cuda.get_device_name(device)}
+    return {"type": device.type, "name": platform.processor() or platform.machine() or "cpu"}
+
+
+def make_record(config: TrainConfig, generations: list[dict], *, device, session_wall_time_s: float,
+                data_meta: dict | None = None) -> dict:
+    """The results record of a finished run (a plain JSON-able dict)."""
+    if len(generations) != config.generations:
+        raise ValueError(f"`generations` must hold one summary per generation ({config.generations}); got {len(generations)}.")
+    dev = device_description(device)
+    return {
+        "schema": SCHEMA,
+        "complete": True,
+        "run_id": config.run_id(),
+        "group_id": config.group_id(),
+        "seed": config.seed,
+        "config": config.to_dict(),
+        "selection": config.selection,
+        "versions": library_versions(),
+        "device": dev,
+        "amp_active": config.amp != "off" and dev["type"] == "cuda",
+        # Training time summed over generations (each measured when it was trained, across resumes).
+        "wall_time_s": float(sum(g["wall_time_s"] for g in generations)),
+        "session_wall_time_s": float(session_wall_time_s),
+        "finished_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "command": " ".join(sys.argv),
+        "data": {k: v for k, v in (data_meta or {}).items() if isinstance(v, (str, int, float, bool, type(None)))},
+        "generations": generations,
+    }
+
+
+def read_record(path) -> dict | None:
+    """The record at ``path`` if it is a complete run record, else ``None`` (missing, partial, corrupt)."""
+    record = read_json(path)
+    if not isinstance(record, dict) or record.get("schema") != SCHEMA or record.get("complete") is not True:
+        return None
+    gens = record.get("generations")
+    if not isinstance(gens, list) or len(gens) != record.get("config", {}).get("generations"):
+        return None
+    return record
+
+
+def collect_records(root) -> list[dict]:
+    """Every complete record under ``root`` (any depth), in path order."""
+    out = []
+    for path in sorted(Path(root).rglob("record.json")):
+        record = read_record(path)
+        if record is not None:
+            out.append(record)
+    return out
+
+
+def _mean_sd(values: list[float]) -> tuple[float, float]:
+    values = [v for v in values if v is not None and math.isfinite(v)]
+    if not values:
+        return math.nan, math.nan
+    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else math.nan)
+
+
+def rollup_rows(records: list[dict]) -> list[dict]:
+    """One row per (group, generation): group columns, seeds, and ``{split}_{metric}_{mean,sd}``."""
+    groups: dict[tuple, list[dict]] = {}
+    for r in records:
+        for gen in r["generations"]:
+            groups.setdefault((r["group_id"], gen["generation"]), []).append((r, gen))
+    rows = []
+    for (group_id, generation), members in sorted(groups.items(), key=lambda kv: (str(kv[0][0]), kv[0][1])):
+        r0, g0 = members[0]
+        row = {"group_id": group_id, **{k: r0["config"].get(k) for k in _GROUP_COLUMNS},
+               "generation": generation, "loss": g0["loss"], "gt_weight": g0["gt_weight"],
+               "temperature": g0["temperature"], "n_seeds": len(members),
+               "seeds": " ".join(str(r["seed"]) for r, _ in members)}
+        for split in ("val", "test"):
+            for metric in g0[split]:
+                row[f"{split}_{metric}_mean"], row[f"{split}_{metric}_sd"] = _mean_sd([g[split][metric] for _, g in members])
+        row["selected_epoch_mean"], row["selected_epoch_sd"] = _mean_sd([g["selected_epoch"] for _, g in members])
+        row["wall_time_s_mean"], row["wall_time_s_sd"] = _mean_sd([g["wall_time_s"] for _, g in members])
+        rows.append(row)
+    return rows
+
+
+def write_rollup_csv(records: list[dict], path) -> list[dict]:
+    """Write :func:`rollup_rows` to ``path`` atomically (NaN written as an empty cell); return the rows."""
+    rows = rollup_rows(records)
+    columns: list[str] = []
+    for row in rows:
+        columns += [c for c in row if c not in columns]
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: ("" if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()})
+    atomic_write_text(path, buf.getvalue())
+    return rows

@@ -1,0 +1,435 @@
+"""Multi-generation self-distillation: one readable loop, top to bottom (the nanoGPT style).
+
+Generation 0 trains a network on the labels. Generation ``g >= 1`` trains a FRESH network of the
+same architecture (its own seeded initialisation) against the frozen, selected generation ``g-1``
+and the labels, with the loss its method names (:data:`deepdistill.config.METHODS`) and the
+generation's ``gt_weight`` (weight on the ground truth) and ``temperature``
+(``../shared/THEORY.md`` section 3; [BA21], [ZS20], [S21]).
+
+Cost: without augmentation the teacher's logits on the training set are computed once per
+generation (eval mode, no gradients) and indexed by each batch's example indices, so a student
+generation costs about what a plain run costs; with augmentation the teacher sees each augmented
+batch.
+
+Files in the run folder (every write atomic, :mod:`deepdistill.io`)::
+
+    config.json                    the config (a resume with a different one is refused)
+    generation_{g}.pt              a finished generation: selected weights, metrics, history
+    generation_{g}.partial.pt      mid-generation state after the last finished epoch (removed at the end)
+    record.json                    the results record, written once every generation is done
+
+Randomness: every stream (initial weights, batch order, augmentation, Beta draws, dropout) is
+seeded from ``(seed, generation, stream, epoch)`` by :func:`deepdistill.config.derive_seed`; nothing
+carries across epochs, so a run resumed after epoch ``e`` draws what the uninterrupted run drew and
+ends with the same weights (exactly, on CPU).
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from pathlib import Path
+from typing import Callable
+
+import torch
+import torch.nn as nn
+from torch import Tensor
+
+from analysis.metrics import softmax, summarize
+from deepdistill.config import (OPERATIONAL_FIELDS, PER_GENERATION_FIELDS, GenerationSettings, TrainConfig,
+                                config_diff, derive_seed)
+from deepdistill.io import atomic_torch_save, atomic_write_json, read_json
+
+__all__ = ["train_run", "train_generation", "load_run_data", "resolve_device", "predict_logits", "evaluate",
+           "NonFiniteLossError", "ConfigMismatchError"]
+
+# A hook called after every finished (and checkpointed) epoch: hook(generation=..., epoch=..., metrics=...).
+EpochHook = Callable[..., None]
+
+
+class NonFiniteLossError(FloatingPointError):
+    """The training loss became NaN or infinite; the message names generation, epoch and step."""
+
+
+class ConfigMismatchError(ValueError):
+    """A run folder holds a run made with a different config."""
+
+
+# ------------------------------------------------------------------------------------------------
+# Small helpers
+# ------------------------------------------------------------------------------------------------
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """``"auto"`` -> cuda when available else cpu; ``"cuda"`` without a GPU is an error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("device='cuda' was asked for but torch.cuda.is_available() is False; use device='cpu' or 'auto'.")
+    if name not in ("cpu", "cuda"):
+        raise ValueError(f"unknown device {name!r}; valid devices: ['auto', 'cpu', 'cuda'].")
+    return torch.device(name)
+
+
+def autocast_for(config: TrainConfig, device: torch.device):
+    """bf16/fp16 autocast on CUDA when ``config.amp`` asks for it; a no-op context otherwise (CPU)."""
+    enabled = config.amp != "off" and device.type == "cuda"
+    dtype = torch.bfloat16 if config.amp == "bf16" else torch.float16
+    return torch.autocast(device_type=device.type, dtype=dtype, enabled=enabled)
+
+
+@torch.no_grad()
+def predict_logits(model: nn.Module, x: Tensor, batch_size: int = 1024, autocast=None) -> Tensor:
+    """Logits ``(n, K)`` in float32, in eval mode and without gradients; the model's mode is restored.
+
+    ``no_grad`` rather than ``inference_mode``: a tensor made under inference mode cannot be saved
+    for a later backward pass, and teacher logits enter the student's loss.
+    """
+    was_training = model.training
+    model.eval()
+    chunks = []
+    for start in range(0, x.shape[0], batch_size):
+        with autocast if autocast is not None else contextlib.nullcontext():
+            chunks.append(model(x[start:start + batch_size]).float())  # (b, K)
+    model.train(was_training)
+    return torch.cat(chunks)                                             # (n, K)
+
+
+def evaluate(model: nn.Module, x: Tensor, y: Tensor, batch_size: int = 1024, autocast=None) -> dict[str, float]:
+    """accuracy, nll, ece, brier, entropy, diversity of ``model`` on ``(x, y)`` via analysis.metrics.summarize."""
+    logits = predict_logits(model, x, batch_size, autocast)              # (n, K)
+    return summarize(softmax(logits.cpu().numpy()), y.cpu().numpy())
+
+
+@contextlib.contextmanager
+def _determinism(enabled: bool):
+    """``torch.use_deterministic_algorithms`` and cudnn flags for the run, restored afterwards."""
+    saved = (torch.are_deterministic_algorithms_enabled(), torch.backends.cudnn.deterministic,
+             torch.backends.cudnn.benchmark)
+    if enabled:
+        # cuBLAS needs a fixed workspace for deterministic matrix products (CUDA >= 10.2).
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True)
+        torch.backends.cudnn.deterministic = True
+        torch.backends.cudnn.benchmark = False
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(saved[0])
+        torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = saved[1], saved[2]
+
+
+def _make_optimizer(config: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
+                               weight_decay=config.weight_decay)
+    return torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+
+
+def _make_schedule(config: TrainConfig, optimizer, total_steps: int):
+    if config.schedule == "cosine":
+        # Stepped once per optimiser step, reaching 0 after the last one.
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(total_steps, 1))
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
+
+
+def _batch_starts(n: int, batch_size: int) -> list[int]:
+    # A trailing batch of ONE example is dropped: BatchNorm cannot normalise a batch of one in
+    # training mode, and one example in an epoch changes nothing that matters.
+    return [s for s in range(0, n, batch_size) if min(batch_size, n - s) >= 2 or n == 1]
+
+
+def _ema_state(ema) -> dict:
+    # The EMA's whole state (averaged weights, buffers, update count) is its AveragedModel's state;
+    # deepdistill.ema.EMA has no state_dict of its own yet, hence the private attribute as a fallback.
+    return ema.state_dict() if hasattr(ema, "state_dict") else ema._averaged.state_dict()
+
+
+def _load_ema_state(ema, state: dict) -> None:
+    (ema.load_state_dict if hasattr(ema, "load_state_dict") else ema._averaged.load_state_dict)(state)
+
+
+def _is_better(selection: str, metrics: dict, best: dict | None) -> bool:
+    if best is None or selection == "last":
+        return True
+    if selection == "best_val_nll":
+        return metrics["nll"] < best["nll"]
+    return metrics["accuracy"] > best["accuracy"]   # ties keep the earlier epoch
+
+
+# ------------------------------------------------------------------------------------------------
+# One generation
+# ------------------------------------------------------------------------------------------------
+
+def train_generation(config: TrainConfig, settings: GenerationSettings, splits, data: dict[str, Tensor],
+                     teacher: nn.Module | None, device: torch.device, *, partial_path: Path | None = None,
+                     on_epoch_end: EpochHook | None = None, log: Callable[[str], None] | None = None):
+    """Train one generation; return ``(model with the selected weights, summary dict)``.
+
+    ``data`` holds ``x_train, y_train, x_val, y_val, x_test, y_test`` already on ``device``.
+    ``partial_path``: where the mid-generation checkpoint lives (resumed from when present).
+    """
+    from deepdistill.losses import LOSSES, beta_smoothing_targets
+    from deepdistill.models import build_model
+
+    g, cfg = settings.generation, config
+    loss_spec = LOSSES[settings.loss]
+    autocast = autocast_for(cfg, device)
+    x_train, y_train = data["x_train"], data["y_train"]                 # (n, *input_shape), (n,)
+    n_train, num_classes = x_train.shape[0], splits.num_classes
+
+    # A fresh network with its own seeded initialisation (same architecture every generation).
+    torch.manual_seed(derive_seed(cfg.seed, g, "init"))
+    model = build_model(cfg.model, splits.input_shape, num_classes, **cfg.model_kwargs).to(device)
+    optimizer = _make_optimizer(cfg, model)
+    starts = _batch_starts(n_train, cfg.batch_size)
+    schedule = _make_schedule(cfg, optimizer, cfg.epochs * len(starts))
+    # fp16 needs loss scaling (its range is narrow); bf16 and fp32 do not.
+    scaler = torch.amp.GradScaler(device.type, enabled=cfg.amp == "fp16" and device.type == "cuda")
+    ema = None
+    if loss_spec.needs_beta_targets:
+        from deepdistill.ema import EMA
+        ema = EMA(model)
+
+    start_epoch, best_epoch, best_metrics, best_state, history, elapsed = 0, -1, None, None, [], 0.0
+    if partial_path is not None and partial_path.exists():
+        state = torch.load(partial_path, map_location=device, weights_only=False)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        schedule.load_state_dict(state["schedule"])
+        scaler.load_state_dict(state["scaler"])
+        if ema is not None:
+            _load_ema_state(ema, state["ema"])
+        start_epoch, best_epoch = state["epoch"] + 1, state["best_epoch"]
+        best_metrics, best_state = state["best_metrics"], state["best_state"]
+        history, elapsed = state["history"], state["elapsed_s"]
+        if log:
+            log(f"generation {g}: resuming after epoch {state['epoch']}")
+
+    # The teacher is frozen: eval mode (BatchNorm running statistics, no dropout), no gradients.
+    cached_teacher = None
+    if teacher is not None:
+        teacher.eval().requires_grad_(False)
+        if splits.augment is None and cfg.cache_teacher:
+            cached_teacher = predict_logits(teacher, x_train, cfg.eval_batch_size, autocast)  # (n, K)
+
+    t_start = time.perf_counter()
+    for epoch in range(start_epoch, cfg.epochs):
+        model.train()
+        torch.manual_seed(derive_seed(cfg.seed, g, "dropout", epoch))   # global RNG: dropout, if any
+        order = torch.Generator().manual_seed(derive_seed(cfg.seed, g, "order", epoch))
+        # The permutation is drawn on the CPU so that CPU and GPU runs see the same batch order.
+        perm = torch.randperm(n_train, generator=order).to(device)       # (n,)
+        aug_gen = beta_gen = None
+        if splits.augment is not None:
+            aug_gen = torch.Generator(device=device).manual_seed(derive_seed(cfg.seed, g, "augment", epoch))
+        if ema is not None:
+            beta_gen = torch.Generator().manual_seed(derive_seed(cfg.seed, g, "beta", epoch))
+        # Loss sum and first bad step stay on the device: checking them every step would force a
+        # CPU-GPU sync per step. We read them once per epoch (and stop then, naming the first bad step).
+        loss_sum = torch.zeros((), device=device)
+        first_bad_step = torch.full((), -1, dtype=torch.long, device=device)
+
+        for step, start in enumerate(starts):
+            idx = perm[start:start + cfg.batch_size]                     # (b,)
+            xb, yb = x_train[idx], y_train[idx]                          # (b, *input_shape), (b,)
+            if aug_gen is not None:
+                xb = splits.augment(xb, aug_gen)
+            teacher_logits = beta_targets = None
+            if teacher is not None:
+                if cached_teacher is not None:
+                    teacher_logits = cached_teacher[idx]                 # (b, K)
+                else:
+                    with torch.no_grad(), autocast:
+                        teacher_logits = teacher(xb).float()             # (b, K)
+            elif settings.loss == "mse_mixed":
+                # Generation 0 of sd_mse: gt_weight = 1 puts zero weight on the teacher term, which the
+                # loss still wants as an argument; a zero placeholder, never used.
+                teacher_logits = torch.zeros(xb.shape[0], num_classes, device=device)
+            if ema is not None:
+                with torch.no_grad(), autocast:
+                    ema_probs = torch.softmax(ema.module(xb).float(), dim=1)   # (b, K)
+                confidence = ema_probs.gather(1, yb[:, None]).squeeze(1)      # (b,)
+                beta_targets = beta_smoothing_targets(confidence, yb, num_classes, a=cfg.beta_a, generator=beta_gen)
+
+            with autocast:
+                logits = model(xb)                                       # (b, K)
+            loss = loss_spec.fn(logits.float(), yb, teacher_logits=teacher_logits, gt_weight=settings.gt_weight,
+                                temperature=settings.temperature, smoothing=cfg.smoothing, beta_targets=beta_targets)
+
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+            schedule.step()
+            if ema is not None:
+                ema.update(model)
+
+            loss = loss.detach()
+            loss_sum += loss
+            first_bad_step = torch.where((first_bad_step < 0) & ~torch.isfinite(loss), step, first_bad_step)
+
+        bad = int(first_bad_step)                                        # one sync per epoch
+        if bad >= 0:
+            raise NonFiniteLossError(
+                f"non-finite training loss in generation {g}, epoch {epoch}, step {bad} (method {cfg.method!r}, "
+                f"loss {settings.loss!r}, lr {cfg.lr:g}); lower the learning rate or check the data."
+            )
+        val = evaluate(model, data["x_val"], data["y_val"], cfg.eval_batch_size, autocast)
+        history.append({"epoch": epoch, "train_loss": float(loss_sum) / len(starts), "val_accuracy": val["accuracy"],
+                        "val_nll": val["nll"], "lr": optimizer.param_groups[0]["lr"]})
+        if _is_better(cfg.selection, val, best_metrics):
+            best_epoch, best_metrics = epoch, val
+            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        if log:
+            log(f"generation {g} epoch {epoch}: train loss {history[-1]['train_loss']:.4f}, "
+                f"val accuracy {val['accuracy']:.4f}, val nll {val['nll']:.4f}")
+
+        last = epoch == cfg.epochs - 1
+        if partial_path is not None and cfg.checkpoint_every and (epoch + 1) % cfg.checkpoint_every == 0 and not last:
+            atomic_torch_save({
+                "epoch": epoch, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                "schedule": schedule.state_dict(), "scaler": scaler.state_dict(),
+                "ema": _ema_state(ema) if ema is not None else None, "best_epoch": best_epoch, "best_metrics": best_metrics,
+                "best_state": best_state, "history": history,
+                "elapsed_s": elapsed + time.perf_counter() - t_start, "settings": settings.to_dict(),
+            }, partial_path)
+        if on_epoch_end is not None:
+            on_epoch_end(generation=g, epoch=epoch, metrics=val)
+
+    model.load_state_dict(best_state)
+    summary = {
+        **settings.to_dict(),
+        "selection": cfg.selection,
+        "selected_epoch": best_epoch,
+        "epochs_trained": len(history),
+        "wall_time_s": elapsed + time.perf_counter() - t_start,
+        "teacher_cached": cached_teacher is not None,
+        "val": evaluate(model, data["x_val"], data["y_val"], cfg.eval_batch_size, autocast),
+        "test": evaluate(model, data["x_test"], data["y_test"], cfg.eval_batch_size, autocast),
+        "history": history,
+    }
+    return model, summary
+
+
+# ------------------------------------------------------------------------------------------------
+# A run: every generation, checkpointed and resumable
+# ------------------------------------------------------------------------------------------------
+
+def _check_config(config: TrainConfig, run_dir: Path) -> None:
+    """Refuse a run folder made with a different config (per-generation fields: see _load_finished)."""
+    stored = read_json(run_dir / "config.json")
+    if stored is not None:
+        differ = config_diff(stored, config.to_dict(), ignore=OPERATIONAL_FIELDS + PER_GENERATION_FIELDS)
+        if differ:
+            details = "; ".join(f"{k}: {stored.get(k)!r} in the folder, {getattr(config, k, None)!r} now" for k in differ)
+            raise ConfigMismatchError(
+                f"run folder {str(run_dir)!r} was made with a different config; fields that differ: {differ} "
+                f"({details}). Use another out_dir, or delete the folder to start over."
+            )
+
+
+def _check_settings(stored: dict, settings: GenerationSettings, path: Path) -> None:
+    now = settings.to_dict()
+    differ = [k for k in now if stored.get(k) != now[k]]
+    if differ:
+        raise ConfigMismatchError(
+            f"{str(path)!r} was trained with different settings for generation {settings.generation}; fields that "
+            f"differ: {differ} (" + "; ".join(f"{k}: {stored.get(k)!r} there, {now[k]!r} now" for k in differ)
+            + "). Use another out_dir, or delete the folder to start over."
+        )
+
+
+def _load_finished(config: TrainConfig, run_dir: Path, device: torch.device) -> dict[int, dict]:
+    """Checkpoints of the finished generations, after checking every checkpoint's settings (finished
+    or partial) against the config, so that a refused resume is refused before anything is written."""
+    finished = {}
+    for g in range(config.generations):
+        done, partial = run_dir / f"generation_{g}.pt", run_dir / f"generation_{g}.partial.pt"
+        if done.exists():
+            finished[g] = torch.load(done, map_location=device, weights_only=False)
+            _check_settings(finished[g]["summary"], config.generation_settings(g), done)
+        elif partial.exists():
+            _check_settings(torch.load(partial, map_location="cpu", weights_only=False)["settings"],
+                            config.generation_settings(g), partial)
+    return finished
+
+
+def load_run_data(config: TrainConfig, device: torch.device):
+    """``(splits, data)``: the config's DataSplits, and its six tensors (x/y of train, val, test) on ``device``."""
+    from deepdistill.data import load_dataset
+
+    splits = load_dataset(config.dataset, root=config.data_root, seed=config.seed, label_noise=config.label_noise,
+                          noise_type=config.noise_type, val_fraction=config.val_fraction, n_train=config.n_train,
+                          **config.data_options)
+    # Small data sets stay on the device as whole tensors; batches are index slices (no DataLoader).
+    data = {}
+    for part in ("train", "val", "test"):
+        x, y = getattr(splits, part).tensors
+        data[f"x_{part}"], data[f"y_{part}"] = x.to(device), y.to(device)
+    return splits, data
+
+
+def train_run(config: TrainConfig | dict, run_dir=None, *, on_epoch_end: EpochHook | None = None,
+              log: Callable[[str], None] | None = None, progress: bool | None = None) -> dict:
+    """Train every generation of ``config`` in ``run_dir`` (default ``config.out_dir``); return the record.
+
+    Resumes what the folder already holds: finished generations are loaded, not retrained; a
+    generation interrupted mid-way restarts after its last checkpointed epoch. A folder whose
+    ``record.json`` already covers this config is returned as is. ``progress``: a tqdm bar over
+    generations (``None``: only when stderr is a terminal).
+    """
+    from tqdm.auto import tqdm
+
+    from deepdistill.models import build_model
+    from deepdistill.results import make_record, read_record
+
+    config = TrainConfig.from_dict(config) if isinstance(config, dict) else config
+    run_dir = Path(run_dir if run_dir is not None else config.out_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    _check_config(config, run_dir)
+    existing = read_record(run_dir / "record.json")
+    if existing is not None and existing["run_id"] == config.run_id():
+        return existing
+    device = resolve_device(config.device)
+    finished = _load_finished(config, run_dir, device)
+    atomic_write_json(run_dir / "config.json", config.to_dict())
+
+    started = time.perf_counter()
+    # fork_rng: the run seeds torch's global generator (initial weights, dropout) and gives the
+    # caller's generator back untouched afterwards.
+    fork_devices = [device.index or 0] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=fork_devices), _determinism(config.deterministic):
+        splits, data = load_run_data(config, device)
+        teacher, generations = None, []
+        bar = tqdm(range(config.generations), desc=f"{config.method} seed {config.seed}", unit="gen",
+                   disable=None if progress is None else not progress, leave=False)
+        for g in bar:
+            settings = config.generation_settings(g)
+            done_path = run_dir / f"generation_{g}.pt"
+            if g in finished:                      # trained before: load it, never retrain it
+                model = build_model(config.model, splits.input_shape, splits.num_classes, **config.model_kwargs).to(device)
+                state = finished.pop(g)
+                model.load_state_dict(state["model"])
+                summary = state["summary"]
+                if log:
+                    log(f"generation {g}: loaded from {done_path}")
+            else:
+                partial = run_dir / f"generation_{g}.partial.pt"
+                model, summary = train_generation(config, settings, splits, data,
+                                                  teacher if settings.uses_teacher else None, device, partial_path=partial,
+                                                  on_epoch_end=on_epoch_end, log=log)
+                atomic_torch_save({"model": model.state_dict(), "summary": summary}, done_path)
+                partial.unlink(missing_ok=True)
+            generations.append(summary)
+            bar.set_postfix(test_acc=f"{summary['test']['accuracy']:.3f}")
+            if log:
+                log(f"generation {g} ({summary['loss']}, gt_weight {summary['gt_weight']:g}, T {summary['temperature']:g}): "
+                    f"selected epoch {summary['selected_epoch']}, val accuracy {summary['val']['accuracy']:.4f}, "
+                    f"test accuracy {summary['test']['accuracy']:.4f}")
+            teacher = model
+        bar.close()
+
+    record = make_record(config, generations, device=device, session_wall_time_s=time.perf_counter() - started,
+                         data_meta=getattr(splits, "meta", {}))
+    atomic_write_json(run_dir / "record.json", record)
+    return record
