@@ -132,7 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
     fmt = argparse.ArgumentDefaultsHelpFormatter
     parser = argparse.ArgumentParser(prog="python -m deepdistill", formatter_class=fmt,
                                      description="Multi-generation self-distillation of deep networks.")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{train,sweep,rollup}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{train,sweep,rollup,estimate-weight}")
 
     train = sub.add_parser("train", formatter_class=fmt, allow_abbrev=False, help="one run: every generation, resumable",
                            description="Train generations 0..N-1 of one config in --out-dir (resumes what is there).")
@@ -153,7 +153,18 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--datasets", nargs="+", default=None, help="data sets (grid axis); default: --dataset's default")
     sweep.add_argument("--dataset", default=TrainConfig.dataset, help="data set when --datasets is not given")
     sweep.add_argument("--shard", default="0/1", help="run only shard i of N (every N-th run starting at i)")
-    sweep.add_argument("--backend", default="local", choices=["local"], help="where runs execute")
+    sweep.add_argument("--backend", default="local", choices=["local", "ray"],
+                       help="where runs execute: 'local' (one after the other, in this process) or 'ray' (one Ray "
+                            "task per generation; needs pip install \".[cluster]\")")
+    sweep.add_argument("--address", default=None,
+                       help="ray backend: a running Ray cluster ('auto', 'HEAD:6379', 'ray://HEAD:10001'); "
+                            "default: start a local Ray instance on this machine")
+    sweep.add_argument("--cpus-per-task", type=float, default=1.0, dest="cpus_per_task",
+                       help="ray backend: CPUs each task declares (torch then uses as many threads)")
+    sweep.add_argument("--gpus-per-task", type=float, default=0.0, dest="gpus_per_task",
+                       help="ray backend: GPUs each task declares; a fraction shares a card (0.25: four runs per GPU)")
+    sweep.add_argument("--max-retries", type=int, default=3, dest="max_retries",
+                       help="ray backend: restarts of a task whose worker died (-1: without limit)")
     sweep.add_argument("--out-dir", default="out/sweep", dest="out_dir", help=HELP["out_dir"])
     sweep.add_argument("--dry-run", action="store_true", help="list the runs (id and config) and exit")
     sweep.add_argument("--quiet", action="store_true", help="no per-run log lines")
@@ -161,6 +172,10 @@ def build_parser() -> argparse.ArgumentParser:
     rollup = sub.add_parser("rollup", formatter_class=fmt, help="rewrite DIR/rollup.csv from the records under DIR",
                             description="Collect every complete record.json under DIR into DIR/rollup.csv.")
     rollup.add_argument("dir", type=Path, help="a sweep folder (or any folder holding run folders)")
+
+    from deepdistill import estimate_cli  # imported here: it imports this module's option helpers
+
+    estimate_cli.add_subparser(sub)
     return parser
 
 
@@ -203,7 +218,7 @@ def main(argv=None) -> int:
     args.argv = argv
     try:
         return _COMMANDS[args.command](args, parser)
-    except (ValueError, TypeError, FileNotFoundError, RuntimeError) as err:
+    except (ValueError, TypeError, FileNotFoundError, RuntimeError, ImportError, ConnectionError) as err:
         # Bad input and refused resumes end with one clear line, not a traceback.
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -239,7 +254,13 @@ def _sweep(args, parser) -> int:
             print(run_id(cfg), json.dumps({k: cfg[k] for k in ("dataset", "method", "gt_weight", "temperature",
                                                                  "generations", "seed")}))
         return 0
-    records = run_sweep(configs, args.out_dir, backend=args.backend, log=_log(args.quiet))
+    options = {}
+    if args.backend == "ray":
+        options = dict(address=args.address, num_cpus_per_task=args.cpus_per_task,
+                       num_gpus_per_task=args.gpus_per_task, max_retries=args.max_retries)
+    elif args.address is not None:
+        raise ValueError(f"`--address` names a Ray cluster and needs --backend ray; got --backend {args.backend}.")
+    records = run_sweep(configs, args.out_dir, backend=args.backend, log=_log(args.quiet), **options)
     print(f"{len(records)} run(s) complete; roll-up: {Path(args.out_dir) / 'rollup.csv'}")
     return 0
 
@@ -265,4 +286,10 @@ def _print_table(record: dict) -> None:
     print(f"wall time {record['wall_time_s']:.1f} s on {record['device']['type']} ({record['device']['name']})")
 
 
-_COMMANDS = {"train": _train, "sweep": _sweep, "rollup": _rollup}
+def _estimate_weight(args, parser) -> int:
+    from deepdistill import estimate_cli
+
+    return estimate_cli.run(args, parser)
+
+
+_COMMANDS = {"train": _train, "sweep": _sweep, "rollup": _rollup, "estimate-weight": _estimate_weight}

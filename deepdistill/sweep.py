@@ -9,8 +9,9 @@
 * :func:`run_one` (importable, no global state): one run in ``out_dir/runs/<run_id>/``; a run whose
   complete record exists is returned without training, an interrupted one resumes.
 * :func:`run_sweep`: every run, then the roll-up ``out_dir/rollup.csv``. ``backend="local"`` runs them
-  one after the other in this process; another backend (e.g. Ray) can map :func:`run_one` over the
-  configs and reuse the same folders.
+  one after the other in this process; ``backend="ray"`` runs each generation as a Ray task, on this
+  machine or a cluster (:mod:`deepdistill.ray_backend`, the optional ``cluster`` extra), in the same
+  folders and with the same records.
 """
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ from deepdistill.results import collect_records, read_record, write_rollup_csv
 
 __all__ = ["expand_grid", "run_id", "run_dir_for", "select_shard", "parse_shard", "run_one", "run_sweep", "BACKENDS"]
 
-BACKENDS = ("local",)
+BACKENDS = ("local", "ray")
 
 
 def expand_grid(base: dict | None = None, *, methods: Iterable[str] | None = None, gt_weights: Iterable | None = None,
@@ -111,15 +112,24 @@ def run_one(config_dict: dict, out_dir, *, log: Callable[[str], None] | None = N
 
 
 def run_sweep(configs: list[dict], out_dir, backend: str = "local", *, log: Callable[[str], None] | None = None,
-              progress: bool | None = None) -> list[dict]:
+              progress: bool | None = None, **backend_options) -> list[dict]:
     """Run every config (skipping finished ones), then write ``out_dir/rollup.csv``; return the records.
 
     The roll-up covers every complete record under ``out_dir`` (other shards' included).
+    ``backend_options`` go to :func:`deepdistill.ray_backend.run_sweep_ray` (``address``,
+    ``num_cpus_per_task``, ``num_gpus_per_task``, ``max_retries``, ...); the local backend takes none.
     """
     from tqdm.auto import tqdm
 
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; valid backends: {list(BACKENDS)}.")
+    if backend == "ray":
+        # Imported on use: Ray is an optional extra; without it this fails at once, naming the install command.
+        from deepdistill.ray_backend import run_sweep_ray
+
+        return run_sweep_ray(configs, out_dir, log=log, progress=progress, **backend_options)
+    if backend_options:
+        raise ValueError(f"options {sorted(backend_options)} are for the ray backend; got backend {backend!r}.")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     records = []

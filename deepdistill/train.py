@@ -370,13 +370,19 @@ def load_run_data(config: TrainConfig, device: torch.device):
 
 
 def train_run(config: TrainConfig | dict, run_dir=None, *, on_epoch_end: EpochHook | None = None,
-              log: Callable[[str], None] | None = None, progress: bool | None = None) -> dict:
+              log: Callable[[str], None] | None = None, progress: bool | None = None,
+              through_generation: int | None = None) -> dict | None:
     """Train every generation of ``config`` in ``run_dir`` (default ``config.out_dir``); return the record.
 
     Resumes what the folder already holds: finished generations are loaded, not retrained; a
     generation interrupted mid-way restarts after its last checkpointed epoch. A folder whose
     ``record.json`` already covers this config is returned as is. ``progress``: a tqdm bar over
     generations (``None``: only when stderr is a terminal).
+
+    ``through_generation``: train (or load) only generations ``0..through_generation`` and return
+    ``None`` without writing ``record.json``. The Ray backend (:mod:`deepdistill.ray_backend`) trains
+    one generation per task this way; a record is only ever written for the whole run, so an
+    unfinished chain never leaves a record that looks complete.
     """
     from tqdm.auto import tqdm
 
@@ -384,6 +390,10 @@ def train_run(config: TrainConfig | dict, run_dir=None, *, on_epoch_end: EpochHo
     from deepdistill.results import make_record, read_record
 
     config = TrainConfig.from_dict(config) if isinstance(config, dict) else config
+    last = config.generations - 1 if through_generation is None else through_generation
+    if isinstance(last, bool) or not isinstance(last, int) or not 0 <= last < config.generations:
+        raise ValueError(f"`through_generation` must be None or an integer in [0, {config.generations - 1}]; "
+                         f"got {through_generation!r}.")
     run_dir = Path(run_dir if run_dir is not None else config.out_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     _check_config(config, run_dir)
@@ -401,7 +411,7 @@ def train_run(config: TrainConfig | dict, run_dir=None, *, on_epoch_end: EpochHo
     with torch.random.fork_rng(devices=fork_devices), _determinism(config.deterministic):
         splits, data = load_run_data(config, device)
         teacher, generations = None, []
-        bar = tqdm(range(config.generations), desc=f"{config.method} seed {config.seed}", unit="gen",
+        bar = tqdm(range(last + 1), desc=f"{config.method} seed {config.seed}", unit="gen",
                    disable=None if progress is None else not progress, leave=False)
         for g in bar:
             settings = config.generation_settings(g)
@@ -429,6 +439,8 @@ def train_run(config: TrainConfig | dict, run_dir=None, *, on_epoch_end: EpochHo
             teacher = model
         bar.close()
 
+    if last < config.generations - 1:
+        return None
     record = make_record(config, generations, device=device, session_wall_time_s=time.perf_counter() - started,
                          data_meta=getattr(splits, "meta", {}))
     atomic_write_json(run_dir / "record.json", record)

@@ -103,8 +103,10 @@ def test_run_one_returns_a_finished_record_without_training(tmp_path, monkeypatc
     monkeypatch.setattr("deepdistill.train.train_run", fail)
     assert run_one(cfg, tmp_path) == first
     assert run_sweep([cfg], tmp_path) == [first]
-    with pytest.raises(ValueError, match=r"unknown backend 'ray'.*local"):
-        run_sweep([cfg], tmp_path, backend="ray")
+    with pytest.raises(ValueError, match=r"unknown backend 'slurm'.*local.*ray"):
+        run_sweep([cfg], tmp_path, backend="slurm")
+    with pytest.raises(ValueError, match=r"are for the ray backend"):
+        run_sweep([cfg], tmp_path, backend="local", address="auto")
 
 
 def test_train_command_writes_a_record_and_prints_a_table(tmp_path, capsys):
