@@ -1,4 +1,32 @@
-"""Kernel ridge self-distillation in closed form (Borup & Andersen 2021; Mobahi et al. 2020)."""
-from .filters import filter_diagonals, filter_path
+"""Kernel ridge self-distillation in closed form.
 
-__all__ = ["filter_diagonals", "filter_path"]
+Borup & Andersen (2021) iterated self-distillation with a ground-truth weight (``gt_weight``), its
+infinite-step limit (amplified ridge) and optimal weights; Mobahi, Farajtabar & Bartlett (2020)
+fixed-budget pure self-distillation; Dang, Patil & Rinaldo's one-shot weight estimate. Every
+quantity is a diagonal filter on one eigendecomposition of the Gram matrix (:mod:`.filters`).
+
+``kerneldistill.symbolic`` (sympy) and ``kerneldistill.verification`` are imported on demand.
+"""
+from .estimator import KernelDistiller
+from .filters import filter_diagonals, filter_path
+from .mobahi import MobahiPath, fixed_budget_path, fixed_budget_path_from_distiller
+from .optimal import (
+    ExpectedTrainingRisk,
+    OneShotRisk,
+    ReferenceRisk,
+    StepQuadratic,
+    WeightSchedule,
+    greedy_schedule,
+    gt_weight_from_teacher_weight,
+    optimal_gt_weight,
+    ridge_from_dpr,
+)
+from .spectrum import Spectrum, eigh_gram, nystroem_spectrum, topk_spectrum
+
+__all__ = [
+    "KernelDistiller", "filter_diagonals", "filter_path",
+    "MobahiPath", "fixed_budget_path", "fixed_budget_path_from_distiller",
+    "ExpectedTrainingRisk", "OneShotRisk", "ReferenceRisk", "StepQuadratic", "WeightSchedule",
+    "greedy_schedule", "gt_weight_from_teacher_weight", "optimal_gt_weight", "ridge_from_dpr",
+    "Spectrum", "eigh_gram", "nystroem_spectrum", "topk_spectrum",
+]

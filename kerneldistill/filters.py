@@ -141,6 +141,18 @@ def _constant_weight_filters(d, ridge, alphas, steps):
     A = alphas[:, None]  # (W, 1)
     denom = d + ridge  # (m,)
     a = d / denom  # (m,)
+    if math.inf in steps:
+        # The limit exists iff the contraction |1 - alpha| * a_k < 1 for every k. Inside [0, 1] that
+        # always holds (a < 1); outside it (allowed for [DPR26]'s unconstrained optimum) it can fail,
+        # and for alpha < 0 this is also exactly the condition alpha d + lam > 0 that keeps b_inf finite.
+        worst = np.abs(1.0 - alphas) * (a.max() if len(a) else 0.0)  # (W,)
+        if np.any(worst >= 1.0):
+            bad = [float(x) for x in alphas[worst >= 1.0]]
+            raise ValueError(
+                f"the infinite-step limit does not exist for gt_weight {bad}: the per-step factor "
+                f"|1 - gt_weight| * d_max / (d_max + ridge) = {float(worst.max()):.4g} must be < 1. "
+                "Ask for finite steps, or use a weight closer to [0, 1]."
+            )
     # b_inf = alpha d / (alpha d + lam); written so that alpha = 0 gives exactly 0 without 0/0
     # (lam > 0 keeps alpha d + lam > 0).
     b_inf = A * d / (A * d + ridge)  # (W, m)

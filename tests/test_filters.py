@@ -45,3 +45,17 @@ def test_bad_steps_and_schedule():
         filter_diagonals([1.0], 0.1, [0.5], [4])
     with pytest.raises(ValueError, match="math.inf"):
         filter_diagonals([1.0], 0.1, [0.5, 0.5], [math.inf])
+
+
+def test_limit_outside_unit_interval_exists_only_when_contracting():
+    d = np.array([0.5, 1.0, 3.0])
+    lam = 1.0
+    # gt_weight 1.5: |1 - 1.5| * 0.75 < 1, so the limit exists and equals KRR with ridge lam / 1.5.
+    b, _ = filter_diagonals(d, lam, 1.5, [math.inf, 300])
+    np.testing.assert_allclose(b[0], d / (d + lam / 1.5), rtol=1e-12, atol=0)
+    np.testing.assert_allclose(b[1], b[0], rtol=0, atol=1e-12)
+    # gt_weight -0.5: |1.5| * 0.75 > 1, the recursion diverges: no limit, and a clear error.
+    with pytest.raises(ValueError, match="limit does not exist for gt_weight"):
+        filter_diagonals(d, lam, -0.5, [math.inf])
+    b_large, _ = filter_diagonals(d, lam, -0.5, [60])
+    assert np.abs(b_large).max() > 1e3

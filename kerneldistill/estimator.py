@@ -1,0 +1,446 @@
+"""A scikit-learn estimator for kernel ridge self-distillation in closed form.
+
+Setting ([BA21] Borup & Andersen 2021, arXiv 2102.13088; ``../shared/THEORY.md`` section 1): step 1
+is kernel ridge regression on ``y`` (``f^(1) == KernelRidge(alpha=ridge)``); step ``t >= 2`` is kernel
+ridge regression on the mixed target ``alpha_t y + (1 - alpha_t) f^(t-1)(X)`` with ``alpha_t`` the
+weight on the GROUND TRUTH (``gt_weight``). With ``K = V diag(d) V^T`` and ``z = V^T y``::
+
+    f^(t)(X_train) = V diag(b^(t)) z            f^(t)(x) = k_x^T V diag(q^(t)) z
+
+where ``b, q`` come from :func:`kerneldistill.filters.filter_diagonals` (the one spectral core).
+So ``fit`` does ONE eigendecomposition, and every step, weight, schedule and the infinite-step
+limit (plain kernel ridge with ridge ``ridge / gt_weight``) is a diagonal filter on top of it.
+
+Back ends (same code, chosen by arguments): the exact spectrum by scipy (``device=None``) or by
+``torch.linalg.eigh`` on ``device`` (``"cpu"``, ``"cuda"``, a ``torch.device``; the later matmuls run
+there too), or an approximate spectrum (``spectrum="topk"`` / ``"nystroem"`` with ``n_components``)
+from :mod:`kerneldistill.spectrum`.
+
+Precision: the computation runs in the dtype of ``X`` (float32 input stays float32, as in
+scikit-learn's kernels); the filters themselves are always float64. Against a float64 fit, a
+float32 fit's predictions agree to ``atol = eps32 * (d_max / ridge) * max|f|`` (eps32 = 1.2e-7,
+d_max the largest Gram eigenvalue): measured 1e-6 relative at d_max/ridge = 14 .. 1e3 and 4e-4 at
+1.2e5, always within that bound (``tests/test_estimator.py::test_float32_matches_float64``). For
+small ridges relative to the spectrum, pass float64.
+"""
+from __future__ import annotations
+
+import math
+import warnings
+
+import numpy as np
+from sklearn.base import BaseEstimator, RegressorMixin
+from sklearn.metrics.pairwise import KERNEL_PARAMS, pairwise_kernels
+from sklearn.utils.validation import _num_samples, check_is_fitted, validate_data
+
+from ._validation import (
+    NEGATIVE_EIGENVALUE_RTOL,
+    check_gram,
+    check_gt_weight,
+    check_psd_evals,
+    check_ridge,
+    check_steps,
+)
+from .filters import filter_diagonals, filter_path
+from .spectrum import eigh_gram, nystroem_landmarks, nystroem_spectrum, topk_spectrum
+
+__all__ = ["KernelDistiller"]
+
+_SPECTRA = ("exact", "topk", "nystroem")
+_BACKENDS = (None, "numpy", "torch")
+
+
+class KernelDistiller(RegressorMixin, BaseEstimator):
+    """Kernel ridge self-distillation, every step from one eigendecomposition.
+
+    Parameters
+    ----------
+    kernel : str or callable, default="linear"
+        A name of :func:`sklearn.metrics.pairwise.pairwise_kernels` (``"rbf"``, ``"linear"``,
+        ``"polynomial"``, ``"laplacian"``, ...), ``"precomputed"`` (``fit`` takes the training Gram
+        matrix, ``predict`` the ``(n_test, n_train)`` cross kernel), or a callable ``k(x, x')`` on
+        two 1-D rows (as in scikit-learn, evaluated pair by pair: slow, small data only).
+        The kernel must be positive semi-definite.
+    ridge : float > 0, default=1.0
+        Kernel ridge penalty ``lam`` with a sum-of-squares loss: step 1 equals
+        ``sklearn.kernel_ridge.KernelRidge(alpha=ridge)``.
+    gt_weight : float or sequence of float, default=0.5
+        Weight on the ground truth at steps >= 2 ([BA21]'s alpha; NOT the teacher's weight). A float
+        is used at every step; a sequence gives one weight per step 2..T (``gt_weight[0]`` is step 2).
+        Must lie in [0, 1] unless ``allow_any_weight=True``.
+    steps : int >= 1 or math.inf, default=2
+        Default step for :meth:`predict`. ``math.inf`` is the infinite-step limit (needs a constant
+        weight). With a schedule, ``steps <= len(gt_weight) + 1``.
+    allow_any_weight : bool, default=False
+        Accept ground-truth weights outside [0, 1] (the unconstrained optimum of [DPR26]).
+    spectrum : {"exact", "topk", "nystroem"}, default="exact"
+        Exact ``eigh``; the ``n_components`` largest eigenpairs by ARPACK; or the exact spectrum of a
+        Nystroem approximation with ``n_components`` landmarks (never forms the n x n Gram matrix).
+        Predictions at new points use the exact cross kernel ``k_x`` with the approximate ``(d, V)``.
+    n_components : int, default=None
+        Number of eigenpairs / landmarks for the approximate spectra (required there, ignored by
+        ``"exact"``).
+    device : None, str or torch.device, default=None
+        ``None``: numpy/scipy. Otherwise torch on that device (``"cuda"``, ``"cpu"``, ...): the exact
+        ``eigh`` and all matmuls of :meth:`predict` / :meth:`path` run there.
+    backend : {None, "numpy", "torch"}, default=None
+        ``"torch"`` with ``device=None`` runs the torch code on the CPU. ``None`` picks torch iff a
+        device is given.
+    random_state : int, RandomState or None, default=None
+        Seeds the ARPACK start vector (``"topk"``) and the landmarks (``"nystroem"``).
+    **kernel_params
+        Parameters of the named kernel (e.g. ``gamma=80`` for ``"rbf"``) or keyword arguments of the
+        callable. They are ordinary estimator parameters: ``get_params``/``set_params``/``clone`` and
+        ``GridSearchCV`` see them. ``set_params`` accepts a new name as a kernel parameter; ``fit``
+        rejects names the named kernel does not take.
+
+    Attributes
+    ----------
+    X_fit_ : training inputs, or None for ``kernel="precomputed"``.
+    evals_ : (m,) float64 eigenvalues of the Gram matrix, descending, round-off negatives clipped to 0.
+    evecs_ : (n, m) eigenvectors (numpy, the computation dtype).
+    y_fit_ : (n, k) training targets as a 2-D float array.
+    z_ : (m, k) ``evecs_.T @ y_fit_``.
+    n_outputs_ : k (1 for a 1-D ``y``; predictions are then 1-D).
+    ridge_, gt_weight_, steps_ : the validated parameters used by the fit.
+    n_components_ : m.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> X = np.linspace(0, 1, 11)[:, None]; y = np.sin(2 * np.pi * X[:, 0])
+    >>> model = KernelDistiller("rbf", ridge=0.2, gt_weight=0.25, steps=3, gamma=80).fit(X, y)
+    >>> model.predict(X).shape, model.path(None, [1, 2, math.inf], gt_weights=[0, 0.5]).shape
+    ((11,), (2, 3, 11))
+    """
+
+    def __init__(self, kernel="linear", ridge=1.0, gt_weight=0.5, steps=2, *,
+                 allow_any_weight=False, spectrum="exact", n_components=None, device=None,
+                 backend=None, random_state=None, **kernel_params):
+        self.kernel = kernel
+        self.ridge = ridge
+        self.gt_weight = gt_weight
+        self.steps = steps
+        self.allow_any_weight = allow_any_weight
+        self.spectrum = spectrum
+        self.n_components = n_components
+        self.device = device
+        self.backend = backend
+        self.random_state = random_state
+        # scikit-learn's get_params reads only named __init__ arguments; the kernel parameters are
+        # stored as attributes (like KernelRidge's ``gamma``) and listed here so get_params, clone
+        # and GridSearchCV see them.
+        self._kernel_param_names = tuple(kernel_params)
+        for name, value in kernel_params.items():
+            setattr(self, name, value)
+
+    # ----------------------------------------------------------------------------------------------
+    # scikit-learn parameter protocol, extended by **kernel_params
+    def get_params(self, deep=True):
+        params = super().get_params(deep=deep)
+        params.update({name: getattr(self, name) for name in self._kernel_param_names})
+        return params
+
+    def set_params(self, **params):
+        own = set(self._get_param_names())
+        new = [k for k in params if k not in own and "__" not in k and k not in self._kernel_param_names]
+        # A new name becomes a kernel parameter (so GridSearchCV can tune e.g. ``gamma`` on an
+        # estimator built without it); fit() rejects names the named kernel does not take.
+        for name in new:
+            setattr(self, name, params.pop(name))
+        self._kernel_param_names = self._kernel_param_names + tuple(new)
+        return super().set_params(**params)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.pairwise = self.kernel == "precomputed"
+        tags.input_tags.sparse = self.kernel != "precomputed"
+        tags.target_tags.multi_output = True
+        return tags
+
+    # ----------------------------------------------------------------------------------------------
+    # parameter validation
+    def _kernel_params(self) -> dict:
+        return {name: getattr(self, name) for name in self._kernel_param_names}
+
+    def _check_kernel(self):
+        params = self._kernel_params()
+        if callable(self.kernel):
+            return
+        if not isinstance(self.kernel, str):
+            raise TypeError(f"`kernel` must be a kernel name, 'precomputed' or a callable; got "
+                            f"{self.kernel!r} ({type(self.kernel).__name__}).")
+        if self.kernel == "precomputed":
+            if params:
+                raise ValueError(f"kernel='precomputed' takes no kernel parameters; got {params}.")
+            return
+        if self.kernel not in KERNEL_PARAMS:
+            raise ValueError(f"`kernel` must be one of {sorted(KERNEL_PARAMS)}, 'precomputed' or a "
+                             f"callable; got {self.kernel!r}.")
+        unknown = sorted(set(params) - set(KERNEL_PARAMS[self.kernel]))
+        if unknown:
+            raise ValueError(f"kernel={self.kernel!r} takes the parameters "
+                             f"{sorted(KERNEL_PARAMS[self.kernel])}; got unknown {unknown}.")
+
+    def _check_solver(self):
+        """Return (torch device or None) after checking spectrum/n_components/device/backend."""
+        if self.spectrum not in _SPECTRA:
+            raise ValueError(f"`spectrum` must be one of {list(_SPECTRA)}; got {self.spectrum!r}.")
+        # n_components is ignored by the exact spectrum (as PCA-like sklearn estimators ignore
+        # unused parameters; scikit-learn's checks set it on any estimator that has it).
+        if self.spectrum != "exact" and ( (not isinstance(self.n_components, (int, np.integer)) or isinstance(self.n_components, bool)
+              or self.n_components < 1)):
+            raise ValueError(f"`n_components` must be an int >= 1 for spectrum={self.spectrum!r}; "
+                             f"got {self.n_components!r}.")
+        if self.backend not in _BACKENDS:
+            raise ValueError(f"`backend` must be None, 'numpy' or 'torch'; got {self.backend!r}.")
+        if self.backend == "numpy" and self.device is not None:
+            raise ValueError(f"backend='numpy' runs on the CPU only; got device={self.device!r}. "
+                             f"Use backend='torch' (or None) with a device.")
+        if self.device is None and self.backend != "torch":
+            return None
+        import torch
+
+        try:
+            device = torch.device("cpu" if self.device is None else self.device)
+        except (RuntimeError, TypeError) as err:
+            raise ValueError(f"`device` must be a torch device such as 'cpu' or 'cuda'; got "
+                             f"{self.device!r}.") from err
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise ValueError(f"device={self.device!r} was asked for but torch sees no CUDA device; "
+                             f"use device=None (numpy) or 'cpu'.")
+        return device
+
+    # ----------------------------------------------------------------------------------------------
+    # data validation
+    def _validate_fit_data(self, X, y):
+        precomputed = self.kernel == "precomputed"
+        if y is None:
+            raise ValueError("KernelDistiller requires y to be passed, but the target y is None.")
+        n_x, n_y = _num_samples(X), _num_samples(y)
+        if n_x == 0:
+            raise ValueError(f"`X` is empty: found array with 0 sample(s) (shape={np.shape(X)}) "
+                             f"while a minimum of 1 is required.")
+        if n_x != n_y:
+            raise ValueError(f"`X` and `y` must hold the same number of samples; got X with {n_x} "
+                             f"and y with {n_y}.")
+        X, y = validate_data(self, X, y, accept_sparse=False if precomputed else ("csr", "csc"),
+                             dtype=[np.float64, np.float32], multi_output=True, y_numeric=True)
+        if y.ndim > 2:
+            raise ValueError(f"`y` must be 1-D (n,) or 2-D (n, k); got shape {y.shape}.")
+        if precomputed:
+            check_gram(X, name="X")
+        return X, y
+
+    # ----------------------------------------------------------------------------------------------
+    def fit(self, X, y):
+        """Eigendecompose the Gram matrix of ``X`` once and store what every step needs.
+
+        ``X``: (n, n_features), or the (n, n) Gram matrix for ``kernel="precomputed"`` (never
+        modified). ``y``: (n,) or (n, k). Returns ``self``.
+        """
+        self._check_kernel()
+        ridge = check_ridge(self.ridge)
+        gt_weight = check_gt_weight(self.gt_weight, allow_any_weight=self.allow_any_weight)
+        steps = check_steps(self.steps)
+        if np.ndim(gt_weight) == 1 and (steps == math.inf or steps > len(gt_weight) + 1):
+            raise ValueError(f"`steps`={steps} needs one `gt_weight` per step 2..{steps}, but the "
+                             f"schedule holds {len(gt_weight)} (steps 2..{len(gt_weight) + 1}); "
+                             f"lengthen the schedule or lower `steps`.")
+        device = self._check_solver()
+        X, y = self._validate_fit_data(X, y)
+        dtype = X.dtype
+        n = X.shape[0]
+        precomputed = self.kernel == "precomputed"
+
+        method = self.spectrum
+        if method != "exact" and self.n_components >= n:
+            # n_components == n is the exact spectrum (ARPACK cannot return all n eigenpairs, and
+            # n landmarks reproduce K). As sklearn's Nystroem, warn when more were asked for.
+            if self.n_components > n:
+                warnings.warn(f"n_components={self.n_components} > n_samples={n}: spectrum="
+                              f"{self.spectrum!r} uses the exact spectrum of all {n} samples.",
+                              UserWarning, stacklevel=2)
+            method = "exact"
+        if method == "nystroem":
+            idx = nystroem_landmarks(n, self.n_components, random_state=self.random_state)
+            C = X[:, idx] if precomputed else self._kernel(X, X[idx])  # (n, m) = K(X, landmarks)
+            spec = nystroem_spectrum(C, C[idx])  # K(L, L) are the landmark rows of C
+        else:
+            K = X if precomputed else self._kernel(X)
+            if method == "topk":
+                spec = topk_spectrum(K, self.n_components, random_state=self.random_state)
+            else:
+                # LAPACK may overwrite only a Gram matrix we computed, never the user's.
+                spec = eigh_gram(K, device, overwrite=not precomputed)
+            del K
+
+        evals = spec.evals if isinstance(spec.evals, np.ndarray) else spec.evals.cpu().numpy()
+        # Round-off leaves eigenvalues of a PSD Gram matrix slightly negative (of order
+        # n * eps * d_max); clip those to 0 (the filters need d >= 0) but refuse clearly negative
+        # ones: the filters would then be wrong, not slightly off.
+        rtol = max(NEGATIVE_EIGENVALUE_RTOL, 10 * n * np.finfo(dtype).eps)
+        what = "`X` (precomputed Gram matrix)" if precomputed else f"kernel={self.kernel!r}"
+        self.evals_ = check_psd_evals(evals.astype(np.float64), name=what, rtol=rtol)
+
+        y2 = np.asarray(y, dtype=dtype).reshape(n, -1)  # (n, k)
+        self._device = device
+        evecs_b = spec.evecs  # (n, m) on the back end
+        if device is not None and isinstance(evecs_b, np.ndarray):
+            # The approximate spectra are computed by scipy; the matmuls still run on the device.
+            import torch
+
+            evecs_b = torch.as_tensor(np.ascontiguousarray(evecs_b), device=device)
+        self._evecs_b = evecs_b
+        self._z_b = self._evecs_b.T @ self._to_backend(y2)  # (m, k)
+        self.evecs_ = self._to_numpy(spec.evecs)
+        self.z_ = self._to_numpy(self._z_b)
+        self.y_fit_ = y2
+        self.n_outputs_ = y2.shape[1]
+        self._y_1d = y.ndim == 1
+        self.X_fit_ = None if precomputed else X
+        self.n_components_ = int(self.evals_.shape[0])
+        self.ridge_, self.gt_weight_, self.steps_ = ridge, gt_weight, steps
+        self.spectrum_ = spec.method
+        return self
+
+    # ----------------------------------------------------------------------------------------------
+    # kernels and back end
+    def _kernel(self, A, B=None):
+        return pairwise_kernels(A, B, metric=self.kernel, filter_params=False,
+                                **self._kernel_params())
+
+    def kernel_matrix(self, X) -> np.ndarray:
+        """``K(X, X_fit_)`` as a numpy array (n_test, n_train), in the fit's dtype.
+
+        For ``kernel="precomputed"`` ``X`` already is that cross kernel; it is validated (shape,
+        finite) and returned (not copied when its dtype matches).
+        """
+        check_is_fitted(self)
+        precomputed = self.kernel == "precomputed"
+        n_train = self.evecs_.shape[0]
+        if _num_samples(X) == 0:
+            raise ValueError(f"`X` is empty: found array with 0 sample(s) (shape={np.shape(X)}) "
+                             f"while a minimum of 1 is required.")
+        try:
+            # scikit-learn's checks first (NaN/inf, 1-D input, n_features_in_), then our hint.
+            X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32],
+                              accept_sparse=False if precomputed else ("csr", "csc"))
+        except ValueError as err:
+            if precomputed:
+                raise ValueError(f"{err} For kernel='precomputed', `X` must be the (n_test, "
+                                 f"n_train={n_train}) cross kernel K(X_test, X_train).") from err
+            raise
+        K = X if self.kernel == "precomputed" else self._kernel(X, self.X_fit_)
+        return np.asarray(K, dtype=self.evecs_.dtype)
+
+    def _to_backend(self, a):
+        """``a`` as an array of the fit's back end, device and dtype (those of ``_evecs_b``)."""
+        if self._device is None:
+            return np.asarray(a, dtype=self._evecs_b.dtype)
+        import torch
+
+        a = np.asarray(a)
+        a = a if a.flags.writeable else a.copy()  # torch refuses to wrap read-only memory
+        return torch.as_tensor(a, device=self._device).to(self._evecs_b.dtype)
+
+    def _to_numpy(self, a) -> np.ndarray:
+        if isinstance(a, np.ndarray):
+            return a
+        return a.detach().cpu().numpy()
+
+    def _apply_filters(self, rows, K_x=None) -> np.ndarray:
+        """Apply P filter rows (P, m) to ``z``: returns (P, n_points, k).
+
+        ``K_x=None``: fitted values ``V diag(b) z`` (rows = b). Otherwise predictions
+        ``K_x V diag(q) z`` (rows = q) at the points of the cross kernel ``K_x`` (n_test, n).
+        """
+        V, z = self._evecs_b, self._z_b  # (n, m), (m, k)
+        n, m = V.shape
+        k = z.shape[1]
+        P = rows.shape[0]
+        R = self._to_backend(rows)  # (P, m)
+        # All P filters in one GEMM (a batched matmul over P would run P thin GEMVs when k = 1).
+        coef = (R.T[:, :, None] * z[:, None, :]).reshape(m, P * k)  # (m, P*k)
+        # Products are formed transposed, (P*k, n_out) = coef^T V^T [K_x^T], so that the result is
+        # C-ordered by filter row and reshapes to (P, k, n_out) without a copy (BLAS transposes
+        # for free).
+        if K_x is None:
+            out_t = coef.T @ V.T  # (P*k, n)
+            n_out = n
+        else:
+            Kb = self._to_backend(K_x)  # (n_test, n)
+            n_out = Kb.shape[0]
+            # Pick the cheaper association: K_x (V coef) costs n m Pk + n_test n Pk,
+            # (K_x V) coef costs n_test n m + n_test m Pk.
+            if n * m * P * k + n_out * n * P * k <= n_out * n * m + n_out * m * P * k:
+                out_t = (coef.T @ V.T) @ Kb.T
+            else:
+                out_t = coef.T @ (Kb @ V).T
+        out = out_t.reshape(P, k, n_out).mT  # (P, n_out, k)
+        return np.ascontiguousarray(self._to_numpy(out))
+
+    def _finish(self, out):
+        return out[..., 0] if self._y_1d else out
+
+    # ----------------------------------------------------------------------------------------------
+    # predictions
+    def predict(self, X, step=None):
+        """Predictions of step ``step`` (default: the fitted ``steps``; ``math.inf`` = the limit).
+
+        Returns (n_test,) for a 1-D ``y``, else (n_test, k).
+        """
+        check_is_fitted(self)
+        step = self.steps_ if step is None else check_steps(step, name="step")
+        K_x = self.kernel_matrix(X)
+        _, q = filter_diagonals(self.evals_, self.ridge_, self.gt_weight_, [step])
+        return self._finish(self._apply_filters(q, K_x)[0])
+
+    def fitted_values(self, step=None) -> np.ndarray:
+        """``f^(step)`` at the training points, ``V diag(b) V^T y`` (no kernel evaluation)."""
+        check_is_fitted(self)
+        step = self.steps_ if step is None else check_steps(step, name="step")
+        return self.path(None, [step])[0]
+
+    def filters(self, steps, gt_weight=None):
+        """Filter diagonals ``(b, q)``, each of shape (len(steps), m), on the fitted eigenvalues.
+
+        ``gt_weight=None`` uses the fitted weight or schedule. See
+        :func:`kerneldistill.filters.filter_diagonals`.
+        """
+        check_is_fitted(self)
+        steps = check_steps(steps, allow_sequence=True)
+        steps = steps if isinstance(steps, list) else [steps]
+        weight = self.gt_weight_ if gt_weight is None else check_gt_weight(
+            gt_weight, allow_any_weight=self.allow_any_weight)
+        return filter_diagonals(self.evals_, self.ridge_, weight, steps)
+
+    def path(self, X, steps, gt_weights=None) -> np.ndarray:
+        """Predictions for many steps (and constant weights) from the one eigendecomposition.
+
+        Parameters
+        ----------
+        X : None for the training points (``V diag(b) V^T y``, no kernel evaluation), else inputs
+            (or the cross kernel for ``kernel="precomputed"``).
+        steps : int, math.inf, or a sequence of them.
+        gt_weights : None (use the fitted weight or schedule) or a sequence of constant weights.
+
+        Returns
+        -------
+        (len(gt_weights), len(steps), n_points[, k]); the first axis is absent when
+        ``gt_weights`` is None, the last when ``y`` was 1-D.
+        """
+        check_is_fitted(self)
+        steps = check_steps(steps, allow_sequence=True)
+        steps = steps if isinstance(steps, list) else [steps]
+        if gt_weights is None:
+            b, q = filter_diagonals(self.evals_, self.ridge_, self.gt_weight_, steps)  # (S, m)
+            shape = (len(steps),)
+        else:
+            weights = check_gt_weight(np.atleast_1d(np.asarray(gt_weights, dtype=float)),
+                                      allow_any_weight=self.allow_any_weight, name="gt_weights")
+            b, q = filter_path(self.evals_, self.ridge_, weights, steps)  # (W, S, m)
+            shape = (len(weights), len(steps))
+        rows = (b if X is None else q).reshape(-1, self.n_components_)
+        out = self._apply_filters(rows, None if X is None else self.kernel_matrix(X))
+        return self._finish(out.reshape(*shape, *out.shape[1:]))
