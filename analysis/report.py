@@ -1,9 +1,19 @@
-"""``report.md``: every registered figure, the metric definitions, a metric check, and the deep results.
+"""``report.md``: the kernel theory checks, the deep results, the weight estimates, every figure, the metrics.
 
 :func:`build_report` is the one entry point (``python -m analysis report``). It regenerates the
-figures into ``out_dir`` (so the report never shows a stale figure), then writes ``report.md`` next
-to them, atomically. Sections are small functions returning Markdown, so that a new section (the
-lead's deep-vs-kernel comparison) is one more function in the list in :func:`build_report`.
+figures into ``out_dir`` (so the report never shows a stale figure; the deep figures train their
+runs, or reuse the finished ones, in ``out_dir/deep_runs/``), then writes ``report.md`` next to
+them, atomically. Sections are small functions returning Markdown, in this order:
+
+1. :func:`verification_section`: the pass/fail table of ``kerneldistill.verification.run_checks``;
+2. :func:`deep_tables_section`: per data set, method x generation (first and last): test accuracy,
+   NLL, ECE and confidence diversity as mean ± sd over seeds, from the shared sweep's roll-up
+   (``deep_runs/rollup.csv``), restricted to the method comparison of the preset;
+3. :func:`weight_estimates_section`: the grid's best ``gt_weight`` against the estimates of
+   ``deepdistill.weight_estimation`` (two-run affine, kernel surrogates), read from the
+   ``deep_gt_weight`` figure's table;
+4. :func:`figures_section`: every registered figure, embedded as PNG;
+5. the metric definitions and a metric check; 6. tables of an external ``--results`` folder.
 
 Deep results are read from ``results_dir``: every ``*.csv`` under it with a ``generation`` column
 and at least one metric column of :func:`analysis.metrics.summarize` (``ece``, ``test_ece`` or
@@ -12,6 +22,7 @@ empty or mismatched folder is an error that names what is missing and the comman
 """
 from __future__ import annotations
 
+import importlib
 import os
 import shlex
 import tempfile
@@ -23,13 +34,14 @@ from . import metrics
 from .figures import FIGURES, run_figure
 from .figures.spec import read_csv
 
-__all__ = ["build_report", "MissingResultsError", "METRIC_COLUMNS", "DEEP_RESULTS_COMMAND"]
+__all__ = ["build_report", "MissingResultsError", "METRIC_COLUMNS", "DEEP_RESULTS_COMMAND", "verification_section",
+           "deep_tables_section", "weight_estimates_section", "figures_section"]
 
 #: The columns of one per-generation record (the keys of :func:`analysis.metrics.summarize`).
 METRIC_COLUMNS = ("accuracy", "nll", "ece", "brier", "entropy", "diversity")
 
 #: The command that produces a results folder; named in the error for a missing one.
-DEEP_RESULTS_COMMAND = "python -m deepdistill sweep --out DIR"
+DEEP_RESULTS_COMMAND = "python -m deepdistill sweep --out-dir DIR"
 
 
 class MissingResultsError(ValueError):
@@ -212,7 +224,7 @@ def results_table(columns: dict[str, np.ndarray]) -> tuple[str, str]:
 
 
 def deep_results_section(results_dir: Path | None) -> str:
-    parts = ["## Deep self-distillation results", ""]
+    parts = ["## Tables of a results folder (`--results`)", ""]
     if results_dir is None:
         parts.append(f"Not included: pass `--results DIR` with the output of `{DEEP_RESULTS_COMMAND}`.")
         return "\n".join(parts)
@@ -220,6 +232,143 @@ def deep_results_section(results_dir: Path | None) -> str:
         shared, table = results_table(columns)
         parts += [f"### `{path.relative_to(results_dir)}`", ""] + ([shared, ""] if shared else []) + [table, ""]
     return "\n".join(parts)
+
+
+# --------------------------------------------------------------------------------------------------
+# Kernel theory, deep tables and weight estimates
+# --------------------------------------------------------------------------------------------------
+
+def verification_section(fast: bool) -> str:
+    """The numerical and symbolic checks of the kernel theory (``kerneldistill.verification``)."""
+    parts = ["## Kernel theory verification", ""]
+    try:
+        verification = importlib.import_module("kerneldistill.verification")
+    except ModuleNotFoundError as err:
+        if err.name != "kerneldistill.verification":
+            raise  # a broken import inside the module is a bug, not a missing module
+        parts.append("**HOOK (not yet available):** `kerneldistill.verification` is missing, so the theorem "
+                     "table is left out. Once it exists, this section shows `run_checks(fast=...)`.")
+        return "\n".join(parts)
+    results = verification.run_checks(fast=fast)
+
+    def num(v: float) -> str:
+        return "-" if not np.isfinite(v) else f"{v:.2e}"
+
+    table = {"group": [r.group for r in results], "check": [r.name for r in results],
+             "result": ["PASS" if r.passed else "**FAIL**" for r in results],
+             "error": [num(r.error) for r in results], "tolerance": [num(r.tolerance) for r in results],
+             "detail": [r.detail for r in results]}
+    passed = sum(r.passed for r in results)
+    parts += [f"Each check compares two independent computations (`python -m kerneldistill verify"
+              f"{' --fast' if fast else ''}`): **{passed}/{len(results)} passed**.", "", markdown_table(table)]
+    return "\n".join(parts)
+
+
+def _pm(mean: float, sd: float) -> str:
+    """``mean ± sd``: 3 decimals for numbers below 10 (accuracies, NLL, weights), else 4 significant digits."""
+    if not np.isfinite(mean):
+        return "n/a"
+    fmt = "{:.3f}" if abs(mean) < 10 else "{:.4g}"
+    return fmt.format(mean) if not np.isfinite(sd) else f"{fmt.format(mean)} ± {fmt.format(sd)}"
+
+
+# The roll-up metrics shown in the deep tables (test split).
+_DEEP_TABLE_METRICS = (("accuracy", "accuracy"), ("nll", "NLL"), ("ece", "ECE"), ("diversity", "diversity"))
+
+
+def deep_tables_section(out_dir: Path, fast: bool) -> str:
+    """Per data set: method x (first, last) generation, test metrics as mean ± sd over seeds.
+
+    Read from the shared sweep's roll-up ``out_dir/deep_runs/rollup.csv`` (written by the deep
+    figures' data steps), keeping only the groups of the preset's method comparison, so that the
+    weight grid's runs (also in that folder) do not enter the table.
+    """
+    from deepdistill.config import TrainConfig
+
+    from .figures.deep import comparison_configs, get_preset, runs_dir
+
+    parts = ["## Deep self-distillation: methods x data sets", ""]
+    preset = get_preset(fast)
+    rollup = runs_dir(out_dir) / "rollup.csv"
+    if not rollup.is_file():
+        parts.append(f"No roll-up at `{rollup}`: the deep figures did not run. Produce it with "
+                     f"`python -m analysis figures deep_generations --out {out_dir}{' --fast' if fast else ''}`.")
+        return "\n".join(parts)
+    groups = {TrainConfig.from_dict(c).group_id() for c in comparison_configs(preset)}
+    cols = read_csv(rollup)
+    keep = np.isin(cols["group_id"].astype(str), sorted(groups))
+    if not keep.any():
+        parts.append(f"`{rollup}` holds none of the {len(groups)} run groups of the {preset.name!r} preset's method "
+                     "comparison; rerun the deep figures with the same preset.")
+        return "\n".join(parts)
+    last = preset.generations - 1
+    parts.append(f"Test split; mean ± sd over seeds (sample sd). Generation 0 trains on the labels; generation {last} "
+                 f"is the last. Preset {preset.name!r}: {preset.base.get('epochs')} epochs per generation. "
+                 "ECE: 15 equal-width bins; diversity: variance of the true-class probability [ZS20].")
+    for dataset in dict.fromkeys(cols["dataset"][keep].tolist()):
+        rows = np.flatnonzero(keep & (cols["dataset"] == dataset) & np.isin(cols["generation"], [0, last]))
+        order = sorted(rows, key=lambda i: (_method_rank(cols["method"][i]), cols["generation"][i]))
+        table = {"method": [cols["method"][i] for i in order], "generation": [int(cols["generation"][i]) for i in order],
+                 "seeds": [int(cols["n_seeds"][i]) for i in order]}
+        for key, title in _DEEP_TABLE_METRICS:
+            table[title] = [_pm(cols[f"test_{key}_mean"][i], cols[f"test_{key}_sd"][i]) for i in order]
+        model = cols["model"][order[0]]
+        parts += ["", f"### {dataset} ({model})", "", markdown_table(table)]
+    return "\n".join(parts)
+
+
+def _method_rank(method: str) -> int:
+    from .figures.deep import METHOD_LABELS
+
+    names = list(METHOD_LABELS)
+    return names.index(method) if method in names else len(names)
+
+
+def weight_estimates_section(out_dir: Path) -> str:
+    """The grid's best ``gt_weight`` against the estimators, from the ``deep_gt_weight`` table."""
+    from .figures.deep import _ESTIMATOR_LABELS
+
+    parts = ["## Optimal ground-truth weight: grid, kernel surrogates and deep estimates", ""]
+    path = Path(out_dir) / "deep_gt_weight.csv"
+    if not path.is_file():
+        parts.append(f"No `{path.name}` in {out_dir}: run `python -m analysis figures deep_gt_weight --out {out_dir}`.")
+        return "\n".join(parts)
+    cols = read_csv(path)
+    est = cols["kind"] == "estimate"
+    names = list(dict.fromkeys(cols["estimator"][est].tolist()))
+    if "weight_estimation_missing" in names:
+        parts.append("**HOOK (not yet available):** `deepdistill.weight_estimation` was not found when the figure's "
+                     "data step ran, so only the grid's best weight is shown.")
+        names.remove("weight_estimation_missing")
+    run = cols["kind"] == "run"
+    teacher = _pm(*_mean_sd(cols["teacher_test_accuracy"][run & (cols["gt_weight"] == cols["gt_weight"][run].min())]))
+    table = {"approach": [], "gt_weight": [], "unconstrained": [], "test accuracy at it": [], "training runs": [],
+             "wall time (s)": []}
+    for name in names:
+        m = est & (cols["estimator"] == name)
+        table["approach"].append(_ESTIMATOR_LABELS.get(name, name))
+        table["gt_weight"].append(_pm(*_mean_sd(cols["gt_weight"][m])))
+        table["unconstrained"].append(_pm(*_mean_sd(cols["unconstrained_gt_weight"][m])))
+        table["test accuracy at it"].append(_pm(*_mean_sd(cols["test_accuracy"][m])))
+        table["training runs"].append(_fmt(float(np.nanmean(cols["training_runs"][m]))))
+        table["wall time (s)"].append(f"{float(np.nanmean(cols['wall_time_s'][m])):.2f}")
+    weights = sorted(set(cols["gt_weight"][run].tolist()))
+    parts += [f"Self-distillation with KD, generation 1; the grid is gt_weight in {{{', '.join(f'{w:g}' for w in weights)}}} "
+              f"(weight on the ground truth); the teacher (generation 0) has test accuracy {teacher}. The grid's "
+              "choice maximises the mean validation accuracy; the kernel surrogates (kernel ridge self-distillation "
+              "on the teacher's penultimate features, closed-form validation optimum and [DPR26]'s one-shot "
+              "estimate) and the two-run affine estimate minimise the validation Brier score; 'unconstrained' is "
+              "the optimum before clipping to [0, 1]. Test accuracy is that of a student trained at the weight; "
+              "mean ± sd over seeds. Costs per seed include the teacher.", "", markdown_table(table)]
+    return "\n".join(parts)
+
+
+def _mean_sd(values) -> tuple[float, float]:
+    v = np.asarray(values, dtype=float)
+    v = v[np.isfinite(v)]
+    if v.size == 0:
+        return float("nan"), float("nan")
+    return float(v.mean()), (float(v.std(ddof=1)) if v.size > 1 else float("nan"))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -239,10 +388,14 @@ def build_report(out_dir, fast: bool = False, results_dir=None) -> Path:
     command = "python -m analysis report --out " + shlex.quote(str(out)) + (" --fast" if fast else "")
     if results is not None:
         command += " --results " + shlex.quote(str(results))
+    figures = figures_section(out, fast)  # first: the deep tables read the runs the deep figures made
     sections = [
         "# selfdistill report",
         f"Regenerate with `{command}`" + (" (fast mode: small sizes, for checking only)." if fast else "."),
-        figures_section(out, fast),
+        verification_section(fast),
+        deep_tables_section(out, fast),
+        weight_estimates_section(out),
+        figures,
         metric_definitions_section(),
         metric_check_section(fast),
         deep,
