@@ -121,6 +121,8 @@ def main(argv=None) -> int:
     parser.add_argument("--seeds", nargs="+", type=int, default=None)
     parser.add_argument("--ntk-subsample", type=int, default=500)
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (1 is fastest for these tiny nets)")
+    parser.add_argument("--allow-any-weight", action="store_true",
+                        help="unconstrained estimates (method sd_mse only), the grid extended by -0.5, -0.25, 1.25, 1.5, 2")
     parser.add_argument("--out-dir", default="out/bench_weight_estimation")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -130,12 +132,13 @@ def main(argv=None) -> int:
         if args.quick:
             cfg.update(QUICK)
         started = time.perf_counter()
+        grid = list(DEFAULT_GRID) + ([-0.5, -0.25, 1.25, 1.5, 2.0] if args.allow_any_weight else [])
         result = estimate_gt_weight(cfg, Path(args.out_dir) / f"{name}_{args.method}{'_quick' if args.quick else ''}",
-                                    seeds=seeds, grid=DEFAULT_GRID, estimators=ESTIMATORS,
+                                    seeds=seeds, grid=grid, estimators=ESTIMATORS, allow_any_weight=args.allow_any_weight,
                                     ntk_subsample=min(args.ntk_subsample, 200) if args.quick else args.ntk_subsample)
         print(f"\n=== {name}, {args.method} (T={result['config']['temperature']}), label noise "
               f"{cfg['label_noise']:.0%} symmetric, model {cfg['model']} {cfg.get('model_kwargs', {})}, "
-              f"{cfg['epochs']} epochs, seeds {seeds}, grid of {len(DEFAULT_GRID)} weights; "
+              f"{cfg['epochs']} epochs, seeds {seeds}, grid of {len(grid)} weights; "
               f"session {time.perf_counter() - started:.0f} s ===")
         print(format_table(result["summary"]))
         print(diagnostics(result))

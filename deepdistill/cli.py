@@ -40,7 +40,7 @@ HELP = {
     "smoothing": "label-smoothing strength e (methods ls and ls_kd)",
     "ls_convention": "label-smoothing convention: muller (true 1-e+e/K) or shen (true 1-e, others e/(K-1))",
     "beta_a": "shape a of Beta(a, 1) in Beta smoothing",
-    "allow_any_weight": "allow gt_weight outside [0, 1]",
+    "allow_any_weight": "allow gt_weight outside [0, 1] (method sd_mse only: the other losses are unbounded below there)",
     "epochs": "epochs per generation",
     "batch_size": "training batch size",
     "optimizer": "optimiser",

@@ -48,6 +48,14 @@ class MethodSpec:
 
         return self.later_loss in LOSSES and LOSSES[self.later_loss].needs_teacher
 
+    @property
+    def accepts_any_weight(self) -> bool:
+        """Whether the loss that reads ``gt_weight`` stays bounded below for a weight outside [0, 1]
+        (:attr:`deepdistill.losses.LossSpec.accepts_any_weight`: only [BA21]'s ``mse_mixed``)."""
+        from deepdistill.losses import LOSSES
+
+        return self.uses_gt_weight and self.later_loss in LOSSES and LOSSES[self.later_loss].accepts_any_weight
+
 
 METHODS: dict[str, MethodSpec] = {
     "ce": MethodSpec("ce", "ce", False, False, None, None,
@@ -106,7 +114,7 @@ class TrainConfig:
     smoothing: float = 0.1              # label-smoothing strength e (methods "ls" and "ls_kd")
     ls_convention: str = "muller"       # "muller" [M19]: true 1-e+e/K; "shen" [S21]: true 1-e, others e/(K-1)
     beta_a: float = 3.0                 # shape a of Beta(a, 1) in Beta smoothing [ZS20]
-    allow_any_weight: bool = False      # allow gt_weight outside [0, 1] ([DPR26]'s unconstrained optimum)
+    allow_any_weight: bool = False      # allow gt_weight outside [0, 1] ([DPR26]'s unconstrained optimum); sd_mse only
     # optimisation (the same for every generation). Defaults follow the MNIST-1D authors' CNN
     # recipe (Adam, constant lr 1e-2, no weight decay, batch 100): measured on cnn1d / mnist1d seed 0,
     # 60 epochs at a constant lr reach 92% test accuracy, a cosine decay over 40-100 epochs 87-89%.
@@ -253,9 +261,18 @@ class TrainConfig:
             for v in (value if isinstance(value, list) else [value]):
                 if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
                     raise TypeError(f"`{name}` values must be finite numbers; got {v!r}.")
-                if name == "gt_weight" and not self.allow_any_weight and not 0.0 <= v <= 1.0:
-                    raise ValueError(f"`gt_weight` (weight on the ground truth) must be in [0, 1]; got {v!r} "
-                                     "(set allow_any_weight=True for an unconstrained weight).")
+                if name == "gt_weight" and not 0.0 <= v <= 1.0:
+                    if not self.allow_any_weight:
+                        raise ValueError(f"`gt_weight` (weight on the ground truth) must be in [0, 1]; got {v!r} "
+                                         "(set allow_any_weight=True for an unconstrained weight).")
+                    if not spec.accepts_any_weight:
+                        # Refused here, before any training: the loss would be unbounded below.
+                        raise ValueError(
+                            f"method {self.method!r} cannot use `gt_weight` {v!r} outside [0, 1], even with "
+                            f"allow_any_weight=True: its loss ({spec.later_loss!r}) mixes cross-entropy/KL terms, and a "
+                            "weight outside [0, 1] gives one of them a negative coefficient, so the loss is unbounded "
+                            "below and training diverges. Use method 'sd_mse' ([BA21]'s MSE to the mixed target, "
+                            "bounded below for any weight) for unconstrained weights.")
                 if name == "temperature" and not v > 0:
                     raise ValueError(f"`temperature` must be > 0; got {v!r}.")
             setattr(self, name, [float(v) for v in value] if isinstance(value, list) else float(value))

@@ -6,7 +6,7 @@ copies the model, and the early steps give the running arithmetic mean of the it
 
 Built on ``torch.optim.swa_utils.AveragedModel`` with a custom ``multi_avg_fn``: its ``n_averaged``
 counter is our ``step`` (it copies on the first update, i.e. decay 0 at step 0), and it is saved in
-its ``state_dict``, so a resumed run continues the schedule. ``use_buffers=True``
+its ``state_dict`` (:meth:`EMA.state_dict`), so a resumed run continues the schedule. ``use_buffers=True``
 so that BatchNorm running statistics are averaged too (otherwise the copy keeps the statistics of
 the first step); integer buffers (``num_batches_tracked``) are copied, not averaged.
 """
@@ -25,7 +25,8 @@ def ema_decay(step: int, max_decay: float = 0.999) -> float:
 
 
 class EMA:
-    """EMA copy of ``model``: call :meth:`update` after each optimiser step, use :attr:`module`.
+    """EMA copy of ``model``: call :meth:`update` after each optimiser step, use :attr:`module`;
+    :meth:`state_dict` / :meth:`load_state_dict` save and resume it.
 
     ``ema.module`` is a deep copy living on the model's device; it is put in ``eval()`` mode and
     never receives gradients. ``ema(x)`` runs it.
@@ -67,8 +68,24 @@ class EMA:
 
     @property
     def state_module(self) -> AveragedModel:
-        """The ``AveragedModel`` (weights, buffers and update count): save/load its ``state_dict``."""
+        """The ``AveragedModel`` (weights, buffers and update count) itself; prefer :meth:`state_dict`."""
         return self._averaged
+
+    def state_dict(self) -> dict[str, Tensor]:
+        """The whole EMA state, to save with a checkpoint: the averaged network's weights and buffers
+        (keys ``"module.<name>"``) and the step counter (key ``"n_averaged"``, :attr:`step`).
+
+        It is the ``AveragedModel``'s own ``state_dict``: the counter is what resumes the decay
+        schedule, and the format is that of checkpoints written before this method existed.
+        """
+        return self._averaged.state_dict()
+
+    def load_state_dict(self, state: dict[str, Tensor]) -> None:
+        """Restore a :meth:`state_dict` (weights, buffers and step); the next :meth:`update` continues
+        the decay schedule where the saved EMA stopped. Keys must match exactly (torch's strict load)."""
+        if not isinstance(state, dict):
+            raise TypeError(f"`state` must be a dict from EMA.state_dict(); got {type(state).__name__}.")
+        self._averaged.load_state_dict(state)
 
     @torch.no_grad()
     def update(self, model: nn.Module) -> None:

@@ -16,7 +16,11 @@ Teacher logits are used as given: the training loop computes them in ``eval()`` 
 
 References: [BA21] Borup & Andersen 2021 (arXiv 2102.13088); [ZS20] Zhang & Sabuncu 2020 (arXiv
 2006.05065); [S21] Shen et al. 2021 (arXiv 2104.00676); [M19] Müller, Kornblith & Hinton 2019
-(arXiv 1906.02629); Hinton, Vinyals & Dean 2015 (arXiv 1503.02531).
+(arXiv 1906.02629); Hinton, Vinyals & Dean 2015 (arXiv 1503.02531); [DPR26] Dang, Patil & Rinaldo
+(arXiv 2602.17565: the optimal weight may lie outside [0, 1]).
+
+``gt_weight`` must lie in [0, 1], except for ``mse_mixed`` with ``allow_any_weight=True``: the one
+distillation loss here that stays bounded below for any weight (see :class:`LossSpec`).
 """
 from __future__ import annotations
 
@@ -57,6 +61,16 @@ def _check_unit_interval(value, name: str) -> float:
     value = float(value)
     if not (0.0 <= value <= 1.0) or math.isnan(value):
         raise ValueError(f"`{name}` must be in [0, 1] (the weight on the ground truth); got {value!r}.")
+    return value
+
+
+def _check_weight(value, name: str, allow_any_weight: bool) -> float:
+    """``value`` in [0, 1], or any finite number when ``allow_any_weight`` ([DPR26]'s unconstrained weight)."""
+    if not allow_any_weight:
+        return _check_unit_interval(value, name)
+    value = float(value)
+    if not math.isfinite(value):
+        raise ValueError(f"`{name}` must be a finite number (allow_any_weight=True); got {value!r}.")
     return value
 
 
@@ -166,18 +180,30 @@ def hinton_kd_loss(student_logits: Tensor, teacher_logits: Tensor, labels: Tenso
     )
 
 
-def mixed_target_mse_loss(student_logits: Tensor, teacher_probs: Tensor, labels: Tensor, *, gt_weight: float) -> Tensor:
+def mixed_target_mse_loss(student_logits: Tensor, teacher_probs: Tensor, labels: Tensor, *, gt_weight: float,
+                          allow_any_weight: bool = False) -> Tensor:
     """[BA21]'s deep loss: ``alpha ||p - onehot(y)||^2 + (1 - alpha) ||p - p_teacher||^2``, p = softmax(s).
 
     Squared norms are summed over classes and averaged over the batch; ``alpha = gt_weight``
-    (Borup & Andersen's own alpha, no conversion). Since
-    ``a (p - u)^2 + (1 - a)(p - v)^2 = (p - [a u + (1 - a) v])^2 + a (1 - a)(u - v)^2``,
-    this equals ``||p - (alpha onehot + (1 - alpha) p_teacher)||^2`` plus a term that does not
-    depend on the student: MSE to the mixed target, the deep analogue of kernel ridge
-    self-distillation (THEORY.md section 1).
+    (Borup & Andersen's own alpha, no conversion). With ``u = onehot(y)``, ``v = p_teacher`` and the
+    mixed target ``m = alpha u + (1 - alpha) v``, expanding the squares gives, for ANY real alpha::
+
+        alpha ||p - u||^2 + (1 - alpha) ||p - v||^2
+          = (alpha + 1 - alpha) ||p||^2 - 2 <p, m> + alpha ||u||^2 + (1 - alpha) ||v||^2
+          = ||p - m||^2 + alpha (1 - alpha) ||u - v||^2
+
+    (``alpha ||u||^2 + (1 - alpha) ||v||^2 - ||m||^2 = alpha (1 - alpha) ||u - v||^2``). So the loss
+    is MSE to the mixed target, the deep analogue of kernel ridge self-distillation (THEORY.md
+    section 1), plus a term that does not depend on the student. The leading coefficient of the
+    quadratic in ``p`` is 1 whatever alpha is, so the loss stays bounded below (by
+    ``alpha (1 - alpha) ||u - v||^2``, finite) also for alpha outside [0, 1], where ``m`` leaves the
+    simplex (e.g. alpha = 1.5 pushes the true class beyond 1 and the teacher's other classes below
+    0) and the student moves as close to it as a softmax can. That is why this is the one
+    distillation loss that accepts ``allow_any_weight=True`` ([DPR26]: the optimal weight can lie
+    outside [0, 1]); a cross-entropy or KL term with a negative coefficient would be unbounded below.
     """
     _check_pair(student_logits, teacher_probs, "teacher_probs")
-    gt_weight = _check_unit_interval(gt_weight, "gt_weight")
+    gt_weight = _check_weight(gt_weight, "gt_weight", allow_any_weight)
     probs = F.softmax(student_logits, dim=1)
     onehot = F.one_hot(labels.long(), student_logits.shape[1]).to(probs.dtype)
     to_labels = (probs - onehot).pow(2).sum(dim=1)
@@ -276,20 +302,37 @@ class LossSpec:
     """A loss as the training loop sees it.
 
     ``fn(student_logits, labels, *, teacher_logits=None, gt_weight=1.0, temperature=1.0,
-    smoothing=0.0, beta_targets=None) -> Tensor``; each adapter uses the arguments its loss needs
-    and ignores the others (all are still range-checked).
+    smoothing=0.0, beta_targets=None, allow_any_weight=False) -> Tensor``; each adapter uses the
+    arguments its loss needs and ignores the others (all are still range-checked).
+
+    ``accepts_any_weight``: the loss stays bounded below for EVERY real ``gt_weight``, so
+    ``allow_any_weight=True`` may take the weight outside [0, 1] ([DPR26]). Only ``mse_mixed`` does
+    (a quadratic in the student's probabilities with leading coefficient 1, see
+    :func:`mixed_target_mse_loss`). Every other distillation loss mixes cross-entropy/KL terms: a
+    weight outside [0, 1] gives one of them a negative coefficient, and a cross-entropy is unbounded
+    above (``-log p -> inf`` as ``p -> 0``), so the loss is unbounded below and training diverges.
     """
 
     fn: Callable[..., Tensor]
     needs_teacher: bool
     needs_beta_targets: bool
     description: str
+    accepts_any_weight: bool = False
 
 
-def _adapter(name: str, needs_teacher: bool, needs_beta_targets: bool, body) -> Callable[..., Tensor]:
+def _adapter(name: str, needs_teacher: bool, needs_beta_targets: bool, body, *,
+             accepts_any_weight: bool = False) -> Callable[..., Tensor]:
     def fn(student_logits, labels, *, teacher_logits=None, gt_weight=1.0, temperature=1.0,
-           smoothing=0.0, beta_targets=None):
-        gt_weight = _check_unit_interval(gt_weight, "gt_weight")
+           smoothing=0.0, beta_targets=None, allow_any_weight=False):
+        if allow_any_weight and not accepts_any_weight:
+            value = float(gt_weight)
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(
+                    f"loss {name!r} takes `gt_weight` in [0, 1] only, also with allow_any_weight=True; got {value!r}: "
+                    "outside [0, 1] a cross-entropy/KL term gets a negative coefficient, the loss is unbounded "
+                    "below and training diverges. Only 'mse_mixed' (method 'sd_mse') accepts any weight."
+                )
+        gt_weight = _check_weight(gt_weight, "gt_weight", allow_any_weight and accepts_any_weight)
         temperature = _check_temperature(temperature)
         smoothing = _check_smoothing(smoothing)
         if needs_teacher:
@@ -322,9 +365,15 @@ LOSSES: dict[str, LossSpec] = {
         True, False, "Hinton KD: gt_weight CE + (1-gt_weight) T^2 KL(softmax(t/T) || softmax(s/T))",
     ),
     "mse_mixed": LossSpec(
+        # The adapter has checked the weight (any finite number when allowed): the pure function
+        # is told so, rather than re-checking it against [0, 1].
         _adapter("mse_mixed", True, False,
-                 lambda s, y, t, g, T, e, b: mixed_target_mse_loss(s, F.softmax(t / T, dim=1), y, gt_weight=g)),
-        True, False, "[BA21]: gt_weight ||p-onehot||^2 + (1-gt_weight) ||p-softmax(t/T)||^2 (their code: T=1)",
+                 lambda s, y, t, g, T, e, b: mixed_target_mse_loss(s, F.softmax(t / T, dim=1), y, gt_weight=g,
+                                                                   allow_any_weight=True),
+                 accepts_any_weight=True),
+        True, False, "[BA21]: gt_weight ||p-onehot||^2 + (1-gt_weight) ||p-softmax(t/T)||^2 (their code: T=1); "
+                     "bounded below for any gt_weight",
+        accepts_any_weight=True,
     ),
     "zs": LossSpec(
         _adapter("zs", True, False,

@@ -138,16 +138,6 @@ def _batch_starts(n: int, batch_size: int) -> list[int]:
     return [s for s in range(0, n, batch_size) if min(batch_size, n - s) >= 2 or n == 1]
 
 
-def _ema_state(ema) -> dict:
-    # The EMA's whole state (averaged weights, buffers, update count) is its AveragedModel's state;
-    # deepdistill.ema.EMA has no state_dict of its own yet, hence the private attribute as a fallback.
-    return ema.state_dict() if hasattr(ema, "state_dict") else ema._averaged.state_dict()
-
-
-def _load_ema_state(ema, state: dict) -> None:
-    (ema.load_state_dict if hasattr(ema, "load_state_dict") else ema._averaged.load_state_dict)(state)
-
-
 def _is_better(selection: str, metrics: dict, best: dict | None) -> bool:
     if best is None or selection == "last":
         return True
@@ -198,7 +188,7 @@ def train_generation(config: TrainConfig, settings: GenerationSettings, splits, 
         schedule.load_state_dict(state["schedule"])
         scaler.load_state_dict(state["scaler"])
         if ema is not None:
-            _load_ema_state(ema, state["ema"])
+            ema.load_state_dict(state["ema"])          # averaged weights and step: the decay schedule resumes
         start_epoch, best_epoch = state["epoch"] + 1, state["best_epoch"]
         best_metrics, best_state = state["best_metrics"], state["best_state"]
         history, elapsed = state["history"], state["elapsed_s"]
@@ -253,8 +243,11 @@ def train_generation(config: TrainConfig, settings: GenerationSettings, splits, 
 
             with autocast:
                 logits = model(xb)                                       # (b, K)
+            # allow_any_weight: the config has already refused a weight outside [0, 1] for a loss that is
+            # unbounded below; the loss checks it again at the boundary.
             loss = loss_spec.fn(logits.float(), yb, teacher_logits=teacher_logits, gt_weight=settings.gt_weight,
-                                temperature=settings.temperature, smoothing=cfg.smoothing, beta_targets=beta_targets)
+                                temperature=settings.temperature, smoothing=cfg.smoothing, beta_targets=beta_targets,
+                                allow_any_weight=cfg.allow_any_weight)
 
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
@@ -289,7 +282,7 @@ def train_generation(config: TrainConfig, settings: GenerationSettings, splits, 
             atomic_torch_save({
                 "epoch": epoch, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                 "schedule": schedule.state_dict(), "scaler": scaler.state_dict(),
-                "ema": _ema_state(ema) if ema is not None else None, "best_epoch": best_epoch, "best_metrics": best_metrics,
+                "ema": ema.state_dict() if ema is not None else None, "best_epoch": best_epoch, "best_metrics": best_metrics,
                 "best_state": best_state, "history": history,
                 "elapsed_s": elapsed + time.perf_counter() - t_start, "settings": settings.to_dict(),
             }, partial_path)

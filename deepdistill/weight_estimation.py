@@ -897,11 +897,7 @@ class _ConfigBackend(_Backend):
                 tmp = run_dir / f".generation_{g}.pt.copy"
                 shutil.copyfile(Path(self._prefix_config().out_dir) / f"generation_{g}.pt", tmp)
                 tmp.replace(dst)                                       # atomic: never a half-copied checkpoint
-        try:
-            train_run(cfg, run_dir, log=self.log, progress=False)
-        except ValueError as err:
-            # e.g. a loss that refuses gt_weight outside [0, 1]: reported, not fatal for the study.
-            return _Run(key=f"w={w!r}", gt_weight=w, wall_time_s=0.0, error=f"{type(err).__name__}: {err}")
+        train_run(cfg, run_dir, log=self.log, progress=False)
         model, summary = self._load(run_dir, self.G)
         return self._as_run(f"w={w!r}", summary, model, w)
 
@@ -948,7 +944,7 @@ def estimate_gt_weight(config, out_dir, *, seeds: Iterable[int] = (0,), generati
     config : a :class:`TrainConfig` or dict of a teacher-based method (``sd_kd``, ``sd_mse``, ``sd_zs``).
     estimators : names from :data:`ESTIMATORS`.
     allow_any_weight : unconstrained estimates ([DPR26]); students outside [0, 1] are then trained with
-        ``allow_any_weight=True`` (reported as an error if the method's loss refuses them).
+        ``allow_any_weight=True`` (sd_mse only; for sd_kd/sd_zs the config refuses such a weight and that run reports the error).
     teacher_as_alpha1 : use generation 0 as the alpha = 1 end point (default: when
         :func:`label_endpoint_is_generation_zero` holds for the method).
     kernel, kernel_params : the kernel on the teacher's features (``"linear"``, ``"rbf"`` with ``gamma``...).
@@ -1166,7 +1162,8 @@ def estimate_gt_weight_for_model(train_fn: Callable, val_loader, *, test_loader=
 
 
 def make_train_fn(model_factory: Callable, train_loader, *, loss: str = "kd", temperature: float = 1.0,
-                  epochs: int = 10, lr: float = 1e-3, weight_decay: float = 0.0, device="cpu", seed: int = 0):
+                  epochs: int = 10, lr: float = 1e-3, weight_decay: float = 0.0, device="cpu", seed: int = 0,
+                  allow_any_weight: bool = False):
     """A ``train_fn(gt_weight, teacher)`` for :func:`estimate_gt_weight_for_model` from a model factory.
 
     AdamW for ``epochs`` passes over ``train_loader`` with a :data:`deepdistill.losses.LOSSES` loss:
@@ -1174,6 +1171,8 @@ def make_train_fn(model_factory: Callable, train_loader, *, loss: str = "kd", te
     ([ZS20]). The teacher (``gt_weight=None``) trains with the same loss at ``gt_weight = 1`` (labels
     only), so it is a draw of the alpha = 1 student. Every call seeds the model's initialisation with
     ``seed`` and the batch order through the loader's own generator (seed it for reproducibility).
+    ``allow_any_weight``: weights outside [0, 1], accepted by ``"mse_mixed"`` only (the other losses
+    are unbounded below there and refuse them).
     """
     import torch
 
@@ -1200,7 +1199,8 @@ def make_train_fn(model_factory: Callable, train_loader, *, loss: str = "kd", te
                 else:
                     with torch.no_grad():
                         t_logits = teacher(xb).float()
-                out = spec.fn(logits, yb, teacher_logits=t_logits, gt_weight=w, temperature=temperature)
+                out = spec.fn(logits, yb, teacher_logits=t_logits, gt_weight=w, temperature=temperature,
+                              allow_any_weight=allow_any_weight)
                 opt.zero_grad(set_to_none=True)
                 out.backward()
                 opt.step()

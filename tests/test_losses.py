@@ -120,6 +120,76 @@ def test_mixed_target_mse_by_hand_and_equals_mse_to_mixed_target_plus_constant()
     assert torch.allclose(got, identity, rtol=1e-12, atol=0)
 
 
+def _hand_mixed_mse(a, student=S):
+    """alpha ||p - onehot||^2 + (1 - alpha) ||p - p_t||^2, batch mean, with math.exp only."""
+    total = 0.0
+    for i in range(2):
+        p, q = softmax_row(student[i]), softmax_row(T_[i])
+        onehot = [1.0 if c == Y[i] else 0.0 for c in range(3)]
+        total += a * sum((pc - oc) ** 2 for pc, oc in zip(p, onehot)) + (1 - a) * sum((pc - qc) ** 2 for pc, qc in zip(p, q))
+    return total / 2
+
+
+@pytest.mark.parametrize("a", [1.5, -0.5])
+def test_mixed_target_mse_outside_unit_interval_by_hand_and_as_mse_to_mixed_target(a):
+    s, t, y = s_t()
+    pt = torch.softmax(t, 1)
+    got = L.mixed_target_mse_loss(s, pt, y, gt_weight=a, allow_any_weight=True)
+    assert got.item() == pytest.approx(_hand_mixed_mse(a), **TOL)
+    # The registry adapter (T = 1) takes the same weight when told to, and refuses it otherwise.
+    adapter = L.LOSSES["mse_mixed"].fn
+    assert torch.allclose(adapter(s, y, teacher_logits=t, gt_weight=a, allow_any_weight=True), got, rtol=1e-12, atol=0)
+    with pytest.raises(ValueError, match=r"`gt_weight` must be in \[0, 1\]"):
+        adapter(s, y, teacher_logits=t, gt_weight=a)
+    with pytest.raises(ValueError, match=r"`gt_weight` must be in \[0, 1\]"):
+        L.mixed_target_mse_loss(s, pt, y, gt_weight=a)
+    # = ||p - m||^2 + a (1 - a) ||onehot - p_t||^2 with m = a onehot + (1 - a) p_t (outside the simplex here)
+    onehot = F.one_hot(y, 3).double()
+    mixed = a * onehot + (1 - a) * pt
+    assert (mixed < 0).any() or (mixed > 1).any()
+    const = a * (1 - a) * ((onehot - pt) ** 2).sum(1).mean()
+    assert const.item() < 0.0
+    assert torch.allclose(got, ((torch.softmax(s, 1) - mixed) ** 2).sum(1).mean() + const, rtol=1e-12, atol=1e-15)
+    # The constant does not depend on the student (leading coefficient 1): other students, same offset,
+    # and the loss never goes below it, however extreme the logits.
+    gen = torch.Generator().manual_seed(0)
+    for scale in (1.0, 10.0, 100.0):          # math.exp overflows past ~700
+        other = scale * torch.randn(2, 3, generator=gen, dtype=torch.float64)
+        loss = L.mixed_target_mse_loss(other, pt, y, gt_weight=a, allow_any_weight=True)
+        assert loss.item() == pytest.approx(_hand_mixed_mse(a, other.tolist()), **TOL)
+        offset = loss - ((torch.softmax(other, 1) - mixed) ** 2).sum(1).mean()
+        assert torch.allclose(offset, const, rtol=1e-12, atol=1e-15)
+        assert loss.item() >= const.item()
+
+
+def test_only_losses_bounded_below_accept_any_weight():
+    s, t, y = s_t()
+    bt = torch.tensor([[0.05, 0.9, 0.05], [0.3, 0.3, 0.4]], dtype=torch.float64)
+    assert [n for n, sp in L.LOSSES.items() if sp.accepts_any_weight] == ["mse_mixed"]
+    for name in ("kd", "zs", "beta"):
+        fn = L.LOSSES[name].fn
+        for w in (1.5, -0.5):
+            with pytest.raises(ValueError, match=rf"loss '{name}'.*{w}.*unbounded below.*'mse_mixed'"):
+                fn(s, y, teacher_logits=t, beta_targets=bt, gt_weight=w, allow_any_weight=True)
+        # inside [0, 1] the flag changes nothing
+        kw = dict(teacher_logits=t, beta_targets=bt, gt_weight=0.3, temperature=2.0)
+        assert torch.equal(fn(s, y, allow_any_weight=True, **kw), fn(s, y, **kw))
+    with pytest.raises(ValueError, match="finite"):
+        L.LOSSES["mse_mixed"].fn(s, y, teacher_logits=t, gt_weight=math.inf, allow_any_weight=True)
+    # Why: Hinton's mix at alpha = 1.5 puts -0.5 on the KL, which grows without bound as the student
+    # drops a class the teacher likes; the loss falls below any value. [BA21]'s loss at the same
+    # weight stays above its constant.
+    a, c = 1.5, torch.tensor([[0.0, 0.0, -1.0]], dtype=torch.float64)      # push class 2 (the teacher's 2nd) down
+    t1, y1 = t[:1], y[:1]
+    scales = (1.0, 10.0, 100.0, 1000.0)
+    kd = [(a * L.cross_entropy(k * c, y1) + (1 - a) * L.kd_kl(k * c, t1, 1.0)).item() for k in scales]
+    assert all(u > v for u, v in zip(kd, kd[1:])) and kd[-1] < -40.0       # about -0.5 * 0.11 * 1000
+    mse = [L.mixed_target_mse_loss(k * c, torch.softmax(t1, 1), y1, gt_weight=a, allow_any_weight=True).item()
+           for k in scales]
+    floor = a * (1 - a) * ((F.one_hot(y1, 3).double() - torch.softmax(t1, 1)) ** 2).sum().item()
+    assert min(mse) >= floor
+
+
 def test_zhang_sabuncu_by_hand():
     s, t, y = s_t()
     temperature = 4.0
@@ -292,3 +362,36 @@ def test_ema_state_dict_resumes_the_schedule():
     resumed.update(net)
     assert torch.equal(resumed.module.weight, ema.module.weight)
     assert torch.allclose(ema.module.weight, torch.full((1, 2), 1.5), rtol=0, atol=1e-6)   # mean of 0..3
+
+
+def test_ema_state_dict_and_load_state_dict_round_trip():
+    net = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.BatchNorm1d(4))
+    gen = torch.Generator().manual_seed(0)
+    ema = EMA(net)
+    net.train()
+    for _ in range(3):
+        with torch.no_grad():
+            for p in net.parameters():
+                p.add_(torch.randn(p.shape, generator=gen))
+        net(torch.randn(8, 3, generator=gen))                         # moves BatchNorm's running statistics
+        ema.update(net)
+    state = ema.state_dict()
+    assert int(state["n_averaged"]) == ema.step == 4                  # the step counter travels with the weights
+    assert {k.removeprefix("module.") for k in state if k != "n_averaged"} == set(ema.module.state_dict())
+    resumed = EMA(torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.BatchNorm1d(4)))
+    assert resumed.step == 1
+    resumed.load_state_dict(state)
+    assert resumed.step == 4
+    for k, v in ema.module.state_dict().items():
+        assert torch.equal(resumed.module.state_dict()[k], v), k
+    # Both continue the schedule from step 4 (decay 0.8) and stay identical.
+    with torch.no_grad():
+        net[0].weight.fill_(2.0)
+    ema.update(net)
+    resumed.update(net)
+    assert torch.equal(resumed.module[0].weight, ema.module[0].weight)
+    assert resumed.step == ema.step == 5
+    with pytest.raises(TypeError, match="state"):
+        resumed.load_state_dict([1, 2])
+    with pytest.raises(RuntimeError, match="Missing key"):
+        resumed.load_state_dict({"n_averaged": state["n_averaged"]})

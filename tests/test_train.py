@@ -225,7 +225,37 @@ def test_unknown_config_key_lists_the_valid_ones():
 
 
 def test_allow_any_weight_lifts_the_range_check():
-    assert TrainConfig(gt_weight=1.5, allow_any_weight=True).gt_weight == 1.5
+    # Only for sd_mse, whose loss stays bounded below for any weight (see the refusal test below).
+    assert TrainConfig(method="sd_mse", gt_weight=1.5, allow_any_weight=True).gt_weight == 1.5
+    cfg = TrainConfig(method="sd_mse", generations=3, gt_weight=[1.5, -0.5], allow_any_weight=True)
+    assert [cfg.generation_settings(g).gt_weight for g in range(3)] == [1.0, 1.5, -0.5]
+
+
+@pytest.mark.parametrize("method", ["sd_kd", "sd_zs", "beta"])
+def test_allow_any_weight_is_refused_for_losses_unbounded_below(method):
+    # A weight outside [0, 1] puts a negative coefficient on a cross-entropy/KL term: refused before
+    # any training, naming the method, the reason and the alternative.
+    with pytest.raises(ValueError, match=rf"method '{method}'.*1\.5.*unbounded below.*'sd_mse'"):
+        TrainConfig(method=method, gt_weight=1.5, allow_any_weight=True)
+    with pytest.raises(ValueError, match=rf"method '{method}'.*-0\.5.*unbounded below"):
+        TrainConfig(method=method, gt_weight=-0.5, allow_any_weight=True)
+    # Inside [0, 1] the flag changes nothing.
+    assert TrainConfig(method=method, gt_weight=0.3, allow_any_weight=True).gt_weight == 0.3
+    assert not METHODS[method].accepts_any_weight and METHODS["sd_mse"].accepts_any_weight
+
+
+def test_sd_mse_trains_with_weights_outside_the_unit_interval(tmp_path):
+    # [BA21]'s loss is bounded below for any weight: generations at 1.5 and -0.5 train to finite numbers.
+    rec = train_run(dict(dataset="digits", model="mlp", model_kwargs={"hidden": 8, "depth": 1}, n_train=300, epochs=2,
+                         batch_size=64, lr=1e-2, device="cpu", method="sd_mse", generations=3, gt_weight=[1.5, -0.5],
+                         allow_any_weight=True, checkpoint_every=0, out_dir=str(tmp_path / "run")))
+    assert [(g["loss"], g["gt_weight"]) for g in rec["generations"]] == [("mse_mixed", 1.0), ("mse_mixed", 1.5),
+                                                                         ("mse_mixed", -0.5)]
+    for gen in rec["generations"]:
+        assert all(math.isfinite(h["train_loss"]) for h in gen["history"])
+        for split in ("val", "test"):
+            assert all(math.isfinite(v) for v in gen[split].values()), (gen["generation"], split)
+            assert 0.0 <= gen[split]["accuracy"] <= 1.0
 
 
 def test_missing_data_folder_error_passes_through(tmp_path):

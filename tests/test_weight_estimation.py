@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 
 import numpy as np
 import pytest
@@ -309,3 +310,50 @@ def test_config_path_refuses_methods_without_a_teacher_weight(tmp_path):
         estimate_gt_weight(dict(method="sd_kd", dataset="digits", model="mlp"), tmp_path, generation=0)
     with pytest.raises(ValueError, match="estimator"):
         estimate_gt_weight(dict(method="sd_kd", dataset="digits", model="mlp"), tmp_path, estimators=("magic",))
+
+
+def test_config_path_trains_sd_mse_students_outside_the_unit_interval(tmp_path):
+    # [BA21]'s loss is bounded below for any weight: with allow_any_weight the student at 1.5 trains.
+    # For a loss unbounded below (Hinton KD) the config refuses it, and the study reports that run's error.
+    base = dict(dataset="digits", model="mlp", model_kwargs={"hidden": 8, "depth": 1}, n_train=200, epochs=1,
+                batch_size=64, lr=1e-2, device="cpu", label_noise=0.2, checkpoint_every=0)
+    res = estimate_gt_weight(dict(base, method="sd_mse"), tmp_path / "mse", seeds=(0,), grid=[0.0, 1.0, 1.5],
+                             estimators=("two_run",), allow_any_weight=True)
+    run = res["per_seed"][0]["runs"][f"w={1.5!r}"]
+    assert run["error"] is None and run["gt_weight"] == 1.5
+    assert all(math.isfinite(v) for v in run["test"].values())
+    record = json.loads((tmp_path / "mse" / "runs" / "seed_0" / f"gt_{1.5:+.10f}" / "record.json").read_text())
+    assert record["generations"][1]["gt_weight"] == 1.5 and record["config"]["allow_any_weight"] is True
+    # An unconstrained estimate is trained at its own weight, not clipped.
+    two = res["per_seed"][0]["approaches"]["two_run"]
+    assert two["gt_weight"] == two["unconstrained"]
+
+    res = estimate_gt_weight(dict(base, method="sd_kd"), tmp_path / "kd", seeds=(0,), grid=[0.0, 1.0, 1.5],
+                             estimators=("two_run",), allow_any_weight=True)
+    run = res["per_seed"][0]["runs"][f"w={1.5!r}"]
+    assert run["test"] is None and re.search(r"method 'sd_kd'.*unbounded below.*'sd_mse'", run["error"])
+    assert res["per_seed"][0]["runs"][f"w={1.0!r}"]["error"] is None
+
+
+def test_make_train_fn_trains_mse_mixed_outside_the_unit_interval_only_when_allowed():
+    import torch
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from deepdistill.weight_estimation import make_train_fn
+
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(64, 5, generator=gen)
+    y = (x[:, 0] > 0).long()
+    loader = DataLoader(TensorDataset(x, y), batch_size=16, shuffle=False)
+    factory = lambda: torch.nn.Linear(5, 2)  # noqa: E731
+    teacher = make_train_fn(factory, loader, loss="mse_mixed", epochs=2)(None, None)
+    refused = make_train_fn(factory, loader, loss="mse_mixed", epochs=1)
+    with pytest.raises(ValueError, match="gt_weight"):
+        refused(1.5, teacher)
+    allowed = make_train_fn(factory, loader, loss="mse_mixed", epochs=2, allow_any_weight=True)
+    student = allowed(1.5, teacher)
+    with torch.no_grad():
+        out = student(x)
+    assert torch.isfinite(out).all()
+    # A different weight trains a different student (the flag is not silently ignored).
+    assert not torch.allclose(out, allowed(0.5, teacher)(x).detach())
