@@ -275,8 +275,8 @@ def _cifar(name: str, *, root=None, seed=0, n_train=None) -> _Raw:
     folder, train_files, test_files, label_key, k = _CIFAR_LAYOUT[name]
     archive = "cifar-10-python.tar.gz" if name == "cifar10" else "cifar-100-python.tar.gz"
     where = (f"Put torchvision's python-format {name.upper()} there: extract {archive} (from the "
-             f"CIFAR page of the University of Toronto, or torchvision's datasets.{name.upper()}(root, "
-             f"download=True) run elsewhere) so that {folder}/ sits directly in root. This toolkit never downloads.")
+             f"CIFAR page of the University of Toronto, or with torchvision's datasets.{name.upper()} downloader "
+             f"on a machine with internet) so that {folder}/ sits directly in root. This toolkit never downloads.")
     if root is None:
         raise ValueError(f"{name} needs `root`: the folder that holds {folder}/. {where}")
     base = os.path.join(os.fspath(root), folder)
