@@ -78,10 +78,18 @@ class StepQuadratic:
     risk_pd: float
     risk_labels: float
     cross: float
+    # ``R0 - C`` and ``D`` computed from the difference of the two endpoint fits, f1 - f0, when the
+    # criterion can: forming them from the risks subtracts nearly equal numbers, which loses every
+    # digit once the endpoints nearly coincide (tiny ridge: f1 - f0 = O(ridge)). THEORY 1's form
+    # alpha* = <f1 - f0, r - f0> / ||f1 - f0||^2 is the stable one.
+    gain: float | None = None
+    dist2: float | None = None
 
     @property
     def curvature(self) -> float:
         """``D = R0 + R1 - 2C``: the squared distance between the endpoint fits (>= 0)."""
+        if self.dist2 is not None:
+            return self.dist2
         return self.risk_pd + self.risk_labels - 2.0 * self.cross
 
     def __call__(self, gt_weight):
@@ -94,9 +102,13 @@ class StepQuadratic:
         """``alpha* = (R0 - C) / D``; with ``constrained=True`` clipped to ``[0, 1]`` (convex in alpha)."""
         D = self.curvature
         scale = max(abs(self.risk_pd), abs(self.risk_labels), np.finfo(np.float64).tiny)
-        if D <= _DEGENERATE_RTOL * scale:
+        # From the risks alone, D is only known to round-off relative to the risks; from the
+        # endpoint difference (dist2) it is exact, and only a zero difference is degenerate.
+        tolerance = np.finfo(np.float64).tiny if self.dist2 is not None else _DEGENERATE_RTOL * scale
+        if D <= tolerance:
             return 1.0  # both endpoints predict the same: any weight is optimal (see _DEGENERATE_RTOL)
-        alpha = (self.risk_pd - self.cross) / D
+        gain = self.gain if self.gain is not None else self.risk_pd - self.cross
+        alpha = gain / D
         return float(np.clip(alpha, 0.0, 1.0)) if constrained else float(alpha)
 
 
@@ -128,7 +140,8 @@ class _Criterion:
     evals: np.ndarray
     ridge: float
 
-    def _endpoint_risks(self, b0, q0, b1, q1) -> tuple[float, float, float]:  # pragma: no cover
+    def _endpoint_risks(self, b0, q0, b1, q1) -> tuple[float, ...]:  # pragma: no cover
+        """``(R0, R1, C)``, optionally followed by ``(R0 - C, D)`` computed from ``f1 - f0``."""
         raise NotImplementedError
 
     def quadratic(self, step: int = 2, previous=()) -> StepQuadratic:
@@ -256,7 +269,8 @@ class ReferenceRisk(_Criterion):
     def _endpoint_risks(self, b0, q0, b1, q1):
         e0 = self.predictions(q0) - self._r
         e1 = self.predictions(q1) - self._r
-        return np.mean(e0**2), np.mean(e1**2), np.mean(e0 * e1)
+        diff = self.predictions(np.asarray(q1) - np.asarray(q0))  # f1 - f0, linear in q (see StepQuadratic)
+        return np.mean(e0**2), np.mean(e1**2), np.mean(e0 * e1), -np.mean(diff * e0), np.mean(diff**2)
 
 
 class ExpectedTrainingRisk(_Criterion):
@@ -305,7 +319,12 @@ class ExpectedTrainingRisk(_Criterion):
         return float((bias + variance) / (self._n * self._k))
 
     def _endpoint_risks(self, b0, q0, b1, q1):
-        return self.cross_risk(b0, b0), self.cross_risk(b1, b1), self.cross_risk(b0, b1)
+        b0, b1 = np.asarray(b0), np.asarray(b1)
+        db = b1 - b0                               # f1 - f0 = V diag(db) V^T y: the difference, stably
+        norm = self._n * self._k
+        gain = -(np.sum(db * (b0 - 1.0) * self._z2) + self._k * self.noise_var * np.sum(db * b0)) / norm
+        dist2 = (np.sum(db * db * self._z2) + self._k * self.noise_var * np.sum(db * db)) / norm
+        return self.cross_risk(b0, b0), self.cross_risk(b1, b1), self.cross_risk(b0, b1), gain, dist2
 
 
 class OneShotRisk(_Criterion):
@@ -356,8 +375,14 @@ class OneShotRisk(_Criterion):
         def inner(u, v):  # <(I - L_u) y, (I - L_v) y>
             return np.sum((1.0 - u) * (1.0 - v) * self._z2) + self._perp
 
+        # r0 - r1 in the eigenbasis (coefficient of z_i, and of the part of y outside span V): the
+        # difference is formed per coefficient, not from the risks (see StepQuadratic).
+        c0, c1 = (1.0 - b0) / s0, (1.0 - b1) / s1
+        dc, dperp = c0 - c1, 1.0 / s0 - 1.0 / s1
+        gain = (np.sum(c0 * dc * self._z2) + dperp * self._perp / s0) / norm
+        dist2 = (np.sum(dc * dc * self._z2) + dperp * dperp * self._perp) / norm
         return (inner(b0, b0) / (s0 * s0 * norm), inner(b1, b1) / (s1 * s1 * norm),
-                inner(b0, b1) / (s0 * s1 * norm))
+                inner(b0, b1) / (s0 * s1 * norm), gain, dist2)
 
 
 # --------------------------------------------------------------------------------------------------

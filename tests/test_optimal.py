@@ -220,3 +220,31 @@ def test_bad_inputs_name_the_argument():
         greedy_schedule(crit, 1)
     with pytest.raises(ValueError, match="ridge_dpr"):
         ridge_from_dpr(-1.0, 10)
+
+
+@pytest.mark.parametrize("ridge", [1e-5, 1e-7])
+def test_optimum_stays_exact_at_tiny_ridges(ridge):
+    """At a tiny ridge the two endpoint fits nearly coincide (f1 - f0 = O(ridge)); the optimum must
+    come from their difference, not from subtracting nearly equal risks (which returned 1.0 here)."""
+    from kerneldistill import KernelDistiller
+    from kerneldistill.optimal import ReferenceRisk
+    from kerneldistill.toy import TOY_X, TOY_Y
+
+    X = np.asarray(TOY_X, dtype=np.float64).reshape(-1, 1)
+    y = np.asarray(TOY_Y, dtype=np.float64)
+    x_ref = np.linspace(0.0, 1.0, 101).reshape(-1, 1)
+    reference = np.sin(2 * np.pi * x_ref[:, 0])
+    model = KernelDistiller(kernel="rbf", gamma=80, ridge=ridge, gt_weight=0.5, steps=2).fit(X, y)
+    crit = ReferenceRisk.from_distiller(model, x_ref, reference)
+    alpha = crit.quadratic(2).argmin()
+    # Independent check: alpha* = <f1 - f0, r - f0> / ||f1 - f0||^2 with f1 - f0 from the filter
+    # difference q1 - q0 = (1 - a) / (d + ridge), a = d / (d + ridge), written without cancellation.
+    d = model.evals_
+    q_diff = (ridge / (d + ridge)) / (d + ridge)
+    P = model.kernel_matrix(x_ref) @ model.evecs_
+    z = model.z_[:, 0]
+    f0 = P @ ((d / (d + ridge)) / (d + ridge) * z)
+    diff = P @ (q_diff * z)
+    expected = np.dot(diff, reference - f0) / np.dot(diff, diff)
+    np.testing.assert_allclose(alpha, expected, rtol=1e-6, atol=0)
+    assert alpha != 1.0
