@@ -393,6 +393,13 @@ def train_run(config: TrainConfig | dict, run_dir=None, *, on_epoch_end: EpochHo
     existing = read_record(run_dir / "record.json")
     if existing is not None and existing["run_id"] == config.run_id():
         return existing
+    if existing is not None and existing["config"]["generations"] > config.generations:
+        # Training fewer generations here would replace a complete, longer record with a shorter one.
+        raise ConfigMismatchError(
+            f"run folder {str(run_dir)!r} holds a finished run of {existing['config']['generations']} generations; "
+            f"`generations`={config.generations} would replace its record. Ask for "
+            f">= {existing['config']['generations']} generations, or use another out_dir."
+        )
     device = resolve_device(config.device)
     finished = _load_finished(config, run_dir, device)
     atomic_write_json(run_dir / "config.json", config.to_dict())

@@ -963,6 +963,13 @@ def estimate_gt_weight(config, out_dir, *, seeds: Iterable[int] = (0,), generati
                          f"got {config.method!r}.")
     if isinstance(generation, bool) or not isinstance(generation, int) or generation < 1:
         raise ValueError(f"`generation` must be an integer >= 1 (generation 0 is the teacher); got {generation!r}.")
+    # Per-generation lists hold one value per generation >= 1; the student at `generation` needs the
+    # weights of the generations before it and the temperatures up to its own.
+    for name, need in (("gt_weight", generation - 1), ("temperature", generation)):
+        value = getattr(config, name)
+        if isinstance(value, list) and len(value) < need:
+            raise ValueError(f"`config.{name}` lists {len(value)} per-generation value(s); `generation`={generation} "
+                             f"needs at least {need}.")
     seeds = [int(s) for s in seeds]
     if not seeds:
         raise ValueError("`seeds` must hold at least one seed.")

@@ -75,7 +75,7 @@ def test_generations_use_fresh_seeded_initialisations(tmp_path):
     rec = train_run(tiny(tmp_path, method="ce", generations=2, epochs=1))
     w0, w1 = _weights(tmp_path / "run/generation_0.pt"), _weights(tmp_path / "run/generation_1.pt")
     assert not torch.equal(w0["head.weight"], w1["head.weight"])
-    assert derive_seed(0, 0, "init") != derive_seed(0, 1, "init") != derive_seed(1, 1, "init")
+    assert len({derive_seed(0, 0, "init"), derive_seed(0, 1, "init"), derive_seed(1, 1, "init")}) == 3
     assert rec["generations"][0]["history"] != rec["generations"][1]["history"]
 
 
@@ -168,6 +168,11 @@ def test_more_generations_extend_a_finished_run(tmp_path):
                       on_epoch_end=lambda **kw: seen.append(kw["generation"]))
     assert set(seen) == {2}
     _assert_same_run(ref, grown, tmp_path / "ref", tmp_path / "grow")
+    # Asking the finished 3-generation folder for fewer generations would replace its record: refused.
+    record_before = (tmp_path / "grow" / "record.json").read_bytes()
+    with pytest.raises(ConfigMismatchError, match="generations"):
+        train_run(tiny(tmp_path, "grow", method="sd_zs", generations=2, gt_weight=0.6))
+    assert (tmp_path / "grow" / "record.json").read_bytes() == record_before
 
 
 def test_finished_run_is_returned_without_training(tmp_path):

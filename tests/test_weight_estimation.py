@@ -310,6 +310,10 @@ def test_config_path_refuses_methods_without_a_teacher_weight(tmp_path):
         estimate_gt_weight(dict(method="sd_kd", dataset="digits", model="mlp"), tmp_path, generation=0)
     with pytest.raises(ValueError, match="estimator"):
         estimate_gt_weight(dict(method="sd_kd", dataset="digits", model="mlp"), tmp_path, estimators=("magic",))
+    short = dict(method="sd_kd", dataset="digits", model="mlp", generations=3, gt_weight=[0.9, 0.5],
+                 temperature=[2.0, 3.0])
+    with pytest.raises(ValueError, match=r"`config.temperature` lists 2 .*`generation`=3"):
+        estimate_gt_weight(short, tmp_path, generation=3)
 
 
 def test_config_path_trains_sd_mse_students_outside_the_unit_interval(tmp_path):
