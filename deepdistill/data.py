@@ -237,15 +237,15 @@ def _gaussian_mixture(*, root=None, seed=0, n_train=None, num_classes: int = 5, 
         raise ValueError(f"gaussian_mixture needs num_classes >= 2 and dim >= num_classes; got "
                          f"num_classes={num_classes}, dim={dim}.")
     n_pool = max(int(n_pool), int(n_train or 0))
-    rng = np.random.default_rng(generation_seed)
     means = float(class_sep) * np.eye(num_classes, dim)                 # (K, dim)
 
-    def sample(n):
+    def sample(n, rng):
         y = rng.integers(0, num_classes, n)
         return means[y] + rng.standard_normal((n, dim)), y
 
-    x_pool, y_pool = sample(n_pool)
-    x_test, y_test = sample(int(n_test))
+    # Separate streams: the test set must not move when the pool grows (learning curves over n_train).
+    x_pool, y_pool = sample(n_pool, np.random.default_rng([generation_seed, 0]))
+    x_test, y_test = sample(int(n_test), np.random.default_rng([generation_seed, 1]))
     bayes = gaussian_mixture_bayes_rate(num_classes, class_sep)
     return _Raw(x_pool, y_pool, x_test, y_test, num_classes, (dim,), meta={
         "source": f"gaussian_mixture(K={num_classes}, dim={dim}, class_sep={class_sep}, generation_seed={generation_seed})",

@@ -109,6 +109,13 @@ def test_gaussian_mixture_dataset_attains_its_bayes_rate():
     assert d.input_shape == (4,) and d.num_classes == 3
 
 
+def test_gaussian_mixture_test_set_does_not_move_with_the_pool_size():
+    small = load_dataset("gaussian_mixture", n_train=500, n_test=300)
+    large = load_dataset("gaussian_mixture", n_train=6000, n_test=300)
+    for a, b in zip(small.test.tensors, large.test.tensors):
+        assert torch.equal(a, b)
+
+
 # ---------------------------------------------------------------- CIFAR (fake folder)
 
 def _write_fake_cifar(root, name, rng):
