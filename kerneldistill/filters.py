@@ -37,7 +37,7 @@ __all__ = ["filter_diagonals", "filter_path", "normalize_steps"]
 
 def normalize_steps(steps, *, name: str = "steps") -> list:
     """Return ``steps`` as a list of ints >= 1 and/or ``math.inf``, with a clear error otherwise."""
-    scalar = np.isscalar(steps) or isinstance(steps, (int, float))
+    scalar = np.isscalar(steps)
     items = [steps] if scalar else list(steps)
     if len(items) == 0:
         raise ValueError(f"`{name}` must hold at least one step; got an empty sequence.")
@@ -60,9 +60,7 @@ def normalize_steps(steps, *, name: str = "steps") -> list:
 
 def _schedule(gt_weight, last_step: int) -> np.ndarray:
     """Weights alpha_1..alpha_T as an array of length ``last_step`` (alpha_1 = 1 is not used)."""
-    w = np.asarray(gt_weight, dtype=np.float64)
-    if w.ndim == 0:
-        return np.full(max(last_step, 1), float(w))
+    w = np.asarray(gt_weight, dtype=np.float64)  # a schedule: filter_diagonals handles a scalar itself
     if w.ndim != 1:
         raise ValueError(f"`gt_weight` must be a float or a 1-D sequence; got shape {w.shape}.")
     if len(w) < last_step - 1:

@@ -26,14 +26,18 @@ def test_limit_is_amplified_ridge_and_large_step():
     np.testing.assert_allclose(q[0], q[1], rtol=0, atol=1e-12)
 
 
-def test_path_matches_single_weights():
+def test_path_matches_the_recursion_and_the_amplified_ridge():
+    # Independent computations: the vectorised closed form against the step-by-step recursion (a
+    # schedule takes the recursion path), and its limit against KRR with ridge / gt_weight.
     d = np.geomspace(1e-6, 10, 25)
     weights = [0.0, 0.3, 1.0]
     b, q = filter_path(d, 0.1, weights, [1, 5, math.inf])
     for i, w in enumerate(weights):
-        bi, qi = filter_diagonals(d, 0.1, w, [1, 5, math.inf])
-        np.testing.assert_allclose(b[i], bi, rtol=1e-13, atol=0)
-        np.testing.assert_allclose(q[i], qi, rtol=1e-13, atol=0)
+        b_rec, q_rec = filter_diagonals(d, 0.1, np.full(4, w), [1, 5])
+        np.testing.assert_allclose(b[i, :2], b_rec, rtol=1e-12, atol=1e-15)
+        np.testing.assert_allclose(q[i, :2], q_rec, rtol=1e-12, atol=1e-15)
+        expected_inf = np.zeros_like(d) if w == 0 else d / (d + 0.1 / w)
+        np.testing.assert_allclose(b[i, 2], expected_inf, rtol=1e-12, atol=1e-15)
 
 
 def test_bad_steps_and_schedule():

@@ -192,6 +192,8 @@ def test_equivalent_smoothing_recovers_label_smoothing(eps_m):
     shen = np.full((50, K), eps_s / (K - 1))
     shen[np.arange(50), y] = 1 - eps_s
     np.testing.assert_allclose(shen, muller, rtol=1e-12, atol=1e-15)
+    # Reported in Mueller's convention whatever convention made the targets.
+    assert M.equivalent_smoothing(shen, y) == pytest.approx(eps_m, rel=1e-12, abs=1e-15)
 
 
 def test_softmax_matches_torch_and_temperature():
