@@ -98,7 +98,7 @@ class TrainConfig:
     # data
     dataset: str = "mnist1d"            # a deepdistill.data.DATASETS name
     data_root: str | None = None        # folder with the data files (None: the dataset's default)
-    n_train: int | None = None          # use only the first n training examples (None: all)
+    n_train: int | None = None          # a seeded, stratified subsample of n examples of the training pool (None: all)
     val_fraction: float = 0.1           # share of the training set held out for validation/selection
     label_noise: float = 0.0            # share of training labels replaced by noise
     noise_type: str = "symmetric"       # a deepdistill.data.NOISE_TYPES name ("symmetric": uniform over the other classes)
@@ -164,8 +164,17 @@ class TrainConfig:
 
     # -- identity -----------------------------------------------------------------------------
     def identity(self) -> dict[str, Any]:
-        """The fields that determine what the run computes (everything but OPERATIONAL_FIELDS)."""
-        return {k: v for k, v in self.to_dict().items() if k not in OPERATIONAL_FIELDS}
+        """The fields that determine what the run computes: everything but OPERATIONAL_FIELDS and the
+        knobs this method never reads (label smoothing outside ``ls``/``ls_kd``, ``beta_a`` outside
+        ``beta``), so that a sweep's base options do not split identical runs into different ids."""
+        spec = METHODS[self.method]
+        losses = (spec.first_loss, spec.later_loss)
+        unread = set(OPERATIONAL_FIELDS)
+        if "ls" not in losses:
+            unread |= {"smoothing", "ls_convention"}
+        if "beta" not in losses:
+            unread.add("beta_a")
+        return {k: v for k, v in self.to_dict().items() if k not in unread}
 
     def run_id(self) -> str:
         """A stable 12-hex-digit id: SHA-1 of the canonical JSON of :meth:`identity`."""

@@ -36,7 +36,7 @@ import torch.nn as nn
 from torch import Tensor
 
 from analysis.metrics import softmax, summarize
-from deepdistill.config import (OPERATIONAL_FIELDS, PER_GENERATION_FIELDS, GenerationSettings, TrainConfig,
+from deepdistill.config import (PER_GENERATION_FIELDS, GenerationSettings, TrainConfig,
                                 config_diff, derive_seed)
 from deepdistill.io import atomic_torch_save, atomic_write_json, read_json
 
@@ -312,7 +312,9 @@ def _check_config(config: TrainConfig, run_dir: Path) -> None:
     """Refuse a run folder made with a different config (per-generation fields: see _load_finished)."""
     stored = read_json(run_dir / "config.json")
     if stored is not None:
-        differ = config_diff(stored, config.to_dict(), ignore=OPERATIONAL_FIELDS + PER_GENERATION_FIELDS)
+        # Operational fields and knobs the method never reads (see TrainConfig.identity) may differ.
+        unread = tuple(set(config.to_dict()) - set(config.identity()))
+        differ = config_diff(stored, config.to_dict(), ignore=unread + PER_GENERATION_FIELDS)
         if differ:
             details = "; ".join(f"{k}: {stored.get(k)!r} in the folder, {getattr(config, k, None)!r} now" for k in differ)
             raise ConfigMismatchError(

@@ -138,3 +138,21 @@ def test_to_jsonable_writes_non_finite_as_null():
 
     out = to_jsonable({"a": float("nan"), "b": np.float32(0.5), "c": torch.tensor(2), "d": (1, np.inf)})
     assert out == {"a": None, "b": 0.5, "c": 2, "d": [1, None]}
+
+
+def test_knobs_a_method_never_reads_do_not_split_its_runs(tmp_path):
+    from deepdistill.train import train_run
+
+    # sd_kd reads neither label smoothing nor beta_a: same run id, and the folder accepts either.
+    a = TrainConfig(method="sd_kd", smoothing=0.1, beta_a=3.0)
+    b = TrainConfig(method="sd_kd", smoothing=0.3, ls_convention="shen", beta_a=5.0)
+    assert a.run_id() == b.run_id() and a.group_id() == b.group_id()
+    # ... while the methods that read them are told apart.
+    assert TrainConfig(method="ls", smoothing=0.1).run_id() != TrainConfig(method="ls", smoothing=0.3).run_id()
+    assert TrainConfig(method="ls_kd", ls_convention="muller").run_id() != \
+        TrainConfig(method="ls_kd", ls_convention="shen").run_id()
+    assert TrainConfig(method="beta", beta_a=3.0).run_id() != TrainConfig(method="beta", beta_a=5.0).run_id()
+    tiny = dict(dataset="digits", model="mlp", model_kwargs={"hidden": 8, "depth": 1}, epochs=1, n_train=200,
+                generations=1, device="cpu", method="sd_kd", out_dir=str(tmp_path / "run"))
+    first = train_run(dict(tiny, smoothing=0.1))
+    assert train_run(dict(tiny, smoothing=0.3)) == first      # the finished record, not a refusal or a rerun
