@@ -56,7 +56,14 @@ def main(argv=None) -> int:
     except MissingResultsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    print(path)
+    # A short summary for the terminal; the report itself holds the tables and figures.
+    text = path.read_text(encoding="utf-8")
+    theorem_line = next((ln for ln in text.splitlines() if "passed**" in ln), "")
+    figures = sorted(p.name for p in path.parent.glob("*.png"))
+    if theorem_line:
+        print("kernel theorem checks: " + theorem_line.split("**")[1])
+    print(f"{len(figures)} figures (PDF and PNG) in {path.parent}")
+    print(f"report: {path}")
     return 0
 
 

@@ -19,6 +19,8 @@ References
 """
 from __future__ import annotations
 
+import numbers
+
 import numpy as np
 import scipy.special
 import scipy.stats
@@ -140,9 +142,12 @@ def softmax(logits, temperature: float = 1.0) -> np.ndarray:
     """Tempered softmax over the last axis: ``p_k = exp(z_k / T) / sum_j exp(z_j / T)`` (float64).
 
     Uses :func:`scipy.special.softmax`, which subtracts the row maximum first (no overflow).
+    ``temperature`` is any real scalar > 0 (Python or NumPy, e.g. ``np.float32(2.0)``), not a bool.
     """
-    if not isinstance(temperature, (int, float)) or isinstance(temperature, bool) or not temperature > 0:
-        raise ValueError(f"`temperature` must be a positive number; got {temperature!r}.")
+    # numbers.Real covers Python and NumPy scalars alike; booleans are Integral too, so excluded by hand.
+    if (not isinstance(temperature, numbers.Real) or isinstance(temperature, (bool, np.bool_))
+            or not temperature > 0):
+        raise ValueError(f"`temperature` must be a positive real number (not a bool); got {temperature!r}.")
     z = as_numpy(logits, "logits")
     if not np.issubdtype(z.dtype, np.number) or z.ndim == 0:
         raise ValueError(f"`logits` must be a numeric array with a class axis; got dtype {z.dtype}, shape {z.shape}.")

@@ -326,6 +326,8 @@ def _method_rank(method: str) -> int:
 
 def weight_estimates_section(out_dir: Path) -> str:
     """The grid's best ``gt_weight`` against the estimators, from the ``deep_gt_weight`` table."""
+    from deepdistill.results import mean_sd as _mean_sd   # sample sd over seeds; NaN for one seed
+
     from .figures.deep import _ESTIMATOR_LABELS
 
     parts = ["## Optimal ground-truth weight: grid, kernel surrogates and deep estimates", ""]
@@ -361,14 +363,6 @@ def weight_estimates_section(out_dir: Path) -> str:
               "the optimum before clipping to [0, 1]. Test accuracy is that of a student trained at the weight; "
               "mean ± sd over seeds. Costs per seed include the teacher.", "", markdown_table(table)]
     return "\n".join(parts)
-
-
-def _mean_sd(values) -> tuple[float, float]:
-    v = np.asarray(values, dtype=float)
-    v = v[np.isfinite(v)]
-    if v.size == 0:
-        return float("nan"), float("nan")
-    return float(v.mean()), (float(v.std(ddof=1)) if v.size > 1 else float("nan"))
 
 
 # --------------------------------------------------------------------------------------------------

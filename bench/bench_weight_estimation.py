@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -53,11 +52,7 @@ DATASETS = {
 QUICK = {"epochs": 4, "n_train": 1000}
 
 
-def _mean_sd(values):
-    values = [v for v in values if v is not None and not math.isnan(v)]
-    if not values:
-        return math.nan, math.nan
-    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else math.nan)
+from deepdistill.results import mean_sd as _mean_sd  # noqa: E402  (one implementation of the roll-up's rule)
 
 
 def diagnostics(result: dict) -> str:

@@ -66,11 +66,6 @@ class EMA:
         """Number of updates so far (1 after construction)."""
         return int(self._averaged.n_averaged)
 
-    @property
-    def state_module(self) -> AveragedModel:
-        """The ``AveragedModel`` (weights, buffers and update count) itself; prefer :meth:`state_dict`."""
-        return self._averaged
-
     def state_dict(self) -> dict[str, Tensor]:
         """The whole EMA state, to save with a checkpoint: the averaged network's weights and buffers
         (keys ``"module.<name>"``) and the step counter (key ``"n_averaged"``, :attr:`step`).

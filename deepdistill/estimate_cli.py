@@ -8,8 +8,7 @@ and the grid search's result, side by side (:func:`deepdistill.weight_estimation
 
 Every :class:`~deepdistill.config.TrainConfig` field is an option, as in ``train``. Writes
 ``OUT_DIR/estimate_weight.json`` (every run and estimate, itemised) and ``OUT_DIR/estimate_weight.csv``
-(the table printed). Until ``deepdistill/cli.py`` registers the subcommand, the same parser runs as
-``python -m deepdistill.estimate_cli ...``.
+(the table printed).
 """
 from __future__ import annotations
 

@@ -8,6 +8,8 @@ checkpoint behind; at worst a stray ``.tmp`` file that the next write of the sam
 from __future__ import annotations
 
 import contextlib
+import csv
+import io
 import json
 import math
 import os
@@ -15,7 +17,8 @@ import tempfile
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-__all__ = ["atomic_write", "atomic_write_text", "atomic_write_json", "atomic_torch_save", "read_json", "to_jsonable"]
+__all__ = ["atomic_write", "atomic_write_text", "atomic_write_json", "atomic_write_csv", "atomic_torch_save", "read_json",
+           "to_jsonable"]
 
 
 @contextlib.contextmanager
@@ -65,6 +68,20 @@ def to_jsonable(obj):
 
 def atomic_write_json(path, obj) -> None:
     atomic_write_text(path, json.dumps(to_jsonable(obj), indent=2, sort_keys=False, allow_nan=False) + "\n")
+
+
+def atomic_write_csv(path, rows: list[dict]) -> None:
+    """Write dict ``rows`` as CSV: the columns are every key in first-seen order, a missing key or a
+    float NaN is an empty cell (the csv module would write the text ``nan``)."""
+    columns: list[str] = []
+    for row in rows:
+        columns += [c for c in row if c not in columns]
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: ("" if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()})
+    atomic_write_text(path, buf.getvalue())
 
 
 def read_json(path):

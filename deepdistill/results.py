@@ -14,9 +14,7 @@ standard deviation, ddof = 1; empty with a single seed).
 """
 from __future__ import annotations
 
-import csv
 import datetime
-import io
 import math
 import platform
 import statistics
@@ -24,10 +22,10 @@ import sys
 from pathlib import Path
 
 from deepdistill.config import TrainConfig
-from deepdistill.io import atomic_write_text, read_json
+from deepdistill.io import atomic_write_csv, read_json
 
 __all__ = ["SCHEMA", "make_record", "read_record", "collect_records", "rollup_rows", "write_rollup_csv",
-           "library_versions", "device_description"]
+           "mean_sd", "library_versions", "device_description"]
 
 SCHEMA = "deepdistill.record/1"
 # Config fields that name a group in the roll-up (all identity fields go into its group_id).
@@ -105,8 +103,15 @@ def collect_records(root) -> list[dict]:
     return out
 
 
-def _mean_sd(values: list[float]) -> tuple[float, float]:
-    values = [v for v in values if v is not None and math.isfinite(v)]
+def mean_sd(values) -> tuple[float, float]:
+    """Mean and sample standard deviation (ddof = 1) over seeds, skipping ``None`` and non-finite values.
+
+    The sd of a single value is NaN (an empty CSV cell), not 0: one seed measures no spread. Both are
+    NaN when no value is left. The one implementation for the roll-up, the weight-estimation summary
+    and the report.
+    """
+    values = [float(v) for v in values if v is not None]
+    values = [v for v in values if math.isfinite(v)]
     if not values:
         return math.nan, math.nan
     return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else math.nan)
@@ -127,9 +132,9 @@ def rollup_rows(records: list[dict]) -> list[dict]:
                "seeds": " ".join(str(r["seed"]) for r, _ in members)}
         for split in ("val", "test"):
             for metric in g0[split]:
-                row[f"{split}_{metric}_mean"], row[f"{split}_{metric}_sd"] = _mean_sd([g[split][metric] for _, g in members])
-        row["selected_epoch_mean"], row["selected_epoch_sd"] = _mean_sd([g["selected_epoch"] for _, g in members])
-        row["wall_time_s_mean"], row["wall_time_s_sd"] = _mean_sd([g["wall_time_s"] for _, g in members])
+                row[f"{split}_{metric}_mean"], row[f"{split}_{metric}_sd"] = mean_sd([g[split][metric] for _, g in members])
+        row["selected_epoch_mean"], row["selected_epoch_sd"] = mean_sd([g["selected_epoch"] for _, g in members])
+        row["wall_time_s_mean"], row["wall_time_s_sd"] = mean_sd([g["wall_time_s"] for _, g in members])
         rows.append(row)
     return rows
 
@@ -137,13 +142,5 @@ def rollup_rows(records: list[dict]) -> list[dict]:
 def write_rollup_csv(records: list[dict], path) -> list[dict]:
     """Write :func:`rollup_rows` to ``path`` atomically (NaN written as an empty cell); return the rows."""
     rows = rollup_rows(records)
-    columns: list[str] = []
-    for row in rows:
-        columns += [c for c in row if c not in columns]
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({k: ("" if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()})
-    atomic_write_text(path, buf.getvalue())
+    atomic_write_csv(path, rows)
     return rows

@@ -295,14 +295,22 @@ class KernelWeightEstimate:
 
 def _step1_train_residual(evals, z2, perp, ridge, n):
     """Training MSE (per example, summed over outputs) of kernel ridge on the labels:
-    ``sum_i (lam / (d_i + lam))^2 ||z_i||^2 + ||y - V z||^2``, over n."""
-    shrink = ridge / (evals + ridge)
+    ``sum_i (lam / (d_i + lam))^2 ||z_i||^2 + ||y - V z||^2``, over n.
+
+    The residual filter is ``1 - b`` with ``b = d / (d + lam)`` step 1's filter
+    (:func:`kerneldistill.filters.filter_diagonals`); it is taken as ``lam q = lam / (d + lam)``, the
+    same number without the cancellation of ``1 - b`` when ``d >> lam``."""
+    from kerneldistill.filters import filter_diagonals
+
+    _, q = filter_diagonals(evals, ridge, 1.0, [1])
+    shrink = ridge * q[0]
     return float((np.sum(shrink**2 * z2) + perp) / n)
 
 
-def _match_ridge(evals, z2, perp, n, target_residual) -> float:
+def _match_ridge(evals, z2, perp, n, target_residual) -> tuple[float, bool]:
     """The ridge at which the step-1 training residual equals ``target_residual`` (monotone in the
-    ridge: bisection in log-ridge with scipy's brentq), clipped to the attainable range."""
+    ridge: bisection in log-ridge with scipy's brentq), clipped to the attainable range; the flag says
+    the target was out of reach (the ridge is then an end of that range)."""
     from scipy.optimize import brentq
 
     top = float(max(evals.max(), np.finfo(np.float64).tiny))
@@ -548,6 +556,8 @@ class _Backend:
 def _study_one_seed(backend: _Backend, *, grid, estimators, bounds, allow_any_weight: bool, teacher_as_alpha1: bool,
                     kernel: str, kernel_params: dict, ntk_subsample: int | None, seed: int, log) -> dict:
     """Teacher, grid, the estimates and their final runs for one seed; every cost itemised."""
+    from analysis.metrics import brier_score
+
     say = log or (lambda msg: None)
     runs: dict[str, _Run] = {}
 
@@ -568,11 +578,13 @@ def _study_one_seed(backend: _Backend, *, grid, estimators, bounds, allow_any_we
     criterion = backend.criterion
 
     def val_criterion(run: _Run) -> float:
+        # "brier": the multi-class Brier score (summed over classes, mean over examples: the
+        # normalisation of affine_optimal_weight); "mse": the mean over every entry.
         if run.val_outputs is None:
             return math.nan
-        t = _targets_matrix(y_val, *run.val_outputs.shape, criterion) if criterion == "brier" else _as_2d(y_val, "y_val")
-        n = run.val_outputs.shape[0]
-        return float(np.sum((run.val_outputs - t) ** 2) / (n if criterion == "brier" else t.size))
+        if criterion == "brier":
+            return brier_score(run.val_outputs, y_val)
+        return float(np.mean((run.val_outputs - _as_2d(y_val, "y_val")) ** 2))
 
     approaches: dict[str, dict] = {}
     # -- grid ------------------------------------------------------------------------------------
@@ -630,11 +642,19 @@ def _study_one_seed(backend: _Backend, *, grid, estimators, bounds, allow_any_we
         x_train, y_train = backend.train_arrays()
         x_val = backend.val_inputs()
         model = label_run.model
-        # The kernel teacher's ridge matches the network teacher's training fit (Brier / MSE).
+        # The kernel teacher's ridge matches the network teacher's training fit (Brier / MSE), on the
+        # kernel's scale: squared error summed over outputs, averaged over examples. For labels that
+        # is exactly the multi-class Brier score.
         train_out = backend.outputs(model, x_train)
         t_train = (_targets_matrix(y_train, *train_out.shape, criterion) if criterion == "brier"
                    else _as_2d(y_train, "y_train"))
-        match = float(np.sum((train_out - t_train) ** 2) / train_out.shape[0])
+
+        def training_fit(rows) -> float:
+            if criterion == "brier":
+                return brier_score(train_out[rows], y_train[rows])
+            return float(np.sum((train_out[rows] - t_train[rows]) ** 2) / train_out[rows].shape[0])
+
+        match = training_fit(slice(None))
         if any(e.endswith("features") for e in kernel_jobs):
             started = time.perf_counter()
             f_train, f_val = backend.features(model, x_train), backend.features(model, x_val)
@@ -659,7 +679,7 @@ def _study_one_seed(backend: _Backend, *, grid, estimators, bounds, allow_any_we
             gram = empirical_ntk_gram(model, x_train[idx_t])
             cross = empirical_ntk_gram(model, x_val, x_train[idx_t])
             t_sub = t_train[idx]
-            match_sub = float(np.sum((train_out[idx] - t_sub) ** 2) / m)
+            match_sub = training_fit(idx)
             kest = kernel_surrogate_weights(gram, t_sub, cross, _val_matrix(y_val, t_train.shape[1], criterion),
                                             kernel="precomputed", ridge="match", match_residual=match_sub,
                                             step=backend.step, previous=backend.previous, bounds=bounds_used)
@@ -724,16 +744,14 @@ def _finish_grid(per_seed: list[dict]) -> None:
                     val_criterion=grid["curve"][best]["val_criterion"], error=None)
 
 
-def _mean_sd(values):
-    values = [float(v) for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))]
-    if not values:
-        return math.nan, math.nan
-    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else math.nan)
-
-
 def summary_rows(per_seed: list[dict], metrics=("accuracy", "nll", "ece")) -> list[dict]:
     """One row per approach: weight and test metrics as mean and sd over seeds, cost and its ratio to
-    the grid's, and whether the test accuracy is within one grid seed-sd of the grid's best."""
+    the grid's, and whether the test accuracy is within one grid seed-sd of the grid's best.
+
+    The "teacher" row is the run the students distil from: generation ``G - 1`` (its own
+    ``gt_weight``; 1.0 for generation 0), with the cost of every run before the students."""
+    from deepdistill.results import mean_sd as _mean_sd
+
     names = []
     for s in per_seed:
         names += [n for n in s["approaches"] if n not in names]
@@ -743,7 +761,8 @@ def summary_rows(per_seed: list[dict], metrics=("accuracy", "nll", "ece")) -> li
     for name in ["teacher"] + names:
         row = {"approach": name}
         if name == "teacher":
-            entries = [{"gt_weight": 1.0, "test": s["runs"]["generation 0"]["test"],
+            entries = [{"gt_weight": s["runs"][s["teacher_keys"][-1]]["gt_weight"],
+                        "test": s["runs"][s["teacher_keys"][-1]]["test"],
                         "training_runs": len(s["teacher_keys"]),
                         "wall_time_s": sum(s["runs"][k]["wall_time_s"] for k in s["teacher_keys"]), "error": None}
                        for s in per_seed]
@@ -804,8 +823,7 @@ class _ConfigBackend(_Backend):
     def __init__(self, config, root: Path, generation: int, log=None):
         import torch
 
-        from deepdistill.data import load_dataset
-        from deepdistill.train import resolve_device
+        from deepdistill.train import load_run_data, resolve_device
 
         self.config, self.root, self.G, self.log = config, Path(root), int(generation), log
         self.device = resolve_device(config.device)
@@ -815,12 +833,9 @@ class _ConfigBackend(_Backend):
         self.temperature = temp[self.G - 1] if isinstance(temp, list) else temp
         self.prev_temperature = [temp[i] if isinstance(temp, list) else temp for i in range(self.G - 1)]
         self.criterion = "brier"
-        splits = load_dataset(config.dataset, root=config.data_root, seed=config.seed, label_noise=config.label_noise,
-                              noise_type=config.noise_type, val_fraction=config.val_fraction, n_train=config.n_train,
-                              **config.data_options)
-        self.splits = splits
-        self.x = {p: getattr(splits, p).tensors[0].to(self.device) for p in ("train", "val", "test")}
-        self.y = {p: getattr(splits, p).tensors[1] for p in ("train", "val", "test")}
+        self.splits, data = load_run_data(config, self.device)     # the data exactly as train_run loads it
+        self.x = {p: data[f"x_{p}"] for p in ("train", "val", "test")}
+        self.y = {p: data[f"y_{p}"].cpu() for p in ("train", "val", "test")}   # labels are read with numpy
         self._torch = torch
         self._prefix = None
 
@@ -880,6 +895,7 @@ class _ConfigBackend(_Backend):
         return self._ensure_prefix()[0]
 
     def student(self, w):
+        from deepdistill.io import atomic_write
         from deepdistill.train import train_run
 
         self._ensure_prefix()
@@ -894,9 +910,10 @@ class _ConfigBackend(_Backend):
         for g in range(self.G):
             dst = run_dir / f"generation_{g}.pt"
             if not dst.exists():
-                tmp = run_dir / f".generation_{g}.pt.copy"
-                shutil.copyfile(Path(self._prefix_config().out_dir) / f"generation_{g}.pt", tmp)
-                tmp.replace(dst)                                       # atomic: never a half-copied checkpoint
+                # atomic (temp file, fsync, os.replace): never a half-copied checkpoint
+                with open(Path(self._prefix_config().out_dir) / f"generation_{g}.pt", "rb") as src, \
+                        atomic_write(dst, "wb") as out:
+                    shutil.copyfileobj(src, out)
         train_run(cfg, run_dir, log=self.log, progress=False)
         model, summary = self._load(run_dir, self.G)
         return self._as_run(f"w={w!r}", summary, model, w)
@@ -999,21 +1016,12 @@ def estimate_gt_weight(config, out_dir, *, seeds: Iterable[int] = (0,), generati
 
 def write_results(result: dict, out_dir) -> None:
     """``estimate_weight.json`` (everything) and ``estimate_weight.csv`` (the summary), atomically."""
-    import csv
-    import io
-
-    from deepdistill.io import atomic_write_json, atomic_write_text
+    from deepdistill.io import atomic_write_csv, atomic_write_json
 
     out_dir = Path(out_dir)
     atomic_write_json(out_dir / "estimate_weight.json", result)
-    rows = result["summary"]
-    if rows:
-        buf = io.StringIO()
-        writer = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
-        writer.writeheader()
-        for row in rows:
-            writer.writerow({k: ("" if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()})
-        atomic_write_text(out_dir / "estimate_weight.csv", buf.getvalue())
+    if result["summary"]:
+        atomic_write_csv(out_dir / "estimate_weight.csv", result["summary"])
 
 
 # ------------------------------------------------------------------------------------------------

@@ -2,7 +2,7 @@
 
 Every deep figure runs ONCE (module fixture, ~30-60 s on 2 loaded cores) into a temporary folder;
 the tests then check the tables against independent computations: the records' own metrics
-recomputed from the checkpoints, the ECE recomputed from the reliability table, the grid's best
+recomputed from the checkpoints, the ECE recomputed from the pooled checkpoints, the grid's best
 weight recomputed from the runs, the estimator's students against the grid's students.
 """
 from __future__ import annotations
@@ -166,6 +166,9 @@ def test_reliability_table_matches_ece_and_pooled_counts(produced):
     cols = read_csv(paths["deep_reliability"][0])
     assert list(dict.fromkeys(cols["method"].tolist())) == ["ce", "ls", "sd_kd"]
     n_test = 450  # digits: 25% of 1797, stratified
+    records = _records(out, deep.comparison_configs(PRESET))
+    # Which generation each diagram shows: the baselines' first, self-distillation's last.
+    shown = {"ce": 0, "ls": 0, "sd_kd": PRESET.generations - 1}
     for method in ("ce", "ls", "sd_kd"):
         m = cols["method"] == method
         assert m.sum() == PRESET.reliability_bins
@@ -174,9 +177,18 @@ def test_reliability_table_matches_ece_and_pooled_counts(produced):
         filled = count > 0
         lower, upper, conf = cols["lower"][m][filled], cols["upper"][m][filled], cols["confidence"][m][filled]
         assert np.all((conf >= lower - 1e-12) & (conf <= upper + 1e-12))   # each bin's mean lies in the bin
-        ece = np.sum(count[filled] / count.sum() * np.abs(cols["gap"][m][filled]))
+        # The ECE recomputed independently of the figure's code: the test predictions of every seed's
+        # checkpoint pooled, then analysis.metrics.ece with the preset's bins.
+        recs = [r for r in records if r["config"]["method"] == method]
+        assert len(recs) == len(PRESET.seeds)
+        probs, labels = zip(*(deep.generation_probs(*deep.load_generation(r, shown[method], out), "test")
+                              for r in recs))
+        ece = metrics.ece(np.concatenate(probs), np.concatenate(labels), n_bins=PRESET.reliability_bins)
         assert cols["ece"][m][0] == pytest.approx(ece, rel=1e-12)
         assert 0 <= ece <= 1
+        # ... and the table's own counts and gaps add up to it.
+        from_table = np.sum(count[filled] / count.sum() * np.abs(cols["gap"][m][filled]))
+        assert from_table == pytest.approx(ece, rel=1e-12)
     assert np.all(cols["generation"][cols["method"] == "sd_kd"] == PRESET.generations - 1)
 
 

@@ -354,7 +354,7 @@ def test_ema_state_dict_resumes_the_schedule():
             net.weight.fill_(v)
         ema.update(net)
     resumed = EMA(torch.nn.Linear(2, 1))
-    resumed.state_module.load_state_dict(ema.state_module.state_dict())
+    resumed.load_state_dict(ema.state_dict())
     assert resumed.step == 3
     with torch.no_grad():
         net.weight.fill_(3.0)

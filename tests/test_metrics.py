@@ -207,6 +207,15 @@ def test_softmax_matches_torch_and_temperature():
         M.softmax(z, temperature=0.0)
 
 
+def test_softmax_accepts_numpy_scalar_temperatures_and_rejects_non_numbers():
+    z = np.random.default_rng(1).standard_normal((4, 3))
+    for t in (np.float32(2.0), np.float64(2.0), np.int64(2)):
+        np.testing.assert_allclose(M.softmax(z, temperature=t), M.softmax(z, temperature=2.0), rtol=1e-12, atol=0)
+    for bad in (True, np.bool_(True), "2", np.float32(-1.0), float("nan"), None):
+        with pytest.raises(ValueError, match="temperature"):
+            M.softmax(z, temperature=bad)
+
+
 def test_summarize_equals_individual_metrics():
     p, y = random_probs(500, 6, seed=5)
     s = M.summarize(p, y, n_bins=20)

@@ -26,6 +26,7 @@ from deepdistill.weight_estimation import (
     estimate_gt_weight_for_model,
     kernel_surrogate_weights,
     label_endpoint_is_generation_zero,
+    summary_rows,
 )
 from kerneldistill.estimator import KernelDistiller
 
@@ -140,7 +141,8 @@ def test_bad_inputs_name_the_argument():
     with pytest.raises(ValueError, match="bounds"):
         affine_optimal_weight(p, p, [0, 1, 0, 1], bounds=(1, 0))
     # identical end points: every weight is optimal, flagged, the labels end point returned
-    assert affine_optimal_weight(p, p, [0, 1, 0, 1]).degenerate
+    same = affine_optimal_weight(p, p, [0, 1, 0, 1])
+    assert same.degenerate and same.gt_weight == 1.0
 
 
 # ------------------------------------------------------------------------------------------------
@@ -164,7 +166,9 @@ def test_kernel_validation_optimum_matches_brute_force_refits(step, previous):
     best, best_value = _brute_argmin(val_mse)
     assert abs(est.validation_unconstrained - best) <= 1e-4
     assert val_mse(est.validation_unconstrained) <= best_value + 1e-12
-    assert est.validation == pytest.approx(min(max(best, 0.0), 1.0), abs=1e-4) or est.validation is None
+    clipped = kernel_surrogate_weights(X, y, Xv, yv, kernel="rbf", gamma=0.2, ridge=lam, step=step,
+                                       previous=previous, bounds=(0.0, 1.0))
+    assert clipped.validation == pytest.approx(min(max(best, 0.0), 1.0), abs=1e-4)
 
 
 def test_kernel_one_shot_matches_explicit_hat_matrices():
@@ -301,6 +305,20 @@ def test_config_path_shares_the_teacher_and_itemises_costs(tmp_path):
     assert (tmp_path / "estimate_weight.json").exists() and (tmp_path / "estimate_weight.csv").exists()
     rows = {r["approach"]: r for r in res["summary"]}
     assert rows["grid"]["runs_ratio_to_grid"] == 1.0 and math.isnan(rows["grid"]["test_accuracy_sd"])
+    # generation 1's teacher is generation 0 (trained on the labels: weight 1)
+    assert rows["teacher"]["gt_weight_mean"] == 1.0
+    assert rows["teacher"]["test_accuracy_mean"] == study["runs"]["generation 0"]["test"]["accuracy"]
+
+
+def test_summary_teacher_row_is_the_generation_before_the_students():
+    # Students at generation 2 distil from generation 1 (weight 0.3), not from generation 0.
+    runs = {"generation 0": {"gt_weight": 1.0, "wall_time_s": 2.0, "test": {"accuracy": 0.5, "nll": 1.0, "ece": 0.1}},
+            "generation 1": {"gt_weight": 0.3, "wall_time_s": 3.0, "test": {"accuracy": 0.7, "nll": 0.8, "ece": 0.05}}}
+    per_seed = [{"seed": 0, "teacher_keys": ["generation 0", "generation 1"], "runs": runs, "approaches": {}}]
+    (teacher,) = summary_rows(per_seed)
+    assert teacher["approach"] == "teacher"
+    assert teacher["gt_weight_mean"] == 0.3 and teacher["test_accuracy_mean"] == 0.7
+    assert teacher["training_runs"] == 2 and teacher["wall_time_s"] == 5.0
 
 
 def test_config_path_refuses_methods_without_a_teacher_weight(tmp_path):
