@@ -52,6 +52,14 @@ class MissingResultsError(ValueError):
 # Markdown helpers
 # --------------------------------------------------------------------------------------------------
 
+
+def _default_epochs() -> int:
+    """TrainConfig's default number of epochs (a preset that does not set it trains with this)."""
+    from deepdistill.config import TrainConfig
+
+    return TrainConfig.epochs
+
+
 def _fmt(v) -> str:
     if isinstance(v, (float, np.floating)):
         return "n/a" if not np.isfinite(v) else f"{v:.4g}"
@@ -303,7 +311,7 @@ def deep_tables_section(out_dir: Path, fast: bool) -> str:
         return "\n".join(parts)
     last = preset.generations - 1
     parts.append(f"Test split; mean ± sd over seeds (sample sd). Generation 0 trains on the labels; generation {last} "
-                 f"is the last. Preset {preset.name!r}: {preset.base.get('epochs')} epochs per generation. "
+                 f"is the last. Preset {preset.name!r}: {preset.base.get('epochs', _default_epochs())} epochs per generation. "
                  "ECE: 15 equal-width bins; diversity: variance of the true-class probability [ZS20].")
     for dataset in dict.fromkeys(cols["dataset"][keep].tolist()):
         rows = np.flatnonzero(keep & (cols["dataset"] == dataset) & np.isin(cols["generation"], [0, last]))

@@ -506,7 +506,7 @@ def _gt_weight_plot(data_path: Path, out_dir: Path) -> list[Path]:
     cols = read_csv(data_path)
     run = cols["kind"] == "run"
     weights = sorted(set(cols["gt_weight"][run].tolist()))
-    fig, ax = new_figure("column", height=2.5)
+    fig, ax = new_figure("column", height=3.2)
     for s in sorted(set(cols["seed"][run].tolist())):
         m = run & (cols["seed"] == s)
         order = np.argsort(cols["gt_weight"][m])
@@ -533,7 +533,7 @@ def _gt_weight_plot(data_path: Path, out_dir: Path) -> list[Path]:
                 transform=ax.transAxes, fontsize=6, va="bottom")
     ax.set_xlabel("gt_weight (weight on the ground truth)")
     ax.set_ylabel("test accuracy")
-    ax.legend(loc="best", fontsize=6)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=2, fontsize=6, frameon=False)
     temperature = float(cols["temperature"][run][0])
     ax.set_title(f"SD (KD, $T$ = {temperature:g}), generation 1 ({_setting_note(cols)})", fontsize=7)
     return save_figure(fig, out_dir, "deep_gt_weight")
