@@ -553,6 +553,17 @@ class _Backend:
     step: int = 2
 
 
+
+def _kernel_entries(kest, cost: float, kind: str, jobs, teacher_keys) -> dict:
+    """The ``kernel_<kind>`` (validation optimum) and ``one_shot_<kind>`` entries asked for in ``jobs``,
+    from one kernel-surrogate fit ``kest`` that cost ``cost`` seconds."""
+    picks = {f"kernel_{kind}": (kest.validation, kest.validation_unconstrained),
+             f"one_shot_{kind}": (kest.one_shot, kest.one_shot_unconstrained)}
+    return {name: {"gt_weight": w, "unconstrained": w_free, "overhead_s": cost, "kernel": kest.to_dict(),
+                   "run_keys": list(teacher_keys)}
+            for name, (w, w_free) in picks.items() if name in jobs}
+
+
 def _study_one_seed(backend: _Backend, *, grid, estimators, bounds, allow_any_weight: bool, teacher_as_alpha1: bool,
                     kernel: str, kernel_params: dict, ntk_subsample: int | None, seed: int, log) -> dict:
     """Teacher, grid, the estimates and their final runs for one seed; every cost itemised."""
@@ -661,13 +672,7 @@ def _study_one_seed(backend: _Backend, *, grid, estimators, bounds, allow_any_we
             kest = kernel_surrogate_weights(f_train, t_train, f_val, _val_matrix(y_val, t_train.shape[1], criterion),
                                             kernel=kernel, ridge="match", match_residual=match, step=backend.step,
                                             previous=backend.previous, bounds=bounds_used, **kernel_params)
-            cost = time.perf_counter() - started
-            if "kernel_features" in kernel_jobs:
-                approaches["kernel_features"] = {"gt_weight": kest.validation, "unconstrained": kest.validation_unconstrained,
-                                                 "overhead_s": cost, "kernel": kest.to_dict(), "run_keys": list(teacher_keys)}
-            if "one_shot_features" in kernel_jobs:
-                approaches["one_shot_features"] = {"gt_weight": kest.one_shot, "unconstrained": kest.one_shot_unconstrained,
-                                                   "overhead_s": cost, "kernel": kest.to_dict(), "run_keys": list(teacher_keys)}
+            approaches.update(_kernel_entries(kest, time.perf_counter() - started, "features", kernel_jobs, teacher_keys))
         if any(e.endswith("ntk") for e in kernel_jobs):
             started = time.perf_counter()
             import torch
@@ -683,13 +688,7 @@ def _study_one_seed(backend: _Backend, *, grid, estimators, bounds, allow_any_we
             kest = kernel_surrogate_weights(gram, t_sub, cross, _val_matrix(y_val, t_train.shape[1], criterion),
                                             kernel="precomputed", ridge="match", match_residual=match_sub,
                                             step=backend.step, previous=backend.previous, bounds=bounds_used)
-            cost = time.perf_counter() - started
-            if "kernel_ntk" in kernel_jobs:
-                approaches["kernel_ntk"] = {"gt_weight": kest.validation, "unconstrained": kest.validation_unconstrained,
-                                            "overhead_s": cost, "kernel": kest.to_dict(), "run_keys": list(teacher_keys)}
-            if "one_shot_ntk" in kernel_jobs:
-                approaches["one_shot_ntk"] = {"gt_weight": kest.one_shot, "unconstrained": kest.one_shot_unconstrained,
-                                              "overhead_s": cost, "kernel": kest.to_dict(), "run_keys": list(teacher_keys)}
+            approaches.update(_kernel_entries(kest, time.perf_counter() - started, "ntk", kernel_jobs, teacher_keys))
 
     # -- final runs at each estimate -------------------------------------------------------------
     for name, entry in approaches.items():
