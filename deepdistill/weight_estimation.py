@@ -65,6 +65,8 @@ from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
+from kerneldistill.affine import affine_vertex
+
 __all__ = [
     "DEFAULT_GRID",
     "AffineWeightEstimate",
@@ -216,9 +218,9 @@ def affine_optimal_weight(pred_0, pred_1, targets, criterion: str = "brier", wei
     D, E = P1 - P0, T - P0
     dd, de, ee = float(np.sum(D * D)), float(np.sum(D * E)), float(np.sum(E * E))
 
-    # Both students predict the same (to float64 round-off): every weight is optimal.
-    degenerate = dd <= 1e-13 * max(ee, float(np.sum(P0 * P0)), np.finfo(np.float64).tiny)
-    t_star = 1.0 if degenerate else de / dd
+    # Both students predict the same (to round-off relative to the predictions and residuals):
+    # every weight is optimal, and the vertex is the labels end point (t = 1).
+    t_star, degenerate = affine_vertex(de, dd, scale=max(ee, float(np.sum(P0 * P0))))
     unconstrained = w0 + t_star * (w1 - w0)
     estimate = unconstrained if bounds is None else float(np.clip(unconstrained, *bounds))
 
@@ -351,7 +353,7 @@ def kernel_surrogate_weights(X_train, targets_train, X_val=None, targets_val=Non
     kernel_params : e.g. ``gamma`` for ``kernel="rbf"``.
     """
     from kerneldistill.estimator import KernelDistiller
-    from kerneldistill.optimal import OneShotRisk, ReferenceRisk, optimal_gt_weight
+    from kerneldistill.optimal import OneShotRisk, ReferenceRisk, optimal_gt_weight, project_onto_basis
 
     started = time.perf_counter()
     bounds = _check_bounds(bounds)
@@ -366,7 +368,6 @@ def kernel_surrogate_weights(X_train, targets_train, X_val=None, targets_val=Non
         # penultimate features have p << n. kerneldistill's criteria take any (evals, evecs).
         U, S, _ = np.linalg.svd(Xtr, full_matrices=False)             # (n, p), (p,)
         evals, evecs = S**2, U
-        z = U.T @ (Ytr - offset)                                       # (p, k)
 
         def cross_kernel(X_val):
             return _as_2d(X_val, "X_val") @ Xtr.T                      # (n_val, n)
@@ -375,12 +376,11 @@ def kernel_surrogate_weights(X_train, targets_train, X_val=None, targets_val=Non
         distiller = KernelDistiller(kernel=kernel, ridge=1.0, gt_weight=1.0, steps=step, **kernel_params)
         distiller.fit(Xtr, Ytr - offset)
         evals, evecs = distiller.evals_, distiller.evecs_
-        z = distiller.z_                                               # (m, k)
 
         def cross_kernel(X_val):
             return distiller.kernel_matrix(np.asarray(_as_2d(X_val, "X_val"), dtype=evecs.dtype))
+    z, perp = project_onto_basis(evecs, Ytr - offset)                # z: (m, k); perp: the part outside span(V)
     z2 = np.sum(z**2, axis=1)
-    perp = max(float(np.sum((Ytr - offset) ** 2) - np.sum(z2)), 0.0)
 
     if isinstance(ridge, str):
         if ridge == "match":
