@@ -16,7 +16,7 @@ them, atomically. Sections are small functions returning Markdown, in this order
 5. the metric definitions and a metric check; 6. tables of an external ``--results`` folder.
 
 Deep results are read from ``results_dir``: every ``*.csv`` under it with a ``generation`` column
-and at least one metric column of :func:`analysis.metrics.summarize` (``ece``, ``test_ece`` or
+and at least one metric column of :func:`deepdistill.metrics.summarize` (``ece``, ``test_ece`` or
 deepdistill's roll-up ``test_ece_mean``/``test_ece_sd``) becomes a table. A missing,
 empty or mismatched folder is an error that names what is missing and the command that makes it.
 """
@@ -30,14 +30,14 @@ from pathlib import Path
 
 import numpy as np
 
-from . import metrics
+from deepdistill import metrics
 from .figures import FIGURES, run_figure
 from .figures.spec import read_csv
 
 __all__ = ["build_report", "MissingResultsError", "METRIC_COLUMNS", "DEEP_RESULTS_COMMAND", "verification_section",
            "deep_tables_section", "weight_estimates_section", "figures_section"]
 
-#: The columns of one per-generation record (the keys of :func:`analysis.metrics.summarize`).
+#: The columns of one per-generation record (the keys of :func:`deepdistill.metrics.summarize`).
 METRIC_COLUMNS = ("accuracy", "nll", "ece", "brier", "entropy", "diversity")
 
 #: The command that produces a results folder; named in the error for a missing one.
@@ -119,7 +119,7 @@ _DEFINITIONS = {
 
 
 def metric_definitions_section() -> str:
-    return "\n".join(["## Metrics", "", "Definitions (`analysis/metrics.py` has the formulas in full):", "",
+    return "\n".join(["## Metrics", "", "Definitions (`deepdistill/metrics.py` has the formulas in full):", "",
                       markdown_table(_DEFINITIONS)])
 
 

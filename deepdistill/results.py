@@ -3,7 +3,7 @@
 A record holds everything needed to trust and regroup a number later: the full config, the seed,
 library versions, the device, wall time, and per generation the loss settings, the selected epoch
 (and the selection rule), the per-epoch history, and the metrics on validation and test computed by
-:func:`analysis.metrics.summarize` (accuracy, nll, ece, brier, entropy, diversity) -- one metric
+:func:`deepdistill.metrics.summarize` (accuracy, nll, ece, brier, entropy, diversity) -- one metric
 implementation shared by every package. Records carry ``"complete": true`` and are written
 atomically, so a record that parses is a finished run; :func:`read_record` returns ``None`` for
 anything else.

@@ -35,7 +35,7 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
-from analysis.metrics import softmax, summarize
+from deepdistill.metrics import softmax, summarize
 from deepdistill.config import (PER_GENERATION_FIELDS, GenerationSettings, TrainConfig,
                                 config_diff, derive_seed)
 from deepdistill.io import atomic_torch_save, atomic_write_json, read_json
@@ -95,7 +95,7 @@ def predict_logits(model: nn.Module, x: Tensor, batch_size: int = 1024, autocast
 
 
 def evaluate(model: nn.Module, x: Tensor, y: Tensor, batch_size: int = 1024, autocast=None) -> dict[str, float]:
-    """accuracy, nll, ece, brier, entropy, diversity of ``model`` on ``(x, y)`` via analysis.metrics.summarize."""
+    """accuracy, nll, ece, brier, entropy, diversity of ``model`` on ``(x, y)`` via deepdistill.metrics.summarize."""
     logits = predict_logits(model, x, batch_size, autocast)              # (n, K)
     return summarize(softmax(logits.cpu().numpy()), y.cpu().numpy())
 

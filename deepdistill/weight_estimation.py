@@ -102,7 +102,7 @@ ESTIMATORS = {
 # ------------------------------------------------------------------------------------------------
 
 def _as_2d(a, name: str) -> np.ndarray:
-    from analysis.metrics import as_numpy
+    from deepdistill.metrics import as_numpy
 
     arr = np.asarray(as_numpy(a, name), dtype=np.float64)
     if arr.ndim == 1:
@@ -135,7 +135,7 @@ def _check_bounds(bounds):
 
 def _targets_matrix(targets, n: int, k: int, criterion: str) -> np.ndarray:
     """Targets as (n, k): integer labels become one-hot rows for the Brier score."""
-    from analysis.metrics import as_numpy
+    from deepdistill.metrics import as_numpy
 
     t = np.asarray(as_numpy(targets, "targets"))
     if criterion == "brier" and t.ndim == 1:
@@ -191,7 +191,7 @@ def affine_optimal_weight(pred_0, pred_1, targets, criterion: str = "brier", wei
     With ``D = pred_1 - pred_0`` and ``E = targets - pred_0``, the criterion
     ``c(t) = (||E||^2 - 2 t <D, E> + t^2 ||D||^2) / N`` is a convex quadratic with vertex
     ``t* = <D, E> / ||D||^2`` ([BA21]'s optimum, THEORY 1). ``N`` is the number of examples for
-    ``"brier"`` (the multi-class Brier score sums over classes, :func:`analysis.metrics.brier_score`)
+    ``"brier"`` (the multi-class Brier score sums over classes, :func:`deepdistill.metrics.brier_score`)
     and the number of entries for ``"mse"``.
 
     Parameters
@@ -425,7 +425,7 @@ def kernel_surrogate_weights(X_train, targets_train, X_val=None, targets_val=Non
 
 
 def _one_hot_or_2d(targets, n: int, name: str, num_classes: int | None = None) -> np.ndarray:
-    from analysis.metrics import as_numpy
+    from deepdistill.metrics import as_numpy
 
     t = np.asarray(as_numpy(targets, name))
     if t.ndim == 1 and np.issubdtype(t.dtype, np.integer):
@@ -567,7 +567,7 @@ def _kernel_entries(kest, cost: float, kind: str, jobs, teacher_keys) -> dict:
 def _study_one_seed(backend: _Backend, *, grid, estimators, bounds, allow_any_weight: bool, teacher_as_alpha1: bool,
                     kernel: str, kernel_params: dict, ntk_subsample: int | None, seed: int, log) -> dict:
     """Teacher, grid, the estimates and their final runs for one seed; every cost itemised."""
-    from analysis.metrics import brier_score
+    from deepdistill.metrics import brier_score
 
     say = log or (lambda msg: None)
     runs: dict[str, _Run] = {}
@@ -720,7 +720,7 @@ def _study_one_seed(backend: _Backend, *, grid, estimators, bounds, allow_any_we
 
 
 def _val_matrix(y_val, k: int, criterion: str) -> np.ndarray:
-    from analysis.metrics import as_numpy
+    from deepdistill.metrics import as_numpy
 
     y = np.asarray(as_numpy(y_val, "y_val"))
     if criterion == "brier":
@@ -929,7 +929,7 @@ class _ConfigBackend(_Backend):
     def outputs(self, model, x):
         from deepdistill.train import predict_logits
 
-        from analysis.metrics import softmax
+        from deepdistill.metrics import softmax
 
         return softmax(predict_logits(model, x, self.config.eval_batch_size).cpu().numpy())
 
@@ -1049,7 +1049,7 @@ class _CallableBackend(_Backend):
         return self._evaluate(key, w, wall, model)
 
     def _evaluate(self, key, w, wall, model) -> _Run:
-        from analysis.metrics import summarize
+        from deepdistill.metrics import summarize
 
         run = _Run(key=key, gt_weight=w, wall_time_s=wall, model=model, val_outputs=self.outputs(model, self.x_val))
         if self.criterion == "brier":
@@ -1094,7 +1094,7 @@ class _CallableBackend(_Backend):
     def outputs(self, model, x):
         import torch
 
-        from analysis.metrics import softmax
+        from deepdistill.metrics import softmax
 
         model.eval()
         with torch.no_grad():

@@ -1,7 +1,7 @@
 """The optimum of a squared-error criterion along an affine path: one routine, one degenerate tolerance.
 
 Kernel ridge self-distillation's step-``t`` fit is affine in its ground-truth weight ``alpha``
-([BA21] Borup & Andersen 2021, arXiv 2102.13088; ``../shared/THEORY.md`` section 1)::
+([BA21] Borup & Andersen 2021, arXiv 2102.13088)::
 
     f_alpha = f_0 + alpha D,        D = f_1 - f_0
 

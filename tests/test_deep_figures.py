@@ -13,7 +13,7 @@ import math
 import numpy as np
 import pytest
 
-from analysis import metrics
+from deepdistill import metrics
 from analysis.figures import FIGURES, run_figure
 from analysis.figures import deep
 from analysis.figures.spec import read_csv
@@ -178,7 +178,7 @@ def test_reliability_table_matches_ece_and_pooled_counts(produced):
         lower, upper, conf = cols["lower"][m][filled], cols["upper"][m][filled], cols["confidence"][m][filled]
         assert np.all((conf >= lower - 1e-12) & (conf <= upper + 1e-12))   # each bin's mean lies in the bin
         # The ECE recomputed independently of the figure's code: the test predictions of every seed's
-        # checkpoint pooled, then analysis.metrics.ece with the preset's bins.
+        # checkpoint pooled, then deepdistill.metrics.ece with the preset's bins.
         recs = [r for r in records if r["config"]["method"] == method]
         assert len(recs) == len(PRESET.seeds)
         probs, labels = zip(*(deep.generation_probs(*deep.load_generation(r, shown[method], out), "test")

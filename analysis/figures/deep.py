@@ -35,7 +35,7 @@ the MNIST-1D authors' 1-D CNN with the toolkit's default recipe (60 epochs at a 
 
 Conventions: ``gt_weight`` is the weight on the ground truth; "generation 0" trains on the labels,
 generation ``g >= 1`` is a fresh network distilled from generation ``g - 1``. Every metric comes from
-:mod:`analysis.metrics` (the same code the run records use).
+:mod:`deepdistill.metrics` (the same code the run records use).
 """
 from __future__ import annotations
 
@@ -49,7 +49,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.ticker import MaxNLocator
 
-from analysis import metrics
+from deepdistill import metrics
 from analysis.figures.spec import FigureSpec, read_csv, write_csv
 from analysis.plotting import PALETTE, new_figure, save_figure
 
@@ -559,7 +559,7 @@ _RELIABILITY_METHODS = (("ce", 0), ("ls", 0), ("sd_kd", -1))
 
 
 def _reliability_data(out_dir: Path, fast: bool) -> Path:
-    """Per method: :func:`analysis.metrics.reliability_table` of the test predictions of every seed pooled."""
+    """Per method: :func:`deepdistill.metrics.reliability_table` of the test predictions of every seed pooled."""
     preset = get_preset(fast)
     records = ensure_runs(comparison_configs(preset), out_dir, preset)
     rows: dict[str, list] = {k: [] for k in ("dataset", "model", "epochs", "method", "generation", "n_seeds", "bin",
@@ -626,7 +626,7 @@ def _reliability_plot(data_path: Path, out_dir: Path) -> list[Path]:
 def _penultimate_data(out_dir: Path, fast: bool) -> Path:
     """Generation 0 of ``ce`` and ``ls`` (first seed): activations of the three classes on train and
     test, projected on the plane through their last-layer templates
-    (:func:`analysis.metrics.penultimate_projection`)."""
+    (:func:`deepdistill.metrics.penultimate_projection`)."""
     import torch
 
     preset = get_preset(fast)
