@@ -23,14 +23,13 @@ empty or mismatched folder is an error that names what is missing and the comman
 from __future__ import annotations
 
 import importlib
-import os
 import shlex
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from deepdistill import metrics
+from deepdistill.io import atomic_write_text
 from .figures import FIGURES, run_figure
 from .figures.spec import read_csv
 
@@ -404,12 +403,5 @@ def build_report(out_dir, fast: bool = False, results_dir=None) -> Path:
     ]
     text = "\n\n".join(sections) + "\n"
     target = out / "report.md"
-    fd, tmp = tempfile.mkstemp(prefix=".report.md.", suffix=".tmp", dir=out)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_text(target, text)
     return target
