@@ -39,8 +39,6 @@ def main(argv=None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     if args.command == "list":
-        if not FIGURES:
-            print("no figures registered yet")
         width = max((len(n) for n in FIGURES), default=0)
         for name, spec in FIGURES.items():
             print(f"{name:<{width}}  {spec.description}")
@@ -51,7 +49,7 @@ def main(argv=None) -> int:
         else:
             unknown = [n for n in args.names if n not in FIGURES]
             if unknown:
-                valid = ", ".join(FIGURES) if FIGURES else "(none registered yet)"
+                valid = ", ".join(FIGURES)
                 parser.error(f"unknown figure(s) {', '.join(unknown)}; valid names: {valid}, or 'all'.")
             produced = {n: run_figure(n, args.out, fast=args.fast) for n in dict.fromkeys(args.names)}
         for name, paths in produced.items():

@@ -241,7 +241,7 @@ def _train(args, parser) -> int:
 
 
 def _sweep(args, parser) -> int:
-    from deepdistill.sweep import expand_grid, parse_shard, run_id, run_sweep, select_shard
+    from deepdistill.sweep import expand_grid, parse_shard, run_sweep, select_shard
 
     base = _config_fields(args, skip=set(_GRID.values()) | {"out_dir"})
     base["dataset"] = args.dataset
@@ -251,8 +251,8 @@ def _sweep(args, parser) -> int:
     configs = select_shard(configs, index, count)
     if args.dry_run:
         for cfg in configs:
-            print(run_id(cfg), json.dumps({k: cfg[k] for k in ("dataset", "method", "gt_weight", "temperature",
-                                                                 "generations", "seed")}))
+            print(cfg.run_id(), json.dumps({k: getattr(cfg, k) for k in ("dataset", "method", "gt_weight",
+                                                                          "temperature", "generations", "seed")}))
         return 0
     options = {}
     if args.backend == "ray":

@@ -19,8 +19,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["TrainConfig", "MethodSpec", "METHODS", "GenerationSettings", "derive_seed", "config_diff",
-           "OPERATIONAL_FIELDS", "PER_GENERATION_FIELDS"]
+__all__ = ["TrainConfig", "MethodSpec", "METHODS", "GenerationSettings", "ensure_config", "derive_seed", "config_diff",
+           "OPERATIONAL_FIELDS", "PER_GENERATION_FIELDS", "DEVICES"]
 
 
 @dataclass(frozen=True)
@@ -88,7 +88,7 @@ PER_GENERATION_FIELDS = ("generations", "gt_weight", "temperature")
 _OPTIMIZERS = ("sgd", "adamw")
 _SCHEDULES = ("cosine", "constant")
 _SELECTIONS = ("best_val_accuracy", "best_val_nll", "last")
-_DEVICES = ("auto", "cpu", "cuda")
+DEVICES = ("auto", "cpu", "cuda")
 _AMP = ("off", "bf16", "fp16")
 _LS_CONVENTIONS = ("muller", "shen")
 
@@ -216,7 +216,7 @@ class TrainConfig:
         _one_of("optimizer", self.optimizer, _OPTIMIZERS)
         _one_of("schedule", self.schedule, _SCHEDULES)
         _one_of("selection", self.selection, _SELECTIONS)
-        _one_of("device", self.device, _DEVICES)
+        _one_of("device", self.device, DEVICES)
         _one_of("amp", self.amp, _AMP)
         _one_of("ls_convention", self.ls_convention, _LS_CONVENTIONS)
         _one_of("noise_type", self.noise_type, _registry("data", "NOISE_TYPES", sort=False))
@@ -297,6 +297,16 @@ class GenerationSettings:
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+
+def ensure_config(config, name: str = "config") -> "TrainConfig":
+    """``config`` as a :class:`TrainConfig`: a TrainConfig is returned as it is (validated when it was
+    made), a dict is validated into one. For public entry points that also take a plain dict."""
+    if isinstance(config, TrainConfig):
+        return config
+    if isinstance(config, dict):
+        return TrainConfig.from_dict(config)
+    raise TypeError(f"`{name}` must be a TrainConfig or a dict of its fields; got {type(config).__name__}.")
 
 
 def derive_seed(seed: int, generation: int, stream: str, epoch: int = 0) -> int:

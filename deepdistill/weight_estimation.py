@@ -859,13 +859,9 @@ class _ConfigBackend(_Backend):
                                    out_dir=str(self.root / f"gt_{w:+.10f}"))
 
     def _load(self, run_dir: Path, g: int):
-        from deepdistill.models import build_model
+        from deepdistill.runs import load_generation
 
-        state = self._torch.load(run_dir / f"generation_{g}.pt", map_location=self.device, weights_only=False)
-        model = build_model(self.config.model, self.splits.input_shape, self.splits.num_classes,
-                            **self.config.model_kwargs).to(self.device)
-        model.load_state_dict(state["model"])
-        return model, state["summary"]
+        return load_generation(run_dir, g, self.config, self.splits, self.device)
 
     def _ensure_prefix(self):
         if self._prefix is None:
@@ -895,6 +891,7 @@ class _ConfigBackend(_Backend):
 
     def student(self, w):
         from deepdistill.io import atomic_write
+        from deepdistill.runs import checkpoint_path
         from deepdistill.train import train_run
 
         self._ensure_prefix()
@@ -907,10 +904,10 @@ class _ConfigBackend(_Backend):
         # Share the teacher: train_run loads finished generations from generation_{g}.pt (it checks
         # their per-generation settings, which do not depend on the student's weight).
         for g in range(self.G):
-            dst = run_dir / f"generation_{g}.pt"
+            dst = checkpoint_path(run_dir, g)
             if not dst.exists():
                 # atomic (temp file, fsync, os.replace): never a half-copied checkpoint
-                with open(Path(self._prefix_config().out_dir) / f"generation_{g}.pt", "rb") as src, \
+                with open(checkpoint_path(self._prefix_config().out_dir, g), "rb") as src, \
                         atomic_write(dst, "wb") as out:
                     shutil.copyfileobj(src, out)
         train_run(cfg, run_dir, log=self.log, progress=False)
