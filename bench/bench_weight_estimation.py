@@ -36,7 +36,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from deepdistill.estimate_cli import format_table  # noqa: E402
+from deepdistill.weight_estimation import format_summary_table as format_table  # noqa: E402
 from deepdistill.weight_estimation import DEFAULT_GRID, estimate_gt_weight  # noqa: E402
 
 ESTIMATORS = ("two_run", "two_run_student", "kernel_features", "one_shot_features", "kernel_ntk", "one_shot_ntk")

@@ -85,8 +85,9 @@ def autocast_for(config: TrainConfig, device: torch.device):
 
 
 @torch.no_grad()
-def predict_logits(model: nn.Module, x: Tensor, batch_size: int = 1024, autocast=None) -> Tensor:
-    """Logits ``(n, K)`` in float32, in eval mode and without gradients; the model's mode is restored.
+def predict_logits(model: nn.Module, x: Tensor, batch_size: int = 1024, autocast=None,
+                   dtype: torch.dtype = torch.float32) -> Tensor:
+    """Logits ``(n, K)`` as ``dtype`` (float32), in eval mode and without gradients; the model's mode is restored.
 
     ``no_grad`` rather than ``inference_mode``: a tensor made under inference mode cannot be saved
     for a later backward pass, and teacher logits enter the student's loss.
@@ -96,7 +97,7 @@ def predict_logits(model: nn.Module, x: Tensor, batch_size: int = 1024, autocast
     chunks = []
     for start in range(0, x.shape[0], batch_size):
         with autocast if autocast is not None else contextlib.nullcontext():
-            chunks.append(model(x[start:start + batch_size]).float())  # (b, K)
+            chunks.append(model(x[start:start + batch_size]).to(dtype))  # (b, K)
     model.train(was_training)
     return torch.cat(chunks)                                             # (n, K)
 
@@ -181,6 +182,9 @@ def train_generation(config: TrainConfig, settings: GenerationSettings, splits, 
     """
     g, cfg = settings.generation, config
     loss_spec = LOSSES[settings.loss]
+    # The settings are checked here, once per generation; the bound loss trusts them on every batch.
+    loss_fn = loss_spec.bind(gt_weight=settings.gt_weight, temperature=settings.temperature, smoothing=cfg.smoothing,
+                             allow_any_weight=cfg.allow_any_weight)
     autocast = autocast_for(cfg, device)
     x_train, y_train = data["x_train"], data["y_train"]                 # (n, *input_shape), (n,)
     n_train, num_classes = x_train.shape[0], splits.num_classes
@@ -241,6 +245,7 @@ def train_generation(config: TrainConfig, settings: GenerationSettings, splits, 
             xb, yb = x_train[idx], y_train[idx]                          # (b, *input_shape), (b,)
             if aug_gen is not None:
                 xb = splits.augment(xb, aug_gen)
+            # Without a teacher (generation 0) a teacher loss runs at gt_weight 1: its labels term alone.
             teacher_logits = beta_targets = None
             if teacher is not None:
                 if cached_teacher is not None:
@@ -248,10 +253,6 @@ def train_generation(config: TrainConfig, settings: GenerationSettings, splits, 
                 else:
                     with torch.no_grad(), autocast:
                         teacher_logits = teacher(xb).float()             # (b, K)
-            elif settings.loss == "mse_mixed":
-                # Generation 0 of sd_mse: gt_weight = 1 puts zero weight on the teacher term, which the
-                # loss still wants as an argument; a zero placeholder, never used.
-                teacher_logits = torch.zeros(xb.shape[0], num_classes, device=device)
             if ema is not None:
                 with torch.no_grad(), autocast:
                     ema_probs = torch.softmax(ema.module(xb).float(), dim=1)   # (b, K)
@@ -260,11 +261,7 @@ def train_generation(config: TrainConfig, settings: GenerationSettings, splits, 
 
             with autocast:
                 logits = model(xb)                                       # (b, K)
-            # allow_any_weight: the config has already refused a weight outside [0, 1] for a loss that is
-            # unbounded below; the loss checks it again at the boundary.
-            loss = loss_spec.fn(logits.float(), yb, teacher_logits=teacher_logits, gt_weight=settings.gt_weight,
-                                temperature=settings.temperature, smoothing=cfg.smoothing, beta_targets=beta_targets,
-                                allow_any_weight=cfg.allow_any_weight)
+            loss = loss_fn(logits.float(), yb, teacher_logits, beta_targets)
 
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()

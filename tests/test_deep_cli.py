@@ -25,7 +25,12 @@ def test_help_runs_and_shows_every_option_with_its_default(capsys):
     for f in dataclasses.fields(TrainConfig):
         assert "--" + f.name.replace("_", "-") in out, f.name
     assert "(default: mnist1d)" in out and "(default: sd_kd)" in out
-    assert set(cli.HELP) == {f.name for f in dataclasses.fields(TrainConfig)}
+    # Help and choices come from the fields themselves: every field has a help text; a field with
+    # choices offers exactly its registry (a model registered later would be offered too).
+    from deepdistill.config import field_choices, field_help
+    from deepdistill.models import MODELS
+    assert all(field_help(f.name) for f in dataclasses.fields(TrainConfig))
+    assert field_choices("model") == sorted(MODELS) and "{cnn1d,linear,mlp,resnet18}" in out
     with pytest.raises(SystemExit) as exit_info:                    # in-process: one interpreter start is enough
         cli.main(["sweep", "--help"])
     assert exit_info.value.code == 0
@@ -37,7 +42,7 @@ def test_help_runs_and_shows_every_option_with_its_default(capsys):
 def test_parser_maps_options_to_config_fields():
     args = cli.build_parser().parse_args(["train", "--gt-weight", "0.9", "0.1", "--generations", "3", "--amp",
                                           "--deterministic", "--n-train", "none"])
-    fields = cli._config_fields(args)
+    fields = cli.config_fields(args)
     assert fields["gt_weight"] == [0.9, 0.1] and fields["amp"] == "bf16" and fields["deterministic"] is True
     assert fields["n_train"] is None
     assert TrainConfig.from_dict(fields).generation_settings(2).gt_weight == 0.1

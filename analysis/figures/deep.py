@@ -329,8 +329,6 @@ def _diversity_data(out_dir: Path, fast: bool) -> Path:
     """Per run of a method with a teacher and per generation g: confidence diversity and mean entropy
     of generation g's predictions on the training set (the targets a student of g is fitted to, at
     temperature 1), its test accuracy, and the test accuracy of its student, generation g + 1."""
-    from deepdistill.config import METHODS
-
     preset = get_preset(fast)
     records = ensure_runs(comparison_configs(preset), out_dir, preset)
     keep = [r for r in records if METHODS[r["config"]["method"]].uses_teacher]
