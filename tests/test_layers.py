@@ -165,3 +165,22 @@ def test_no_file_is_longer_than_800_lines(folder):
                for p in (ROOT / folder).rglob("*.py")}
     assert lengths
     assert {p: n for p, n in lengths.items() if n > MAX_LINES} == {}
+
+
+def test_the_readme_map_lists_every_module_after_what_it_imports():
+    # "Where things are": one row per module (a row may name several), in dependency order.
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = text[text.index("## Where things are"):]
+    section = section[:section.index("\n## ", 1)]
+    rows = [line for line in section.splitlines() if line.startswith("| `")]
+    order = []
+    for row in rows:
+        first_cell = row.split(" | ")[0]
+        order += [cell.strip("`| ") for cell in first_cell.split(", ")]
+    modules = module_files(ROOT)
+    by_path = {str(path.relative_to(ROOT)): name for name, path in modules.items()}
+    assert sorted(order) == sorted(by_path)                        # every module, once
+    graph, _ = import_graph()
+    position = {by_path[p]: i for i, p in enumerate(order)}
+    late = [f"{a} before {b}" for a in graph for b in graph[a] if position[b] > position[a]]
+    assert late == []
