@@ -30,7 +30,7 @@ import time
 import torch
 import torch.nn.functional as F
 
-from deepdistill.config import TrainConfig
+from deepdistill.config import DEVICES, TrainConfig
 from deepdistill.data import load_dataset
 from deepdistill.models import build_model
 from deepdistill.train import load_run_data, resolve_device, train_generation
@@ -181,7 +181,7 @@ def main(argv=None):
     p.add_argument("--repeats", type=int, default=5, help="interleaved repetitions; the minimum is reported")
     p.add_argument("--n-models", type=int, default=8, help="models trained at once in benchmark 3")
     p.add_argument("--hidden", type=int, default=100, help="MLP width in benchmark 3")
-    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--device", default="auto", choices=DEVICES)
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (CPU timings are process CPU time)")
     p.add_argument("--skip-vmap", action="store_true")
     p.add_argument("--quick", action="store_true",

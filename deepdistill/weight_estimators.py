@@ -11,7 +11,8 @@ judge them by, is :mod:`deepdistill.weight_estimation`.
 
       alpha* = <f_1 - f_0, r - f_0> / ||f_1 - f_0||^2          (r: reference values)
 
-  For a network we ASSUME the same: the student's validation outputs are close to affine in the
+  (computed by :func:`kerneldistill.affine.affine_vertex`, the routine of the kernel criteria too, with
+  the same rule for a degenerate path). For a network we ASSUME the same: the student's validation outputs are close to affine in the
   weight. Then two trained students (alpha = 0 and alpha = 1) give the whole validation criterion
   curve, and one more run trains at its minimiser. The criterion is the Brier score of the
   probabilities (classification) or the MSE of the outputs (regression), both squared errors, so the
