@@ -107,6 +107,7 @@ class ConfigBackend(StudyBackend):
         self.x = {p: data[f"x_{p}"] for p in ("train", "val", "test")}
         self.y = {p: data[f"y_{p}"].cpu() for p in ("train", "val", "test")}   # labels are read with numpy
         self._prefix = None
+        self.teacher_config = self._prefix_config()              # validated once, used by every student
 
     # configs ------------------------------------------------------------------------------------
     def _prefix_config(self) -> TrainConfig:
@@ -130,7 +131,7 @@ class ConfigBackend(StudyBackend):
 
     def _ensure_prefix(self) -> list[Run]:
         if self._prefix is None:
-            cfg = self._prefix_config()
+            cfg = self.teacher_config
             train_run(cfg, cfg.out_dir, log=self.log, progress=False)
             self._prefix = [self._as_run("generation 0" if g == 0 else f"generation {g}", Path(cfg.out_dir), g,
                                          1.0 if g == 0 else self.previous[g - 1]) for g in range(self.G)]
@@ -162,7 +163,7 @@ class ConfigBackend(StudyBackend):
             dst = checkpoint_path(run_dir, g)
             if not dst.exists():
                 # atomic (temp file, fsync, os.replace): never a half-copied checkpoint
-                with open(checkpoint_path(self._prefix_config().out_dir, g), "rb") as src, \
+                with open(checkpoint_path(self.teacher_config.out_dir, g), "rb") as src, \
                         atomic_write(dst, "wb") as out:
                     shutil.copyfileobj(src, out)
         train_run(cfg, run_dir, log=self.log, progress=False)
