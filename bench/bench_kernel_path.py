@@ -196,7 +196,8 @@ def _run(args):
         print(f"path (fit + {grid} predictions): {t_path}  -> {t_path.ratio(t_bare)} of one bare "
               f"eigh; target <= 1.3x: {'MET' if ratio <= 1.3 else 'NOT MET'}")
     print(f"load average after the run: {os.getloadavg()[0]:.1f}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -40,6 +40,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ._validation import check_finite_array, check_psd_evals, check_ridge, check_steps
+from .affine import affine_vertex
 from .filters import filter_diagonals
 
 __all__ = [
@@ -53,12 +54,6 @@ __all__ = [
     "ridge_from_dpr",
     "gt_weight_from_teacher_weight",
 ]
-
-# When the two endpoints of a step give (numerically) the same predictions, every weight is optimal;
-# we then return alpha = 1 (refit on the labels, the plain step-1 fit). "Numerically the same" means
-# a squared distance below this fraction of the endpoint risks (float64 round-off is ~1e-16).
-_DEGENERATE_RTOL = 1e-13
-
 
 # --------------------------------------------------------------------------------------------------
 # The quadratic of one step, and the greedy schedule.
@@ -100,15 +95,11 @@ class StepQuadratic:
 
     def argmin(self, *, constrained: bool = False) -> float:
         """``alpha* = (R0 - C) / D``; with ``constrained=True`` clipped to ``[0, 1]`` (convex in alpha)."""
-        D = self.curvature
-        scale = max(abs(self.risk_pd), abs(self.risk_labels), np.finfo(np.float64).tiny)
         # From the risks alone, D is only known to round-off relative to the risks; from the
-        # endpoint difference (dist2) it is exact, and only a zero difference is degenerate.
-        tolerance = np.finfo(np.float64).tiny if self.dist2 is not None else _DEGENERATE_RTOL * scale
-        if D <= tolerance:
-            return 1.0  # both endpoints predict the same: any weight is optimal (see _DEGENERATE_RTOL)
+        # endpoint difference (dist2) it is exact (scale 0: only a zero difference is degenerate).
+        scale = 0.0 if self.dist2 is not None else max(abs(self.risk_pd), abs(self.risk_labels))
         gain = self.gain if self.gain is not None else self.risk_pd - self.cross
-        alpha = gain / D
+        alpha, _ = affine_vertex(gain, self.curvature, scale)   # alpha = 1 when both endpoints coincide
         return float(np.clip(alpha, 0.0, 1.0)) if constrained else float(alpha)
 
 
@@ -216,6 +207,11 @@ def _project(V, Y):
     z = V.T @ Y  # (m, k)
     perp = max(float(np.sum(Y**2) - np.sum(z**2)), 0.0)  # max: round-off can make it -1e-16
     return z, perp
+
+
+# The public name of the projection for the other packages (deepdistill's kernel surrogate), so that
+# the coefficients and the residual outside span(V) are computed in this one place.
+project_onto_basis = _project
 
 
 # --------------------------------------------------------------------------------------------------

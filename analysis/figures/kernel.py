@@ -2,7 +2,7 @@
 
 Each figure is a :class:`~analysis.figures.spec.FigureSpec`: a data step that computes the numbers
 with :mod:`kerneldistill` (fixed data, no randomness) and writes one NPZ or tidy CSV, and a plot step
-that reads only that file. ``python -m kerneldistill verify``, ``examples/toy_borup_andersen.py`` and
+that reads only that file. ``python -m analysis verify``, ``examples/toy_borup_andersen.py`` and
 ``python -m analysis figures`` all draw through these functions.
 
 =========================  =========================================================================
