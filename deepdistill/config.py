@@ -219,6 +219,25 @@ class TrainConfig:
         """A stable 12-hex-digit id: SHA-1 of the canonical JSON of :meth:`identity`."""
         return _hash(self.identity())
 
+    def prefix_id(self, generation: int) -> str:
+        """The id of generation ``generation`` of this run as the generation cache knows it: a hash of what
+        generations ``0..generation`` compute, the seed included (:mod:`deepdistill.runs`, ``prefix_dir``).
+
+        Runs that differ only in later generations share it: the identity without the fields that hold
+        per-generation values or name the method (``method``, ``generations``, ``gt_weight``,
+        ``temperature``), plus each generation's settings (loss, weight, temperature, teacher). So
+        ``sd_kd`` runs at different weights share generation 0, and that generation 0 is also plain
+        ``ce``'s (both train with cross-entropy on the labels). ``allow_any_weight`` is left out too: it
+        lifts a range check and changes no computation (a weight outside [0, 1] is in the settings).
+        """
+        if not 0 <= generation < self.generations:
+            raise ValueError(f"`generation` must be in [0, {self.generations - 1}]; got {generation}.")
+        ident = self.identity()
+        for name in ("method", "generations", "gt_weight", "temperature", "allow_any_weight"):
+            ident.pop(name)
+        ident["generation_settings"] = [self.generation_settings(g).to_dict() for g in range(generation + 1)]
+        return _hash(ident)
+
     def group_id(self) -> str:
         """The run id without the seed: runs that differ only in their seed share it."""
         ident = self.identity()

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 __all__ = ["atomic_write", "atomic_write_text", "atomic_write_json", "atomic_write_csv", "atomic_torch_save", "read_json",
-           "to_jsonable"]
+           "to_jsonable", "OutDirError", "ensure_writable_dir"]
 
 # O_EXCL: never open a file someone else created; O_NOFOLLOW: never write through a planted symlink;
 # O_BINARY (Windows only): no newline translation below the file object, which does its own.
@@ -130,3 +130,33 @@ def atomic_torch_save(obj, path, save: Callable | None = None) -> None:
 
     with atomic_write(path, "wb") as f:
         (save or torch.save)(obj, f)
+
+
+class OutDirError(ValueError):
+    """An output folder that is a file, cannot be created, or cannot be written to; the message says which."""
+
+
+def ensure_writable_dir(path, name: str = "out_dir") -> Path:
+    """Create the folder ``path`` if needed and check that files can be written in it; return it as a Path.
+
+    Checked by writing (and removing) a probe file, the one test that holds for permissions, ACLs,
+    read-only mounts and network file systems alike. Raises :class:`OutDirError`, which names ``name``,
+    the path and the reason, before any work starts.
+    """
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise OutDirError(f"`{name}` {str(path)!r} is a file, not a folder; give a folder (it is created if missing).")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise OutDirError(f"`{name}` {str(path)!r} cannot be created: {err.strerror or err}"
+                          + (f" ({err.filename})" if err.filename and str(err.filename) != str(path) else "")
+                          + ".") from None
+    try:
+        fd, probe = _open_temp(path / ".write-probe")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as err:
+        raise OutDirError(f"`{name}` {str(path)!r} is not writable: {err.strerror or err}. Choose a folder you can "
+                          "write to.") from None
+    return path

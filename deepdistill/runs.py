@@ -8,25 +8,39 @@ every restart. Its files (every one written atomically by :mod:`deepdistill.trai
     config.json                    CONFIG_FILE: the config (a resume with a different one is refused)
     generation_{g}.pt              checkpoint_path(run_dir, g): a finished generation (selected weights, summary)
     generation_{g}.partial.pt      partial_path(run_dir, g): mid-generation state after the last checkpointed epoch
+    generation_{g}.claim           claim_path(run_dir, g): while a process trains generation g (deepdistill.claims)
     record.json                    RECORD_FILE: the results record, written once every generation is done
 
 A record is complete when it parses, carries ``"complete": true`` and the schema :data:`SCHEMA`, and
-holds every generation of its config (:func:`read_record`); anything else reads as ``None``.
+holds every generation of its config (:func:`read_record`); anything else reads as ``None``
+(:func:`inspect_record` says why). A checkpoint that cannot be read raises :class:`CorruptFileError`,
+which names the file and what to do.
+
+The generation cache of a sweep (``<sweep>/generations/``, :func:`generation_cache_dir`): runs that
+differ only in later generations (``gt_weight``, ``temperature``, more generations) share their common
+first generations. Generation ``g`` of a config is trained once, in the folder
+:func:`prefix_dir` ``= <sweep>/generations/<prefix id>/`` named by the hash of the config of
+generations ``0..g`` and the seed (:meth:`TrainConfig.prefix_id`), with the file names above; each
+run's folder then gets the finished checkpoint as a hard link (a copy where links are impossible,
+:func:`link_or_copy`), so that a run folder always holds all its generations.
 """
 from __future__ import annotations
 
+import os
+import shutil
 from pathlib import Path
 
 import torch
 
 from deepdistill.config import TrainConfig
 from deepdistill.data import DataSplits, load_dataset
-from deepdistill.io import read_json
+from deepdistill.io import atomic_write, read_json
 from deepdistill.models import build_model
 
-__all__ = ["SCHEMA", "CONFIG_FILE", "RECORD_FILE", "RUNS_FOLDER", "run_id", "run_dir_for", "checkpoint_path",
-           "partial_path", "read_record", "is_finished", "load_checkpoint", "load_splits", "restore_generation",
-           "load_generation"]
+__all__ = ["SCHEMA", "CONFIG_FILE", "RECORD_FILE", "RUNS_FOLDER", "GENERATIONS_FOLDER", "CorruptFileError", "run_id",
+           "run_dir_for", "checkpoint_path", "partial_path", "claim_path", "generation_cache_dir", "prefix_dir",
+           "link_or_copy", "read_record", "inspect_record", "is_finished", "load_checkpoint", "load_splits",
+           "restore_generation", "load_generation"]
 
 #: The schema of a run record (``record.json``).
 SCHEMA = "deepdistill.record/1"
@@ -34,6 +48,19 @@ CONFIG_FILE = "config.json"
 RECORD_FILE = "record.json"
 #: A sweep folder keeps its runs in this sub-folder (next to its roll-up).
 RUNS_FOLDER = "runs"
+#: ... and the generations its runs share in this one.
+GENERATIONS_FOLDER = "generations"
+
+
+class CorruptFileError(ValueError):
+    """A result file exists but cannot be read (truncated, overwritten, not ours); the message names it.
+
+    ``path``: the file; ``reason``: what is wrong with it, in a few words.
+    """
+
+    def __init__(self, message: str, path=None, reason: str = ""):
+        super().__init__(message)
+        self.path, self.reason = path, reason
 
 
 def run_id(config: TrainConfig) -> str:
@@ -56,15 +83,65 @@ def partial_path(run_dir, generation: int) -> Path:
     return Path(run_dir) / f"generation_{generation}.partial.pt"
 
 
-def read_record(path) -> dict | None:
-    """The record at ``path`` if it is a complete run record, else ``None`` (missing, partial, corrupt)."""
-    record = read_json(path)
-    if not isinstance(record, dict) or record.get("schema") != SCHEMA or record.get("complete") is not True:
-        return None
+def claim_path(run_dir, generation: int) -> Path:
+    """``run_dir/generation_{generation}.claim``: present while a process trains that generation there."""
+    return Path(run_dir) / f"generation_{generation}.claim"
+
+
+def generation_cache_dir(sweep_dir) -> Path:
+    """``sweep_dir/generations``: the generations that the runs of a sweep share."""
+    return Path(sweep_dir) / GENERATIONS_FOLDER
+
+
+def prefix_dir(config: TrainConfig, generation: int, cache_dir) -> Path:
+    """The folder in the generation cache ``cache_dir`` where generation ``generation`` of ``config`` is
+    trained, once for every config with the same generations ``0..generation`` and seed."""
+    return Path(cache_dir) / config.prefix_id(generation)
+
+
+def link_or_copy(source, target) -> None:
+    """Give ``target`` the content of the finished file ``source``: a hard link (no second copy on disk), or
+    an atomic copy where the file system has none. An existing ``target`` is left as it is."""
+    source, target = Path(source), Path(target)
+    if target.exists():
+        return
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.link(source, target)
+    except FileExistsError:
+        pass
+    except OSError:                 # another device, or no hard links there
+        with open(source, "rb") as src, atomic_write(target, "wb") as out:
+            shutil.copyfileobj(src, out)
+
+
+def inspect_record(path) -> tuple[dict | None, str | None]:
+    """``(record, None)`` for a complete run record at ``path``; ``(None, None)`` when there is no file;
+    ``(None, why)`` when a file is there but is not a complete record (unreadable, truncated, partial)."""
+    path = Path(path)
+    if not path.exists():
+        return None, None
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+    except OSError as err:
+        return None, f"cannot be read ({err.strerror or err})"
+    record = read_json(path) if text.strip() else None
+    if not isinstance(record, dict):
+        return None, "is not valid JSON (truncated or overwritten?)" if text.strip() else "is empty"
+    if record.get("schema") != SCHEMA:
+        return None, f"has schema {record.get('schema')!r}, not {SCHEMA!r}"
+    if record.get("complete") is not True:
+        return None, "is not marked complete"
     gens = record.get("generations")
     if not isinstance(gens, list) or len(gens) != record.get("config", {}).get("generations"):
-        return None
-    return record
+        return None, "does not hold every generation of its config"
+    return record, None
+
+
+def read_record(path) -> dict | None:
+    """The record at ``path`` if it is a complete run record, else ``None`` (missing, partial, corrupt)."""
+    return inspect_record(path)[0]
 
 
 def is_finished(record: dict | None, config: TrainConfig) -> bool:
@@ -73,9 +150,29 @@ def is_finished(record: dict | None, config: TrainConfig) -> bool:
 
 
 def load_checkpoint(path, device="cpu") -> dict:
-    """A checkpoint file (finished or partial) as saved by the training loop, its tensors on ``device``."""
-    # weights_only=False: our own files hold summaries and optimiser state besides the tensors.
-    return torch.load(path, map_location=device, weights_only=False)
+    """A checkpoint file (finished or partial) as saved by the training loop, its tensors on ``device``.
+
+    A file that exists but cannot be read raises :class:`CorruptFileError` naming it (torch's own
+    errors name no file); a missing file raises FileNotFoundError.
+    """
+    try:
+        # weights_only=False: our own files hold summaries and optimiser state besides the tensors.
+        state = torch.load(path, map_location=device, weights_only=False)
+    except (FileNotFoundError, MemoryError, torch.cuda.OutOfMemoryError):
+        raise
+    except OSError as err:
+        reason = f"cannot be read: {err.strerror or err}"
+        raise CorruptFileError(f"checkpoint {str(path)!r} {reason}; check its permissions, or delete it and run the "
+                               "same command again.", path, reason) from None
+    except Exception as err:       # torch raises RuntimeError, UnpicklingError, EOFError, ... for a bad file
+        reason = f"{type(err).__name__}: {str(err).split('. ')[0].strip()}"
+        raise CorruptFileError(f"checkpoint {str(path)!r} is corrupt ({reason}). Delete it and run the same command "
+                               "again: that generation is then trained again.", path, reason) from None
+    if not isinstance(state, dict) or "model" not in state:
+        reason = "not a deepdistill checkpoint (no model state)"
+        raise CorruptFileError(f"checkpoint {str(path)!r} is {reason}. Delete it and run the same command again: that "
+                               "generation is then trained again.", path, reason)
+    return state
 
 
 def load_splits(config: TrainConfig) -> DataSplits:
