@@ -29,6 +29,7 @@ from __future__ import annotations
 import contextlib
 import os
 import time
+import warnings
 from pathlib import Path
 from typing import Callable
 
@@ -36,6 +37,7 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
+from deepdistill.claims import DEFAULT_STALE_AFTER, Holder, heartbeat_interval, try_claim
 from deepdistill.config import (DEVICES, PER_GENERATION_FIELDS, GenerationSettings, TrainConfig, config_diff,
                                 derive_seed, ensure_config)
 from deepdistill.ema import EMA
@@ -44,11 +46,12 @@ from deepdistill.losses import LOSSES, beta_smoothing_targets
 from deepdistill.metrics import softmax, summarize
 from deepdistill.models import build_model
 from deepdistill.results import describe_run, make_record
-from deepdistill.runs import (CONFIG_FILE, RECORD_FILE, checkpoint_path, is_finished, load_checkpoint, load_splits,
-                              partial_path, read_record, restore_generation, run_dir_for)
+from deepdistill.runs import (CONFIG_FILE, RECORD_FILE, CorruptFileError, checkpoint_path, claim_path,
+                              generation_cache_dir, inspect_record, is_finished, link_or_copy, load_checkpoint,
+                              load_splits, partial_path, prefix_dir, restore_generation, run_dir_for)
 
 __all__ = ["train_run", "run_one", "train_generation", "load_run_data", "resolve_device", "predict_logits",
-           "predict_features", "evaluate", "NonFiniteLossError", "ConfigMismatchError"]
+           "predict_features", "evaluate", "NonFiniteLossError", "ConfigMismatchError", "GenerationBusy"]
 
 # A hook called after every finished (and checkpointed) epoch: hook(generation=..., epoch=..., metrics=...).
 EpochHook = Callable[..., None]
@@ -60,6 +63,14 @@ class NonFiniteLossError(FloatingPointError):
 
 class ConfigMismatchError(ValueError):
     """A run folder holds a run made with a different config."""
+
+
+class GenerationBusy(Exception):
+    """Another live process holds the claim on a generation this call would train (with ``wait=False``)."""
+
+    def __init__(self, holder: Holder, generation: int):
+        super().__init__(f"generation {generation} is being trained by {holder.describe()}")
+        self.holder, self.generation = holder, generation
 
 
 # ------------------------------------------------------------------------------------------------
@@ -174,11 +185,14 @@ def _is_better(selection: str, metrics: dict, best: dict | None) -> bool:
 
 def train_generation(config: TrainConfig, settings: GenerationSettings, splits, data: dict[str, Tensor],
                      teacher: nn.Module | None, device: torch.device, *, partial_path: Path | None = None,
-                     on_epoch_end: EpochHook | None = None, log: Callable[[str], None] | None = None):
+                     on_epoch_end: EpochHook | None = None, log: Callable[[str], None] | None = None,
+                     check: Callable[[], None] | None = None):
     """Train one generation; return ``(model with the selected weights, summary dict)``.
 
     ``data`` holds ``x_train, y_train, x_val, y_val, x_test, y_test`` already on ``device``.
-    ``partial_path``: where the mid-generation checkpoint lives (resumed from when present).
+    ``partial_path``: where the mid-generation checkpoint lives (resumed from when present; an
+    unreadable one is discarded with a warning). ``check``: called after every epoch, before its
+    checkpoint is written; what it raises stops the generation (a claim that another process took over).
     """
     g, cfg = settings.generation, config
     loss_spec = LOSSES[settings.loss]
@@ -202,8 +216,8 @@ def train_generation(config: TrainConfig, settings: GenerationSettings, splits, 
         ema = EMA(model)
 
     start_epoch, best_epoch, best_metrics, best_state, history, elapsed = 0, -1, None, None, [], 0.0
-    if partial_path is not None and partial_path.exists():
-        state = load_checkpoint(partial_path, device)
+    state = _read_partial(partial_path, g, device, log) if partial_path is not None else None
+    if state is not None:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         schedule.load_state_dict(state["schedule"])
@@ -291,6 +305,8 @@ def train_generation(config: TrainConfig, settings: GenerationSettings, splits, 
             log(f"generation {g} epoch {epoch}: train loss {history[-1]['train_loss']:.4f}, "
                 f"val accuracy {val['accuracy']:.4f}, val nll {val['nll']:.4f}")
 
+        if check is not None:
+            check()
         last = epoch == cfg.epochs - 1
         if partial_path is not None and cfg.checkpoint_every and (epoch + 1) % cfg.checkpoint_every == 0 and not last:
             atomic_torch_save({
@@ -348,7 +364,24 @@ def _check_settings(stored: dict, settings: GenerationSettings, path: Path) -> N
         )
 
 
-def _load_finished(config: TrainConfig, run_dir: Path, device: torch.device) -> dict[int, dict]:
+def _read_partial(path: Path, generation: int, device, log=None) -> dict | None:
+    """The mid-generation state at ``path``, or ``None`` when there is none; an unreadable one (a crash
+    while it was written, a truncated copy) is discarded with a warning, and the generation restarts."""
+    if not path.exists():
+        return None
+    try:
+        return load_checkpoint(path, device)
+    except CorruptFileError as err:
+        message = (f"partial checkpoint {str(path)!r} is unreadable ({err.reason}); discarded: generation {generation} "
+                   "restarts from its first epoch.")
+        warnings.warn(message, RuntimeWarning, stacklevel=2)
+        if log:
+            log(f"warning: {message}")
+        path.unlink(missing_ok=True)
+        return None
+
+
+def _load_finished(config: TrainConfig, run_dir: Path, device: torch.device, log=None) -> dict[int, dict]:
     """Checkpoints of the finished generations, after checking every checkpoint's settings (finished
     or partial) against the config, so that a refused resume is refused before anything is written."""
     finished = {}
@@ -357,14 +390,77 @@ def _load_finished(config: TrainConfig, run_dir: Path, device: torch.device) -> 
         if done.exists():
             finished[g] = load_checkpoint(done, device)
             _check_settings(finished[g]["summary"], config.generation_settings(g), done)
-        elif partial.exists():
-            _check_settings(load_checkpoint(partial)["settings"], config.generation_settings(g), partial)
+        else:
+            state = _read_partial(partial, g, "cpu", log)
+            if state is not None:
+                _check_settings(state["settings"], config.generation_settings(g), partial)
     return finished
 
 
-def load_run_data(config: TrainConfig, device: torch.device):
-    """``(splits, data)``: the config's DataSplits, and its six tensors (x/y of train, val, test) on ``device``."""
-    splits = load_splits(config)
+def _read_existing_record(run_dir: Path, log=None) -> dict | None:
+    """The run folder's complete record, or ``None``; an unreadable one is named (it is then written anew
+    from the run's checkpoints, which a record only summarises)."""
+    record, problem = inspect_record(run_dir / RECORD_FILE)
+    if problem is not None:
+        message = (f"record {str(run_dir / RECORD_FILE)!r} {problem}; the run is finished again from its checkpoints "
+                   "and the record rewritten.")
+        warnings.warn(message, RuntimeWarning, stacklevel=3)
+        if log:
+            log(f"warning: {message}")
+    return record
+
+
+def _obtain_generation(config: TrainConfig, g: int, folder: Path, *, splits, data, teacher_fn: Callable, device,
+                       claim_timeout: float, wait: bool, adopt_from: Path | None = None,
+                       on_epoch_end: EpochHook | None = None, log=None):
+    """``(state, model or None)`` of generation ``g`` of ``config`` in ``folder`` (a run folder, or the
+    generation cache's folder of that prefix): read when its checkpoint is there, else trained here.
+
+    Training happens under a claim (:mod:`deepdistill.claims`): while another live process holds it,
+    this call waits for that process's checkpoint (``wait=True``; a stale claim is taken over) or
+    raises :class:`GenerationBusy` (``wait=False``, for a scheduler that has other work). The claim is
+    checked after every epoch, so a process whose claim was taken over stops.
+    ``adopt_from``: a run folder whose partial checkpoint of ``g`` (from before the cache) is moved in.
+    """
+    done = checkpoint_path(folder, g)
+    said_waiting = False
+    while True:
+        if done.exists():
+            return load_checkpoint(done, device), None
+        what = f"generation {g} of {config.method} seed {config.seed} (run {config.run_id()})"
+        claim = try_claim(claim_path(folder, g), what, claim_timeout, log=log)
+        if isinstance(claim, Holder):
+            if not wait:
+                raise GenerationBusy(claim, g)
+            if log and not said_waiting:
+                log(f"generation {g} is being trained by {claim.describe()}; waiting for it")
+            said_waiting = True
+            time.sleep(min(heartbeat_interval(claim_timeout), 2.0))
+            continue
+        with claim:
+            if done.exists():          # finished by another process just before we claimed it
+                continue
+            partial = partial_path(folder, g)
+            if adopt_from is not None and partial_path(adopt_from, g).exists() and not partial.exists():
+                os.replace(partial_path(adopt_from, g), partial)
+            settings = config.generation_settings(g)
+            if log:
+                log(f"generation {g}: training in {folder}")
+            model, summary = train_generation(config, settings, splits, data,
+                                              teacher_fn() if settings.uses_teacher else None, device,
+                                              partial_path=partial, on_epoch_end=on_epoch_end, log=log,
+                                              check=claim.check)
+            claim.check()
+            state = {"model": model.state_dict(), "summary": summary}
+            atomic_torch_save(state, done)
+            partial.unlink(missing_ok=True)
+            return state, model
+
+
+def load_run_data(config: TrainConfig, device: torch.device, splits=None):
+    """``(splits, data)``: the config's DataSplits (``splits`` when given: already loaded by the caller),
+    and its six tensors (x/y of train, val, test) on ``device``."""
+    splits = load_splits(config) if splits is None else splits
     # Small data sets stay on the device as whole tensors; batches are index slices (no DataLoader).
     data = {}
     for part in ("train", "val", "test"):
@@ -375,42 +471,56 @@ def load_run_data(config: TrainConfig, device: torch.device):
 
 def train_run(config: TrainConfig | dict, run_dir=None, *, on_epoch_end: EpochHook | None = None,
               log: Callable[[str], None] | None = None, progress: bool | None = None,
-              through_generation: int | None = None) -> dict | None:
+              through_generation: int | None = None, cache_dir=None, claim_timeout: float = DEFAULT_STALE_AFTER,
+              wait: bool = True, splits=None) -> dict | None:
     """Train every generation of ``config`` in ``run_dir`` (default ``config.out_dir``); return the record.
 
     Resumes what the folder already holds: finished generations are loaded, not retrained; a
-    generation interrupted mid-way restarts after its last checkpointed epoch. A folder whose
-    ``record.json`` already covers this config is returned as is. ``progress``: a tqdm bar over
-    generations (``None``: only when stderr is a terminal). A dict ``config`` is validated into a
-    :class:`TrainConfig` here, once.
+    generation interrupted mid-way restarts after its last checkpointed epoch (an unreadable partial
+    checkpoint is discarded with a warning). A folder whose ``record.json`` already covers this config
+    is returned as is. ``progress``: a tqdm bar over generations (``None``: only when stderr is a
+    terminal). A dict ``config`` is validated into a :class:`TrainConfig` here, once.
 
     ``through_generation``: train (or load) only generations ``0..through_generation`` and return
     ``None`` without writing ``record.json``. The Ray backend (:mod:`deepdistill.ray_backend`) trains
     one generation per task this way; a record is only ever written for the whole run, so an
     unfinished chain never leaves a record that looks complete.
+
+    ``cache_dir``: a generation cache (:func:`deepdistill.runs.generation_cache_dir`): each generation
+    is taken from there, or trained there for every run that shares it, and linked into ``run_dir``.
+    Each generation is trained under a claim (:mod:`deepdistill.claims`, ``claim_timeout`` seconds
+    without a heartbeat before a claim is stale): a generation that another process is training is
+    waited for (``wait=False``: :class:`GenerationBusy` is raised instead). ``splits``: the config's data,
+    already loaded (:func:`deepdistill.runs.load_splits`; a sweep worker loads a data set once for all its tasks).
     """
     config = ensure_config(config)
     run_dir = Path(run_dir if run_dir is not None else config.out_dir)
-    return _train_run(config, run_dir, read_record(run_dir / RECORD_FILE), on_epoch_end=on_epoch_end, log=log,
-                      progress=progress, through_generation=through_generation)
+    return _train_run(config, run_dir, _read_existing_record(run_dir, log), on_epoch_end=on_epoch_end, log=log,
+                      progress=progress, through_generation=through_generation, cache_dir=cache_dir,
+                      claim_timeout=claim_timeout, wait=wait, splits=splits)
 
 
 def run_one(config: TrainConfig, sweep_dir, *, log: Callable[[str], None] | None = None,
-            progress: bool | None = None) -> dict:
+            progress: bool | None = None, share_generations: bool = True, claim_timeout: float = DEFAULT_STALE_AFTER,
+            wait: bool = True) -> dict:
     """Train (or resume, or just load) ``config``'s run in ``sweep_dir/runs/<run_id>/``; return its record.
 
     The unit of work of every sweep backend: a pure function of its arguments and the files in that
     folder (no module state), so a remote worker can call it with a config and a shared folder. The
     record is read once; a finished run is returned without training. ``log`` gets one line per run.
+    ``share_generations``: take generations from the sweep's generation cache (``sweep_dir/generations``)
+    and train them there, once for every run that shares them (see :func:`train_run`).
     """
     run_dir = run_dir_for(config, sweep_dir)
-    record = read_record(run_dir / RECORD_FILE)
+    record = _read_existing_record(run_dir, log)
     if is_finished(record, config):
         if log:
             log(describe_run("skipped (finished)", record))
         return record
     # config.json of a sweep's run names the run folder as its out_dir (every backend writes the same).
-    record = _train_run(config.replace(out_dir=str(run_dir)), run_dir, record, log=log, progress=progress)
+    record = _train_run(config.replace(out_dir=str(run_dir)), run_dir, record, log=log, progress=progress,
+                        cache_dir=generation_cache_dir(sweep_dir) if share_generations else None,
+                        claim_timeout=claim_timeout, wait=wait)
     if log:
         log(describe_run("finished", record))
     return record
@@ -418,7 +528,8 @@ def run_one(config: TrainConfig, sweep_dir, *, log: Callable[[str], None] | None
 
 def _train_run(config: TrainConfig, run_dir: Path, existing: dict | None, *, on_epoch_end: EpochHook | None = None,
                log: Callable[[str], None] | None = None, progress: bool | None = None,
-               through_generation: int | None = None) -> dict | None:
+               through_generation: int | None = None, cache_dir=None, claim_timeout: float = DEFAULT_STALE_AFTER,
+               wait: bool = True, splits=None) -> dict | None:
     """:func:`train_run` with the folder's record already read (``existing``: ``None`` if there is none)."""
     from tqdm.auto import tqdm
 
@@ -438,7 +549,7 @@ def _train_run(config: TrainConfig, run_dir: Path, existing: dict | None, *, on_
             f">= {existing['config']['generations']} generations, or use another out_dir."
         )
     device = resolve_device(config.device)
-    finished = _load_finished(config, run_dir, device)
+    finished = _load_finished(config, run_dir, device, log)
     atomic_write_json(run_dir / CONFIG_FILE, config.to_dict())
 
     started = time.perf_counter()
@@ -446,31 +557,46 @@ def _train_run(config: TrainConfig, run_dir: Path, existing: dict | None, *, on_
     # caller's generator back untouched afterwards.
     fork_devices = [device.index or 0] if device.type == "cuda" else []
     with torch.random.fork_rng(devices=fork_devices), _determinism(config.deterministic):
-        splits, data = load_run_data(config, device)
-        teacher, generations = None, []
+        splits, data = load_run_data(config, device, splits)
+        generations = []
+        # The teacher of generation g is generation g - 1, built from its checkpoint only when a
+        # generation is trained here (a run whose generations are all finished builds no network).
+        previous: dict = {"state": None, "model": None}
+
+        def teacher():
+            if previous["model"] is None:
+                previous["model"] = restore_generation(previous["state"], config, splits, device)[0]
+            return previous["model"]
+
         bar = tqdm(range(last + 1), desc=f"{config.method} seed {config.seed}", unit="gen",
                    disable=None if progress is None else not progress, leave=False)
         for g in bar:
-            settings = config.generation_settings(g)
             done_path = checkpoint_path(run_dir, g)
+            model = None
             if g in finished:                      # trained before: load it, never retrain it
-                model, summary = restore_generation(finished.pop(g), config, splits, device)
+                state = finished.pop(g)
+                if cache_dir is not None:          # and offer it to the runs that share it
+                    link_or_copy(done_path, checkpoint_path(prefix_dir(config, g, cache_dir), g))
                 if log:
                     log(f"generation {g}: loaded from {done_path}")
             else:
-                partial = partial_path(run_dir, g)
-                model, summary = train_generation(config, settings, splits, data,
-                                                  teacher if settings.uses_teacher else None, device, partial_path=partial,
+                folder = run_dir if cache_dir is None else prefix_dir(config, g, cache_dir)
+                state, model = _obtain_generation(config, g, folder, splits=splits, data=data, teacher_fn=teacher,
+                                                  device=device, claim_timeout=claim_timeout, wait=wait,
+                                                  adopt_from=run_dir if cache_dir is not None else None,
                                                   on_epoch_end=on_epoch_end, log=log)
-                atomic_torch_save({"model": model.state_dict(), "summary": summary}, done_path)
-                partial.unlink(missing_ok=True)
+                if cache_dir is not None:
+                    link_or_copy(checkpoint_path(folder, g), done_path)
+                if model is None and log:
+                    log(f"generation {g}: loaded from {checkpoint_path(folder, g)}")
+            summary = state["summary"]
             generations.append(summary)
             bar.set_postfix(test_acc=f"{summary['test']['accuracy']:.3f}")
             if log:
                 log(f"generation {g} ({summary['loss']}, gt_weight {summary['gt_weight']:g}, T {summary['temperature']:g}): "
                     f"selected epoch {summary['selected_epoch']}, val accuracy {summary['val']['accuracy']:.4f}, "
                     f"test accuracy {summary['test']['accuracy']:.4f}")
-            teacher = model
+            previous.update(state=state, model=model)
         bar.close()
 
     if last < config.generations - 1:
