@@ -9,14 +9,21 @@ models share one card), and Ray places, orders and retries them:
   reference), so Ray starts it only once ``g - 1`` is done. Different runs are independent and run
   side by side.
 * Teachers pass as files, not live models: the task of generation ``g`` runs
-  :func:`deepdistill.train.train_run` with ``through_generation=g`` in the run folder, which loads
-  generations ``< g`` from their checkpoint files (:func:`deepdistill.runs.checkpoint_path`, written
-  atomically by the tasks before), trains ``g`` and writes no record. The sweep folder must therefore be one that every
+  :func:`deepdistill.train.train_run` with ``through_generation=g``, which loads generations ``< g``
+  from their checkpoint files (:func:`deepdistill.runs.checkpoint_path`, written atomically by the
+  tasks before), trains ``g`` and writes no record. The sweep folder must therefore be one that every
   node sees (NFS, Lustre, ...); it is already where the records, checkpoints and roll-up live.
-* The last generation's task is :func:`deepdistill.train.run_one`, the very function the local
-  backend calls: it writes ``record.json`` (atomically, with the full config's run id). Only that
-  task writes a record, so an unfinished chain never leaves one that looks complete, and the
-  records, hence the roll-up, are those of the local backend.
+* Shared generations: runs that differ only in later generations (a teacher with students at several
+  weights) share their first ones through the generation cache (``out_dir/generations/``,
+  :func:`deepdistill.runs.prefix_dir`), as on the local backend: one task per distinct generation, and
+  every run's later tasks take it as an argument.
+* The record: a last task per run, :func:`deepdistill.train.run_one` (the very function the local
+  backend's runs end with), links the run's generations into its folder and writes ``record.json``
+  (atomically, with the full config's run id). Only that task writes a record, so an unfinished chain
+  never leaves one that looks complete, and the records, hence the roll-up, are those of the local backend.
+* Claims: each generation is trained under a claim (:mod:`deepdistill.claims`), so a sweep on Ray and
+  a local sweep or shards on the same folder never train one generation twice; a task whose
+  generation another process is training waits for it.
 * Faults. A worker that dies (killed, out of memory, node lost) is a system failure, retried by Ray
   up to ``max_retries`` times; the retry resumes from the generation's last mid-generation
   checkpoint (:func:`deepdistill.runs.partial_path`) and, on CPU, ends with the weights the uninterrupted
@@ -36,9 +43,12 @@ import numbers
 from pathlib import Path
 from typing import Callable
 
+from deepdistill.claims import DEFAULT_STALE_AFTER
 from deepdistill.config import TrainConfig, ensure_config
-from deepdistill.results import collect_records, describe_run, write_rollup_csv
-from deepdistill.runs import RECORD_FILE, RUNS_FOLDER, checkpoint_path, is_finished, read_record, run_dir_for
+from deepdistill.io import ensure_writable_dir
+from deepdistill.results import describe_run, write_rollup
+from deepdistill.runs import (RECORD_FILE, checkpoint_path, generation_cache_dir, is_finished, link_or_copy, prefix_dir,
+                              read_record, run_dir_for)
 from deepdistill.train import run_one, train_run
 
 __all__ = ["import_ray", "run_sweep_ray", "RAY_INSTALL_HINT"]
@@ -63,28 +73,39 @@ def import_ray():
 # What a task runs
 # ------------------------------------------------------------------------------------------------
 
-def _generation_task(config: TrainConfig, out_dir: str, generation: int, *after) -> dict:
-    """The body of one Ray task: generation ``generation`` of one run, in the run's folder.
-
-    ``after``: the result of the task of the generation before (an argument only so that Ray starts
-    this task once that one is done). The generations before are loaded from their files by
-    :func:`deepdistill.train.train_run`; ``through_generation`` makes it stop after this generation
-    without writing a record. The last generation is :func:`deepdistill.train.run_one`, as on the
-    local backend: it writes and returns the run's record. An earlier one returns a small dict (the
-    weights stay in the file, never in Ray's object store).
-    """
+def _device_for_task(config: TrainConfig) -> TrainConfig:
     import ray
 
     if config.device == "auto" and not ray.get_gpu_ids():
         # Ray (>= 2.48) no longer hides the GPUs from a task that declared none, so "auto" would take
         # a card that Ray gave to other tasks. The device is an operational field: the run id stays.
-        config = config.replace(device="cpu")
-    if generation == config.generations - 1:
-        return run_one(config, out_dir, progress=False)
+        return config.replace(device="cpu")
+    return config
+
+
+def _generation_task(config: TrainConfig, out_dir: str, generation: int, share: bool, claim_timeout: float,
+                     *after) -> dict:
+    """The body of one Ray task: generation ``generation`` of ``config``, in the generation cache (or the run's
+    folder without one).
+
+    ``after``: the result of the task of the generation before (an argument only so that Ray starts
+    this task once that one is done). The generations before are loaded from their files by
+    :func:`deepdistill.train.train_run`; ``through_generation`` makes it stop after this generation
+    without writing a record. Returns a small dict (the weights stay in the file, never in Ray's
+    object store).
+    """
+    config = _device_for_task(config)
     run_dir = run_dir_for(config, out_dir)
     # The config as run_one passes it (out_dir = the run folder), so that config.json is the same.
-    train_run(config.replace(out_dir=str(run_dir)), run_dir, progress=False, through_generation=generation)
+    train_run(config.replace(out_dir=str(run_dir)), run_dir, progress=False, through_generation=generation,
+              cache_dir=generation_cache_dir(out_dir) if share else None, claim_timeout=claim_timeout)
     return {"run_id": config.run_id(), "generation": generation}
+
+
+def _record_task(config: TrainConfig, out_dir: str, share: bool, claim_timeout: float, *after) -> dict:
+    """The last task of a run: :func:`deepdistill.train.run_one`, as on the local backend (writes and returns the record)."""
+    return run_one(_device_for_task(config), out_dir, progress=False, share_generations=share,
+                   claim_timeout=claim_timeout)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -93,7 +114,8 @@ def _generation_task(config: TrainConfig, out_dir: str, generation: int, *after)
 
 def run_sweep_ray(configs: list[TrainConfig], out_dir, *, address: str | None = None, num_cpus_per_task: float = 1,
                   num_gpus_per_task: float = 0, max_retries: int = 3, num_cpus: int | None = None,
-                  runtime_env: dict | None = None, log: Callable[[str], None] | None = None,
+                  runtime_env: dict | None = None, claim_timeout: float = DEFAULT_STALE_AFTER,
+                  share_generations: bool = True, log: Callable[[str], None] | None = None,
                   progress: bool | None = None) -> list[dict]:
     """Run every config on Ray (skipping what is finished), then write ``out_dir/rollup.csv``; return the records.
 
@@ -112,6 +134,8 @@ def run_sweep_ray(configs: list[TrainConfig], out_dir, *, address: str | None = 
     num_cpus : CPUs of a local instance (``None``: all of this machine's); ignored with ``address``.
     runtime_env : Ray's runtime environment for the workers (e.g. ``{"working_dir": "."}`` when the
         nodes do not have the package installed).
+    claim_timeout : seconds without a heartbeat after which a claim on a generation is stale (taken over).
+    share_generations : runs that share their first generations train them once (the generation cache).
 
     Runs are returned in the order of ``configs``. Runs that fail do not stop the others; once all
     are done, the roll-up is written and a RuntimeError names the failed runs.
@@ -127,7 +151,7 @@ def run_sweep_ray(configs: list[TrainConfig], out_dir, *, address: str | None = 
     if num_cpus is not None:
         _check_count("num_cpus", num_cpus, low=1)
 
-    out_dir = Path(out_dir).resolve()   # absolute: a worker's current folder is not the driver's
+    out_dir = ensure_writable_dir(out_dir, "out_dir").resolve()   # absolute: a worker's current folder is not the driver's
     configs = [ensure_config(c, f"configs[{i}]") for i, c in enumerate(configs)]
     unique: dict[str, TrainConfig] = {}
     for cfg in configs:
@@ -139,7 +163,6 @@ def run_sweep_ray(configs: list[TrainConfig], out_dir, *, address: str | None = 
                              "would hold GPUs they never use; set device='auto' or 'cuda', or num_gpus_per_task=0.")
         # One chain per run id: two chains in one folder would write the same files.
         unique.setdefault(cfg.run_id(), cfg)
-    out_dir.mkdir(parents=True, exist_ok=True)
 
     started_here = not ray.is_initialized()
     if started_here:
@@ -150,23 +173,28 @@ def run_sweep_ray(configs: list[TrainConfig], out_dir, *, address: str | None = 
         ray.init(**init_kwargs)
     try:
         return _drive(ray, configs, unique, out_dir, num_cpus_per_task=num_cpus_per_task,
-                      num_gpus_per_task=num_gpus_per_task, max_retries=max_retries, log=log, progress=progress)
+                      num_gpus_per_task=num_gpus_per_task, max_retries=max_retries, claim_timeout=claim_timeout,
+                      share=share_generations, log=log, progress=progress)
     finally:
         # Stops a local instance (and its workers) or disconnects from a cluster; never one we did not start.
         if started_here:
             ray.shutdown()
 
 
-def _drive(ray, configs, unique, out_dir: Path, *, num_cpus_per_task, num_gpus_per_task, max_retries, log,
-           progress) -> list[dict]:
+def _drive(ray, configs, unique, out_dir: Path, *, num_cpus_per_task, num_gpus_per_task, max_retries, claim_timeout,
+           share, log, progress) -> list[dict]:
     from tqdm.auto import tqdm
 
     # Not retried on an exception from the training itself (deterministic: it would fail again);
     # retried when the worker process dies.
-    task = ray.remote(num_cpus=num_cpus_per_task, num_gpus=num_gpus_per_task, max_retries=max_retries,
-                      retry_exceptions=False)(_generation_task)
+    options = dict(num_cpus=num_cpus_per_task, num_gpus=num_gpus_per_task, max_retries=max_retries,
+                   retry_exceptions=False)
+    generation_task = ray.remote(**options)(_generation_task)
+    record_task = ray.remote(**options)(_record_task)
+    cache_dir = generation_cache_dir(out_dir) if share else None
     records: dict[str, dict] = {}
-    pending = {}          # the ref of a run's last task -> run id
+    submitted: dict[str, object] = {}    # one task per distinct generation: its key -> its ref
+    pending = {}          # the ref of a run's record task -> run id
     for rid, cfg in unique.items():
         run_dir = run_dir_for(cfg, out_dir)
         record = read_record(run_dir / RECORD_FILE)
@@ -175,13 +203,22 @@ def _drive(ray, configs, unique, out_dir: Path, *, num_cpus_per_task, num_gpus_p
             if log:
                 log(describe_run("skipped (finished)", record))
             continue
-        last, ref = cfg.generations - 1, None
-        for g in range(last + 1):
-            if g < last and checkpoint_path(run_dir, g).exists():
-                continue   # finished by an earlier sweep: its file is the teacher
-            ref = task.options(name=f"deepdistill-{rid}-g{g}").remote(cfg, str(out_dir), g,
-                                                                       *([ref] if ref is not None else []))
-        pending[ref] = rid
+        ref = None
+        for g in range(cfg.generations):
+            key = cfg.prefix_id(g) if share else f"{rid}/{g}"
+            folder = prefix_dir(cfg, g, cache_dir) if share else run_dir
+            if share and checkpoint_path(run_dir, g).exists():
+                link_or_copy(checkpoint_path(run_dir, g), checkpoint_path(folder, g))   # finished before
+            if key not in submitted:
+                if checkpoint_path(folder, g).exists():
+                    submitted[key] = None      # finished by an earlier sweep: its file is the teacher
+                else:
+                    submitted[key] = generation_task.options(name=f"deepdistill-{key}-g{g}").remote(
+                        cfg, str(out_dir), g, share, claim_timeout, *([ref] if ref is not None else []))
+            ref = submitted[key] if submitted[key] is not None else ref
+        done = record_task.options(name=f"deepdistill-{rid}-record").remote(cfg, str(out_dir), share, claim_timeout,
+                                                                             *([ref] if ref is not None else []))
+        pending[done] = rid
 
     failures: dict[str, BaseException] = {}
     bar = tqdm(total=len(unique), initial=len(records), desc="sweep (ray)", unit="run",
@@ -205,7 +242,7 @@ def _drive(ray, configs, unique, out_dir: Path, *, num_cpus_per_task, num_gpus_p
     bar.close()
 
     # The roll-up covers every complete record in the folder (other shards' included), as the local backend's.
-    write_rollup_csv(collect_records(out_dir / RUNS_FOLDER), out_dir / "rollup.csv")
+    write_rollup(out_dir, log)
     if failures:
         first_id, first = next(iter(failures.items()))
         raise RuntimeError(f"{len(failures)} of {len(unique)} run(s) failed on Ray ({sorted(failures)}); the finished "

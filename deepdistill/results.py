@@ -20,12 +20,13 @@ import platform
 import statistics
 import sys
 from pathlib import Path
+from typing import Callable
 
 from deepdistill.config import TrainConfig
 from deepdistill.io import atomic_write_csv
-from deepdistill.runs import RECORD_FILE, SCHEMA, read_record
+from deepdistill.runs import RECORD_FILE, RUNS_FOLDER, SCHEMA, inspect_record, read_record  # noqa: F401 (read_record: re-exported)
 
-__all__ = ["make_record", "collect_records", "rollup_rows", "write_rollup_csv", "mean_sd", "describe_run",
+__all__ = ["make_record", "collect_records", "rollup_rows", "write_rollup_csv", "write_rollup", "mean_sd", "describe_run",
            "library_versions", "device_description"]
 
 # Config fields that name a group in the roll-up (all identity fields go into its group_id).
@@ -82,14 +83,34 @@ def make_record(config: TrainConfig, generations: list[dict], *, device, session
     }
 
 
-def collect_records(root) -> list[dict]:
-    """Every complete record under ``root`` (any depth), in path order."""
+def collect_records(root, unreadable: list | None = None) -> list[dict]:
+    """Every complete record under ``root`` (any depth), in path order.
+
+    ``unreadable``: a list that receives ``(path, why)`` for every ``record.json`` that is there but is not
+    a complete record (truncated, not JSON, another schema), so that a caller can name them.
+    """
     out = []
     for path in sorted(Path(root).rglob(RECORD_FILE)):
-        record = read_record(path)
+        record, problem = inspect_record(path)
         if record is not None:
             out.append(record)
+        elif problem is not None and unreadable is not None:
+            unreadable.append((path, problem))
     return out
+
+
+def write_rollup(sweep_dir, log: Callable[[str], None] | None = None) -> list[dict]:
+    """Write ``sweep_dir/rollup.csv`` from every complete record under ``sweep_dir/runs``; return its rows.
+    Every unreadable record is named (through ``log``, else on stderr): it is left out of the roll-up."""
+    unreadable: list = []
+    records = collect_records(Path(sweep_dir) / RUNS_FOLDER, unreadable=unreadable)
+    for path, why in unreadable:
+        message = f"warning: record {path} {why}; it is left out of the roll-up (run the sweep again to rewrite it)"
+        if log is not None:
+            log(message)
+        else:
+            print(message, file=sys.stderr)
+    return write_rollup_csv(records, Path(sweep_dir) / "rollup.csv")
 
 
 def mean_sd(values) -> tuple[float, float]:

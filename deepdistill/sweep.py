@@ -5,26 +5,31 @@
   that does not read ``gt_weight``, e.g. ``"ce"``, gets one run per seed, not one per weight).
 * :func:`select_shard` (``--shard i/N``): every N-th run, starting at i.
 * :func:`run_sweep`: every run, then the roll-up ``out_dir/rollup.csv``, on one of :data:`BACKENDS`:
-  ``"local"`` runs them one after the other in this process (:func:`deepdistill.train.run_one` each);
-  ``"ray"`` runs each generation as a Ray task, on this machine or a cluster
+  ``"local"`` trains on ``jobs`` processes of this machine (:mod:`deepdistill.local_runner`; ``jobs=1``:
+  in this process); ``"ray"`` runs each generation as a Ray task, on this machine or a cluster
   (:mod:`deepdistill.ray_backend`, the optional ``cluster`` extra), in the same folders and with the
   same records.
 
 Each run lives in ``out_dir/runs/<run_id>/`` (:mod:`deepdistill.runs`): the id is a hash of its config
 (operational fields such as ``device`` and ``out_dir`` excluded), so the same run has the same folder
-on every machine and every restart, and a run with a complete record is never trained again.
+on every machine and every restart, and a run with a complete record is never trained again. Runs
+that share their first generations (a teacher, with students at several weights) train them once, in
+``out_dir/generations/`` (``share_generations``), and each generation is trained under a claim
+(:mod:`deepdistill.claims`), so that sweeps, shards and Ray tasks on one folder never train it twice.
 """
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Callable, Iterable
 
+from deepdistill.claims import DEFAULT_STALE_AFTER
 from deepdistill.config import METHODS, TrainConfig, ensure_config
-from deepdistill.results import collect_records, write_rollup_csv
-from deepdistill.runs import RUNS_FOLDER
-from deepdistill.train import run_one
+from deepdistill.io import ensure_writable_dir
+from deepdistill.local_runner import default_jobs, run_local
+from deepdistill.results import write_rollup
+from deepdistill.runs import generation_cache_dir, run_dir_for
 
-__all__ = ["expand_grid", "select_shard", "parse_shard", "run_sweep", "run_sweep_local", "BACKENDS"]
+__all__ = ["expand_grid", "select_shard", "parse_shard", "run_sweep", "run_sweep_local", "BACKENDS", "BACKEND_OPTIONS"]
 
 
 def expand_grid(base: dict | None = None, *, methods: Iterable[str] | None = None, gt_weights: Iterable | None = None,
@@ -87,15 +92,23 @@ def select_shard(configs: list, index: int, count: int) -> list:
 
 
 def run_sweep_local(configs: list[TrainConfig], out_dir, *, log: Callable[[str], None] | None = None,
-                    progress: bool | None = None) -> list[dict]:
-    """The local backend: every run one after the other in this process, then the roll-up."""
-    from tqdm.auto import tqdm
-
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    bar = tqdm(configs, desc="sweep", unit="run", disable=None if progress is None else not progress)
-    records = [run_one(config, out_dir, log=log, progress=progress) for config in bar]
-    write_rollup_csv(collect_records(out_dir / RUNS_FOLDER), out_dir / "rollup.csv")
+                    progress: bool | None = None, jobs: int | None = 1, threads_per_job: int | None = 1,
+                    claim_timeout: float = DEFAULT_STALE_AFTER, share_generations: bool = True) -> list[dict]:
+    """The local backend: every run on ``jobs`` processes of this machine (``None``: :func:`default_jobs`), then the roll-up."""
+    out_dir = ensure_writable_dir(out_dir, "out_dir")
+    if jobs is None:
+        jobs = default_jobs(threads_per_job, configs[0].device if configs else "cpu")
+    items = [(c, run_dir_for(c, out_dir)) for c in configs]
+    cache_dir = generation_cache_dir(out_dir) if share_generations else None
+    try:
+        records = run_local(items, cache_dir, jobs=jobs, threads_per_job=threads_per_job, claim_timeout=claim_timeout,
+                            log=log, progress=progress)
+    except KeyboardInterrupt:
+        raise                            # the rerun writes the roll-up
+    except BaseException:
+        write_rollup(out_dir, log)       # failed runs: every finished run is in it
+        raise
+    write_rollup(out_dir, log)
     return records
 
 
@@ -108,6 +121,12 @@ def _run_sweep_ray(configs: list[TrainConfig], out_dir, **options) -> list[dict]
 
 #: Where the runs of a sweep execute: backend name -> ``fn(configs, out_dir, *, log, progress, **options)``.
 BACKENDS: dict[str, Callable[..., list[dict]]] = {"local": run_sweep_local, "ray": _run_sweep_ray}
+#: The options each backend takes (besides log and progress).
+BACKEND_OPTIONS = {
+    "local": ("jobs", "threads_per_job", "claim_timeout", "share_generations"),
+    "ray": ("address", "num_cpus_per_task", "num_gpus_per_task", "max_retries", "num_cpus", "runtime_env",
+            "claim_timeout", "share_generations"),
+}
 
 
 def run_sweep(configs: list, out_dir, backend: str = "local", *, log: Callable[[str], None] | None = None,
@@ -116,12 +135,17 @@ def run_sweep(configs: list, out_dir, backend: str = "local", *, log: Callable[[
 
     ``configs``: :class:`TrainConfig`\\ s (as :func:`expand_grid` makes them; a dict is validated into
     one here). The roll-up covers every complete record under ``out_dir`` (other shards' included).
-    ``backend_options`` go to :func:`deepdistill.ray_backend.run_sweep_ray` (``address``,
-    ``num_cpus_per_task``, ``num_gpus_per_task``, ``max_retries``, ...); the local backend takes none.
+    ``backend_options``: for the local backend ``jobs`` (worker processes, default 1; ``None``: one per
+    core, see :func:`deepdistill.local_runner.default_jobs`), ``threads_per_job`` (torch threads of each,
+    default 1), ``claim_timeout`` (seconds without a heartbeat before another process's claim is stale,
+    default 300) and ``share_generations`` (default True: runs that share their first generations train
+    them once); for the ray backend those of :func:`deepdistill.ray_backend.run_sweep_ray`.
     """
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; valid backends: {list(BACKENDS)}.")
-    if backend == "local" and backend_options:
-        raise ValueError(f"options {sorted(backend_options)} are for the ray backend; got backend {backend!r}.")
+    wrong = sorted(set(backend_options) - set(BACKEND_OPTIONS[backend]))
+    if wrong:
+        raise ValueError(f"option(s) {wrong} do not apply to the {backend} backend; its options: "
+                         f"{list(BACKEND_OPTIONS[backend])}.")
     configs = [ensure_config(c, f"configs[{i}]") for i, c in enumerate(configs)]
     return BACKENDS[backend](configs, out_dir, log=log, progress=progress, **backend_options)

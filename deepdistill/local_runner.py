@@ -1,0 +1,502 @@
+"""The local backend of a sweep: every generation trained once, ``jobs`` at a time.
+
+The unit of work is one generation of one run prefix, not a whole run: runs that differ only in later
+generations share their first ones through the generation cache (:func:`deepdistill.runs.prefix_dir`),
+so a sweep over five ``gt_weight`` values trains one teacher and five students. The generations form
+a graph (generation ``g`` of a prefix needs generation ``g - 1``); the driver (this process) starts
+every generation whose teacher is finished on a free slot, longest chains first, and writes each
+run's record once all its generations are there (:func:`deepdistill.train.train_run` with
+``through_generation`` and the cache, the same calls a Ray task makes).
+
+* **Processes.** ``jobs`` generations train at once: one in this process (a thread of the driver, so
+  the first generation starts while the others start up), the others in ``jobs - 1`` worker
+  processes (``spawn``, so that no thread state is forked); each with ``threads_per_job`` torch
+  threads. ``jobs=1`` runs everything in the calling thread. Small networks cannot use a second
+  intra-op thread (and on a loaded machine a second thread makes them many times slower, as measured
+  by ``bench/bench_sweep_speed.py``), but a second process trains a second network: the default is
+  one job per usable core, one thread each (:func:`default_jobs`). A process loads each data set
+  once for all its tasks. With ``jobs`` above 1 in a script of your own, guard its entry point with
+  ``if __name__ == "__main__":`` (the rule of Python's ``spawn``: each worker imports the script).
+* **Same results.** Each generation is the very computation a run alone makes (its seeds derive from
+  the run's seed and the generation; its teacher is read back from the checkpoint, bitwise the
+  network held in memory). On the CPU the thread count changes the last bits of floating-point sums,
+  so records equal a serial sweep's with the same ``threads_per_job``, whatever ``jobs``.
+* **Claims.** A generation is trained under a claim (:mod:`deepdistill.claims`). One that another
+  process (another sweep, a shard, a Ray task) holds is left to it: the driver goes on with other work
+  and checks back every poll interval, until the checkpoint appears or the claim goes stale (its owner
+  died: then it is taken over).
+* **Faults.** An error in a generation fails the runs that need it; the others finish, the roll-up is
+  written, and the sweep ends with an error naming the failed runs (as on Ray). A worker process that
+  dies (killed, out of memory) is replaced and its generation retried ``max_retries`` times; the retry
+  resumes from the generation's last epoch checkpoint.
+"""
+from __future__ import annotations
+
+import atexit
+import concurrent.futures as cf
+import contextlib
+import multiprocessing
+import os
+import signal
+import sys
+import threading
+import time
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from deepdistill.claims import DEFAULT_STALE_AFTER, ClaimLostError, heartbeat_interval
+from deepdistill.config import TrainConfig, config_diff
+from deepdistill.results import describe_run
+from deepdistill.runs import (RECORD_FILE, checkpoint_path, is_finished, link_or_copy, load_splits, prefix_dir,
+                              read_record)
+from deepdistill.train import GenerationBusy, resolve_device, train_run
+
+__all__ = ["run_local", "default_jobs", "usable_cores", "torch_threads"]
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity, which Slurm and containers set), else all."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def default_jobs(threads_per_job: int | None = 1, device: str = "cpu") -> int:
+    """Worker processes when none are asked for: ``usable cores // threads_per_job`` on the CPU, 1 on a GPU
+    (one process per card; share a card between runs with Ray's ``--gpus-per-task``)."""
+    if device != "cpu" and resolve_device(device).type != "cpu":
+        return 1
+    return max(1, usable_cores() // max(1, threads_per_job or 1))
+
+
+# ------------------------------------------------------------------------------------------------
+# What a worker runs
+# ------------------------------------------------------------------------------------------------
+
+# The data sets this worker process has loaded, by their fields (one kept: sweeps rarely mix data sets).
+_SPLITS: dict[str, object] = {}
+
+
+def _splits_for(config: TrainConfig):
+    key = repr(sorted((k, repr(getattr(config, k))) for k in ("dataset", "data_root", "seed", "label_noise", "noise_type",
+                                                               "val_fraction", "n_train", "data_options")))
+    if key not in _SPLITS:
+        _SPLITS.clear()
+        _SPLITS[key] = load_splits(config)
+    return _SPLITS[key]
+
+
+def _worker_init(threads: int | None) -> None:
+    # Ctrl-C reaches every process of the terminal's group: the driver alone handles it (and stops us).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if threads is not None:
+        torch.set_num_threads(threads)
+    # When the pool shuts down, multiprocessing has already flushed and closed what the worker shares with
+    # the driver; tearing torch's modules down one by one after that takes a second or two, for nothing.
+    atexit.register(_exit_now)
+
+
+def _exit_now() -> None:
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
+
+
+class _Tagged:
+    """A log that prefixes every line with ``[tag]`` (so that the lines of parallel workers can be told
+    apart), into ``sink`` (this process's log) or, in a worker process, onto stderr."""
+
+    def __init__(self, tag: str, sink: Callable[[str], None] | None = None):
+        self.tag, self.sink = tag, sink
+
+    def __call__(self, message: str) -> None:
+        line = f"[{self.tag}] {message}"
+        if self.sink is not None:
+            self.sink(line)
+        else:
+            print(line, file=sys.stderr, flush=True)
+
+    def __getstate__(self):           # a worker process logs onto its own stderr
+        return {"tag": self.tag, "sink": None}
+
+
+def _generation_task(config: TrainConfig, run_dir: Path, generation: int, cache_dir, claim_timeout: float,
+                     log: _Tagged | None) -> dict:
+    """Generation ``generation`` of ``config`` (its earlier ones already finished), trained in the cache (or in
+    ``run_dir`` without one); ``{"busy": holder}`` when another live process is training it."""
+    try:
+        train_run(config.replace(out_dir=str(run_dir)), run_dir, through_generation=generation, cache_dir=cache_dir,
+                  claim_timeout=claim_timeout, wait=False, splits=_splits_for(config), log=log, progress=False)
+    except GenerationBusy as busy:
+        return {"busy": busy.holder.describe()}
+    except ClaimLostError as lost:     # another process took it over while this one stalled: it finishes it
+        return {"busy": str(lost)}
+    return {"busy": None}
+
+
+def _finish_task(config: TrainConfig, run_dir: Path, cache_dir, claim_timeout: float) -> dict:
+    """The record of a run whose generations are all finished (read back and linked into its folder)."""
+    return train_run(config.replace(out_dir=str(run_dir)), run_dir, cache_dir=cache_dir, claim_timeout=claim_timeout,
+                     splits=_splits_for(config), progress=False)
+
+
+def _warm_up(config: TrainConfig) -> None:
+    """A new worker imports the training code and loads the sweep's data while the first generation trains."""
+    _splits_for(config)
+
+
+class _Slots:
+    """Where tasks run: ``jobs`` at a time, one of them in this (the driver) process.
+
+    The driver's slot runs a task in a daemon thread (with ``jobs=1``: directly, in the calling thread),
+    so the first generation starts at once, while the ``jobs - 1`` worker processes (``spawn``: no
+    thread state is forked) start up and load the data (about as long as a small generation takes).
+    A daemon thread, so that Ctrl-C never waits for it; what it leaves behind (a claim, an epoch
+    checkpoint) is what a killed worker leaves, and the next run takes it over.
+    """
+
+    def __init__(self, jobs: int, threads_per_job: int | None, warm_up: TrainConfig | None):
+        self.jobs, self.threads, self.warm_config = jobs, threads_per_job, warm_up
+        self.pool = None
+        self.driver_busy = False
+        self.pool_busy = 0
+        self._start_pool()
+
+    def _start_pool(self) -> None:
+        if self.jobs > 1:
+            self.pool = cf.ProcessPoolExecutor(max_workers=self.jobs - 1, mp_context=multiprocessing.get_context("spawn"),
+                                               initializer=_worker_init, initargs=(self.threads,))
+            if self.warm_config is not None:
+                for _ in range(self.jobs - 1):
+                    self.pool.submit(_warm_up, self.warm_config)
+
+    def free(self) -> bool:
+        return not self.driver_busy or self.pool_busy < self.jobs - 1
+
+    def submit(self, fn, *args) -> tuple[cf.Future, str]:
+        """Run ``fn(*args)`` on a free slot (the driver's first); ``(future, which)`` with ``which`` "driver" or "pool"."""
+        if not self.driver_busy:
+            self.driver_busy = True
+            future = cf.Future()
+            if self.jobs == 1:
+                _run_into(future, fn, args)
+            else:
+                threading.Thread(target=_run_into, args=(future, fn, args), daemon=True,
+                                 name="deepdistill-driver-job").start()
+            return future, "driver"
+        self.pool_busy += 1
+        return self.pool.submit(fn, *args), "pool"
+
+    def done(self, which: str) -> None:
+        if which == "driver":
+            self.driver_busy = False
+        else:
+            self.pool_busy -= 1
+
+    def restart_pool(self) -> None:
+        """After a worker process died (the pool is then unusable): a fresh pool, nothing of it busy."""
+        self.pool.shutdown(wait=False, cancel_futures=True)
+        self.pool_busy = 0
+        self._start_pool()
+
+    def stop(self) -> None:
+        """Stop the worker processes now (Ctrl-C): ``shutdown`` alone would wait for the generations in flight."""
+        if self.pool is None:
+            return
+        # No public API terminates a ProcessPoolExecutor's workers; `_processes` has held them since Python 3.2.
+        for process in list((getattr(self.pool, "_processes", None) or {}).values()):
+            with contextlib.suppress(Exception):
+                process.terminate()
+        self.pool.shutdown(wait=False, cancel_futures=True)
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=True)
+
+
+def _run_into(future: cf.Future, fn, args) -> None:
+    try:
+        future.set_result(fn(*args))
+    except Exception as err:           # noqa: BLE001 - handed to the driver, as a worker's would be
+        future.set_exception(err)
+
+
+# ------------------------------------------------------------------------------------------------
+# The driver
+# ------------------------------------------------------------------------------------------------
+
+@dataclass
+class _Node:
+    """One generation to train: of the prefix ``key``, for the runs ``run_ids`` (its first run's config stands for all)."""
+
+    key: str
+    config: TrainConfig
+    run_dir: Path
+    generation: int
+    parent: str | None
+    folder: Path
+    run_ids: list = field(default_factory=list)
+    generations_after: int = 0   # the longest chain of generations still to come after it (started first)
+    state: str = "todo"          # todo, running, busy (claimed elsewhere), done, failed
+    retry_at: float = 0.0
+    attempts: int = 0
+
+    def finished(self) -> bool:
+        return checkpoint_path(self.folder, self.generation).exists()
+
+
+@dataclass
+class _Run:
+    config: TrainConfig
+    run_dir: Path
+    keys: list
+    record: dict | None = None
+    error: BaseException | None = None
+    state: str = "todo"          # todo, running, done, failed
+
+
+def _varying_fields(configs: list[TrainConfig]) -> list[str]:
+    """The config fields that differ between the runs (the grid's axes), for the log lines."""
+    if len(configs) < 2:
+        return ["method", "gt_weight", "seed"]
+    first = configs[0].identity()
+    fields = set()
+    for c in configs[1:]:
+        fields.update(config_diff(first, c.identity()))
+    return sorted(fields) or ["seed"]
+
+
+def _describe(config: TrainConfig, fields: list[str]) -> str:
+    return ", ".join(f"{k} {getattr(config, k)}" for k in fields)
+
+
+def _describe_node(node: _Node, runs: dict, fields: list[str]) -> str:
+    """``run <id> (gt_weight 0.3, seed 0)``, or for a generation that several runs share, what they have in
+    common and the values they differ in (which matter only in their later generations)."""
+    if len(node.run_ids) == 1:
+        return f"run {node.run_ids[0]} ({_describe(node.config, fields)})"
+    values = {f: list(dict.fromkeys(repr(getattr(runs[r].config, f)) for r in node.run_ids)) for f in fields}
+    same = ", ".join(f"{f} {v[0]}" for f, v in values.items() if len(v) == 1)
+    differ = "; ".join(f"{f} {' '.join(v)}" for f, v in values.items() if len(v) > 1)
+    return f"{same}, shared by {len(node.run_ids)} runs ({differ})"
+
+
+def run_local(items: list[tuple[TrainConfig, Path]], cache_dir=None, *, jobs: int = 1, threads_per_job: int | None = 1,
+              claim_timeout: float = DEFAULT_STALE_AFTER, max_retries: int = 1, log: Callable[[str], None] | None = None,
+              progress: bool | None = None) -> list[dict]:
+    """Train every run ``(config, run_dir)`` of ``items`` (skipping finished ones); return their records in order.
+
+    ``cache_dir``: the generation cache shared by the runs (``None``: every run trains each of its
+    generations in its own folder). ``jobs``: worker processes (1: this process); ``threads_per_job``:
+    torch threads of each (``None``: torch's default, left as it is). ``claim_timeout``: seconds without a
+    heartbeat after which another process's claim is stale. Runs that fail do not stop the others; once
+    all are done, a RuntimeError names the failed ones.
+    """
+    from tqdm.auto import tqdm
+
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+        raise ValueError(f"`jobs` must be an integer >= 1 (worker processes); got {jobs!r}.")
+    if threads_per_job is not None and (isinstance(threads_per_job, bool) or not isinstance(threads_per_job, int)
+                                        or threads_per_job < 1):
+        raise ValueError(f"`threads_per_job` must be None or an integer >= 1; got {threads_per_job!r}.")
+    if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
+        raise ValueError(f"`max_retries` must be an integer >= 0; got {max_retries!r}.")
+    fields = _varying_fields([c for c, _ in items])
+
+    runs: dict[str, _Run] = {}
+    nodes: dict[str, _Node] = {}
+    records = {c.run_id(): read_record(Path(d) / RECORD_FILE) for c, d in items}
+    # Unfinished runs first: a generation is trained through the first run that needs it.
+    for config, run_dir in sorted(items, key=lambda item: is_finished(records[item[0].run_id()], item[0])):
+        rid = config.run_id()
+        if rid in runs:
+            continue
+        run_dir = Path(run_dir)
+        keys, parent = [], None
+        for g in range(config.generations):
+            key = config.prefix_id(g) if cache_dir is not None else f"{rid}/{g}"
+            folder = prefix_dir(config, g, cache_dir) if cache_dir is not None else run_dir
+            if cache_dir is not None and checkpoint_path(run_dir, g).exists():
+                # A generation this run finished before (a sweep without the cache): every run may share it.
+                link_or_copy(checkpoint_path(run_dir, g), checkpoint_path(folder, g))
+            node = nodes.setdefault(key, _Node(key, config, run_dir, g, parent, folder))
+            node.run_ids.append(rid)
+            node.generations_after = max(node.generations_after, config.generations - 1 - g)
+            keys.append(key)
+            parent = key
+        runs[rid] = _Run(config, run_dir, keys)
+        record = records[rid]
+        if is_finished(record, config):
+            runs[rid].record, runs[rid].state = record, "done"
+            if log:
+                log(describe_run("skipped (finished)", record))
+    for node in nodes.values():
+        if node.finished():
+            node.state = "done"
+
+    poll = min(heartbeat_interval(claim_timeout), 2.0)
+    needed = {k for r in runs.values() if r.state != "done" for k in r.keys}
+    todo = [nodes[k] for k in needed if nodes[k].state != "done"]
+    slots = _Slots(min(jobs, max(1, len(todo))), threads_per_job, todo[0].config if todo else None)
+    bar = tqdm(total=len(runs), initial=sum(r.state == "done" for r in runs.values()), desc="sweep", unit="run",
+               disable=None if progress is None else not progress)
+    in_flight: dict[cf.Future, tuple[str, str, str]] = {}     # future -> ("gen", key) or ("run", run id), slot
+    said_busy: set[str] = set()
+
+    def fail_run(rid: str, err: BaseException) -> None:
+        run = runs[rid]
+        if run.state in ("done", "failed"):
+            return
+        run.state, run.error = "failed", err
+        bar.update(1)
+        if log:
+            log(f"FAILED {rid} ({_describe(run.config, fields)}): {type(err).__name__}: {err}")
+
+    # Long chains first (a comparison over five generations before a weight grid's students), then grid order.
+    by_priority = sorted(nodes.values(), key=lambda n: -n.generations_after)
+
+    def submit(kind: str, name: str, fn, *args) -> None:
+        future, which = slots.submit(fn, *args)
+        in_flight[future] = (kind, name, which)
+
+    def submit_ready() -> None:
+        for node in by_priority:
+            if not slots.free():
+                return
+            if node.key not in needed or node.state not in ("todo", "busy") or time.monotonic() < node.retry_at:
+                continue
+            if node.parent is not None and nodes[node.parent].state != "done":
+                continue
+            node.state = "running"
+            tagged = _Tagged(f"{node.config.run_id() if cache_dir is None else node.key} g{node.generation}", log)
+            if log and node.key not in said_busy:
+                tagged(f"generation {node.generation} of {_describe_node(node, runs, fields)}: training")
+            submit("gen", node.key, _generation_task, node.config, node.run_dir, node.generation, cache_dir,
+                   claim_timeout, tagged if log else None)
+        for rid, run in runs.items():
+            if not slots.free():
+                return
+            if run.state == "todo" and all(nodes[k].state == "done" for k in run.keys):
+                run.state = "running"
+                submit("run", rid, _finish_task, run.config, run.run_dir, cache_dir, claim_timeout)
+
+    def handle(future: cf.Future, kind: str, name: str) -> None:
+        try:
+            result = future.result()
+        except BrokenProcessPool:
+            raise
+        except Exception as err:       # noqa: BLE001 - a failed generation fails its runs, the others go on
+            if kind == "run":
+                fail_run(name, err)
+            else:
+                nodes[name].state = "failed"
+                for rid in nodes[name].run_ids:
+                    fail_run(rid, err)
+            return
+        if kind == "run":
+            runs[name].record, runs[name].state = result, "done"
+            bar.update(1)
+            if log:
+                log(describe_run("finished", result))
+            return
+        node = nodes[name]
+        if result["busy"] is None:
+            node.state = "done"
+            if not node.finished():    # cannot happen unless the folder is changed under us; never loop on it
+                node.state = "failed"
+                for rid in node.run_ids:
+                    fail_run(rid, RuntimeError(f"generation {node.generation} was trained but its checkpoint "
+                                               f"{checkpoint_path(node.folder, node.generation)} is missing"))
+        else:
+            node.state, node.retry_at = "busy", time.monotonic() + poll
+            if log and name not in said_busy:
+                log(f"generation {node.generation} of {_describe_node(node, runs, fields)} is being trained by "
+                    f"{result['busy']}; doing other work meanwhile")
+            said_busy.add(name)
+
+    try:
+        with torch_threads(threads_per_job):
+            while True:
+                for node in nodes.values():     # claimed elsewhere: finished there meanwhile?
+                    if node.state == "busy" and node.finished():
+                        node.state = "done"
+                submit_ready()
+                if not in_flight:
+                    waiting = [n for n in nodes.values() if n.state == "busy" and n.key in needed]
+                    if not waiting:
+                        break
+                    time.sleep(max(0.0, min(n.retry_at for n in waiting) - time.monotonic()))
+                    continue
+                done, _ = cf.wait(list(in_flight), timeout=poll, return_when=cf.FIRST_COMPLETED)
+                crashed = []
+                for future in done:
+                    kind, name, which = in_flight.pop(future)
+                    slots.done(which)
+                    try:
+                        handle(future, kind, name)
+                    except BrokenProcessPool:
+                        crashed.append((kind, name))
+                if crashed:
+                    # Every task on the pool is lost with it: they go back to the queue.
+                    crashed += [(kind, name) for kind, name, which in in_flight.values() if which == "pool"]
+                    for future in [f for f, v in in_flight.items() if v[2] == "pool"]:
+                        del in_flight[future]
+                    slots.restart_pool()
+                    _retry_after_crash(crashed, nodes, runs, max_retries, fail_run, log)
+    except BaseException:
+        slots.stop()
+        raise
+    finally:
+        bar.close()
+    slots.close()
+
+    for rid, run in runs.items():      # runs that waited on a generation that failed
+        if run.state == "todo":
+            fail_run(rid, RuntimeError("a generation it needs failed"))
+    failures = {rid: r.error for rid, r in runs.items() if r.state == "failed"}
+    if failures:
+        first_id, first = next(iter(failures.items()))
+        raise RuntimeError(f"{len(failures)} of {len(runs)} run(s) failed ({sorted(failures)}); the finished ones are "
+                           f"saved, and running the same command again retries the rest. First failure, run {first_id} "
+                           f"({_describe(runs[first_id].config, fields)}): {type(first).__name__}: {first}")
+    return [runs[c.run_id()].record for c, _ in items]
+
+
+@contextlib.contextmanager
+def torch_threads(n: int | None):
+    """This process's torch threads set to ``n`` for the block (``None``: unchanged), restored after."""
+    if n is None:
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def _retry_after_crash(tasks, nodes, runs, max_retries, fail_run, log) -> None:
+    """A worker process died: every task that was in flight goes back to the queue (resuming from its epoch
+    checkpoint), at most ``max_retries`` times each."""
+    for kind, name in dict.fromkeys(tasks):
+        if kind == "run":
+            runs[name].state = "todo"
+            continue
+        node = nodes[name]
+        node.attempts += 1
+        if node.attempts > max_retries:
+            node.state = "failed"
+            for rid in node.run_ids:
+                fail_run(rid, RuntimeError(f"the worker process training generation {node.generation} died "
+                                           f"{node.attempts} time(s) (killed, or out of memory)"))
+        else:
+            node.state = "todo"
+            if log:
+                log(f"a worker process died; generation {node.generation} of run {node.config.run_id()} is started "
+                    "again from its last epoch checkpoint")
