@@ -22,7 +22,10 @@ import sys
 import typing
 from pathlib import Path
 
+from deepdistill.claims import DEFAULT_STALE_AFTER
 from deepdistill.config import TrainConfig, field_choices, field_help
+from deepdistill.io import ensure_writable_dir
+from deepdistill.local_runner import default_jobs
 from deepdistill.results import collect_records, write_rollup_csv
 from deepdistill.sweep import BACKENDS, expand_grid, parse_shard, run_sweep, select_shard
 from deepdistill.train import train_run
@@ -116,6 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--config", type=Path, default=None,
                        help="JSON file of TrainConfig fields; options given on the command line override it")
     train.add_argument("--quiet", action="store_true", help="no per-epoch log lines")
+    _add_claim_option(train)
 
     sweep = sub.add_parser("sweep", formatter_class=fmt, allow_abbrev=False, help="a grid of runs, resumable and shardable",
                            description="Run method x gt_weight x generations x seeds [x datasets]; finished runs "
@@ -133,7 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="data set when --datasets is not given")
     sweep.add_argument("--shard", default="0/1", help="run only shard i of N (every N-th run starting at i)")
     sweep.add_argument("--backend", default="local", choices=list(BACKENDS),
-                       help="where runs execute: 'local' (one after the other, in this process) or 'ray' (one Ray "
+                       help="where runs execute: 'local' (--jobs processes of this machine) or 'ray' (one Ray "
                             "task per generation; needs pip install \".[cluster]\")")
     sweep.add_argument("--address", default=None,
                        help="ray backend: a running Ray cluster ('auto', 'HEAD:6379', 'ray://HEAD:10001'); "
@@ -144,6 +148,18 @@ def build_parser() -> argparse.ArgumentParser:
                        help="ray backend: GPUs each task declares; a fraction shares a card (0.25: four runs per GPU)")
     sweep.add_argument("--max-retries", type=int, default=3, dest="max_retries",
                        help="ray backend: restarts of a task whose worker died (-1: without limit)")
+    sweep.add_argument("--jobs", type=_jobs, default=None,
+                       help="local backend: runs trained at once, each in its own process (1: in this process); "
+                            "default: usable cores // --threads-per-job on the CPU (here "
+                            f"{default_jobs(1)}), 1 with a GPU")
+    sweep.add_argument("--threads-per-job", type=int, default=1, dest="threads_per_job",
+                       help="local backend: torch threads of each job (small networks cannot use more than one; the "
+                            "thread count, not --jobs, decides the last bits of CPU results); 0: torch's default")
+    sweep.add_argument("--share-generations", action=argparse.BooleanOptionalAction, default=True,
+                       dest="share_generations",
+                       help="train the generations that runs share (a teacher of students at several weights) once, in "
+                            "OUT_DIR/generations/; --no-share-generations trains every run on its own")
+    _add_claim_option(sweep)
     sweep.add_argument("--out-dir", default="out/sweep", dest="out_dir", help=field_help("out_dir"))
     sweep.add_argument("--dry-run", action="store_true", help="list the runs (id and config) and exit")
     sweep.add_argument("--quiet", action="store_true", help="no per-run log lines")
@@ -151,6 +167,9 @@ def build_parser() -> argparse.ArgumentParser:
     rollup = sub.add_parser("rollup", formatter_class=fmt, help="rewrite DIR/rollup.csv from the records under DIR",
                             description="Collect every complete record.json under DIR into DIR/rollup.csv.")
     rollup.add_argument("dir", type=Path, help="a sweep folder (or any folder holding run folders)")
+    rollup.add_argument("--strict", action="store_true",
+                        help="exit with an error (2) when a record.json cannot be read, instead of listing it and "
+                             "leaving it out")
 
     _add_estimate_parser(sub, fmt)
     return parser
@@ -182,6 +201,30 @@ def _add_estimate_parser(sub, fmt) -> None:
                      help="runs go to OUT_DIR/runs/seed_S/ (teacher/ and gt_<weight>/, reused when present); results to "
                           "OUT_DIR/estimate_weight.json and .csv. --allow-any-weight gives unconstrained estimates")
     est.add_argument("--quiet", action="store_true", help="no per-run log lines")
+    est.add_argument("--jobs", type=_jobs, default=1,
+                     help="runs trained at once (teachers and the students of the grid and the two-run estimate), "
+                          "each in its own process; 0: usable cores // --threads-per-job")
+    est.add_argument("--threads-per-job", type=int, default=1, dest="threads_per_job",
+                     help="torch threads of each job when --jobs is above 1")
+
+
+def _jobs(text: str) -> int | None:
+    """``--jobs``: a number of processes >= 1, or 0 (or "auto") for the default."""
+    if text.lower() in ("0", "auto"):
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of processes >= 1, or 0 / auto; got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a number of processes >= 1, or 0 / auto; got {text!r}")
+    return value or None
+
+
+def _add_claim_option(parser) -> None:
+    parser.add_argument("--claim-timeout", type=float, default=DEFAULT_STALE_AFTER, dest="claim_timeout",
+                        help="seconds without a heartbeat after which another process's claim on a generation is "
+                             "stale and taken over (a claim of a process gone from this machine is taken over at once)")
 
 
 def _log(quiet: bool):
@@ -198,6 +241,10 @@ def _given(field_name: str, argv: list[str]) -> bool:
     return any(a in (f"--{flag}", f"--no-{flag}") or a.startswith(f"--{flag}=") for a in argv)
 
 
+#: The hint after Ctrl-C (every command resumes what it finished, and its exit status is 130 as for SIGINT).
+INTERRUPTED = "interrupted; run the same command again to resume"
+
+
 def main(argv=None) -> int:
     parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -205,8 +252,11 @@ def main(argv=None) -> int:
     args.argv = argv
     try:
         return _COMMANDS[args.command](args)
-    except (ValueError, TypeError, FileNotFoundError, RuntimeError, ImportError, ConnectionError) as err:
-        # Bad input and refused resumes end with one clear line, not a traceback.
+    except KeyboardInterrupt:
+        print(f"\n{INTERRUPTED}", file=sys.stderr)
+        return 130
+    except (ValueError, TypeError, OSError, RuntimeError, ImportError) as err:
+        # Bad input, refused resumes, unreadable files and failed runs end with one clear line, not a traceback.
         print(f"error: {err}", file=sys.stderr)
         return 2
 
@@ -219,7 +269,12 @@ def _train(args) -> int:
         # Options typed on the command line override the file; the others keep the file's values.
         fields = {**from_file, **{k: v for k, v in fields.items() if _given(k, args.argv)}}
     config = TrainConfig.from_dict(fields)
-    record = train_run(config, config.out_dir, log=_log(args.quiet))
+    ensure_writable_dir(config.out_dir, "--out-dir")
+    log = _log(args.quiet)
+    if log:
+        log(f"run {config.run_id()} in {config.out_dir}: method {config.method}, {config.generations} generations, "
+            f"gt_weight {config.gt_weight}, temperature {config.temperature}, seed {config.seed}")
+    record = train_run(config, config.out_dir, log=log, claim_timeout=args.claim_timeout)
     _print_table(record)
     print(f"record: {Path(config.out_dir) / 'record.json'}")
     return 0
@@ -237,12 +292,22 @@ def _sweep(args) -> int:
             print(cfg.run_id(), json.dumps({k: getattr(cfg, k) for k in ("dataset", "method", "gt_weight",
                                                                           "temperature", "generations", "seed")}))
         return 0
-    options = {}
+    ensure_writable_dir(args.out_dir, "--out-dir")
+    options = {"claim_timeout": args.claim_timeout, "share_generations": args.share_generations}
+    if args.threads_per_job < 0:
+        raise ValueError(f"`--threads-per-job` must be >= 1, or 0 for torch's default; got {args.threads_per_job}.")
+    threads = args.threads_per_job or None
     if args.backend == "ray":
-        options = dict(address=args.address, num_cpus_per_task=args.cpus_per_task,
+        options.update(address=args.address, num_cpus_per_task=args.cpus_per_task,
                        num_gpus_per_task=args.gpus_per_task, max_retries=args.max_retries)
     elif args.address is not None:
         raise ValueError(f"`--address` names a Ray cluster and needs --backend ray; got --backend {args.backend}.")
+    else:
+        jobs = args.jobs if args.jobs is not None else default_jobs(threads, base.get("device", "cpu"))
+        options.update(jobs=jobs, threads_per_job=threads)
+        if args.jobs is None and not args.quiet:
+            print(f"{jobs} job(s) of {threads or 'the default number of'} torch thread(s) each (--jobs, "
+                  "--threads-per-job)", file=sys.stderr)
     records = run_sweep(configs, args.out_dir, backend=args.backend, log=_log(args.quiet), **options)
     print(f"{len(records)} run(s) complete; roll-up: {Path(args.out_dir) / 'rollup.csv'}")
     return 0
@@ -251,20 +316,29 @@ def _sweep(args) -> int:
 def _rollup(args) -> int:
     if not args.dir.is_dir():
         raise FileNotFoundError(f"`dir` must be an existing folder; got {str(args.dir)!r}.")
-    records = collect_records(args.dir)
+    unreadable: list = []
+    records = collect_records(args.dir, unreadable=unreadable)
+    for path, why in unreadable:
+        print(f"unreadable: {path} {why}", file=sys.stderr)
+    if unreadable and args.strict:
+        raise ValueError(f"{len(unreadable)} record(s) under {str(args.dir)!r} cannot be read (listed above; --strict). "
+                         "Run the sweep again to rewrite them, or delete their run folders.")
+    ensure_writable_dir(args.dir, "dir")
     rows = write_rollup_csv(records, args.dir / "rollup.csv")
-    print(f"{len(records)} record(s), {len(rows)} row(s): {args.dir / 'rollup.csv'}")
+    print(f"{len(records)} record(s), {len(rows)} row(s): {args.dir / 'rollup.csv'}"
+          + (f"; {len(unreadable)} unreadable record(s) left out (listed above)" if unreadable else ""))
     return 0
 
 
 def _estimate_weight(args) -> int:
     config = TrainConfig.from_dict(config_fields(args, skip={"seed", "out_dir"}))
+    ensure_writable_dir(args.out_dir, "--out-dir")
     result = estimate_gt_weight(
         config, args.out_dir, seeds=args.seeds, generation=args.generation, grid=None if args.no_grid else args.grid,
         estimators=args.estimators, allow_any_weight=config.allow_any_weight,
         teacher_as_alpha1=False if args.train_alpha1 else None, kernel=args.kernel,
         kernel_params={} if args.gamma is None else {"gamma": args.gamma}, ntk_subsample=args.ntk_subsample,
-        log=_log(args.quiet))
+        log=_log(args.quiet), jobs=args.jobs, threads_per_job=args.threads_per_job)
     print(format_summary_table(result["summary"]))
     print(f"results: {Path(args.out_dir) / 'estimate_weight.json'} and {Path(args.out_dir) / 'estimate_weight.csv'}")
     return 0
