@@ -25,6 +25,7 @@ import torch
 
 from deepdistill.config import TrainConfig
 from deepdistill.io import atomic_write
+from deepdistill.local_runner import run_local
 from deepdistill.metrics import softmax, summarize
 from deepdistill.runs import checkpoint_path, load_generation
 from deepdistill.train import load_run_data, predict_features, predict_logits, resolve_device, train_run
@@ -74,6 +75,9 @@ class StudyBackend:
     def val_inputs(self): ...
     def train_arrays(self): ...                        # (x_train, y_train) for features / NTK
 
+    def train_ahead(self, weights) -> None:
+        """Train the students at ``weights`` now, side by side where the backend can (else: one by one, when asked)."""
+
     def outputs(self, model, x) -> np.ndarray:
         """Probabilities (``"brier"``) or raw outputs (``"mse"``) of ``model`` on ``x``, float64 ``(n, k)``."""
         model.eval()       # left in eval mode: a study never trains a network it evaluates
@@ -94,8 +98,12 @@ class StudyBackend:
 class ConfigBackend(StudyBackend):
     """Runs of one seed of a TrainConfig: one shared teacher (generations 0..G-1), students at G."""
 
-    def __init__(self, config: TrainConfig, root: Path, generation: int, log=None):
+    def __init__(self, config: TrainConfig, root: Path, generation: int, log=None, *, cache_dir=None, jobs: int = 1,
+                 threads_per_job: int | None = 1):
         self.config, self.root, self.G, self.log = config, Path(root), int(generation), log
+        # Runs train in (and take shared generations from) the generation cache ``cache_dir``; with ``jobs``
+        # above 1, train_ahead trains several at once on the sweep's local runner.
+        self.cache_dir, self.jobs, self.threads_per_job = cache_dir, jobs, threads_per_job
         self.device = resolve_device(config.device)
         self.eval_batch_size = config.eval_batch_size
         gt, temp = config.gt_weight, config.temperature
@@ -129,10 +137,27 @@ class ConfigBackend(StudyBackend):
         return self.config.replace(generations=self.G + 1, gt_weight=gt, temperature=temp, allow_any_weight=allow,
                                    out_dir=str(self.root / f"gt_{w:+.10f}"))
 
+    def runs_ahead(self, weights) -> list[tuple[TrainConfig, Path]]:
+        """``(config, run folder)`` of the teacher and of the students at ``weights`` (those their config accepts;
+        :meth:`student` reports the others' error), for training them side by side."""
+        items = [(self.teacher_config, Path(self.teacher_config.out_dir))]
+        for w in weights:
+            try:
+                cfg = self._student_config(float(w))
+            except (ValueError, TypeError):
+                continue
+            items.append((cfg, Path(cfg.out_dir)))
+        return items
+
+    def train_ahead(self, weights) -> None:
+        if self.jobs != 1:
+            run_local(self.runs_ahead(weights), self.cache_dir, jobs=self.jobs, threads_per_job=self.threads_per_job,
+                      log=self.log)
+
     def _ensure_prefix(self) -> list[Run]:
         if self._prefix is None:
             cfg = self.teacher_config
-            train_run(cfg, cfg.out_dir, log=self.log, progress=False)
+            train_run(cfg, cfg.out_dir, log=self.log, progress=False, cache_dir=self.cache_dir)
             self._prefix = [self._as_run("generation 0" if g == 0 else f"generation {g}", Path(cfg.out_dir), g,
                                          1.0 if g == 0 else self.previous[g - 1]) for g in range(self.G)]
         return self._prefix
@@ -166,7 +191,7 @@ class ConfigBackend(StudyBackend):
                 with open(checkpoint_path(self.teacher_config.out_dir, g), "rb") as src, \
                         atomic_write(dst, "wb") as out:
                     shutil.copyfileobj(src, out)
-        train_run(cfg, run_dir, log=self.log, progress=False)
+        train_run(cfg, run_dir, log=self.log, progress=False, cache_dir=self.cache_dir)
         return self._as_run(student_key(w), run_dir, self.G, w)
 
     def val_targets(self):

@@ -35,6 +35,8 @@ import torch
 
 from deepdistill.config import METHODS, ensure_config
 from deepdistill.io import atomic_write_csv, atomic_write_json
+from deepdistill.local_runner import default_jobs, run_local, torch_threads
+from deepdistill.runs import GENERATIONS_FOLDER
 from deepdistill.metrics import as_numpy, brier_score
 from deepdistill.results import mean_sd
 from deepdistill.weight_backends import CallableBackend, ConfigBackend, Run, StudyBackend, student_key
@@ -216,6 +218,8 @@ class _SeedStudy:
 
     def train_finals(self, approaches: dict, teacher_as_alpha1: bool) -> None:
         """One student at each estimate (the labels end point serves for an estimate of 1 when it may)."""
+        self.backend.train_ahead(sorted({float(e["gt_weight"]) for name, e in approaches.items() if name != "grid"
+                                         and not (teacher_as_alpha1 and float(e["gt_weight"]) == 1.0)}))
         for name, entry in approaches.items():
             if name == "grid":
                 continue
@@ -367,7 +371,8 @@ def estimate_gt_weight(config, out_dir, *, seeds: Iterable[int] = (0,), generati
                        estimators: Iterable[str] = DEFAULT_ESTIMATORS,
                        allow_any_weight: bool = False, teacher_as_alpha1: bool | None = None, kernel: str = "linear",
                        kernel_params: dict | None = None, ntk_subsample: int | None = 500,
-                       log: Callable[[str], None] | None = None) -> dict:
+                       log: Callable[[str], None] | None = None, jobs: int | None = 1,
+                       threads_per_job: int | None = 1, cache_dir=None) -> dict:
     """Estimate the optimal ground-truth weight of generation ``generation`` of ``config``, each way,
     with its cost, next to a grid search; write ``out_dir/estimate_weight.json`` and ``.csv``.
 
@@ -387,6 +392,12 @@ def estimate_gt_weight(config, out_dir, *, seeds: Iterable[int] = (0,), generati
         :func:`label_endpoint_is_generation_zero` holds for the method).
     kernel, kernel_params : the kernel on the teacher's features (``"linear"``, ``"rbf"`` with ``gamma``...).
     ntk_subsample : training examples used by the empirical-NTK estimators.
+    jobs, threads_per_job : with ``jobs`` above 1 (``None``: one per core), the runs known in advance (every
+        seed's teacher, the grid's students and the two-run end points) are trained first, that many at
+        once, by the sweep's local runner (:func:`deepdistill.local_runner.run_local`); the students at
+        the estimates follow, side by side too. Every run of the study then has ``threads_per_job`` torch threads.
+    cache_dir : the generation cache the runs train in and share (:mod:`deepdistill.runs`; default
+        ``out_dir/generations``): a sweep's ``generations`` folder lends the study its teachers and students.
 
     Returns a dict with ``per_seed`` (every run and approach, itemised) and ``summary`` (rows of
     :func:`summary_rows`).
@@ -417,12 +428,22 @@ def estimate_gt_weight(config, out_dir, *, seeds: Iterable[int] = (0,), generati
                                                               ls_convention=config.ls_convention)
     out_dir = Path(out_dir)
     per_seed = []
-    for seed in seeds:
-        backend = ConfigBackend(config.replace(seed=seed), out_dir / "runs" / f"seed_{seed}", generation, log=log)
-        per_seed.append(_study_one_seed(backend, grid=grid, estimators=estimators, bounds=(0.0, 1.0),
-                                        allow_any_weight=allow_any_weight, teacher_as_alpha1=teacher_as_alpha1,
-                                        kernel=kernel, kernel_params=dict(kernel_params or {}),
-                                        ntk_subsample=ntk_subsample, seed=seed, log=log))
+    with torch_threads(threads_per_job if jobs != 1 else None):
+        jobs = jobs or default_jobs(threads_per_job, config.device)
+        cache_dir = Path(cache_dir) if cache_dir is not None else out_dir / GENERATIONS_FOLDER
+        backends = [ConfigBackend(config.replace(seed=seed), out_dir / "runs" / f"seed_{seed}", generation, log=log,
+                                  cache_dir=cache_dir, jobs=jobs, threads_per_job=threads_per_job) for seed in seeds]
+        if jobs != 1:
+            # What every seed needs before its estimates, all at once: teachers, grid students, two-run end points.
+            ahead = set(grid or ()) | ({0.0} if {"two_run", "two_run_student"} & set(estimators) else set())
+            ahead |= {1.0} if "two_run_student" in estimators or ("two_run" in estimators and not teacher_as_alpha1) else set()
+            run_local([item for b in backends for item in b.runs_ahead(sorted(ahead))], cache_dir, jobs=jobs,
+                      threads_per_job=threads_per_job, log=log)
+        for seed, backend in zip(seeds, backends):
+            per_seed.append(_study_one_seed(backend, grid=grid, estimators=estimators, bounds=(0.0, 1.0),
+                                            allow_any_weight=allow_any_weight, teacher_as_alpha1=teacher_as_alpha1,
+                                            kernel=kernel, kernel_params=dict(kernel_params or {}),
+                                            ntk_subsample=ntk_subsample, seed=seed, log=log))
     _finish_grid(per_seed)
     result = {"schema": "deepdistill.estimate_weight/1", "config": config.to_dict(), "generation": generation,
               "seeds": seeds, "grid": grid, "estimators": estimators, "allow_any_weight": allow_any_weight,
