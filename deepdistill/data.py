@@ -329,6 +329,19 @@ def _split(y: np.ndarray, size: int, num_classes: int, seed: int):
     return np.sort(rest), np.sort(chosen)
 
 
+def _check_split_sizes(name: str, n_pool: int, n_val: int, k: int, val_fraction: float, given: bool) -> None:
+    """Both splits need at least one example of every class: model selection on a validation split that
+    cannot hold every class (or a training split that lacks one) is meaningless, so it is refused here."""
+    if n_val >= k and n_pool - n_val >= k:
+        return
+    smallest = next((n for n in range(2, 100 * k + 2) if k <= max(1, round(val_fraction * n)) <= n - k), None)
+    what = f"`n_train`={n_pool}" if given else f"the training pool of {name!r} ({n_pool} examples)"
+    hint = (f"Use n_train >= {smallest}" if smallest is not None else "Use a larger n_train") + " or another val_fraction."
+    raise ValueError(f"{what} is too small for the validation split: val_fraction {val_fraction:g} holds out {n_val} "
+                     f"example(s) and leaves {n_pool - n_val} for training, but each split needs at least one example of "
+                     f"each of the {k} classes of {name!r}. {hint}")
+
+
 def load_dataset(name: str, *, root=None, seed: int = 0, label_noise: float = 0.0,
                  noise_type: str = "symmetric", val_fraction: float = 0.1, n_train: int | None = None,
                  clean_val: bool = False, **options) -> DataSplits:
@@ -379,6 +392,7 @@ def load_dataset(name: str, *, root=None, seed: int = 0, label_noise: float = 0.
     n_val = max(1, int(round(val_fraction * len(y_pool))))
     if n_val >= len(y_pool):
         raise ValueError(f"`val_fraction`={val_fraction} leaves no training example out of {len(y_pool)}.")
+    _check_split_sizes(name, len(y_pool), n_val, k, val_fraction, given=n_train is not None)
     tr, va = _split(y_pool, n_val, k, _stream_seed(seed, 3))
 
     x_pool_t = torch.as_tensor(np.ascontiguousarray(x_pool), dtype=torch.float32)
