@@ -11,6 +11,10 @@
    + ``vmap`` (one batched step for all models, each with its own batch order) against training them
    one after the other. Prints the speed ratio and the largest weight difference between the two
    (they compute the same thing: Adam is elementwise, so Adam on stacked parameters is N Adams).
+4. The sweep's case for a vectorised trainer: students of one teacher at N ``gt_weight`` values (the
+   KD loss; same seed, hence the same initial weights and batches), as one vmapped model against one
+   by one, for each of ``--vmap-models`` (mlp, cnn1d). A flag for this would be kept only at >= 1.5x
+   on the CPU for both.
 
     python bench/bench_deep_train.py                      # small CPU size (about a minute)
     python bench/bench_deep_train.py --device cuda --epochs 10 --n-models 16
@@ -172,6 +176,81 @@ def bench_vmap(n_models: int, epochs: int, batch_size: int, repeats: int, device
     print(f"    speed-up vmapped vs one by one = {min(loop_t) / min(vmap_t):.2f}x   (max |weight difference| {diff:.2e})")
 
 
+def bench_vmap_weights(model_name: str, n_models: int, epochs: int, batch_size: int, repeats: int, device,
+                       n_train: int | None):
+    """Students at ``n_models`` gt_weight values of one teacher: vmapped against one by one (same init, same batches)."""
+    from torch.func import functional_call, stack_module_state
+
+    splits = load_dataset("mnist1d", seed=0, n_train=n_train)
+    x = splits.train.tensors[0].to(device)                                 # (n, 40)
+    y = splits.train.tensors[1].to(device)                                 # (n,)
+    n, k = x.shape[0], splits.num_classes
+    teacher = torch.randn(n, k, generator=torch.Generator().manual_seed(1)).to(device) * 3    # (n, K) fixed logits
+    weights = torch.linspace(0.0, 1.0, n_models, device=device)            # gt_weight per student
+    temperature = 4.0
+    steps = n // batch_size
+
+    def fresh():
+        torch.manual_seed(0)
+        return build_model(model_name, splits.input_shape, k).to(device)
+
+    def kd(logits, yb, tb, w):                                             # per-model loss, (..., b, K)
+        ce = F.cross_entropy(logits.flatten(0, -2), yb.repeat(logits.shape[0] if logits.ndim == 3 else 1),
+                             reduction="none").view(logits.shape[:-1]).mean(-1)
+        kl = (F.softmax(tb / temperature, -1) * (F.log_softmax(tb / temperature, -1)
+              - F.log_softmax(logits / temperature, -1))).sum(-1).mean(-1) * temperature ** 2
+        return w * ce + (1 - w) * kl
+
+    def one_by_one():
+        out = []
+        for w in weights:
+            model = fresh()
+            opt = torch.optim.AdamW(model.parameters(), lr=1e-2, weight_decay=0.0)
+            for epoch in range(epochs):
+                perm = torch.randperm(n, generator=torch.Generator().manual_seed(epoch)).to(device)
+                for s_ in range(steps):
+                    idx = perm[s_ * batch_size:(s_ + 1) * batch_size]
+                    loss = kd(model(x[idx]), y[idx], teacher[idx], w)
+                    opt.zero_grad(set_to_none=True)
+                    loss.backward()
+                    opt.step()
+            out.append(model)
+        return out
+
+    def vmapped():
+        models = [fresh() for _ in range(n_models)]
+        params, buffers = stack_module_state(models)                      # name -> (N, *shape)
+        skeleton = copy.deepcopy(models[0]).to("meta")
+        forward = torch.func.vmap(lambda p, b, xb: functional_call(skeleton, (p, b), (xb,)), in_dims=(0, 0, None))
+        opt = torch.optim.AdamW(list(params.values()), lr=1e-2, weight_decay=0.0)
+        for epoch in range(epochs):
+            perm = torch.randperm(n, generator=torch.Generator().manual_seed(epoch)).to(device)
+            for s_ in range(steps):
+                idx = perm[s_ * batch_size:(s_ + 1) * batch_size]
+                logits = forward(params, buffers, x[idx])                 # (N, b, K): one batch, N models
+                # The models share no parameter: the gradient of the sum is each model's own gradient.
+                loss = kd(logits, y[idx], teacher[idx], weights).sum()
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+        return params
+
+    loop_t, vmap_t = [], []
+    for _ in range(repeats):
+        loop_t.append(timed(one_by_one, device))
+        vmap_t.append(timed(vmapped, device))
+    models, params = one_by_one(), vmapped()
+    diff = max((torch.stack([dict(m.named_parameters())[name] for m in models]) - v).abs().max().item()
+               for name, v in params.items())
+    speedup = min(loop_t) / min(vmap_t)
+    print(f"\n[4] {n_models} {model_name} students at gt_weight 0..1 (KD, T = {temperature:g}), mnist1d {n} train, "
+          f"{epochs} epochs, batch {batch_size}, {device.type}")
+    print(f"    one by one  {min(loop_t):7.2f} s")
+    print(f"    vmapped     {min(vmap_t):7.2f} s")
+    print(f"    speed-up vmapped vs one by one = {speedup:.2f}x   (target >= 1.5x; max |weight difference| {diff:.2e})")
+    return speedup
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--model", default="cnn1d", help="model of benchmarks 1-2")
@@ -184,6 +263,8 @@ def main(argv=None):
     p.add_argument("--device", default="auto", choices=DEVICES)
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (CPU timings are process CPU time)")
     p.add_argument("--skip-vmap", action="store_true")
+    p.add_argument("--vmap-models", nargs="+", default=["mlp", "cnn1d"], help="models of benchmark 4")
+    p.add_argument("--vmap-students", type=int, default=5, help="students (gt_weight values) in benchmark 4")
     p.add_argument("--quick", action="store_true",
                    help="a few seconds (600 examples, 1 epoch, 1 repeat, 2 small MLPs): checks that it runs; its "
                         "ratios are not measurements")
@@ -201,6 +282,9 @@ def main(argv=None):
     bench_loops(config, args.repeats, device)
     if not args.skip_vmap:
         bench_vmap(args.n_models, args.epochs, args.batch_size, args.repeats, device, args.hidden)
+        for name in args.vmap_models:
+            bench_vmap_weights(name, 2 if args.quick else args.vmap_students, args.epochs, args.batch_size,
+                               args.repeats, device, args.n_train)
     return 0
 
 
