@@ -34,7 +34,7 @@ import time
 import torch
 import torch.nn.functional as F
 
-from deepdistill.config import DEVICES, TrainConfig
+from deepdistill.config import AMP_MODES, DEVICES, TrainConfig
 from deepdistill.data import load_dataset
 from deepdistill.models import build_model
 from deepdistill.train import load_run_data, resolve_device, train_generation
@@ -261,6 +261,8 @@ def main(argv=None):
     p.add_argument("--n-models", type=int, default=8, help="models trained at once in benchmark 3")
     p.add_argument("--hidden", type=int, default=100, help="MLP width in benchmark 3")
     p.add_argument("--device", default="auto", choices=DEVICES)
+    p.add_argument("--amp", default="off", choices=AMP_MODES,
+                   help="mixed precision of the toolkit loop on CUDA (benchmarks 1-2; the plain loop stays float32)")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (CPU timings are process CPU time)")
     p.add_argument("--skip-vmap", action="store_true")
     p.add_argument("--vmap-models", nargs="+", default=["mlp", "cnn1d"], help="models of benchmark 4")
@@ -275,10 +277,12 @@ def main(argv=None):
     if device.type == "cpu":
         torch.set_num_threads(args.threads)
     config = TrainConfig(dataset="mnist1d", model=args.model, method="ce", epochs=args.epochs, n_train=args.n_train,
+                         amp=args.amp,
                          batch_size=args.batch_size, optimizer="adamw", lr=1e-2, weight_decay=0.0, schedule="cosine",
                          device=device.type, checkpoint_every=0)
     clock = "wall time" if device.type == "cuda" else "process CPU time"
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s), device {device}, timings in {clock}")
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s), device {device}, timings in {clock}"
+          + (f", AMP {args.amp}" if args.amp != "off" and device.type == "cuda" else ""))
     bench_loops(config, args.repeats, device)
     if not args.skip_vmap:
         bench_vmap(args.n_models, args.epochs, args.batch_size, args.repeats, device, args.hidden)

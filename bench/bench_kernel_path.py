@@ -11,9 +11,13 @@ Prints, measured in one run (ratios, so that the machine's speed cancels out):
    (target >= 40x); a subset of the refits is timed and extrapolated linearly (said in the output);
 4. the approximate spectra (top-k, Nystroem): relative error of the path against the exact one and
    their time, for a few n_components;
-5. the path alone at n = --n-large (default 10000) as a ratio to one bare eigh.
+5. the path alone at n = --n-large (default 10000) as a ratio to one bare eigh;
+6. with ``--device cpu|cuda``: torch's ``eigh`` on that device at n = --torch-sizes (default 2000,
+   10000, 20000), float64 and float32, its time (and the bare CPU eigh's, where n <= --n-large), and a
+   tolerance table: the float32 eigenvalues and path (fitted values, 50 steps x 11 weights, from the
+   same filter diagonals) against float64's on the device, as relative errors.
 
-Usage: python bench/bench_kernel_path.py [--n 2000] [--n-large 10000] [--quick] [--threads 1]
+Usage: python bench/bench_kernel_path.py [--n 2000] [--n-large 10000] [--quick] [--threads 1] [--device cuda]
 ``--quick`` (n = 400, n-large = 800, fewer refits) runs in seconds, for CI.
 Both timed computations get the same precomputed Gram matrix, so kernel evaluation is not counted
 on either side (the rbf Gram costs O(n^2 d), small next to eigh).
@@ -114,6 +118,11 @@ def main(argv=None):
                         help="BLAS threads (default: leave as is). On a machine shared with other "
                              "jobs, --threads 1 makes CPU time a clean measure of work: idle BLAS "
                              "threads spin-wait and bill CPU time when cores are contended.")
+    parser.add_argument("--device", default=None, choices=("cpu", "cuda"),
+                        help="also time torch's eigh on this device, float64 and float32, with a tolerance table "
+                             "(section 6; default: skipped)")
+    parser.add_argument("--torch-sizes", type=int, nargs="+", default=None,
+                        help="sizes of section 6 (default 2000 10000 20000; 300 600 with --quick)")
     args = parser.parse_args(argv)
     if args.threads is not None:
         from threadpoolctl import threadpool_limits
@@ -195,8 +204,69 @@ def _run(args):
         print(f"bare eigh   evd: {t_bare}")
         print(f"path (fit + {grid} predictions): {t_path}  -> {t_path.ratio(t_bare)} of one bare "
               f"eigh; target <= 1.3x: {'MET' if ratio <= 1.3 else 'NOT MET'}")
+    if args.device is not None:
+        _torch_eigh_section(args.device, args.torch_sizes or ([300, 600] if args.quick else [2000, 10000, 20000]),
+                            cpu_max=n_large or n)
     print(f"load average after the run: {os.getloadavg()[0]:.1f}")
     return 0
+
+
+def _torch_eigh_section(device_name: str, sizes, cpu_max: int) -> None:
+    """Section 6: torch.linalg.eigh on ``device_name``, float64 and float32, timed, and float32's error table."""
+    import torch
+
+    from kerneldistill.filters import filter_path
+
+    device = torch.device(device_name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        print(f"\n== torch eigh on {device_name}: skipped (torch.cuda.is_available() is False)")
+        return
+
+    def sync():
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+
+    def timed(fn):
+        sync()
+        start = time.perf_counter()
+        out = fn()
+        sync()
+        return time.perf_counter() - start, out
+
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
+    print(f"\n== torch {torch.__version__} eigh on {device_name} ({name}): wall time (synchronised), and the "
+          f"float32 results against float64's on the same device")
+    rows = []
+    for n in sizes:
+        _, K, y = _data(n, seed=2)
+        k64 = torch.as_tensor(K, dtype=torch.float64, device=device)
+        timed(lambda: torch.linalg.eigh(k64[:64, :64]))                     # warm-up (kernel load, workspace)
+        t64, (d64, v64) = timed(lambda: torch.linalg.eigh(k64))
+        t32, (d32, v32) = timed(lambda: torch.linalg.eigh(k64.float()))
+        t_cpu = _best_time(lambda: scipy.linalg.eigh(K, driver="evd"), 1)[0].wall if n <= cpu_max else math.nan
+        b, _ = filter_path(d64.cpu().numpy(), RIDGE, WEIGHTS, STEPS)        # (11, 50, n)
+        b32, _ = filter_path(d32.double().cpu().numpy(), RIDGE, WEIGHTS, STEPS)
+        y64 = torch.as_tensor(y, dtype=torch.float64, device=device)
+
+        def path(v, diag):                                                   # fitted values (11 * 50, n)
+            z = v.T @ y64.to(v.dtype)                                        # (n,)
+            coef = torch.as_tensor(diag.reshape(-1, n), dtype=v.dtype, device=device) * z
+            return coef @ v.T
+
+        p64, p32 = path(v64, b), path(v32, b32).double()
+        eig_err = float((d32.double() - d64).abs().max() / d64.abs().max())
+        path_err = float(torch.linalg.norm(p32 - p64) / torch.linalg.norm(p64))
+        rows.append((n, t64, t32, t_cpu, eig_err, path_err))
+        del k64, d64, v64, d32, v32, p64, p32, K
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+    print(f"{'n':>6} {'float64 s':>10} {'float32 s':>10} {'CPU evd s':>10} {'f32 eigenvalue err':>19} "
+          f"{'f32 path err':>13}")
+    for n, t64, t32, t_cpu, eig_err, path_err in rows:
+        cpu = f"{t_cpu:10.2f}" if t_cpu == t_cpu else f"{'-':>10}"
+        print(f"{n:>6} {t64:10.3f} {t32:10.3f} {cpu} {eig_err:19.1e} {path_err:13.1e}")
+    print("errors: max |d32 - d64| / max |d64|, and ||path32 - path64|| / ||path64|| over 50 steps x 11 weights "
+          "(float64 on the device is the reference)")
 
 
 if __name__ == "__main__":

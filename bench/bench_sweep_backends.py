@@ -43,7 +43,8 @@ def _local_sweep(configs, out_dir, threads: int | None) -> None:
     if threads is not None:
         torch.set_num_threads(threads)
     try:
-        run_sweep(configs, out_dir, progress=False)
+        # threads_per_job=None: the thread count set here (run_sweep would set its own, 1, otherwise).
+        run_sweep(configs, out_dir, progress=False, threads_per_job=None)
     finally:
         torch.set_num_threads(saved)
 

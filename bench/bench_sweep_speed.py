@@ -1,7 +1,7 @@
 """A sweep over 5 gt_weight values against one run of the same generations, measured in one go.
 
     python bench/bench_sweep_speed.py                 # MNIST-1D cnn1d, 30 epochs, 2 generations, 1 seed, 3 repeats
-    python bench/bench_sweep_speed.py --quick         # digits MLP, 1 epoch, 1 repeat: checks that it runs
+    python bench/bench_sweep_speed.py --quick         # digits MLP, 1 epoch, in this process: checks that it runs
 
 Each command runs as a user types it, in a fresh process (wall time, imports and data included), the
 commands alternating within each repeat so that they see the same load on a shared machine:
@@ -31,6 +31,17 @@ ROOT = Path(__file__).resolve().parents[1]
 WEIGHTS = ("0", "0.25", "0.5", "0.75", "1")
 
 
+def _run_here(args: list[str]) -> tuple[float, float]:
+    """``--quick``: the command in this process (no interpreter start; the thread setting is not applied)."""
+    from deepdistill import cli
+
+    load = os.getloadavg()[0]
+    start = time.perf_counter()
+    if cli.main([*args, "--quiet"]) != 0:
+        raise RuntimeError(f"`deepdistill {' '.join(args)}` failed")
+    return time.perf_counter() - start, load
+
+
 def _run(args: list[str], threads: str | None = None) -> tuple[float, float]:
     """``(wall seconds, 1-minute load average before)`` of ``python -m deepdistill ARGS``."""
     env = dict(os.environ, PYTHONPATH=str(ROOT))
@@ -51,8 +62,8 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--epochs", type=int, default=30)
     p.add_argument("--repeats", type=int, default=3, help="interleaved repetitions; the minimum of each is reported")
-    p.add_argument("--quick", action="store_true", help="digits MLP, 1 epoch, 1 repeat: checks that it runs; its "
-                                                        "ratios are not measurements")
+    p.add_argument("--quick", action="store_true", help="digits MLP, 1 epoch, 1 repeat, in this process: checks that it "
+                                                        "runs; its ratios are not measurements")
     args = p.parse_args(argv)
     data = ["--dataset", "mnist1d", "--model", "cnn1d"]
     if args.quick:
@@ -76,7 +87,11 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         for repeat in range(args.repeats):
             for name, (make_args, threads) in commands.items():
-                wall, load = _run(make_args(str(Path(tmp) / f"{repeat}-{name.replace(' ', '_')}")), threads)
+                folder = str(Path(tmp) / f"{repeat}-{name.replace(' ', '_').replace(',', '')}")
+                if args.quick:       # one process: worker processes would take longer to start than this trains
+                    wall, load = _run_here([*make_args(folder), *(["--jobs", "1"] if "sweep" in name else [])])
+                else:
+                    wall, load = _run(make_args(folder), threads)
                 walls[name].append((wall, load))
                 print(f"  repeat {repeat}: {name:<26} {wall:7.1f} s   (load average before: {load:.2f})", flush=True)
     best = {name: min(w for w, _ in v) for name, v in walls.items()}

@@ -201,9 +201,10 @@ def _add_estimate_parser(sub, fmt) -> None:
                      help="runs go to OUT_DIR/runs/seed_S/ (teacher/ and gt_<weight>/, reused when present); results to "
                           "OUT_DIR/estimate_weight.json and .csv. --allow-any-weight gives unconstrained estimates")
     est.add_argument("--quiet", action="store_true", help="no per-run log lines")
-    est.add_argument("--jobs", type=_jobs, default=1,
+    est.add_argument("--jobs", type=_jobs, default=None,
                      help="runs trained at once (teachers and the students of the grid and the two-run estimate), "
-                          "each in its own process; 0: usable cores // --threads-per-job")
+                          "each in its own process; default: usable cores // --threads-per-job on the CPU, 1 with a "
+                          "GPU; 1: one after the other in this process")
     est.add_argument("--threads-per-job", type=int, default=1, dest="threads_per_job",
                      help="torch threads of each job when --jobs is above 1")
 

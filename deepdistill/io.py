@@ -44,10 +44,12 @@ def _open_temp(target: Path) -> tuple[int, Path]:
 
 
 @contextlib.contextmanager
-def atomic_write(path, mode: str = "w", **open_kwargs) -> Iterator[Any]:
+def atomic_write(path, mode: str = "w", *, guard: Callable[[], None] | None = None, **open_kwargs) -> Iterator[Any]:
     """Open a temporary file next to ``path``; on a clean exit, fsync it and ``os.replace`` it onto ``path``.
 
     ``mode`` and ``open_kwargs`` are those of :func:`open` (``"w"``, ``"wb"``; ``encoding``, ``newline``).
+    ``guard``: called just before the file replaces ``path``; if it raises, nothing is replaced (a
+    training process checks there that its claim is still its own).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -63,6 +65,8 @@ def atomic_write(path, mode: str = "w", **open_kwargs) -> Iterator[Any]:
             yield f
             f.flush()
             os.fsync(f.fileno())
+        if guard is not None:
+            guard()
         os.replace(tmp, path)
     except BaseException:
         # Whatever went wrong (including KeyboardInterrupt), the destination keeps its old content.
@@ -124,11 +128,11 @@ def read_json(path):
         return None
 
 
-def atomic_torch_save(obj, path, save: Callable | None = None) -> None:
-    """``torch.save`` through a temporary file and ``os.replace``."""
+def atomic_torch_save(obj, path, save: Callable | None = None, guard: Callable[[], None] | None = None) -> None:
+    """``torch.save`` through a temporary file and ``os.replace`` (``guard``: see :func:`atomic_write`)."""
     import torch
 
-    with atomic_write(path, "wb") as f:
+    with atomic_write(path, "wb", guard=guard) as f:
         (save or torch.save)(obj, f)
 
 

@@ -39,7 +39,6 @@ import multiprocessing
 import os
 import signal
 import sys
-import threading
 import time
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
@@ -67,8 +66,8 @@ def usable_cores() -> int:
 
 
 def default_jobs(threads_per_job: int | None = 1, device: str = "cpu") -> int:
-    """Worker processes when none are asked for: ``usable cores // threads_per_job`` on the CPU, 1 on a GPU
-    (one process per card; share a card between runs with Ray's ``--gpus-per-task``)."""
+    """``jobs`` (generations trained at once) when none are asked for: ``usable cores // threads_per_job`` on the
+    CPU, 1 on a GPU (one process per card; share a card between runs with Ray's ``--gpus-per-task``)."""
     if device != "cpu" and resolve_device(device).type != "cpu":
         return 1
     return max(1, usable_cores() // max(1, threads_per_job or 1))
@@ -92,13 +91,33 @@ def _splits_for(config: TrainConfig):
 
 
 def _worker_init(threads: int | None) -> None:
-    # Ctrl-C reaches every process of the terminal's group: the driver alone handles it (and stops us).
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # Ctrl-C reaches every process of the terminal's group, and the driver passes it on to us too: it
+    # stops the task under way (whose claim is released on the way out), never the idle worker itself.
+    signal.signal(signal.SIGINT, _interrupt_task)
     if threads is not None:
         torch.set_num_threads(threads)
     # When the pool shuts down, multiprocessing has already flushed and closed what the worker shares with
     # the driver; tearing torch's modules down one by one after that takes a second or two, for nothing.
     atexit.register(_exit_now)
+
+
+# In a worker process: whether a task is under way, and whether it was interrupted already.
+_TASK = {"running": False, "interrupted": False}
+
+
+def _interrupt_task(signum, frame) -> None:
+    if _TASK["running"] and not _TASK["interrupted"]:
+        _TASK["interrupted"] = True
+        raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def _task():
+    _TASK.update(running=True, interrupted=False)
+    try:
+        yield
+    finally:
+        _TASK["running"] = False
 
 
 def _exit_now() -> None:
@@ -130,8 +149,9 @@ def _generation_task(config: TrainConfig, run_dir: Path, generation: int, cache_
     """Generation ``generation`` of ``config`` (its earlier ones already finished), trained in the cache (or in
     ``run_dir`` without one); ``{"busy": holder}`` when another live process is training it."""
     try:
-        train_run(config.replace(out_dir=str(run_dir)), run_dir, through_generation=generation, cache_dir=cache_dir,
-                  claim_timeout=claim_timeout, wait=False, splits=_splits_for(config), log=log, progress=False)
+        with _task():
+            train_run(config.replace(out_dir=str(run_dir)), run_dir, through_generation=generation, cache_dir=cache_dir,
+                      claim_timeout=claim_timeout, wait=False, splits=_splits_for(config), log=log, progress=False)
     except GenerationBusy as busy:
         return {"busy": busy.holder.describe()}
     except ClaimLostError as lost:     # another process took it over while this one stalled: it finishes it
@@ -141,29 +161,31 @@ def _generation_task(config: TrainConfig, run_dir: Path, generation: int, cache_
 
 def _finish_task(config: TrainConfig, run_dir: Path, cache_dir, claim_timeout: float) -> dict:
     """The record of a run whose generations are all finished (read back and linked into its folder)."""
-    return train_run(config.replace(out_dir=str(run_dir)), run_dir, cache_dir=cache_dir, claim_timeout=claim_timeout,
-                     splits=_splits_for(config), progress=False)
+    with _task():
+        return train_run(config.replace(out_dir=str(run_dir)), run_dir, cache_dir=cache_dir,
+                         claim_timeout=claim_timeout, splits=_splits_for(config), progress=False)
 
 
 def _warm_up(config: TrainConfig) -> None:
     """A new worker imports the training code and loads the sweep's data while the first generation trains."""
-    _splits_for(config)
+    with _task():
+        _splits_for(config)
 
 
 class _Slots:
     """Where tasks run: ``jobs`` at a time, one of them in this (the driver) process.
 
-    The driver's slot runs a task in a daemon thread (with ``jobs=1``: directly, in the calling thread),
-    so the first generation starts at once, while the ``jobs - 1`` worker processes (``spawn``: no
-    thread state is forked) start up and load the data (about as long as a small generation takes).
-    A daemon thread, so that Ctrl-C never waits for it; what it leaves behind (a claim, an epoch
-    checkpoint) is what a killed worker leaves, and the next run takes it over.
+    The driver's task runs in the calling thread, after the tasks given to the ``jobs - 1`` worker
+    processes (``spawn``: no thread state is forked) are on their way. While the workers start up and
+    load the data (about as long as a small generation takes), the most urgent task runs in the driver,
+    so the first generation starts at once; once they are ready, the workers take the most urgent tasks.
+    (Not a thread of the driver: a thread inside torch cannot be stopped by Ctrl-C, and one still running
+    when the interpreter exits aborts it.)
     """
 
     def __init__(self, jobs: int, threads_per_job: int | None, warm_up: TrainConfig | None):
         self.jobs, self.threads, self.warm_config = jobs, threads_per_job, warm_up
-        self.pool = None
-        self.driver_busy = False
+        self.pool, self.warming = None, []
         self.pool_busy = 0
         self._start_pool()
 
@@ -171,32 +193,35 @@ class _Slots:
         if self.jobs > 1:
             self.pool = cf.ProcessPoolExecutor(max_workers=self.jobs - 1, mp_context=multiprocessing.get_context("spawn"),
                                                initializer=_worker_init, initargs=(self.threads,))
-            if self.warm_config is not None:
-                for _ in range(self.jobs - 1):
-                    self.pool.submit(_warm_up, self.warm_config)
+            config = self.warm_config
+            self.warming = [self.pool.submit(_warm_up, config) for _ in range(self.jobs - 1)] if config else []
 
-    def free(self) -> bool:
-        return not self.driver_busy or self.pool_busy < self.jobs - 1
+    def capacity(self) -> int:
+        """Tasks that can start now: the free workers, and the driver."""
+        return self.jobs - self.pool_busy
 
-    def submit(self, fn, *args) -> tuple[cf.Future, str]:
-        """Run ``fn(*args)`` on a free slot (the driver's first); ``(future, which)`` with ``which`` "driver" or "pool"."""
-        if not self.driver_busy:
-            self.driver_busy = True
-            future = cf.Future()
-            if self.jobs == 1:
-                _run_into(future, fn, args)
-            else:
-                threading.Thread(target=_run_into, args=(future, fn, args), daemon=True,
-                                 name="deepdistill-driver-job").start()
-            return future, "driver"
-        self.pool_busy += 1
-        return self.pool.submit(fn, *args), "pool"
-
-    def done(self, which: str) -> None:
-        if which == "driver":
-            self.driver_busy = False
+    def run(self, tasks: list, submit: Callable, run_here: Callable) -> None:
+        """Start ``tasks`` (at most :meth:`capacity`, most urgent first): ``submit(task)`` puts one on the pool,
+        ``run_here(task)`` runs one in this thread, last, as it blocks. While the workers warm up, the most
+        urgent task runs here; once they are warm, the driver takes a task only when every worker has one."""
+        if not tasks:
+            return
+        free = self.jobs - 1 - self.pool_busy
+        warm = self.pool is not None and all(f.done() for f in self.warming)
+        if warm and len(tasks) <= free:
+            on_pool, here = tasks, None
+        elif warm or self.pool is None:
+            on_pool, here = tasks[:-1], tasks[-1]
         else:
-            self.pool_busy -= 1
+            on_pool, here = tasks[1:], tasks[0]
+        for task in on_pool:
+            self.pool_busy += 1
+            submit(task)
+        if here is not None:
+            run_here(here)
+
+    def done_on_pool(self) -> None:
+        self.pool_busy -= 1
 
     def restart_pool(self) -> None:
         """After a worker process died (the pool is then unusable): a fresh pool, nothing of it busy."""
@@ -204,15 +229,22 @@ class _Slots:
         self.pool_busy = 0
         self._start_pool()
 
-    def stop(self) -> None:
-        """Stop the worker processes now (Ctrl-C): ``shutdown`` alone would wait for the generations in flight."""
+    def stop(self, in_flight) -> None:
+        """Stop the workers' tasks now (Ctrl-C), then the workers: each task is interrupted as Ctrl-C interrupts
+        the driver's (its claim released, its epoch checkpoint kept for the next run)."""
         if self.pool is None:
             return
-        # No public API terminates a ProcessPoolExecutor's workers; `_processes` has held them since Python 3.2.
-        for process in list((getattr(self.pool, "_processes", None) or {}).values()):
-            with contextlib.suppress(Exception):
-                process.terminate()
-        self.pool.shutdown(wait=False, cancel_futures=True)
+        # No public API lists a ProcessPoolExecutor's workers; `_processes` has held them since Python 3.2.
+        workers = list((getattr(self.pool, "_processes", None) or {}).values())
+        for process in workers:
+            with contextlib.suppress(OSError):
+                os.kill(process.pid, signal.SIGINT)
+        _, stuck = cf.wait(list(in_flight) + self.warming, timeout=30)
+        if stuck:                      # a task deaf to Ctrl-C (inside one long C call): stopped the hard way
+            for process in workers:
+                with contextlib.suppress(Exception):
+                    process.terminate()
+        self.pool.shutdown(wait=True, cancel_futures=True)
 
     def close(self) -> None:
         if self.pool is not None:
@@ -345,7 +377,7 @@ def run_local(items: list[tuple[TrainConfig, Path]], cache_dir=None, *, jobs: in
     slots = _Slots(min(jobs, max(1, len(todo))), threads_per_job, todo[0].config if todo else None)
     bar = tqdm(total=len(runs), initial=sum(r.state == "done" for r in runs.values()), desc="sweep", unit="run",
                disable=None if progress is None else not progress)
-    in_flight: dict[cf.Future, tuple[str, str, str]] = {}     # future -> ("gen", key) or ("run", run id), slot
+    in_flight: dict[cf.Future, tuple[str, str]] = {}     # a task on the pool -> ("gen", key) or ("run", run id)
     said_busy: set[str] = set()
 
     def fail_run(rid: str, err: BaseException) -> None:
@@ -360,14 +392,12 @@ def run_local(items: list[tuple[TrainConfig, Path]], cache_dir=None, *, jobs: in
     # Long chains first (a comparison over five generations before a weight grid's students), then grid order.
     by_priority = sorted(nodes.values(), key=lambda n: -n.generations_after)
 
-    def submit(kind: str, name: str, fn, *args) -> None:
-        future, which = slots.submit(fn, *args)
-        in_flight[future] = (kind, name, which)
-
-    def submit_ready() -> None:
+    def ready_tasks() -> list[tuple]:
+        """The tasks that can start, most urgent first, as many as there are free slots: ``(kind, name, fn, args)``."""
+        tasks, room = [], slots.capacity()
         for node in by_priority:
-            if not slots.free():
-                return
+            if len(tasks) >= room:
+                return tasks
             if node.key not in needed or node.state not in ("todo", "busy") or time.monotonic() < node.retry_at:
                 continue
             if node.parent is not None and nodes[node.parent].state != "done":
@@ -376,14 +406,25 @@ def run_local(items: list[tuple[TrainConfig, Path]], cache_dir=None, *, jobs: in
             tagged = _Tagged(f"{node.config.run_id() if cache_dir is None else node.key} g{node.generation}", log)
             if log and node.key not in said_busy:
                 tagged(f"generation {node.generation} of {_describe_node(node, runs, fields)}: training")
-            submit("gen", node.key, _generation_task, node.config, node.run_dir, node.generation, cache_dir,
-                   claim_timeout, tagged if log else None)
+            tasks.append(("gen", node.key, _generation_task, (node.config, node.run_dir, node.generation, cache_dir,
+                                                               claim_timeout, tagged if log else None)))
         for rid, run in runs.items():
-            if not slots.free():
-                return
+            if len(tasks) >= room:
+                return tasks
             if run.state == "todo" and all(nodes[k].state == "done" for k in run.keys):
                 run.state = "running"
-                submit("run", rid, _finish_task, run.config, run.run_dir, cache_dir, claim_timeout)
+                tasks.append(("run", rid, _finish_task, (run.config, run.run_dir, cache_dir, claim_timeout)))
+        return tasks
+
+    def on_pool(task) -> None:
+        kind, name, fn, args = task
+        in_flight[slots.pool.submit(fn, *args)] = (kind, name)
+
+    def here(task) -> None:
+        kind, name, fn, args = task
+        future = cf.Future()
+        _run_into(future, fn, args)
+        handle(future, kind, name)
 
     def handle(future: cf.Future, kind: str, name: str) -> None:
         try:
@@ -425,8 +466,11 @@ def run_local(items: list[tuple[TrainConfig, Path]], cache_dir=None, *, jobs: in
                 for node in nodes.values():     # claimed elsewhere: finished there meanwhile?
                     if node.state == "busy" and node.finished():
                         node.state = "done"
-                submit_ready()
+                started = ready_tasks()
+                slots.run(started, on_pool, here)
                 if not in_flight:
+                    if started:                 # one ran here: what it finished may have made others ready
+                        continue
                     waiting = [n for n in nodes.values() if n.state == "busy" and n.key in needed]
                     if not waiting:
                         break
@@ -435,24 +479,24 @@ def run_local(items: list[tuple[TrainConfig, Path]], cache_dir=None, *, jobs: in
                 done, _ = cf.wait(list(in_flight), timeout=poll, return_when=cf.FIRST_COMPLETED)
                 crashed = []
                 for future in done:
-                    kind, name, which = in_flight.pop(future)
-                    slots.done(which)
+                    kind, name = in_flight.pop(future)
+                    slots.done_on_pool()
                     try:
                         handle(future, kind, name)
                     except BrokenProcessPool:
                         crashed.append((kind, name))
                 if crashed:
                     # Every task on the pool is lost with it: they go back to the queue.
-                    crashed += [(kind, name) for kind, name, which in in_flight.values() if which == "pool"]
-                    for future in [f for f, v in in_flight.items() if v[2] == "pool"]:
-                        del in_flight[future]
+                    crashed += list(in_flight.values())
+                    in_flight.clear()
                     slots.restart_pool()
                     _retry_after_crash(crashed, nodes, runs, max_retries, fail_run, log)
     except BaseException:
-        slots.stop()
+        slots.stop(in_flight)
         raise
     finally:
         bar.close()
+        _SPLITS.clear()                 # the driver's own copy: not kept after the sweep
     slots.close()
 
     for rid, run in runs.items():      # runs that waited on a generation that failed

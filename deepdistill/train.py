@@ -315,7 +315,7 @@ def train_generation(config: TrainConfig, settings: GenerationSettings, splits, 
                 "ema": ema.state_dict() if ema is not None else None, "best_epoch": best_epoch, "best_metrics": best_metrics,
                 "best_state": best_state, "history": history,
                 "elapsed_s": elapsed + time.perf_counter() - t_start, "settings": settings.to_dict(),
-            }, partial_path)
+            }, partial_path, guard=check)
         if on_epoch_end is not None:
             on_epoch_end(generation=g, epoch=epoch, metrics=val)
 
@@ -450,9 +450,8 @@ def _obtain_generation(config: TrainConfig, g: int, folder: Path, *, splits, dat
                                               teacher_fn() if settings.uses_teacher else None, device,
                                               partial_path=partial, on_epoch_end=on_epoch_end, log=log,
                                               check=claim.check)
-            claim.check()
             state = {"model": model.state_dict(), "summary": summary}
-            atomic_torch_save(state, done)
+            atomic_torch_save(state, done, guard=claim.check)
             partial.unlink(missing_ok=True)
             return state, model
 

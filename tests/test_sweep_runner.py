@@ -123,7 +123,7 @@ def test_two_sweeps_on_one_folder_train_every_generation_once(tmp_path):
 
 def test_ctrl_c_stops_the_sweep_and_its_workers_and_the_same_command_resumes(tmp_path, one_thread):
     out = tmp_path / "sweep"
-    sweep = _start([*SWEEP, "--epochs", "150", "--jobs", "2", "--out-dir", str(out)])
+    sweep = _start([*SWEEP, "--epochs", "60", "--jobs", "2", "--out-dir", str(out)])
     cache = out / "generations"
     deadline = time.monotonic() + 180
     # Wait until a generation is finished and another is under way (its epoch checkpoint written).
@@ -144,7 +144,7 @@ def test_ctrl_c_stops_the_sweep_and_its_workers_and_the_same_command_resumes(tmp
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)
 
-    configs = expand_grid(dict(TINY, epochs=150, n_train=400, batch_size=16), methods=["sd_kd"],
+    configs = expand_grid(dict(TINY, epochs=60, n_train=400, batch_size=16), methods=["sd_kd"],
                           gt_weights=[0.3, 0.7], generations=[2], seeds=[0, 1])
     log = []
     records = run_sweep(configs, out, log=log.append)            # the same sweep again: it resumes

@@ -31,7 +31,9 @@ download), a one-hidden-layer MLP of width 64, 4 epochs, 2 seeds, 3 generations,
 torch thread (these models are so small that a second intra-op thread only adds synchronisation; on
 a loaded 2-core machine it made training 5x slower). ``full`` is the paper-quality version: MNIST-1D,
 the MNIST-1D authors' 1-D CNN with the toolkit's default recipe (60 epochs at a constant AdamW lr of
-1e-2, batch 100: about 92% test accuracy alone), 3 seeds, 5 generations, on the GPU when there is one.
+1e-2, batch 100: about 92% test accuracy alone), 3 seeds, 5 generations, on the GPU when there is one,
+else on one process per core with one torch thread each (a second thread does not speed this CNN up, and
+on a loaded machine it slows it down many times); runs that share generations train them once.
 
 Conventions: ``gt_weight`` is the weight on the ground truth; "generation 0" trains on the labels,
 generation ``g >= 1`` is a fresh network distilled from generation ``g - 1``. Every metric comes from
@@ -54,7 +56,7 @@ from analysis.plotting import PALETTE, new_figure, save_figure
 from deepdistill import metrics, runs
 from deepdistill.config import METHODS, TrainConfig
 from deepdistill.results import mean_sd
-from deepdistill.runs import checkpoint_path, load_splits, run_dir_for
+from deepdistill.runs import checkpoint_path, generation_cache_dir, load_splits, run_dir_for
 from deepdistill.sweep import expand_grid, run_sweep
 from deepdistill.train import predict_logits
 from deepdistill.weight_estimation import estimate_gt_weight
@@ -106,6 +108,11 @@ class DeepPreset:
     reliability_bins : equal-width bins of the reliability diagrams (15 as in [M19] for the full preset).
     projection_classes : the three classes of the penultimate-layer projection.
     torch_threads : intra-op threads while training and predicting (None: torch's default).
+    jobs : runs trained at once by the shared sweep and the weight estimation (None: one per usable core,
+        :func:`deepdistill.local_runner.default_jobs`; 1: in this process).
+    share_generations : runs that share their first generations (students of one teacher, methods whose
+        generation 0 is the same) train them once, in ``deep_runs/generations``; the weight estimation
+        takes its teachers and students from there too.
     """
 
     name: str
@@ -117,6 +124,8 @@ class DeepPreset:
     reliability_bins: int = 10
     projection_classes: tuple = (0, 1, 2)
     torch_threads: int | None = 1
+    jobs: int | None = 1
+    share_generations: bool = True
 
 
 PRESETS: dict[str, DeepPreset] = {
@@ -136,7 +145,7 @@ PRESETS: dict[str, DeepPreset] = {
         name="full",
         base=dict(dataset="mnist1d", model="cnn1d", device="auto"),
         generations=5, seeds=(0, 1, 2), gt_weights=tuple(round(0.1 * i, 1) for i in range(11)),
-        reliability_bins=15, torch_threads=None,
+        reliability_bins=15, torch_threads=1, jobs=None,
     ),
 }
 
@@ -193,7 +202,8 @@ def ensure_runs(configs: list[TrainConfig], out_dir, preset: DeepPreset) -> list
     """
     with _torch_threads(preset.torch_threads):
         return run_sweep(configs, runs_dir(out_dir), log=None if preset.name == "fast" else _stderr_log,
-                         progress=False)
+                         progress=False, jobs=preset.jobs, threads_per_job=preset.torch_threads,
+                         share_generations=preset.share_generations)
 
 
 # Data sets loaded in this process, by the config fields that determine them (MNIST-1D is generated
@@ -408,7 +418,8 @@ def _weight_estimates(out_dir: Path, preset: DeepPreset) -> list[dict]:
         # full-rank RBF kernel can (measured on the fast preset: linear -8e4 unconstrained, RBF 3.3,
         # next to 2.0 for the two-run estimate and a grid optimum at 1).
         result = estimate_gt_weight(config, runs_dir(out_dir) / "weight_estimation", seeds=preset.seeds, generation=1,
-                                    grid=None, kernel="rbf")
+                                    grid=None, kernel="rbf", jobs=preset.jobs, threads_per_job=preset.torch_threads,
+                                    cache_dir=generation_cache_dir(runs_dir(out_dir)) if preset.share_generations else None)
     out = []
     for per_seed in result["per_seed"]:
         for name, entry in per_seed["approaches"].items():
