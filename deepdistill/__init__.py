@@ -18,6 +18,7 @@ from .losses import (
     label_smoothing_loss,
     ls_teacher_kd_loss,
     mixed_target_mse_loss,
+    output_mixed_mse_loss,
     smoothed_targets,
     soft_cross_entropy,
     zhang_sabuncu_loss,
@@ -28,6 +29,6 @@ __all__ = [
     "DATASETS", "NOISE_TYPES", "DataSplits", "add_label_noise", "load_dataset", "random_crop_flip",
     "EMA", "LOSSES", "LossSpec", "get_loss", "beta_smoothing_loss", "beta_smoothing_targets",
     "cross_entropy", "hinton_kd_loss", "kd_kl", "label_smoothing_loss", "ls_teacher_kd_loss",
-    "mixed_target_mse_loss", "smoothed_targets", "soft_cross_entropy", "zhang_sabuncu_loss",
+    "mixed_target_mse_loss", "output_mixed_mse_loss", "smoothed_targets", "soft_cross_entropy", "zhang_sabuncu_loss",
     "MODELS", "build_model",
 ]

@@ -40,6 +40,7 @@ __all__ = [
     "kd_kl",
     "hinton_kd_loss",
     "mixed_target_mse_loss",
+    "output_mixed_mse_loss",
     "zhang_sabuncu_loss",
     "beta_smoothing_targets",
     "beta_smoothing_loss",
@@ -209,6 +210,58 @@ def mixed_target_mse_loss(student_logits: Tensor, teacher_probs: Tensor, labels:
     to_labels = (probs - onehot).pow(2).sum(dim=1)
     to_teacher = (probs - teacher_probs).pow(2).sum(dim=1)
     return (gt_weight * to_labels + (1.0 - gt_weight) * to_teacher).mean()
+
+
+def output_mixed_mse_loss(student_outputs: Tensor, targets: Tensor, teacher_outputs: Tensor | None = None, *,
+                          gt_weight: float, reduction: str = "mean", allow_any_weight: bool = False) -> Tensor:
+    """Self-distillation on the network's OUTPUTS: ``||f(x) - (alpha y + (1 - alpha) f_teacher(x))||^2``.
+
+    ``alpha = gt_weight`` (weight on the ground truth). The squared norm is summed over outputs, then
+    averaged (``reduction="mean"``) or summed (``"sum"``) over the batch. Unlike
+    :func:`mixed_target_mse_loss` there is no softmax: ``f`` is the raw output (the logits of a
+    classifier, the prediction of a regressor), so with ``reduction="sum"`` and a ridge
+    ``ridge ||theta - theta0||^2`` a linearised network trained on it is exactly kernel ridge
+    self-distillation with its empirical NTK (THEORY.md section 1: step ``t`` is kernel ridge regression on
+    the mixed target ``alpha y + (1 - alpha) f^(t-1)(X)``).
+
+    * Regression: ``targets`` are real values with the outputs' shape (or ``(n,)`` for ``(n, 1)`` outputs).
+    * Classification: ``targets`` are integer labels ``(n,)``, turned into one-hot rows ``(n, K)``.
+
+    ``teacher_outputs`` may be ``None`` only when ``gt_weight == 1`` (generation 0: the labels alone).
+    The loss is a squared distance to a mixed target, bounded below for any real weight, so
+    ``allow_any_weight=True`` accepts any finite ``gt_weight`` ([DPR26]).
+    """
+    if reduction not in ("mean", "sum"):
+        raise ValueError(f"`reduction` must be 'mean' or 'sum'; got {reduction!r}.")
+    if not isinstance(student_outputs, Tensor) or student_outputs.ndim not in (1, 2):
+        shape = tuple(student_outputs.shape) if isinstance(student_outputs, Tensor) else type(student_outputs).__name__
+        raise ValueError(f"`student_outputs` must be a 1-D (n,) or 2-D (n, k) tensor; got {shape}.")
+    gt_weight = _check_weight(gt_weight, "gt_weight", allow_any_weight)
+    out = student_outputs if student_outputs.ndim == 2 else student_outputs.unsqueeze(1)   # (n, k)
+    if not isinstance(targets, Tensor):
+        raise ValueError(f"`targets` must be a tensor; got {type(targets).__name__}.")
+    if not targets.is_floating_point():
+        if targets.ndim != 1 or targets.shape[0] != out.shape[0]:
+            raise ValueError(f"integer `targets` must be ({out.shape[0]},) class labels; got shape {tuple(targets.shape)}.")
+        target = F.one_hot(targets.long(), out.shape[1]).to(out.dtype)                    # (n, K)
+    else:
+        target = targets.unsqueeze(1) if targets.ndim == 1 and out.shape[1] == 1 else targets
+        if target.shape != out.shape:
+            raise ValueError(f"`targets` must have the outputs' shape {tuple(out.shape)}; got {tuple(targets.shape)}.")
+        target = target.to(out.dtype)
+    if teacher_outputs is None:
+        if gt_weight != 1.0:
+            raise ValueError(f"`teacher_outputs` is needed unless gt_weight == 1; got None with gt_weight {gt_weight!r}.")
+        mixed = target
+    else:
+        teacher = teacher_outputs.detach()
+        teacher = teacher.unsqueeze(1) if teacher.ndim == 1 and out.shape[1] == 1 else teacher
+        if teacher.shape != out.shape:
+            raise ValueError(f"`teacher_outputs` must have the student's shape {tuple(out.shape)}; "
+                             f"got {tuple(teacher_outputs.shape)}.")
+        mixed = gt_weight * target + (1.0 - gt_weight) * teacher.to(out.dtype)           # (n, k)
+    per_example = (out - mixed).pow(2).sum(dim=1)                                          # (n,)
+    return per_example.mean() if reduction == "mean" else per_example.sum()
 
 
 def zhang_sabuncu_loss(student_logits: Tensor, teacher_logits: Tensor, labels: Tensor, *,

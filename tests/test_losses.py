@@ -395,3 +395,56 @@ def test_ema_state_dict_and_load_state_dict_round_trip():
         resumed.load_state_dict([1, 2])
     with pytest.raises(RuntimeError, match="Missing key"):
         resumed.load_state_dict({"n_averaged": state["n_averaged"]})
+
+
+# --------------------------------------------------------------------------------------------
+# output_mixed_mse_loss: ||f(x) - (alpha y + (1 - alpha) f_teacher(x))||^2 on the raw outputs
+# --------------------------------------------------------------------------------------------
+
+def test_output_mixed_mse_regression_by_hand():
+    f = torch.tensor([[1.0], [-2.0], [0.5]], dtype=torch.float64)     # student outputs (3, 1)
+    y = torch.tensor([0.0, 1.0, 2.0], dtype=torch.float64)            # targets (3,)
+    t = torch.tensor([[2.0], [0.0], [-1.0]], dtype=torch.float64)     # teacher outputs
+    a = 0.25
+    # mixed targets: 0.25*0 + 0.75*2 = 1.5;  0.25*1 + 0 = 0.25;  0.25*2 + 0.75*(-1) = -0.25
+    per = [(1.0 - 1.5) ** 2, (-2.0 - 0.25) ** 2, (0.5 + 0.25) ** 2]  # 0.25, 5.0625, 0.5625
+    assert L.output_mixed_mse_loss(f, y, t, gt_weight=a).item() == pytest.approx(sum(per) / 3, **TOL)
+    assert L.output_mixed_mse_loss(f, y, t, gt_weight=a, reduction="sum").item() == pytest.approx(5.875, **TOL)
+    # a 1-D student (n,) is read as (n, 1)
+    assert L.output_mixed_mse_loss(f[:, 0], y, t[:, 0], gt_weight=a).item() == pytest.approx(sum(per) / 3, **TOL)
+    # gt_weight 1: the labels alone, no teacher needed
+    assert L.output_mixed_mse_loss(f, y, None, gt_weight=1.0, reduction="sum").item() == pytest.approx(
+        1.0 + 9.0 + 2.25, **TOL)
+
+
+def test_output_mixed_mse_classification_by_hand_on_logits():
+    s, t, y = s_t()                                                    # logits, teacher logits, labels [1, 2]
+    a = 0.6
+    expected = 0.0
+    for i in range(2):
+        onehot = [1.0 if k == Y[i] else 0.0 for k in range(3)]
+        mixed = [a * onehot[k] + (1 - a) * T_[i][k] for k in range(3)]   # on the logits, no softmax
+        expected += sum((S[i][k] - mixed[k]) ** 2 for k in range(3))
+    assert L.output_mixed_mse_loss(s, y, t, gt_weight=a).item() == pytest.approx(expected / 2, **TOL)
+    # the same as a*||f - y||^2 + (1 - a)||f - t||^2 minus the constant a(1 - a)||y - t||^2 (THEORY section 1)
+    onehot = F.one_hot(y, 3).double()
+    split = (a * (s - onehot).pow(2).sum(1) + (1 - a) * (s - t).pow(2).sum(1) - a * (1 - a) * (onehot - t).pow(2).sum(1))
+    assert L.output_mixed_mse_loss(s, y, t, gt_weight=a).item() == pytest.approx(split.mean().item(), **TOL)
+
+
+def test_output_mixed_mse_weight_outside_unit_interval_and_bad_input():
+    f = torch.zeros(2, 1, dtype=torch.float64)
+    y = torch.tensor([1.0, 2.0], dtype=torch.float64)
+    t = torch.tensor([[3.0], [0.0]], dtype=torch.float64)
+    # alpha = 1.5: mixed targets 1.5*1 - 0.5*3 = 0, 1.5*2 - 0 = 3
+    assert L.output_mixed_mse_loss(f, y, t, gt_weight=1.5, allow_any_weight=True, reduction="sum").item() == pytest.approx(9.0, **TOL)
+    with pytest.raises(ValueError, match="gt_weight"):
+        L.output_mixed_mse_loss(f, y, t, gt_weight=1.5)
+    with pytest.raises(ValueError, match="teacher_outputs"):
+        L.output_mixed_mse_loss(f, y, None, gt_weight=0.5)
+    with pytest.raises(ValueError, match="targets"):
+        L.output_mixed_mse_loss(f, torch.zeros(3, dtype=torch.float64), t, gt_weight=0.5)
+    with pytest.raises(ValueError, match="teacher_outputs"):
+        L.output_mixed_mse_loss(f, y, torch.zeros(2, 2, dtype=torch.float64), gt_weight=0.5)
+    with pytest.raises(ValueError, match="reduction"):
+        L.output_mixed_mse_loss(f, y, t, gt_weight=0.5, reduction="none")
