@@ -17,7 +17,7 @@ __all__ = ["FIGURES", "FigureSpec", "run_figure", "run_all", "figure_names"]
 _HERE = Path(__file__).parent
 
 # (module name, registry attribute) for each figure module, in report order.
-_SOURCES = (("kernel", "KERNEL_FIGURES"), ("deep", "DEEP_FIGURES"))
+_SOURCES = (("kernel", "KERNEL_FIGURES"), ("deep", "DEEP_FIGURES"), ("bridge", "BRIDGE_FIGURES"))
 
 
 def _collect(package_dir: Path = _HERE, package: str = __name__) -> dict[str, FigureSpec]:
