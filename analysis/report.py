@@ -12,8 +12,10 @@ them, atomically. Sections are small functions returning Markdown, in this order
 3. :func:`weight_estimates_section`: the grid's best ``gt_weight`` against the estimates of
    ``deepdistill.weight_estimation`` (two-run affine, kernel surrogates), read from the
    ``deep_gt_weight`` figure's table;
-4. :func:`figures_section`: every registered figure, embedded as PNG;
-5. the metric definitions and a metric check; 6. tables of an external ``--results`` folder.
+4. :func:`analysis.bridge_report.bridge_section`: where the kernel theory and deep networks meet,
+   the pass/fail table of :mod:`deepdistill.bridge`'s must-shows and its four measurements;
+5. :func:`figures_section`: every registered figure, embedded as PNG;
+6. the metric definitions and a metric check; 7. tables of an external ``--results`` folder.
 
 Deep results are read from ``results_dir``: every ``*.csv`` under it with a ``generation`` column
 and at least one metric column of :func:`analysis.metrics.summarize` (``ece``, ``test_ece`` or
@@ -31,6 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from . import metrics
+from .bridge_report import bridge_section
 from .figures import FIGURES, run_figure
 from .figures.spec import read_csv
 
@@ -397,6 +400,7 @@ def build_report(out_dir, fast: bool = False, results_dir=None) -> Path:
         verification_section(fast),
         deep_tables_section(out, fast),
         weight_estimates_section(out),
+        bridge_section(out, fast, markdown_table),
         figures,
         metric_definitions_section(),
         metric_check_section(fast),
