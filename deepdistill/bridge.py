@@ -1,6 +1,6 @@
 """Where the kernel theory and deep networks meet: four measurements of one study.
 
-The kernel theory of self-distillation (THEORY.md section 1, [BA21]) is exact for a network in one
+The kernel theory of self-distillation (``docs/theory.md`` section 2, [BA21]) is exact for a network in one
 regime: a network linearised at its initialisation ``theta0``, trained to convergence on the
 sum-of-squares loss :func:`deepdistill.losses.output_mixed_mse_loss` with the ridge
 ``ridge ||theta - theta0||^2``, every generation restarting from ``theta0``, is kernel ridge

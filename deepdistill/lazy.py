@@ -8,7 +8,7 @@ with the sum-of-squares loss :func:`deepdistill.losses.output_mixed_mse_loss` (`
 targets ``t = alpha y + (1 - alpha) f_teacher(X)``. For a linearised model
 (:func:`deepdistill.linearize.linearize`, ``w = theta - theta0``) this is kernel ridge regression with
 the empirical NTK at ``theta0``, so step 1 equals ``KernelRidge(alpha=ridge)`` on that kernel and every
-later step is kernel ridge self-distillation (THEORY.md section 1, [BA21]).
+later step is kernel ridge self-distillation (``docs/theory.md`` section 2, [BA21]).
 
 Optimiser: L-BFGS (``torch.optim.LBFGS``, strong-Wolfe line search) on the whole training set, chosen
 because the problems here are small (tens to hundreds of points) and smooth; it reaches float64

@@ -9,7 +9,7 @@ with ``w`` the trainable parameters, starting at 0. ``J(x) w`` is one Jacobian-v
 (``torch.func.jvp``, forward mode), so the ``n x P`` Jacobian is never formed: a forward pass costs
 about two of the model's. Trained with a sum-of-squares loss and the ridge ``ridge * ||w||^2``, the
 linearised model is kernel ridge regression with the empirical NTK at ``theta0``,
-``K(x, x') = <J(x), J(x')>`` (THEORY.md section 1 with that kernel): the regime in which the kernel
+``K(x, x') = <J(x), J(x')>`` (``docs/theory.md`` section 2 with that kernel): the regime in which the kernel
 theory of self-distillation is exact for a network.
 
 ``subtract_initial=True`` drops ``f(x; theta0)``, so the initial function is zero and the fit is

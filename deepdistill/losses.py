@@ -221,7 +221,7 @@ def output_mixed_mse_loss(student_outputs: Tensor, targets: Tensor, teacher_outp
     :func:`mixed_target_mse_loss` there is no softmax: ``f`` is the raw output (the logits of a
     classifier, the prediction of a regressor), so with ``reduction="sum"`` and a ridge
     ``ridge ||theta - theta0||^2`` a linearised network trained on it is exactly kernel ridge
-    self-distillation with its empirical NTK (THEORY.md section 1: step ``t`` is kernel ridge regression on
+    self-distillation with its empirical NTK (``docs/theory.md`` section 2: step ``t`` is kernel ridge regression on
     the mixed target ``alpha y + (1 - alpha) f^(t-1)(X)``).
 
     * Regression: ``targets`` are real values with the outputs' shape (or ``(n,)`` for ``(n, 1)`` outputs).

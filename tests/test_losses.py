@@ -426,7 +426,7 @@ def test_output_mixed_mse_classification_by_hand_on_logits():
         mixed = [a * onehot[k] + (1 - a) * T_[i][k] for k in range(3)]   # on the logits, no softmax
         expected += sum((S[i][k] - mixed[k]) ** 2 for k in range(3))
     assert L.output_mixed_mse_loss(s, y, t, gt_weight=a).item() == pytest.approx(expected / 2, **TOL)
-    # the same as a*||f - y||^2 + (1 - a)||f - t||^2 minus the constant a(1 - a)||y - t||^2 (THEORY section 1)
+    # the same as a*||f - y||^2 + (1 - a)||f - t||^2 minus the constant a(1 - a)||y - t||^2 (docs/theory.md section 2)
     onehot = F.one_hot(y, 3).double()
     split = (a * (s - onehot).pow(2).sum(1) + (1 - a) * (s - t).pow(2).sum(1) - a * (1 - a) * (onehot - t).pow(2).sum(1))
     assert L.output_mixed_mse_loss(s, y, t, gt_weight=a).item() == pytest.approx(split.mean().item(), **TOL)

@@ -81,7 +81,8 @@ def _exact_plot(data_path: Path, out_dir: Path) -> list[Path]:
         ax.set_xlabel("step $t$")
         ax.set_xticks(np.unique(d["step"]))
     np.atleast_1d(axes)[0].set_ylabel(r"$\|f_{\rm deep} - f_{\rm kernel}\|_2 / \|f_{\rm kernel}\|_2$")
-    np.atleast_1d(axes)[-1].legend(loc="center right")
+    handles, labels = np.atleast_1d(axes)[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside right center")
     return save_figure(fig, out_dir, "bridge_exact")
 
 
