@@ -8,7 +8,8 @@ quantity is a diagonal filter on one eigendecomposition of the Gram matrix (:mod
 ``kerneldistill.symbolic`` (sympy) and ``kerneldistill.verification`` are imported on demand.
 """
 from .estimator import KernelDistiller
-from .filters import filter_diagonals, filter_path
+from .filters import filter_complements, filter_diagonals, filter_path
+from .joint import joint_schedule
 from .mobahi import MobahiPath, fixed_budget_path, fixed_budget_path_from_distiller
 from .optimal import (
     ExpectedTrainingRisk,
@@ -24,7 +25,7 @@ from .optimal import (
 from .spectrum import Spectrum, eigh_gram, nystroem_spectrum, topk_spectrum
 
 __all__ = [
-    "KernelDistiller", "filter_diagonals", "filter_path",
+    "KernelDistiller", "filter_complements", "filter_diagonals", "filter_path", "joint_schedule",
     "MobahiPath", "fixed_budget_path", "fixed_budget_path_from_distiller",
     "ExpectedTrainingRisk", "OneShotRisk", "ReferenceRisk", "StepQuadratic", "WeightSchedule",
     "greedy_schedule", "gt_weight_from_teacher_weight", "optimal_gt_weight", "ridge_from_dpr",
