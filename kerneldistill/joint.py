@@ -22,10 +22,18 @@ quadratic in ``beta``:
   :meth:`~kerneldistill.optimal.ReferenceRisk.coordinate_quadratic`), which never increases it.
 
 So the result is the global joint optimum up to round-off, and never worse than the greedy
-schedule (both are evaluated by the same :meth:`risk` and the better one is returned). Where the
-optimal ``beta`` lies on the measure-zero set that no finite schedule reaches, the weights come out
-very large and only the infimum is approached; the risk returned is then that of the weights
-returned, which is what the estimator will reproduce.
+schedule (both are evaluated by the same :meth:`risk` and the better one is returned).
+
+Limits, stated honestly. Many steps over close eigenvalues make the power basis ill-conditioned
+(it is a Krylov basis): the optimal ``beta`` then has huge entries and the weights that reach it
+are huge too, and neither the filter recursion nor the power basis can evaluate such a schedule to
+full precision. The least-squares solve is therefore repeated with singular-value cut-offs
+(``_LSTSQ_CUTOFFS``) and a candidate is kept only if its risk from the filter recursion and from the
+power basis agree to ``_RELIABLE_RTOL``; if none does, the greedy schedule is polished by coordinate
+descent instead, which is then a coordinate-wise minimum, not a certified global one. Where the
+optimal ``beta`` lies on the measure-zero set that no finite schedule reaches, only the infimum is
+approached. In every case the risk returned is that of the weights returned, which is what
+:class:`KernelDistiller` reproduces.
 """
 from __future__ import annotations
 
@@ -35,29 +43,29 @@ import scipy.optimize
 
 from ._validation import check_steps
 from .optimal import WeightSchedule, greedy_schedule
-from .polynomial import schedule_from_power_coefficients
+from .polynomial import power_coefficients, schedule_from_power_coefficients
 
 __all__ = ["joint_schedule", "joint_power_coefficients"]
 
 # Coordinate sweeps stop when a sweep gains less than this fraction of the risk (each sweep is exact
-# 1-D minimisations, so the risk is monotone; the cap only bounds slow zig-zags in a flat valley).
+# 1-D minimisations, so the risk is monotone; the caps only bound slow zig-zags in a flat valley: a
+# start at the least-squares optimum needs one or two sweeps, the greedy fallback may need many).
 _SWEEP_RTOL = 1e-13
-_MAX_SWEEPS = 500
+_POLISH_SWEEPS, _FALLBACK_SWEEPS = 20, 500
+# Cut-offs (relative to the largest singular value) of the least-squares solve. Ill-conditioned
+# power bases (many steps, close eigenvalues) give huge coefficients, whose weights the filter
+# recursion cannot evaluate: each cut-off is a candidate and the best reliable one wins.
+_LSTSQ_CUTOFFS = (None, 1e-12, 1e-9, 1e-6)
+# A schedule's risk is trusted when the filter recursion and the power basis, two computations with
+# different round-off, agree to this relative tolerance (huge weights make both cancel).
+_RELIABLE_RTOL = 1e-7
 
 
-def joint_power_coefficients(criterion, steps: int, *, constrained: bool = True) -> np.ndarray:
-    """``beta`` ``(T,)`` of the joint optimum over all schedules of ``steps`` steps (``sum beta = 1``).
-
-    Unconstrained: least squares over ``sum beta = 1``; constrained (weights in [0, 1]): the simplex,
-    by NNLS. See the module docstring.
-    """
-    T = check_steps(steps, allow_inf=False)
+def _power_optimum(criterion, T: int, constrained: bool, cutoff=None) -> np.ndarray:
     base, U, _, _ = criterion._power_atoms(T)
-    if T == 1:
-        return np.array([1.0])
     if not constrained:
         # min_gamma ||base + U^T gamma||, gamma = beta_2..T (beta_1 = 1 - sum gamma is implicit in base)
-        gamma = scipy.linalg.lstsq(U.T, -base, cond=None, check_finite=False)[0]
+        gamma = scipy.linalg.lstsq(U.T, -base, cond=cutoff, check_finite=False)[0]
         return np.concatenate([[1.0 - gamma.sum()], gamma])
     atoms = np.vstack([base, base[None, :] + U]).T  # (N, T): the residual of beta = e_j
     scale = max(float(np.linalg.norm(atoms)), np.finfo(np.float64).tiny)  # the minimiser is scale-free
@@ -68,38 +76,63 @@ def joint_power_coefficients(criterion, steps: int, *, constrained: bool = True)
     return u / u.sum()
 
 
-def _coordinate_descent(criterion, weights, constrained: bool):
+def joint_power_coefficients(criterion, steps: int, *, constrained: bool = True) -> np.ndarray:
+    """``beta`` ``(T,)`` of the joint optimum over all schedules of ``steps`` steps (``sum beta = 1``).
+
+    Unconstrained: least squares over ``sum beta = 1``; constrained (weights in [0, 1]): the simplex,
+    by NNLS. See the module docstring.
+    """
+    T = check_steps(steps, allow_inf=False)
+    if T == 1:
+        return np.array([1.0])
+    return _power_optimum(criterion, T, constrained)
+
+
+def _coordinate_descent(criterion, weights, constrained: bool, max_sweeps: int):
     """Exact coordinate minimisation of the last step's risk, from ``weights``; returns ``(weights, risk)``."""
     w = np.array(weights, dtype=np.float64)
     best_w, best = w.copy(), criterion.risk(w)
-    for _ in range(_MAX_SWEEPS):
+    for _ in range(max_sweeps):
         for t in range(2, len(w) + 2):
             w[t - 2] = criterion.coordinate_quadratic(w, t).argmin(constrained=constrained)
         risk = criterion.risk(w)
         gain = best - risk
         if risk < best:
             best_w, best = w.copy(), risk
-        if gain <= _SWEEP_RTOL * abs(best):
+        if not gain > _SWEEP_RTOL * abs(best):
             break
     return best_w, best
 
 
-def _polish(criterion, start, constrained):
-    w = np.asarray(start, dtype=np.float64)
-    if constrained:
-        w = np.clip(w, 0.0, 1.0)
-    if not np.all(np.isfinite(w)):
-        return None
-    return _coordinate_descent(criterion, w, constrained)
+def _reliable(criterion, weights, risk) -> bool:
+    if not (np.all(np.isfinite(weights)) and np.isfinite(risk)):
+        return False
+    other = criterion.power_risk(power_coefficients(weights))
+    return abs(other - risk) <= _RELIABLE_RTOL * max(abs(risk), np.finfo(np.float64).tiny)
 
 
 def _joint_weights(criterion, T, constrained, greedy_weights):
-    starts = [greedy_weights]
-    beta = joint_power_coefficients(criterion, T, constrained=constrained)
+    """The best reliable candidate: greedy, and the power-basis optimum (at each cut-off) polished."""
+    candidates = [(np.asarray(greedy_weights, dtype=np.float64), criterion.risk(greedy_weights))]
+    cutoffs = (None,) if constrained else _LSTSQ_CUTOFFS
+    found = False
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-        starts.append(schedule_from_power_coefficients(beta))
-    results = [r for r in (_polish(criterion, s, constrained) for s in starts) if r is not None]
-    return min(results, key=lambda r: r[1])
+        for cutoff in cutoffs:
+            beta = _power_optimum(criterion, T, constrained, cutoff)
+            if not (np.all(np.isfinite(beta)) and abs(beta.sum()) > 0.5):  # sum is 1 unless overwhelmed
+                continue
+            w = schedule_from_power_coefficients(beta)
+            if constrained:
+                w = np.clip(w, 0.0, 1.0)  # beta in the simplex gives weights in [0, 1] up to round-off
+            if not np.all(np.isfinite(w)):
+                continue
+            w, risk = _coordinate_descent(criterion, w, constrained, _POLISH_SWEEPS)
+            if _reliable(criterion, w, risk):
+                candidates.append((w, risk))
+                found = True
+    if not found:
+        candidates.append(_coordinate_descent(criterion, greedy_weights, constrained, _FALLBACK_SWEEPS))
+    return min(candidates, key=lambda c: c[1])
 
 
 def joint_schedule(criterion, steps: int, *, constrained: bool = True) -> WeightSchedule:

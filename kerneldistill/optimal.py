@@ -507,9 +507,10 @@ class OneShotRisk(_Criterion):
     term, ``||sum_j beta_j r_j||^2 / (n k)``. So every schedule gets ONE estimate, a convex quadratic
     in ``beta`` (which :func:`kerneldistill.joint.joint_schedule` minimises) and a quadratic in each
     weight; at step 2 it is exactly [DPR26]'s estimator. [DPR26] analyse only ``j = 1, 2``: for
-    ``j >= 3`` it is an extension, checked against the oracle in ``tests/test_joint.py``. (Before
-    this version, steps >= 3 corrected the two endpoint smoothers of the step as a whole; that rule
-    is not quadratic in the earlier weights and was dropped.)
+    ``j >= 3`` it is an extension whose algebra ``tests/test_joint.py`` checks against explicit
+    smoother powers, but whose statistical consistency is not established here. (Before this
+    version, steps >= 3 corrected the two endpoint smoothers of the step as a whole; that rule is not
+    quadratic in the earlier weights and was dropped.)
 
     [DPR26] state it for linear ridge regression with a 1/n-normalised loss and the teacher weight
     ``xi``; here the ridge is the sum-of-squares ``ridge`` (``ridge = n * lambda_DPR``, see
