@@ -213,7 +213,8 @@ def filter_complements(evals, ridge: float, gt_weight, steps) -> np.ndarray:
         c_inf = ridge / (alpha * d + ridge)
         rate = (1.0 - alpha) * a
         one_minus_rate = (alpha * d + ridge) / denom
-        inside = (rate > 0.0) & (rate < 1.0)
+        # 0 < rate < 1, read off 1 - rate (which is what log1p needs; a rate below eps leaves it at 1)
+        inside = (one_minus_rate > 0.0) & (one_minus_rate < 1.0)
         safe = np.where(inside, one_minus_rate, 0.5)  # keeps log1p finite off the branch it serves
         rows = []
         for s in steps:
