@@ -22,6 +22,9 @@ from kerneldistill.pareek import pareek_construction, pareek_table
 from kerneldistill.toy import toy_distiller, toy_eval_points, toy_truth
 
 RTOL = 1e-12  # "never worse" allows round-off only
+# A schedule with large weights is evaluated to about 1e-7 (joint_schedule keeps a candidate only when two
+# computations agree that far), so a risk may touch the lower bound from below by that much.
+BOUND_RTOL = 1e-6
 
 
 def toy_rows(max_steps: int = 6):
@@ -68,7 +71,7 @@ def main(argv=None) -> int:
                 failures.append(f"d={dim} k={r.k}: joint {r.joint_risk} > greedy {r.greedy_risk}")
             if r.joint_risk > r.ridge_risk * (1 + RTOL):
                 failures.append(f"d={dim} k={r.k}: joint {r.joint_risk} > best ridge {r.ridge_risk}")
-            if r.joint_risk < r.lower_bound * (1 - 1e-9):
+            if r.joint_risk < r.lower_bound * (1 - BOUND_RTOL):
                 failures.append(f"d={dim} k={r.k}: joint {r.joint_risk} below the lower bound {r.lower_bound}")
 
     for line in failures:

@@ -17,7 +17,8 @@ from .optimal import OneShotRisk, ReferenceRisk
 from .ridge_path import Proposition23, proposition_2_3, tune_ridge_and_weight
 from .step_selection import select_steps
 
-__all__ = ["sine_data", "StepStudyRow", "select_steps_study", "RIDGE_SETTINGS", "RidgeStudyRow", "ridge_study"]
+__all__ = ["sine_data", "StepStudyRow", "select_steps_study", "linear_setting", "rbf_setting", "RIDGE_SETTINGS",
+           "RidgeStudyRow", "ridge_study"]
 
 
 def sine_data(n: int, noise: float, seed: int):
@@ -68,8 +69,8 @@ def select_steps_study(sizes, noises, seeds: int, *, max_steps: int = 100, ridge
                 model = KernelDistiller("rbf", ridge=ridge_per_sample * n, gt_weight=0.0, gamma=gamma).fit(X, y)
                 P = model.kernel_matrix(X_eval) @ model.evecs_  # (p, m): every step's prediction is P (q * z)
                 _, q = filter_path(model.evals_, model.ridge_, weights, steps)  # (W, S, m)
-                preds = np.einsum("pm,wsm->wsp", P, q * model.z_[:, 0])
-                risks = np.mean((preds - truth) ** 2, axis=-1)  # (W, S)
+                preds = (q * model.z_[:, 0]).reshape(-1, q.shape[-1]) @ P.T  # (W*S, p), one BLAS product
+                risks = np.mean((preds - truth) ** 2, axis=-1).reshape(q.shape[:2])  # (W, S)
                 r0 = risks[weights.index(0.0)]
                 chosen = select_steps(model, max_steps, gt_weight=0.0)
                 pair = select_steps(model, max_steps, gt_weights=weights)
@@ -87,7 +88,7 @@ def select_steps_study(sizes, noises, seeds: int, *, max_steps: int = 100, ridge
 # Proposition 2.3 and (ridge, weight) tuning
 
 
-def _linear_setting(n, p, covariance, signal, noise, seed):
+def linear_setting(n, p, covariance, signal, noise, seed):
     """[DPR26]-style synthetic data: ``x ~ N(0, diag(sd^2))``, ``y = x^T theta* + noise * N(0, 1)``.
 
     Returns ``(X, y, X_val, y_val, K_ref, reference)`` where the oracle ``||Sigma^1/2 (theta - theta*)||^2 / p``
@@ -109,7 +110,7 @@ def _linear_setting(n, p, covariance, signal, noise, seed):
     return X, y, X_val, y_val, sd[:, None] * X.T, sd * theta
 
 
-def _rbf_setting(n, gamma, noise, seed):
+def rbf_setting(n, gamma, noise, seed):
     X, y = sine_data(n, noise, seed)
     X_val, y_val = sine_data(n, noise, seed + 1000)
     X_eval = np.linspace(0.0, 1.0, 401)[:, None]
@@ -146,11 +147,11 @@ def ridge_study(settings=RIDGE_SETTINGS, *, seed: int = 0, n_ridges: int = 100) 
     rows = []
     for name, kind, params in settings:
         if kind == "linear":
-            X, y, X_val, y_val, K_ref, reference = _linear_setting(*params, seed=seed)
+            X, y, X_val, y_val, K_ref, reference = linear_setting(*params, seed=seed)
             model = KernelDistiller("linear", ridge=1.0).fit(X, y)
             oracle = ReferenceRisk(model.evals_, model.evecs_, model.y_fit_, 1.0, K_ref, reference)
         else:
-            X, y, X_val, y_val, X_eval, truth = _rbf_setting(*params, seed=seed)
+            X, y, X_val, y_val, X_eval, truth = rbf_setting(*params, seed=seed)
             model = KernelDistiller("rbf", ridge=1.0, gamma=params[1]).fit(X, y)
             oracle = ReferenceRisk.from_distiller(model, X_eval, truth)
         ridges = float(model.evals_.max()) * np.logspace(-7, 2, n_ridges)

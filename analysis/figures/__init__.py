@@ -1,7 +1,8 @@
 """The registry of every figure, and the functions that regenerate them.
 
 ``FIGURES`` maps a figure's name to its :class:`~analysis.figures.spec.FigureSpec`; it merges
-``analysis.figures.kernel.KERNEL_FIGURES`` and ``analysis.figures.deep.DEEP_FIGURES``. Each module is
+``analysis.figures.kernel.KERNEL_FIGURES``, ``analysis.figures.kernel_extensions.KERNEL_EXTENSION_FIGURES``
+and ``analysis.figures.deep.DEEP_FIGURES``. Each module is
 imported only when its file exists (the packages are written in parallel), but once the file exists an
 ImportError inside it is a real bug and propagates: it is never swallowed.
 """
@@ -17,7 +18,7 @@ __all__ = ["FIGURES", "FigureSpec", "run_figure", "run_all", "figure_names"]
 _HERE = Path(__file__).parent
 
 # (module name, registry attribute) for each figure module, in report order.
-_SOURCES = (("kernel", "KERNEL_FIGURES"), ("deep", "DEEP_FIGURES"))
+_SOURCES = (("kernel", "KERNEL_FIGURES"), ("kernel_extensions", "KERNEL_EXTENSION_FIGURES"), ("deep", "DEEP_FIGURES"))
 
 
 def _collect(package_dir: Path = _HERE, package: str = __name__) -> dict[str, FigureSpec]:
