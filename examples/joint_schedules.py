@@ -22,9 +22,10 @@ from kerneldistill.pareek import pareek_construction, pareek_table
 from kerneldistill.toy import toy_distiller, toy_eval_points, toy_truth
 
 RTOL = 1e-12  # "never worse" allows round-off only
-# A schedule with large weights is evaluated to about 1e-7 (joint_schedule keeps a candidate only when two
-# computations agree that far), so a risk may touch the lower bound from below by that much.
-BOUND_RTOL = 1e-6
+# A schedule with weights in the thousands is evaluated to about 1e-6 relative (the filter recursion
+# multiplies round-off by |1 - weight| per step; measured 1.2e-6 at d = 6, k = 7), so a risk at the lower
+# bound may touch it from below by that much.
+BOUND_RTOL = 1e-5
 
 
 def toy_rows(max_steps: int = 6):
@@ -53,7 +54,8 @@ def main(argv=None) -> int:
         print(f"{'in [0, 1]' if constrained else 'any':>13} {T:>2} {g:9.5f} {j:9.5f}  "
               + " ".join(f"{x:.3g}" for x in w))
         if j > g * (1 + RTOL):
-            failures.append(f"toy T={T} ({'constrained' if constrained else 'unconstrained'}): joint {j} > greedy {g}")
+            kind = "constrained" if constrained else "unconstrained"
+            failures.append(f"toy T={T} ({kind}): joint {j} > greedy {g}")
 
     for dim in dims:
         started = time.perf_counter()
@@ -62,7 +64,8 @@ def main(argv=None) -> int:
         print(f"\n== Pareek et al. construction: d = {dim}, n = {construction.X.shape[0]}, singular values^2 / n = "
               f"2^-i, target along the smallest, snr 100 ({time.perf_counter() - started:.1f} s)")
         print(f"best diagonal filter (lower bound): {rows[0].lower_bound:.4f}; ridge at its best ridge "
-              f"{rows[0].ridge:.3g}: {rows[0].ridge_risk:.4f}; 1-step SD at its best ridge: {rows[0].one_step_risk:.4f}")
+              f"{rows[0].ridge:.3g}: {rows[0].ridge_risk:.4f}; 1-step SD at its best ridge: "
+              f"{rows[0].one_step_risk:.4f}")
         print(f"{'k':>2} {'greedy k-step':>13} {'joint k-step':>12} {'ridge/joint':>11} {'joint ridge':>11}")
         for r in rows:
             print(f"{r.k:>2} {r.greedy_risk:13.4f} {r.joint_risk:12.4f} {r.ridge_risk / r.joint_risk:11.2f} "

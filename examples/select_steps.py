@@ -67,7 +67,8 @@ def main(argv=None) -> int:
             ratios = np.array([r.ratio for r in cell])
             pairs = np.array([r.pair_ratio for r in cell])
             print(f"{n:>5} {noise:>5} | {ratios.mean():6.3f} {np.quantile(ratios, 0.9):6.3f} "
-                  f"{np.median([r.oracle_step for r in cell]):>11.0f} {np.median([r.chosen_step for r in cell]):>11.0f} | "
+                  f"{np.median([r.oracle_step for r in cell]):>11.0f} "
+                  f"{np.median([r.chosen_step for r in cell]):>11.0f} | "
                   f"{pairs.mean():9.3f} {np.quantile(pairs, 0.9):8.3f}")
             if ratios.min() < 1 - 1e-12 or pairs.min() < 1 - 1e-12:
                 failures.append(f"n={n} noise={noise}: a ratio below 1")

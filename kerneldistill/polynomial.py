@@ -1,6 +1,6 @@
 """The filter of step ``T`` as a polynomial in the shrinkage ``a = d / (d + lam)``.
 
-Setting: ``../shared/THEORY.md`` section 1 ([BA21] Borup & Andersen 2021). Unrolling the recursion
+Setting: [BA21] Borup & Andersen 2021 (see :mod:`kerneldistill.filters`). Unrolling the recursion
 ``b^(1) = a``, ``b^(t) = alpha_t a + (1 - alpha_t) a b^(t-1)`` gives::
 
     b^(T) = sum_{j=1..T} beta_j a^j,       beta^(1) = (1),

@@ -8,15 +8,16 @@ change), and :meth:`KernelDistiller.path` takes ``ridges=`` for predictions. Her
   its optimal step-2 weight, under any criterion (oracle, held-out or one-shot);
 - :func:`tune_ridge_and_weight`: the best ridge for plain kernel ridge against the best
   (ridge, gt_weight) pair, each on the grid and then refined by Brent's method in ``log(ridge)``;
-- :func:`proposition_2_3`: Dang, Patil & Rinaldo (arXiv 2602.17565) Proposition 2.3 as THEORY 1b
-  derives it: at the best ridge ``lam*`` (``R'(lam*) = 0``) the optimal weight is that of plain
-  ridge, and near ``lam*`` the optimally weighted student's risk is
-  ``R* + R''(lam*) delta^2 / 2 * (1 - lam*^2 R''(lam*) / (2 D(lam*)))`` (``delta = lam - lam*``), so
-  self-distillation at a nearby ridge beats the best ridge iff ``D(lam*) < lam*^2 R''(lam*) / 2``.
+- :func:`proposition_2_3`: Dang, Patil & Rinaldo (arXiv 2602.17565) Proposition 2.3, in the form
+  derived here from their identities ``xi* = -(lam/2) R'(lam) / D`` and ``R_sd = R - (R - C)^2 / D``:
+  at the best ridge ``lam*`` (``R'(lam*) = 0``) the optimal weight is that of plain ridge, and near
+  ``lam*`` the optimally weighted student's risk is, with ``delta = lam - lam*``,
+  ``R* + R''(lam*) delta^2 / 2 * (1 - lam*^2 R''(lam*) / (2 D(lam*)))``, so self-distillation at a
+  nearby ridge beats the best ridge iff ``D(lam*) < lam*^2 R''(lam*) / 2``.
   ``D = ||f_T - f_PD||^2`` in the risk's norm. The condition is local (sufficient, not necessary:
   a far-away ridge can still win), so the table reports the measured best pair beside it. Both
   sides are invariant to the scale of the ridge, so [DPR26]'s 1/n convention and ours agree.
-  The paper itself could not be read here: the statement is THEORY 1b's derivation.
+  The paper itself could not be read here: the statement is this derivation, not a quotation.
 """
 from __future__ import annotations
 
@@ -76,8 +77,7 @@ def ridge_weight_grid(criterion, ridges, *, constrained: bool = True) -> RidgeWe
     ``ridges``, from the criterion's one eigendecomposition."""
     r = _check_ridges(ridges)
     ridge_risk, weight, sd_risk = np.empty(len(r)), np.empty(len(r)), np.empty(len(r))
-    for i, lam in enumerate(r):
-        quad = criterion.at_ridge(lam).quadratic(2)
+    for i, quad in enumerate(criterion.step2_quadratics(r)):
         ridge_risk[i] = quad.risk_labels  # step 2 at alpha = 1 is step 1
         weight[i] = quad.argmin(constrained=constrained)
         sd_risk[i] = quad(weight[i])
@@ -110,7 +110,8 @@ def tune_ridge_and_weight(criterion, ridges, *, constrained: bool = True) -> Rid
     lam, risk = minimise_over_ridge(lambda x: criterion.at_ridge(x).quadratic(2).risk_labels, ridges)
     pair_lam, pair_risk = minimise_over_ridge(lambda x: _sd_at(criterion, x, constrained)[1], ridges, extra=[lam])
     w, pair_risk = _sd_at(criterion, pair_lam, constrained)
-    return RidgeWeightChoice(lam, risk, pair_lam, float(w), float(pair_risk), bool(constrained), type(criterion).__name__)
+    return RidgeWeightChoice(lam, risk, pair_lam, float(w), float(pair_risk), bool(constrained),
+                             type(criterion).__name__)
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ Costs for ``n`` training points and ``m`` components:
 ========== ================================================ ===================== ==============
 spectrum   what it computes                                  time                   memory
 ========== ================================================ ===================== ==============
-exact      full ``eigh`` of ``K`` (scipy ``driver="evd"``,   O(n^3)                O(n^2)
+exact      full ``eigh`` of ``K`` (scipy ``driver="evr"``,   O(n^3)                O(n^2)
            ``torch.linalg.eigh`` when a device is given)
 topk       the ``m`` largest eigenpairs of ``K``             O(n^2 m) (ARPACK)      O(n^2)
            (``scipy.sparse.linalg.eigsh``)
@@ -83,19 +83,21 @@ def _descending(evals, evecs):
 
 # The exact symmetric eigensolvers on the CPU. numpy's ``eigh`` and scipy's ``driver="evd"`` both
 # call LAPACK's divide-and-conquer ``syevd``, but through DIFFERENT OpenBLAS builds (numpy and scipy
-# wheels each bundle their own); ``evr`` is MRRR (``syevr``). ``bench/bench_kernel_path.py`` times all
-# three on the same matrix in one run. On our 2-core machine (one BLAS thread, n = 1000..3000) they
-# came within 6% of each other, with no consistent winner (the 23% once seen at n = 2000 did not
-# repeat: it was load from other jobs), so the choice stays "evd" and is not made by timing at run
-# time: a calibration would cost extra eigendecompositions of the very size being fitted, more
-# than the few per cent it could win. ``KERNELDISTILL_EIGH`` (``numpy``, ``evd`` or ``evr``) overrides
-# it for a machine where the bench shows otherwise.
+# wheels each bundle their own); ``evr`` is MRRR (``syevr``), scipy's own default driver.
+# ``bench/bench_kernel_path.py`` times all three on the same matrix in one run. On our shared 2-core
+# machine, one BLAS thread, n = 2000, four runs gave evr / evd = 1.01, 0.84, 0.90, 0.88 and
+# numpy / evd = 1.03, 0.95, 0.92, 0.97 (n = 1000: 0.97 and 1.02; n = 3000: 0.91 and 0.93); runs with
+# two threads were dominated by other jobs' load and are not used. So "evr" is the default: the
+# fastest in three of four runs and never more than 1.5% slower. The choice is not made by timing at
+# run time: a calibration would cost extra eigendecompositions of the very size being fitted, more
+# than the ~10% it could win. ``KERNELDISTILL_EIGH`` (``numpy``, ``evd`` or ``evr``) overrides it for
+# a machine where the bench shows otherwise.
 EXACT_EIGH_SOLVERS = ("evd", "evr", "numpy")
-_DEFAULT_SOLVER = "evd"
+_DEFAULT_SOLVER = "evr"
 
 
 def exact_eigh_solver() -> str:
-    """The exact CPU eigensolver in use: ``KERNELDISTILL_EIGH`` if set, else ``"evd"`` (see above)."""
+    """The exact CPU eigensolver in use: ``KERNELDISTILL_EIGH`` if set, else ``"evr"`` (see above)."""
     name = os.environ.get("KERNELDISTILL_EIGH", _DEFAULT_SOLVER)
     if name not in EXACT_EIGH_SOLVERS:
         raise ValueError(f"KERNELDISTILL_EIGH must be one of {list(EXACT_EIGH_SOLVERS)}; got {name!r}.")
@@ -106,7 +108,7 @@ def eigh_gram(K, device=None, *, overwrite: bool = False, solver: str | None = N
     """Exact eigendecomposition of a symmetric Gram matrix ``K`` (n, n), eigenvalues descending.
 
     ``device=None``: LAPACK through ``solver`` (default :func:`exact_eigh_solver`: scipy
-    ``driver="evd"``). ``overwrite=True`` lets LAPACK reuse ``K``'s memory (only for a Gram matrix
+    ``driver="evr"``). ``overwrite=True`` lets LAPACK reuse ``K``'s memory (only for a Gram matrix
     the caller owns; a user's matrix is never overwritten).
 
     Why ``-K``: LAPACK returns ascending eigenvalues, and flipping ``n x n`` eigenvectors into

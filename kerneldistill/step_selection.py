@@ -3,7 +3,7 @@
 With ``gt_weight`` 0 the risk is U-shaped in the number of steps (on [BA21]'s toy it is best at step
 3, and the fit collapses to the zero function in the limit), so the step count needs choosing, and a
 user rarely has a held-out set to spare. Step ``t`` is the linear smoother ``S_t = V diag(b^(t)) V^T``
-of the labels (THEORY 1), so generalised cross-validation (Craven & Wahba 1979) applies to it::
+of the labels (:mod:`kerneldistill.filters`), so generalised cross-validation (Craven & Wahba 1979) applies to it::
 
     GCV(t) = (||y - S_t y||^2 / (n k)) / (1 - tr(S_t) / n)^2
 
@@ -68,7 +68,8 @@ def gcv_scores(evals, z2, perp: float, n_samples: int, n_outputs: int, ridge: fl
     return resid / dof_left**2
 
 
-def select_steps(distiller, max_steps: int, *, gt_weight=None, gt_weights=None, criterion: str = "gcv") -> StepSelection:
+def select_steps(distiller, max_steps: int, *, gt_weight=None, gt_weights=None,
+                 criterion: str = "gcv") -> StepSelection:
     """Choose the number of steps (``1..max_steps``) of a fitted :class:`KernelDistiller` (or a
     ``Pipeline`` ending in one) from its training data alone.
 

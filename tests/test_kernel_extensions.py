@@ -39,7 +39,8 @@ def test_select_steps_gcv_equals_its_definition_and_its_argmin(gt_weight):
     model = KernelDistiller("rbf", ridge=0.05, gamma=GAMMA, gt_weight=gt_weight).fit(X, y)
     sel = select_steps(model, 8)
     n = len(y)
-    gcv = [(np.sum((y - S @ y) ** 2) / n) / (1 - np.trace(S) / n) ** 2 for S in _explicit_smoothers(X, 0.05, gt_weight, 8)]
+    gcv = [(np.sum((y - S @ y) ** 2) / n) / (1 - np.trace(S) / n) ** 2
+           for S in _explicit_smoothers(X, 0.05, gt_weight, 8)]
     np.testing.assert_allclose(sel.scores, gcv, rtol=1e-9, atol=0)
     assert sel.step == int(np.argmin(gcv)) + 1 and sel.gt_weight == gt_weight and sel.criterion == "gcv"
 
@@ -168,7 +169,8 @@ def test_criteria_and_select_steps_accept_a_fitted_pipeline():
     by_hand = ReferenceRisk.from_distiller(model, scaler.transform(X_val), np.sin(X_val[:, 0]))
     assert by_pipe.quadratic(2).argmin() == pytest.approx(by_hand.quadratic(2).argmin(), rel=1e-12)
     # the reference predictions are those of the pipeline itself (step 2, gt_weight 0.5 by default)
-    np.testing.assert_allclose(by_pipe.risk([0.5]), np.mean((pipe.predict(X_val) - np.sin(X_val[:, 0])) ** 2), rtol=1e-10)
+    np.testing.assert_allclose(by_pipe.risk([0.5]), np.mean((pipe.predict(X_val) - np.sin(X_val[:, 0])) ** 2),
+                               rtol=1e-10)
     assert OneShotRisk.from_distiller(pipe).risk() == OneShotRisk.from_distiller(model).risk()
     y_star = np.sin(X[:, 0])
     assert ExpectedTrainingRisk.from_distiller(pipe, y_star, 0.01).risk() == \
