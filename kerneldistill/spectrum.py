@@ -85,10 +85,10 @@ def _descending(evals, evecs):
 # call LAPACK's divide-and-conquer ``syevd``, but through DIFFERENT OpenBLAS builds (numpy and scipy
 # wheels each bundle their own); ``evr`` is MRRR (``syevr``), scipy's own default driver.
 # ``bench/bench_kernel_path.py`` times all three on the same matrix in one run. On our shared 2-core
-# machine, one BLAS thread, n = 2000, four runs gave evr / evd = 1.01, 0.84, 0.90, 0.88 and
-# numpy / evd = 1.03, 0.95, 0.92, 0.97 (n = 1000: 0.97 and 1.02; n = 3000: 0.91 and 0.93); runs with
-# two threads were dominated by other jobs' load and are not used. So "evr" is the default: the
-# fastest in three of four runs and never more than 1.5% slower. The choice is not made by timing at
+# machine, one BLAS thread, n = 2000, six runs gave evr / evd = 1.01, 0.84, 0.88, 0.90, 0.84, 0.85
+# and numpy / evd = 1.03, 0.95, 0.97, 0.92, 0.94, 1.14 (n = 1000: 0.97 and 1.02; n = 3000: 0.91 and
+# 0.93); runs with two threads were dominated by other jobs' load and are not used. So "evr" is the
+# default: the fastest in five of six runs and never more than 1.5% slower. The choice is not made by timing at
 # run time: a calibration would cost extra eigendecompositions of the very size being fitted, more
 # than the ~10% it could win. ``KERNELDISTILL_EIGH`` (``numpy``, ``evd`` or ``evr``) overrides it for
 # a machine where the bench shows otherwise.
