@@ -109,9 +109,16 @@ class StepQuadratic:
         return self.risk_pd + self.risk_labels - 2.0 * self.cross
 
     def __call__(self, gt_weight):
-        """The criterion at one weight or an array of weights."""
+        """The criterion at one weight or an array of weights.
+
+        Evaluated as ``R0 - 2 alpha (R0 - C) + alpha^2 D``, the same polynomial as
+        ``(1 - alpha)^2 R0 + alpha^2 R1 + 2 alpha (1 - alpha) C`` but with the endpoint difference
+        ``(R0 - C, D)`` that the criteria compute without cancellation: the endpoint form cancels
+        terms of size ``alpha^2 R`` and returns round-off for weights in the thousands (tiny ridges).
+        """
         a = np.asarray(gt_weight, dtype=np.float64)
-        out = (1.0 - a) ** 2 * self.risk_pd + a**2 * self.risk_labels + 2.0 * a * (1.0 - a) * self.cross
+        gain = self.gain if self.gain is not None else self.risk_pd - self.cross
+        out = self.risk_pd - 2.0 * a * gain + a**2 * self.curvature
         return float(out) if out.ndim == 0 else out
 
     def argmin(self, *, constrained: bool = False) -> float:

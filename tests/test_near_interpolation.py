@@ -67,6 +67,13 @@ def test_one_shot_matches_50_digits_in_dpr_heatmap_setting(ratio, ridge_dpr):
         assert got[key] == pytest.approx(ref[key], rel=1e-6, abs=0), key
     if ridge_dpr < 1:
         assert abs(ref["gt_weight"]) > 100  # near interpolation: the optimum is far outside [0, 1]
+    # The quadratic at its optimum (a weight in the hundreds to thousands) is R - gain^2 / D, not
+    # round-off of the endpoint form's alpha^2-sized terms: it matches the power-basis evaluation.
+    crit = OneShotRisk.from_distiller(KernelDistiller("precomputed", ridge=n * ridge_dpr).fit(K, y))
+    quad = crit.quadratic(2)
+    w = quad.argmin(constrained=False)
+    assert quad(w) == pytest.approx(crit.risk([w]), rel=1e-9)
+    assert quad(w) == pytest.approx(ref["risk_pd"] - ref["gain"] ** 2 / ref["dist2"], rel=1e-8)
 
 
 def test_one_shot_matches_50_digits_for_a_narrow_rbf_kernel():
