@@ -1,7 +1,6 @@
 """select_steps, the ridge path and its tuning, Proposition 2.3's quantities, and the smaller items:
 pipelines accepted wherever a distiller is, missing targets refused, defaults that agree with the
 estimator, the exact eigensolver."""
-import math
 
 import numpy as np
 import pytest
