@@ -2,7 +2,7 @@
 
 :func:`kerneldistill.optimal.greedy_schedule` picks each step's weight given the earlier ones; the
 last step's risk is then not minimised over all schedules (on [BA21]'s toy, 3 steps: greedy 0.14889,
-joint 0.14766 against ``sin(2 pi x)``). :func:`joint_schedule` minimises it jointly.
+joint 0.14765 against ``sin(2 pi x)``). :func:`joint_schedule` minimises it jointly.
 
 Method and guarantee. The fit of step ``T`` is ``sum_{j=1..T} beta_j S^j y`` with ``sum beta = 1``
 (:mod:`kerneldistill.polynomial`), so every criterion of :mod:`kerneldistill.optimal` is a convex
