@@ -383,14 +383,15 @@ def kernel_surrogate_weights(X_train, targets_train, X_val=None, targets_val=Non
     def clip(w):
         return float(w) if bounds is None else float(np.clip(w, *bounds))
 
-    one_shot = optimal_gt_weight(OneShotRisk(evals, evecs, Ytr - offset, lam), step, previous)
+    one_shot = optimal_gt_weight(OneShotRisk(evals, evecs, Ytr - offset, lam), step, previous, constrained=False)
     val = None
     if X_val is not None:
         if targets_val is None:
             raise ValueError("`targets_val` is needed with `X_val`.")
         K_val = cross_kernel(X_val)
         Yva = _one_hot_or_2d(targets_val, K_val.shape[0], "targets_val", num_classes=k)
-        val = optimal_gt_weight(ReferenceRisk(evals, evecs, Ytr - offset, lam, K_val, Yva - offset), step, previous)
+        val = optimal_gt_weight(ReferenceRisk(evals, evecs, Ytr - offset, lam, K_val, Yva - offset), step, previous,
+                                constrained=False)
     return KernelWeightEstimate(
         validation=None if val is None else clip(val), validation_unconstrained=val,
         one_shot=clip(one_shot), one_shot_unconstrained=float(one_shot), ridge=lam, ridge_rule=rule,
