@@ -136,7 +136,8 @@ def _run(args):
                             lambda: toolkit(Z @ Z.T, yl, Z_val @ Z.T, yl_val, ridges_l), repeats)
     print(f"ratio (per-ridge CPU / toolkit CPU): kernel {kernel_ratio:.1f}x, linear p = {p}: {linear_ratio:.1f}x")
     print(f"load average after the run: {os.getloadavg()[0]:.1f}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())
