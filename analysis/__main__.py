@@ -1,15 +1,17 @@
-"""Command line: ``python -m analysis {figures,list,report}``.
+"""Command line: ``python -m analysis {figures,list,report,verify}``.
 
     python -m analysis list
     python -m analysis figures NAME [NAME ...] --out DIR [--fast]
     python -m analysis figures all --out DIR [--fast]
     python -m analysis report --out DIR [--fast] [--results DIR]
+    python -m analysis verify --out DIR [--fast]       # the kernel theorem checks, then the kernel figures
 """
 from __future__ import annotations
 
 import argparse
 import sys
 
+from . import verify
 from .figures import FIGURES, run_all, run_figure
 from .report import MissingResultsError, build_report
 
@@ -26,6 +28,10 @@ def _parser() -> argparse.ArgumentParser:
     rep.add_argument("--out", required=True, help="output folder for report.md and the figures")
     rep.add_argument("--fast", action="store_true", help="small sizes that run in seconds")
     rep.add_argument("--results", default=None, help="folder of deep self-distillation results to tabulate")
+    ver = sub.add_parser("verify", help="run the kernel theorem checks (python -m kerneldistill verify) and write the "
+                                        "kernel figures; exit code 1 if a check fails")
+    ver.add_argument("--out", required=True, help="output folder for the kernel figures and their tables")
+    ver.add_argument("--fast", action="store_true", help="small sizes that run in seconds")
     return parser
 
 
@@ -33,8 +39,6 @@ def main(argv=None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     if args.command == "list":
-        if not FIGURES:
-            print("no figures registered yet")
         width = max((len(n) for n in FIGURES), default=0)
         for name, spec in FIGURES.items():
             print(f"{name:<{width}}  {spec.description}")
@@ -45,12 +49,14 @@ def main(argv=None) -> int:
         else:
             unknown = [n for n in args.names if n not in FIGURES]
             if unknown:
-                valid = ", ".join(FIGURES) if FIGURES else "(none registered yet)"
+                valid = ", ".join(FIGURES)
                 parser.error(f"unknown figure(s) {', '.join(unknown)}; valid names: {valid}, or 'all'.")
             produced = {n: run_figure(n, args.out, fast=args.fast) for n in dict.fromkeys(args.names)}
         for name, paths in produced.items():
             print(f"{name}: " + ", ".join(str(p) for p in paths))
         return 0
+    if args.command == "verify":
+        return verify.main(args.out, fast=args.fast)
     try:
         path = build_report(args.out, fast=args.fast, results_dir=args.results)
     except MissingResultsError as exc:

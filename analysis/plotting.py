@@ -14,15 +14,15 @@ alive by pyplot's figure manager when a script forgets to close it.
 from __future__ import annotations
 
 import inspect
-import os
 import sys
-import tempfile
 from pathlib import Path
 
 import matplotlib
 import matplotlib.style
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+
+from deepdistill.io import atomic_write
 
 __all__ = ["PALETTE", "STYLE_PATH", "WIDTHS", "use_style", "new_figure", "save_figure"]
 
@@ -108,9 +108,8 @@ def new_figure(width="column", height=None, nrows: int = 1, ncols: int = 1, **su
 def save_figure(fig: Figure, out_dir, name: str) -> list[Path]:
     """Write ``out_dir/name.pdf`` and ``out_dir/name.png`` atomically; close the figure.
 
-    Each file is rendered to a temporary file in ``out_dir`` and moved into place with
-    :func:`os.replace`, so a reader never sees a half-written figure and an interrupted run leaves
-    the previous version intact. The PDF carries no creation date, so regenerating an unchanged
+    Each file is written by :func:`deepdistill.io.atomic_write`, so a reader never sees a
+    half-written figure and an interrupted run leaves the previous version intact. The PDF carries no creation date, so regenerating an unchanged
     figure gives an identical file. Returns ``[pdf_path, png_path]``.
     """
     if not isinstance(name, str) or not name or Path(name).name != name or Path(name).suffix in (".pdf", ".png"):
@@ -121,14 +120,8 @@ def save_figure(fig: Figure, out_dir, name: str) -> list[Path]:
     try:
         for ext, metadata in (("pdf", {"CreationDate": None}), ("png", None)):
             target = out / f"{name}.{ext}"
-            fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=f".{ext}.tmp", dir=out)
-            try:
-                with os.fdopen(fd, "wb") as fh:
-                    fig.savefig(fh, format=ext, metadata=metadata)
-                os.replace(tmp, target)
-            except BaseException:
-                Path(tmp).unlink(missing_ok=True)
-                raise
+            with atomic_write(target, "wb") as fh:
+                fig.savefig(fh, format=ext, metadata=metadata)
             paths.append(target)
     finally:
         _close(fig)

@@ -18,29 +18,32 @@ them, atomically. Sections are small functions returning Markdown, in this order
 6. the metric definitions and a metric check; 7. tables of an external ``--results`` folder.
 
 Deep results are read from ``results_dir``: every ``*.csv`` under it with a ``generation`` column
-and at least one metric column of :func:`analysis.metrics.summarize` (``ece``, ``test_ece`` or
+and at least one metric column of :func:`deepdistill.metrics.summarize` (``ece``, ``test_ece`` or
 deepdistill's roll-up ``test_ece_mean``/``test_ece_sd``) becomes a table. A missing,
 empty or mismatched folder is an error that names what is missing and the command that makes it.
 """
 from __future__ import annotations
 
-import importlib
-import os
 import shlex
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
-from . import metrics
+from deepdistill import metrics
+from deepdistill.config import TrainConfig
+from deepdistill.io import atomic_write_text
+from deepdistill.results import mean_sd   # sample sd over seeds; NaN for one seed
+from kerneldistill.verification import run_checks
+
 from .bridge_report import bridge_section
 from .figures import FIGURES, run_figure
+from .figures.deep import ESTIMATOR_LABELS, METHOD_LABELS, comparison_configs, get_preset, runs_dir
 from .figures.spec import read_csv
 
 __all__ = ["build_report", "MissingResultsError", "METRIC_COLUMNS", "DEEP_RESULTS_COMMAND", "verification_section",
            "deep_tables_section", "weight_estimates_section", "figures_section"]
 
-#: The columns of one per-generation record (the keys of :func:`analysis.metrics.summarize`).
+#: The columns of one per-generation record (the keys of :func:`deepdistill.metrics.summarize`).
 METRIC_COLUMNS = ("accuracy", "nll", "ece", "brier", "entropy", "diversity")
 
 #: The command that produces a results folder; named in the error for a missing one.
@@ -54,13 +57,6 @@ class MissingResultsError(ValueError):
 # --------------------------------------------------------------------------------------------------
 # Markdown helpers
 # --------------------------------------------------------------------------------------------------
-
-
-def _default_epochs() -> int:
-    """TrainConfig's default number of epochs (a preset that does not set it trains with this)."""
-    from deepdistill.config import TrainConfig
-
-    return TrainConfig.epochs
 
 
 def _fmt(v) -> str:
@@ -85,9 +81,6 @@ def markdown_table(columns: dict[str, list]) -> str:
 def figures_section(out_dir: Path, fast: bool) -> str:
     """Regenerate every registered figure into ``out_dir`` and embed its PNG."""
     parts = ["## Figures", ""]
-    if not FIGURES:
-        parts.append("No figure module is registered yet (`analysis/figures/kernel.py`, `analysis/figures/deep.py`).")
-        return "\n".join(parts)
     parts.append("| figure | description | data |")
     parts.append("|---|---|---|")
     outputs = {}
@@ -122,7 +115,7 @@ _DEFINITIONS = {
 
 
 def metric_definitions_section() -> str:
-    return "\n".join(["## Metrics", "", "Definitions (`analysis/metrics.py` has the formulas in full):", "",
+    return "\n".join(["## Metrics", "", "Definitions (`deepdistill/metrics.py` has the formulas in full):", "",
                       markdown_table(_DEFINITIONS)])
 
 
@@ -252,15 +245,7 @@ def deep_results_section(results_dir: Path | None) -> str:
 def verification_section(fast: bool) -> str:
     """The numerical and symbolic checks of the kernel theory (``kerneldistill.verification``)."""
     parts = ["## Kernel theory verification", ""]
-    try:
-        verification = importlib.import_module("kerneldistill.verification")
-    except ModuleNotFoundError as err:
-        if err.name != "kerneldistill.verification":
-            raise  # a broken import inside the module is a bug, not a missing module
-        parts.append("**HOOK (not yet available):** `kerneldistill.verification` is missing, so the theorem "
-                     "table is left out. Once it exists, this section shows `run_checks(fast=...)`.")
-        return "\n".join(parts)
-    results = verification.run_checks(fast=fast)
+    results = run_checks(fast=fast)
 
     def num(v: float) -> str:
         return "-" if not np.isfinite(v) else f"{v:.2e}"
@@ -294,10 +279,6 @@ def deep_tables_section(out_dir: Path, fast: bool) -> str:
     figures' data steps), keeping only the groups of the preset's method comparison, so that the
     weight grid's runs (also in that folder) do not enter the table.
     """
-    from deepdistill.config import TrainConfig
-
-    from .figures.deep import comparison_configs, get_preset, runs_dir
-
     parts = ["## Deep self-distillation: methods x data sets", ""]
     preset = get_preset(fast)
     rollup = runs_dir(out_dir) / "rollup.csv"
@@ -305,7 +286,7 @@ def deep_tables_section(out_dir: Path, fast: bool) -> str:
         parts.append(f"No roll-up at `{rollup}`: the deep figures did not run. Produce it with "
                      f"`python -m analysis figures deep_generations --out {out_dir}{' --fast' if fast else ''}`.")
         return "\n".join(parts)
-    groups = {TrainConfig.from_dict(c).group_id() for c in comparison_configs(preset)}
+    groups = {c.group_id() for c in comparison_configs(preset)}
     cols = read_csv(rollup)
     keep = np.isin(cols["group_id"].astype(str), sorted(groups))
     if not keep.any():
@@ -314,7 +295,7 @@ def deep_tables_section(out_dir: Path, fast: bool) -> str:
         return "\n".join(parts)
     last = preset.generations - 1
     parts.append(f"Test split; mean ± sd over seeds (sample sd). Generation 0 trains on the labels; generation {last} "
-                 f"is the last. Preset {preset.name!r}: {preset.base.get('epochs', _default_epochs())} epochs per generation. "
+                 f"is the last. Preset {preset.name!r}: {preset.base.get('epochs', TrainConfig.epochs)} epochs per generation. "
                  "ECE: 15 equal-width bins; diversity: variance of the true-class probability [ZS20].")
     for dataset in dict.fromkeys(cols["dataset"][keep].tolist()):
         rows = np.flatnonzero(keep & (cols["dataset"] == dataset) & np.isin(cols["generation"], [0, last]))
@@ -329,18 +310,12 @@ def deep_tables_section(out_dir: Path, fast: bool) -> str:
 
 
 def _method_rank(method: str) -> int:
-    from .figures.deep import METHOD_LABELS
-
     names = list(METHOD_LABELS)
     return names.index(method) if method in names else len(names)
 
 
 def weight_estimates_section(out_dir: Path) -> str:
     """The grid's best ``gt_weight`` against the estimators, from the ``deep_gt_weight`` table."""
-    from deepdistill.results import mean_sd as _mean_sd   # sample sd over seeds; NaN for one seed
-
-    from .figures.deep import _ESTIMATOR_LABELS
-
     parts = ["## Optimal ground-truth weight: grid, kernel surrogates and deep estimates", ""]
     path = Path(out_dir) / "deep_gt_weight.csv"
     if not path.is_file():
@@ -349,20 +324,16 @@ def weight_estimates_section(out_dir: Path) -> str:
     cols = read_csv(path)
     est = cols["kind"] == "estimate"
     names = list(dict.fromkeys(cols["estimator"][est].tolist()))
-    if "weight_estimation_missing" in names:
-        parts.append("**HOOK (not yet available):** `deepdistill.weight_estimation` was not found when the figure's "
-                     "data step ran, so only the grid's best weight is shown.")
-        names.remove("weight_estimation_missing")
     run = cols["kind"] == "run"
-    teacher = _pm(*_mean_sd(cols["teacher_test_accuracy"][run & (cols["gt_weight"] == cols["gt_weight"][run].min())]))
+    teacher = _pm(*mean_sd(cols["teacher_test_accuracy"][run & (cols["gt_weight"] == cols["gt_weight"][run].min())]))
     table = {"approach": [], "gt_weight": [], "unconstrained": [], "test accuracy at it": [], "training runs": [],
              "wall time (s)": []}
     for name in names:
         m = est & (cols["estimator"] == name)
-        table["approach"].append(_ESTIMATOR_LABELS.get(name, name))
-        table["gt_weight"].append(_pm(*_mean_sd(cols["gt_weight"][m])))
-        table["unconstrained"].append(_pm(*_mean_sd(cols["unconstrained_gt_weight"][m])))
-        table["test accuracy at it"].append(_pm(*_mean_sd(cols["test_accuracy"][m])))
+        table["approach"].append(ESTIMATOR_LABELS.get(name, name))
+        table["gt_weight"].append(_pm(*mean_sd(cols["gt_weight"][m])))
+        table["unconstrained"].append(_pm(*mean_sd(cols["unconstrained_gt_weight"][m])))
+        table["test accuracy at it"].append(_pm(*mean_sd(cols["test_accuracy"][m])))
         table["training runs"].append(_fmt(float(np.nanmean(cols["training_runs"][m]))))
         table["wall time (s)"].append(f"{float(np.nanmean(cols['wall_time_s'][m])):.2f}")
     weights = sorted(set(cols["gt_weight"][run].tolist()))
@@ -408,12 +379,5 @@ def build_report(out_dir, fast: bool = False, results_dir=None) -> Path:
     ]
     text = "\n\n".join(sections) + "\n"
     target = out / "report.md"
-    fd, tmp = tempfile.mkstemp(prefix=".report.md.", suffix=".tmp", dir=out)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_text(target, text)
     return target

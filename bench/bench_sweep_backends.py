@@ -1,6 +1,7 @@
 """Wall time of one small sweep on the local backend and on Ray, on this machine; Ray's cost per task.
 
     python bench/bench_sweep_backends.py [--seeds 3] [--epochs 3]
+    python bench/bench_sweep_backends.py --quick          # 1 seed, 1 epoch, 1 repeat: checks that it runs
 
 The grid (sd_kd x 2 gt_weights x N seeds, 2 generations, an MLP on scikit-learn's digits, CPU) runs,
 the backends alternating within each repeat so that they see the same load on a shared machine:
@@ -57,9 +58,8 @@ def _ray_serial_sweep(configs, out_dir) -> None:
 
 
 def _warm_worker():
-    # What each new worker pays once: the imports of a generation task.
+    # What each new worker pays once: the imports of a generation task (ray_backend imports train).
     import deepdistill.ray_backend  # noqa: F401
-    import deepdistill.train  # noqa: F401
 
     return os.getpid()
 
@@ -73,7 +73,12 @@ def main(argv=None) -> int:
     parser.add_argument("--seeds", type=int, default=3, help="seeds per grid point (runs = 2 x seeds)")
     parser.add_argument("--epochs", type=int, default=3, help="epochs per generation")
     parser.add_argument("--repeats", type=int, default=3, help="sweeps per backend; the shortest is reported")
+    parser.add_argument("--quick", action="store_true",
+                        help="1 seed, 1 epoch, 1 repeat: checks that it runs (Ray's start-up, a few seconds, "
+                             "dominates); its ratios are not measurements")
     args = parser.parse_args(argv)
+    if args.quick:
+        args.seeds, args.epochs, args.repeats = 1, 1, 1
 
     import torch
 
@@ -82,7 +87,7 @@ def main(argv=None) -> int:
     base = dict(dataset="digits", model="mlp", model_kwargs={"hidden": 64, "depth": 1}, n_train=1000,
                 epochs=args.epochs, batch_size=32, lr=1e-2, device="cpu")
     configs = expand_grid(base, methods=["sd_kd"], gt_weights=[0.3, 0.7], generations=[2], seeds=range(args.seeds))
-    n_tasks = sum(c["generations"] for c in configs)
+    n_tasks = sum(c.generations for c in configs)
     default_threads = torch.get_num_threads()
 
     import ray

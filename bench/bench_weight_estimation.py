@@ -15,7 +15,8 @@ All ratios are measured in this one run. Costs count the teacher once per approa
 of a run is the training time recorded when it was trained (runs shared between approaches, such as
 the alpha = 0 student that is also a grid point, are trained once but counted in each).
 
-    python bench/bench_weight_estimation.py --quick        # a small version (~1-2 min on 2 CPU cores)
+    python bench/bench_weight_estimation.py --quick        # a few seconds: checks that it runs (not a measurement)
+    python bench/bench_weight_estimation.py --small        # a small version (~1-2 min on 2 CPU cores)
     python bench/bench_weight_estimation.py                # the study (see DATASETS for the settings)
 """
 from __future__ import annotations
@@ -36,7 +37,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from deepdistill.estimate_cli import format_table  # noqa: E402
+from deepdistill.weight_estimation import format_summary_table as format_table  # noqa: E402
 from deepdistill.weight_estimation import DEFAULT_GRID, estimate_gt_weight  # noqa: E402
 
 ESTIMATORS = ("two_run", "two_run_student", "kernel_features", "one_shot_features", "kernel_ntk", "one_shot_ntk")
@@ -49,7 +50,10 @@ DATASETS = {
                    noise_type="symmetric", epochs=30, batch_size=64, lr=3e-3, weight_decay=5e-4, checkpoint_every=0,
                    device="cpu"),
 }
-QUICK = {"epochs": 4, "n_train": 1000}
+SMALL = {"epochs": 4, "n_train": 1000}
+# --quick: one data set, one seed, a 3-point grid, tiny runs; seconds, to check that the script runs.
+QUICK = {"epochs": 1, "n_train": 300}
+QUICK_GRID = (0.0, 0.5, 1.0)
 
 
 from deepdistill.results import mean_sd as _mean_sd  # noqa: E402  (one implementation of the roll-up's rule)
@@ -109,8 +113,11 @@ def diagnostics(result: dict) -> str:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="a small version: fewer epochs and examples, 2 seeds")
-    parser.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=list(DATASETS))
+    parser.add_argument("--small", action="store_true", help="a small version: fewer epochs and examples, 2 seeds")
+    parser.add_argument("--quick", action="store_true",
+                        help="seconds: digits only, 1 seed, 1 epoch, a 3-point grid (checks that it runs)")
+    parser.add_argument("--datasets", nargs="+", default=None, choices=list(DATASETS),
+                        help="default: every data set (digits only with --quick)")
     parser.add_argument("--method", default="sd_kd", choices=["sd_kd", "sd_mse", "sd_zs"])
     parser.add_argument("--temperature", type=float, default=None, help="None: the method's default")
     parser.add_argument("--seeds", nargs="+", type=int, default=None)
@@ -121,16 +128,19 @@ def main(argv=None) -> int:
     parser.add_argument("--out-dir", default="out/bench_weight_estimation")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    seeds = args.seeds or ([0, 1] if args.quick else [0, 1, 2])
-    for name in args.datasets:
+    seeds = args.seeds or ([0] if args.quick else [0, 1] if args.small else [0, 1, 2])
+    datasets = args.datasets or (["digits"] if args.quick else list(DATASETS))
+    size = "_quick" if args.quick else "_small" if args.small else ""
+    for name in datasets:
         cfg = dict(DATASETS[name], method=args.method, temperature=args.temperature)
-        if args.quick:
-            cfg.update(QUICK)
+        cfg.update(QUICK if args.quick else SMALL if args.small else {})
         started = time.perf_counter()
-        grid = list(DEFAULT_GRID) + ([-0.5, -0.25, 1.25, 1.5, 2.0] if args.allow_any_weight else [])
-        result = estimate_gt_weight(cfg, Path(args.out_dir) / f"{name}_{args.method}{'_quick' if args.quick else ''}",
+        grid = list(QUICK_GRID if args.quick else DEFAULT_GRID)
+        grid += [-0.5, -0.25, 1.25, 1.5, 2.0] if args.allow_any_weight else []
+        ntk_subsample = min(args.ntk_subsample, 100 if args.quick else 200 if args.small else args.ntk_subsample)
+        result = estimate_gt_weight(cfg, Path(args.out_dir) / f"{name}_{args.method}{size}",
                                     seeds=seeds, grid=grid, estimators=ESTIMATORS, allow_any_weight=args.allow_any_weight,
-                                    ntk_subsample=min(args.ntk_subsample, 200) if args.quick else args.ntk_subsample)
+                                    ntk_subsample=ntk_subsample)
         print(f"\n=== {name}, {args.method} (T={result['config']['temperature']}), label noise "
               f"{cfg['label_noise']:.0%} symmetric, model {cfg['model']} {cfg.get('model_kwargs', {})}, "
               f"{cfg['epochs']} epochs, seeds {seeds}, grid of {len(grid)} weights; "

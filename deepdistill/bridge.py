@@ -186,7 +186,7 @@ def _network(width: int, seed: int, *, in_features: int, input_std: float, activ
 
 def _ntk(net, x_train: torch.Tensor, x_other: torch.Tensor | None = None):
     """The eNTK Gram matrix at the training points and the cross kernel ``K(x_other, x_train)`` (numpy float64)."""
-    from deepdistill.weight_estimation import empirical_ntk_gram
+    from deepdistill.weight_estimators import empirical_ntk_gram
 
     K = empirical_ntk_gram(net, x_train)
     return K, (None if x_other is None else empirical_ntk_gram(net, x_other, x_train))

@@ -5,10 +5,10 @@ The setting of the toolkit's deep grid: a 1-D CNN trained with AdamW and best-va
 (1 - gt_weight) T^2 KL``) of generation 1 at every weight of a grid, one shared teacher per seed (its
 ``generation_0.pt`` copied into each student's run folder, from which ``train_run`` resumes).
 
-Against it, the kernel surrogate of :mod:`deepdistill.weight_estimation`
-(:func:`~deepdistill.weight_estimation.kernel_surrogate_weights`, kernel ridge self-distillation on
+Against it, the kernel surrogate of :mod:`deepdistill.weight_estimators`
+(:func:`~deepdistill.weight_estimators.kernel_surrogate_weights`, kernel ridge self-distillation on
 one-hot targets, closed-form optimum of the validation MSE, ridge matched to the teacher's training
-Brier score) with two kernels from :func:`~deepdistill.weight_estimation.empirical_ntk_gram` on the
+Brier score) with two kernels from :func:`~deepdistill.weight_estimators.empirical_ntk_gram` on the
 same training subsample:
 
 * the eNTK of the TRAINED teacher (what the toolkit's ``kernel_ntk`` estimator uses), and
@@ -30,16 +30,8 @@ import torch
 __all__ = ["mnist1d_cross_entropy"]
 
 
-def _brier(logits: torch.Tensor, labels: torch.Tensor) -> float:
-    """Multi-class Brier score, ``mean_i sum_k (p_ik - [k = y_i])^2`` (the normalisation of the surrogate's
-    ``match_residual``). Computed here because the metrics module sits above this package."""
-    p = torch.softmax(logits.double(), dim=1)
-    onehot = torch.nn.functional.one_hot(labels.long(), p.shape[1]).double()
-    return float(((p - onehot) ** 2).sum(dim=1).mean())
-
-
 def _surrogate(model, x_sub, y_sub, x_val, y_val, match: float, *, with_ntk_of: str) -> dict:
-    from deepdistill.weight_estimation import empirical_ntk_gram, kernel_surrogate_weights
+    from deepdistill.weight_estimators import empirical_ntk_gram, kernel_surrogate_weights
 
     gram = empirical_ntk_gram(model, x_sub)
     cross = empirical_ntk_gram(model, x_val, x_sub)
@@ -54,7 +46,9 @@ def _surrogate(model, x_sub, y_sub, x_val, y_val, match: float, *, with_ntk_of: 
 def _seed_study(settings: dict, root: Path, seed: int, device: str, log) -> dict:
     from deepdistill.config import TrainConfig, derive_seed
     from deepdistill.io import atomic_write
+    from deepdistill.metrics import brier_score
     from deepdistill.models import build_model
+    from deepdistill.runs import checkpoint_path, load_generation
     from deepdistill.train import load_run_data, predict_logits, train_run
 
     base = TrainConfig(dataset="mnist1d", model=settings["model"], method=settings["method"], generations=1,
@@ -63,14 +57,14 @@ def _seed_study(settings: dict, root: Path, seed: int, device: str, log) -> dict
                        out_dir=str(root / f"seed_{seed}" / "teacher"))
     log(f"mnist1d seed {seed}: teacher")
     teacher_record = train_run(base, base.out_dir, progress=False)
-    teacher_file = Path(base.out_dir) / "generation_0.pt"
+    teacher_file = checkpoint_path(base.out_dir, 0)
     grid_rows = []
     for w in settings["grid"]:
         cfg = base.replace(generations=2, gt_weight=float(w), out_dir=str(root / f"seed_{seed}" / f"gt_{float(w):+.6f}"))
         run_dir = Path(cfg.out_dir)
         run_dir.mkdir(parents=True, exist_ok=True)
-        if not (run_dir / "generation_0.pt").exists():      # share the teacher: train_run resumes from it
-            with open(teacher_file, "rb") as src, atomic_write(run_dir / "generation_0.pt", "wb") as dst:
+        if not checkpoint_path(run_dir, 0).exists():       # share the teacher: train_run resumes from it
+            with open(teacher_file, "rb") as src, atomic_write(checkpoint_path(run_dir, 0), "wb") as dst:
                 shutil.copyfileobj(src, dst)
         log(f"mnist1d seed {seed}: student at gt_weight {float(w):g}")
         record = train_run(cfg, run_dir, progress=False)
@@ -80,8 +74,7 @@ def _seed_study(settings: dict, root: Path, seed: int, device: str, log) -> dict
 
     dev = torch.device(device if device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu"))
     splits, data = load_run_data(base, dev)
-    trained = build_model(base.model, splits.input_shape, splits.num_classes, **base.model_kwargs).to(dev)
-    trained.load_state_dict(torch.load(teacher_file, map_location=dev, weights_only=False)["model"])
+    trained, _ = load_generation(base.out_dir, 0, base, splits, dev)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(derive_seed(base.seed, 0, "init"))     # the teacher's own initialisation (train.py)
         initial = build_model(base.model, splits.input_shape, splits.num_classes, **base.model_kwargs).to(dev)
@@ -89,7 +82,8 @@ def _seed_study(settings: dict, root: Path, seed: int, device: str, log) -> dict
     m = min(int(settings["ntk_subsample"]), n)
     idx = torch.as_tensor(np.sort(np.random.default_rng(seed).choice(n, size=m, replace=False)), device=dev)
     x_sub, y_sub = data["x_train"][idx], data["y_train"][idx]
-    match = _brier(predict_logits(trained, x_sub), y_sub)        # the teacher's training fit on the subsample
+    # the teacher's training fit on the subsample: the kernel teacher's ridge is matched to it
+    match = brier_score(torch.softmax(predict_logits(trained, x_sub).double(), dim=1).cpu().numpy(), y_sub.cpu().numpy())
     y_sub_np, y_val_np = y_sub.cpu().numpy(), data["y_val"].cpu().numpy()
     kernels = [_surrogate(trained, x_sub, y_sub_np, data["x_val"], y_val_np, match, with_ntk_of="trained teacher"),
                _surrogate(initial, x_sub, y_sub_np, data["x_val"], y_val_np, match, with_ntk_of="initialisation")]

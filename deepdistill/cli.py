@@ -1,12 +1,17 @@
-"""Command line: ``python -m deepdistill {train,sweep,rollup}``.
+"""Command line: ``python -m deepdistill {train,sweep,rollup,estimate-weight}``.
 
     python -m deepdistill train --method sd_kd --generations 3 --epochs 30 --out-dir out/sd_kd
     python -m deepdistill sweep --methods sd_kd ls --gt-weight 0 0.5 1 --seeds 0 1 2 --out-dir out/sweep
     python -m deepdistill sweep ... --shard 0/4          # every 4th run, starting at the first
     python -m deepdistill rollup out/sweep               # rewrite out/sweep/rollup.csv
+    python -m deepdistill estimate-weight --dataset mnist1d --label-noise 0.2 --seeds 0 1 2 --out-dir out/estimate
+    python -m deepdistill estimate-weight ... --no-grid            # the cheap estimates only
+    python -m deepdistill estimate-weight ... --allow-any-weight   # unconstrained weights ([DPR26])
 
-Every :class:`~deepdistill.config.TrainConfig` field is an option (``--field-name``), with its
-default shown by ``--help``; the sweep takes lists for its grid axes.
+Every :class:`~deepdistill.config.TrainConfig` field is an option (``--field-name``), built from the
+field itself: its default, its help text and its choices come from the dataclass (the one place they
+are written), its type from the annotation. The sweep takes lists for its grid axes. Every subcommand
+lives in this module.
 """
 from __future__ import annotations
 
@@ -14,63 +19,23 @@ import argparse
 import dataclasses
 import json
 import sys
+import typing
 from pathlib import Path
 
-from deepdistill.config import METHODS, TrainConfig
+from deepdistill.config import TrainConfig, field_choices, field_help
+from deepdistill.results import collect_records, write_rollup_csv
+from deepdistill.sweep import BACKENDS, expand_grid, parse_shard, run_sweep, select_shard
+from deepdistill.train import train_run
+from deepdistill.weight_estimation import (DEFAULT_ESTIMATORS, DEFAULT_GRID, ESTIMATORS, estimate_gt_weight,
+                                           format_summary_table)
 
-__all__ = ["main", "build_parser", "HELP"]
+__all__ = ["main", "build_parser", "config_fields"]
 
-# One line of help per TrainConfig field (test_deep_cli checks that none is missing).
-HELP = {
-    "dataset": "data set name",
-    "data_root": "folder holding the data files (CIFAR); None: the data set's default",
-    "n_train": "size of the training pool before the validation split (None: all)",
-    "val_fraction": "share of the training pool held out for validation / model selection",
-    "label_noise": "share of training labels replaced by noise",
-    "noise_type": "label-noise model",
-    "data_options": "extra load_dataset keyword arguments as JSON, e.g. '{\"num_samples\": 2000}'",
-    "model": "model name",
-    "model_kwargs": "extra build_model keyword arguments as JSON, e.g. '{\"hidden\": 64}'",
-    "method": "self-distillation method: " + "; ".join(f"{k}: {v.description}" for k, v in METHODS.items()),
-    "generations": "number of generations (0 .. N-1); generation 0 trains on the labels",
-    "gt_weight": "weight on the GROUND TRUTH for generations >= 1: one value, or one per generation >= 1 "
-                 "(None: the method's default; methods without one must leave it unset)",
-    "temperature": "distillation temperature for generations >= 1: one value or one per generation >= 1 "
-                   "(None: the method's default)",
-    "smoothing": "label-smoothing strength e (methods ls and ls_kd)",
-    "ls_convention": "label-smoothing convention: muller (true 1-e+e/K) or shen (true 1-e, others e/(K-1))",
-    "beta_a": "shape a of Beta(a, 1) in Beta smoothing",
-    "allow_any_weight": "allow gt_weight outside [0, 1] (method sd_mse only: the other losses are unbounded below there)",
-    "epochs": "epochs per generation",
-    "batch_size": "training batch size",
-    "optimizer": "optimiser",
-    "lr": "peak learning rate",
-    "weight_decay": "weight decay (decoupled for AdamW)",
-    "momentum": "SGD momentum",
-    "schedule": "learning-rate schedule (cosine: per step, to 0 at the end of each generation)",
-    "selection": "which epoch's weights each generation keeps (and passes on as the teacher)",
-    "cache_teacher": "without augmentation, compute the teacher's training logits once per generation",
-    "eval_batch_size": "batch size of evaluation passes",
-    "seed": "the run's seed (every random stream derives from it and the generation)",
-    "device": "device",
-    "amp": "mixed precision (autocast) on CUDA; --amp alone means bf16; ignored on CPU",
-    "deterministic": "torch.use_deterministic_algorithms and deterministic cuDNN",
-    "checkpoint_every": "write a resumable mid-generation checkpoint every N epochs (0: only per generation)",
-    "out_dir": "output folder (train: the run's folder; sweep: runs go to OUT_DIR/runs/<run_id>/)",
-}
-
-_CHOICES = {
-    "method": sorted(METHODS),
-    "optimizer": ["sgd", "adamw"],
-    "schedule": ["cosine", "constant"],
-    "selection": ["best_val_accuracy", "best_val_nll", "last"],
-    "device": ["auto", "cpu", "cuda"],
-    "amp": ["off", "bf16", "fp16"],
-    "ls_convention": ["muller", "shen"],
-}
 # Grid axes of `sweep` (lists there) and their single-run field.
 _GRID = {"methods": "method", "gt_weight": "gt_weight", "generations": "generations", "seeds": "seed",
          "datasets": "dataset"}
+# Options that may be given without a value, and the value they then mean.
+_BARE_FLAGS = {"amp": "bf16"}
 
 
 def _none_or(kind):
@@ -90,42 +55,53 @@ def _json_dict(text: str) -> dict:
     return value
 
 
-def _lazy_choices(name: str) -> list[str]:
-    if name in _CHOICES:
-        return _CHOICES[name]
-    from deepdistill import data, models
+def _field_defaults() -> dict:
+    """Each TrainConfig field's declared default (before method defaults are filled in)."""
+    return {f.name: f.default_factory() if f.default is dataclasses.MISSING else f.default
+            for f in dataclasses.fields(TrainConfig)}
 
-    return {"dataset": sorted(data.DATASETS), "model": sorted(models.MODELS),
-            "noise_type": list(data.NOISE_TYPES)}.get(name)
+
+def _option(name: str, annotation, default) -> dict:
+    """argparse keywords of the field ``name`` from its annotation, default, help and choices."""
+    kw = {"default": default, "help": field_help(name), "dest": name}
+    args = typing.get_args(annotation)
+    if annotation is bool:
+        kw["action"] = argparse.BooleanOptionalAction
+    elif annotation is dict:
+        kw["type"] = _json_dict
+    elif list in args:                                  # one value, or one per generation >= 1
+        kw.update(type=float, nargs="+")
+    elif type(None) in args:                            # "none" on the command line is None
+        kw["type"] = _none_or(next(a for a in args if a is not type(None)))
+    else:
+        kw["type"] = annotation
+    if name in _BARE_FLAGS:
+        kw.update(nargs="?", const=_BARE_FLAGS[name])
+    choices = field_choices(name)
+    if choices is not None:
+        kw["choices"] = choices
+    return kw
 
 
 def _add_config_options(parser: argparse.ArgumentParser, skip=()) -> None:
-    """One ``--field-name`` option per TrainConfig field, default and help from the dataclass."""
-    defaults = _field_defaults()
+    """One ``--field-name`` option per TrainConfig field (but ``skip``), built from the field."""
+    defaults, hints = _field_defaults(), typing.get_type_hints(TrainConfig)
     for f in dataclasses.fields(TrainConfig):
-        if f.name in skip:
+        if f.name not in skip:
+            parser.add_argument("--" + f.name.replace("_", "-"), **_option(f.name, hints[f.name], defaults[f.name]))
+
+
+def config_fields(args: argparse.Namespace, skip=()) -> dict:
+    """The TrainConfig fields parsed into ``args`` (but ``skip``), as a dict for :meth:`TrainConfig.from_dict`."""
+    out = {}
+    for f in dataclasses.fields(TrainConfig):
+        if f.name in skip or not hasattr(args, f.name):
             continue
-        flag = "--" + f.name.replace("_", "-")
-        default = defaults[f.name]
-        kw = {"default": default, "help": HELP[f.name], "dest": f.name}
-        if f.name in ("gt_weight", "temperature"):
-            kw.update(type=float, nargs="+")
-        elif f.name in ("data_options", "model_kwargs"):
-            kw.update(type=_json_dict)
-        elif f.name == "amp":
-            kw.update(nargs="?", const="bf16", choices=_CHOICES["amp"])
-        elif isinstance(default, bool):
-            kw.update(action=argparse.BooleanOptionalAction)
-        elif f.name in ("n_train",):
-            kw.update(type=_none_or(int))
-        elif f.name in ("data_root",):
-            kw.update(type=_none_or(str))
-        elif isinstance(default, (int, float, str)):
-            kw.update(type=type(default))
-        choices = _lazy_choices(f.name)
-        if choices and "choices" not in kw:
-            kw["choices"] = choices
-        parser.add_argument(flag, **kw)
+        value = getattr(args, f.name)
+        if f.name in ("gt_weight", "temperature") and isinstance(value, list) and len(value) == 1:
+            value = value[0]
+        out[f.name] = value
+    return out
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -145,15 +121,18 @@ def build_parser() -> argparse.ArgumentParser:
                            description="Run method x gt_weight x generations x seeds [x datasets]; finished runs "
                                        "(a complete record) are skipped; then write OUT_DIR/rollup.csv.")
     _add_config_options(sweep, skip=set(_GRID.values()) | {"out_dir"})
-    sweep.add_argument("--methods", nargs="+", default=["sd_kd"], choices=sorted(METHODS), help="methods (grid axis)")
+    sweep.add_argument("--methods", nargs="+", default=["sd_kd"], choices=field_choices("method"),
+                       help="methods (grid axis)")
     sweep.add_argument("--gt-weight", nargs="+", type=float, default=None, dest="gt_weight",
                        help="ground-truth weights (grid axis); default: each method's own")
     sweep.add_argument("--generations", nargs="+", type=int, default=[3], help="numbers of generations (grid axis)")
     sweep.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2], help="seeds (grid axis)")
-    sweep.add_argument("--datasets", nargs="+", default=None, help="data sets (grid axis); default: --dataset's default")
-    sweep.add_argument("--dataset", default=TrainConfig.dataset, help="data set when --datasets is not given")
+    sweep.add_argument("--datasets", nargs="+", default=None, choices=field_choices("dataset"),
+                       help="data sets (grid axis); default: --dataset")
+    sweep.add_argument("--dataset", default=TrainConfig.dataset, choices=field_choices("dataset"),
+                       help="data set when --datasets is not given")
     sweep.add_argument("--shard", default="0/1", help="run only shard i of N (every N-th run starting at i)")
-    sweep.add_argument("--backend", default="local", choices=["local", "ray"],
+    sweep.add_argument("--backend", default="local", choices=list(BACKENDS),
                        help="where runs execute: 'local' (one after the other, in this process) or 'ray' (one Ray "
                             "task per generation; needs pip install \".[cluster]\")")
     sweep.add_argument("--address", default=None,
@@ -165,7 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="ray backend: GPUs each task declares; a fraction shares a card (0.25: four runs per GPU)")
     sweep.add_argument("--max-retries", type=int, default=3, dest="max_retries",
                        help="ray backend: restarts of a task whose worker died (-1: without limit)")
-    sweep.add_argument("--out-dir", default="out/sweep", dest="out_dir", help=HELP["out_dir"])
+    sweep.add_argument("--out-dir", default="out/sweep", dest="out_dir", help=field_help("out_dir"))
     sweep.add_argument("--dry-run", action="store_true", help="list the runs (id and config) and exit")
     sweep.add_argument("--quiet", action="store_true", help="no per-run log lines")
 
@@ -173,28 +152,36 @@ def build_parser() -> argparse.ArgumentParser:
                             description="Collect every complete record.json under DIR into DIR/rollup.csv.")
     rollup.add_argument("dir", type=Path, help="a sweep folder (or any folder holding run folders)")
 
-    from deepdistill import estimate_cli  # imported here: it imports this module's option helpers
-
-    estimate_cli.add_subparser(sub)
+    _add_estimate_parser(sub, fmt)
     return parser
 
 
-def _config_fields(args: argparse.Namespace, skip=()) -> dict:
-    out = {}
-    for f in dataclasses.fields(TrainConfig):
-        if f.name in skip or not hasattr(args, f.name):
-            continue
-        value = getattr(args, f.name)
-        if f.name in ("gt_weight", "temperature") and isinstance(value, list) and len(value) == 1:
-            value = value[0]
-        out[f.name] = value
-    return out
-
-
-def _field_defaults() -> dict:
-    """Each TrainConfig field's declared default (before method defaults are filled in)."""
-    return {f.name: f.default_factory() if f.default is dataclasses.MISSING else f.default
-            for f in dataclasses.fields(TrainConfig)}
+def _add_estimate_parser(sub, fmt) -> None:
+    est = sub.add_parser(
+        "estimate-weight", formatter_class=fmt, allow_abbrev=False,
+        help="estimate the optimal gt_weight, with costs, vs a grid",
+        description="Estimate the optimal ground-truth weight of one student generation: the two-run affine estimate, "
+                    "the kernel surrogates on the teacher's features / empirical NTK, and [DPR26]'s one-shot estimate, "
+                    "each with its cost, next to a grid search over gt_weight x seeds. Writes OUT_DIR/estimate_weight.json "
+                    "(every run and estimate, itemised) and OUT_DIR/estimate_weight.csv (the table printed).")
+    # The run's own fields (seed and out_dir are per-study options below).
+    _add_config_options(est, skip={"seed", "out_dir"})
+    est.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2], help="seeds (one teacher per seed)")
+    est.add_argument("--generation", type=int, default=1,
+                     help="the student generation whose weight is estimated (earlier ones use --gt-weight)")
+    est.add_argument("--grid", nargs="+", type=float, default=list(DEFAULT_GRID), help="weights of the reference grid search")
+    est.add_argument("--no-grid", action="store_true", help="skip the grid search (the cheap estimates only)")
+    est.add_argument("--estimators", nargs="+", default=list(DEFAULT_ESTIMATORS), choices=sorted(ESTIMATORS),
+                     help="; ".join(f"{k}: {v}" for k, v in ESTIMATORS.items()))
+    est.add_argument("--train-alpha1", action="store_true",
+                     help="train a student at gt_weight 1 for the two-run estimate instead of using generation 0")
+    est.add_argument("--kernel", default="linear", help="kernel on the teacher's features (a sklearn pairwise kernel)")
+    est.add_argument("--gamma", type=float, default=None, help="kernel gamma (rbf, laplacian, polynomial, sigmoid)")
+    est.add_argument("--ntk-subsample", type=int, default=500, help="training examples used by the NTK estimators")
+    est.add_argument("--out-dir", default="out/estimate_weight", dest="out_dir",
+                     help="runs go to OUT_DIR/runs/seed_S/ (teacher/ and gt_<weight>/, reused when present); results to "
+                          "OUT_DIR/estimate_weight.json and .csv. --allow-any-weight gives unconstrained estimates")
+    est.add_argument("--quiet", action="store_true", help="no per-run log lines")
 
 
 def _log(quiet: bool):
@@ -217,17 +204,15 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     args.argv = argv
     try:
-        return _COMMANDS[args.command](args, parser)
+        return _COMMANDS[args.command](args)
     except (ValueError, TypeError, FileNotFoundError, RuntimeError, ImportError, ConnectionError) as err:
         # Bad input and refused resumes end with one clear line, not a traceback.
         print(f"error: {err}", file=sys.stderr)
         return 2
 
 
-def _train(args, parser) -> int:
-    from deepdistill.train import train_run
-
-    fields = _config_fields(args)
+def _train(args) -> int:
+    fields = config_fields(args)
     if args.config is not None:
         with open(args.config, encoding="utf-8") as f:
             from_file = json.load(f)
@@ -240,10 +225,8 @@ def _train(args, parser) -> int:
     return 0
 
 
-def _sweep(args, parser) -> int:
-    from deepdistill.sweep import expand_grid, parse_shard, run_id, run_sweep, select_shard
-
-    base = _config_fields(args, skip=set(_GRID.values()) | {"out_dir"})
+def _sweep(args) -> int:
+    base = config_fields(args, skip=set(_GRID.values()) | {"out_dir"})
     base["dataset"] = args.dataset
     configs = expand_grid(base, methods=args.methods, gt_weights=args.gt_weight, generations=args.generations,
                           seeds=args.seeds, datasets=args.datasets)
@@ -251,8 +234,8 @@ def _sweep(args, parser) -> int:
     configs = select_shard(configs, index, count)
     if args.dry_run:
         for cfg in configs:
-            print(run_id(cfg), json.dumps({k: cfg[k] for k in ("dataset", "method", "gt_weight", "temperature",
-                                                                 "generations", "seed")}))
+            print(cfg.run_id(), json.dumps({k: getattr(cfg, k) for k in ("dataset", "method", "gt_weight",
+                                                                          "temperature", "generations", "seed")}))
         return 0
     options = {}
     if args.backend == "ray":
@@ -265,14 +248,25 @@ def _sweep(args, parser) -> int:
     return 0
 
 
-def _rollup(args, parser) -> int:
-    from deepdistill.results import collect_records, write_rollup_csv
-
+def _rollup(args) -> int:
     if not args.dir.is_dir():
         raise FileNotFoundError(f"`dir` must be an existing folder; got {str(args.dir)!r}.")
     records = collect_records(args.dir)
     rows = write_rollup_csv(records, args.dir / "rollup.csv")
     print(f"{len(records)} record(s), {len(rows)} row(s): {args.dir / 'rollup.csv'}")
+    return 0
+
+
+def _estimate_weight(args) -> int:
+    config = TrainConfig.from_dict(config_fields(args, skip={"seed", "out_dir"}))
+    result = estimate_gt_weight(
+        config, args.out_dir, seeds=args.seeds, generation=args.generation, grid=None if args.no_grid else args.grid,
+        estimators=args.estimators, allow_any_weight=config.allow_any_weight,
+        teacher_as_alpha1=False if args.train_alpha1 else None, kernel=args.kernel,
+        kernel_params={} if args.gamma is None else {"gamma": args.gamma}, ntk_subsample=args.ntk_subsample,
+        log=_log(args.quiet))
+    print(format_summary_table(result["summary"]))
+    print(f"results: {Path(args.out_dir) / 'estimate_weight.json'} and {Path(args.out_dir) / 'estimate_weight.csv'}")
     return 0
 
 
@@ -284,12 +278,6 @@ def _print_table(record: dict) -> None:
         print(f"{g['generation']:>3} {g['loss']:>14} {g['gt_weight']:>5.2f} {g['temperature']:>4.1f} "
               f"{g['selected_epoch']:>5} {g['val']['accuracy']:>8.4f} {t['accuracy']:>8.4f} {t['nll']:>8.4f} {t['ece']:>8.4f}")
     print(f"wall time {record['wall_time_s']:.1f} s on {record['device']['type']} ({record['device']['name']})")
-
-
-def _estimate_weight(args, parser) -> int:
-    from deepdistill import estimate_cli
-
-    return estimate_cli.run(args, parser)
 
 
 _COMMANDS = {"train": _train, "sweep": _sweep, "rollup": _rollup, "estimate-weight": _estimate_weight}

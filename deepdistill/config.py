@@ -1,8 +1,14 @@
 """One run's configuration: a flat dataclass with commented defaults (the nanoGPT style).
 
 ``TrainConfig`` holds every setting of a multi-generation self-distillation run; building one
-validates every field, so a config that exists is a config that can run. ``METHODS`` maps a
-method name to the loss each generation uses (the losses themselves live in
+validates every field, so a config that exists is a config that can run, and code that receives a
+``TrainConfig`` trusts it. Each field carries its help text, and its list of choices where it has
+one, in its dataclass metadata (:func:`field_help`, :func:`field_choices`): the one place those are
+written; validation and the command line (:mod:`deepdistill.cli`) read them from there. The choices
+of the data set, model and loss fields are the registries themselves (``deepdistill.data.DATASETS``,
+``deepdistill.models.MODELS``, :data:`METHODS`), so a registered entry is a valid choice everywhere.
+
+``METHODS`` maps a method name to the loss each generation uses (the losses themselves live in
 :mod:`deepdistill.losses`).
 
 Conventions (``../shared/THEORY.md`` section 3): ``gt_weight`` is the weight on the GROUND TRUTH
@@ -19,8 +25,13 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["TrainConfig", "MethodSpec", "METHODS", "GenerationSettings", "derive_seed", "config_diff",
-           "OPERATIONAL_FIELDS", "PER_GENERATION_FIELDS"]
+from deepdistill.data import DATASETS, NOISE_TYPES
+from deepdistill.losses import LOSSES, SMOOTHING_CONVENTIONS
+from deepdistill.models import MODELS
+
+__all__ = ["TrainConfig", "MethodSpec", "METHODS", "GenerationSettings", "ensure_config", "derive_seed", "config_diff",
+           "field_help", "field_choices", "OPERATIONAL_FIELDS", "PER_GENERATION_FIELDS", "OPTIMIZERS", "SCHEDULES",
+           "SELECTIONS", "DEVICES", "AMP_MODES"]
 
 
 @dataclass(frozen=True)
@@ -28,9 +39,9 @@ class MethodSpec:
     """Which loss each generation of a method uses, and which knobs the method reads.
 
     ``first_loss`` / ``later_loss`` are :data:`deepdistill.losses.LOSSES` names; ``"ls"`` stands
-    for ``"ls_" + config.ls_convention``. A method that does not read ``gt_weight`` or
-    ``temperature`` must leave them unset (``None``), so that two configs that train the same
-    thing never look different.
+    for ``"ls_" + config.ls_convention`` (:meth:`loss_names`). A method that does not read
+    ``gt_weight`` or ``temperature`` must leave them unset (``None``), so that two configs that train
+    the same thing never look different.
     """
 
     first_loss: str            # generation 0 (trains on labels; no teacher exists yet)
@@ -41,19 +52,22 @@ class MethodSpec:
     default_temperature: float | None
     description: str
 
+    def loss_names(self, ls_convention: str) -> tuple[str, str]:
+        """``(first, later)`` as :data:`~deepdistill.losses.LOSSES` names: ``"ls"`` becomes ``"ls_<ls_convention>"``."""
+        def resolve(name: str) -> str:
+            return f"ls_{ls_convention}" if name == "ls" else name
+
+        return resolve(self.first_loss), resolve(self.later_loss)
+
     @property
     def uses_teacher(self) -> bool:
         """Whether generations >= 1 learn from the previous generation (the loss registry says)."""
-        from deepdistill.losses import LOSSES
-
         return self.later_loss in LOSSES and LOSSES[self.later_loss].needs_teacher
 
     @property
     def accepts_any_weight(self) -> bool:
         """Whether the loss that reads ``gt_weight`` stays bounded below for a weight outside [0, 1]
         (:attr:`deepdistill.losses.LossSpec.accepts_any_weight`: only [BA21]'s ``mse_mixed``)."""
-        from deepdistill.losses import LOSSES
-
         return self.uses_gt_weight and self.later_loss in LOSSES and LOSSES[self.later_loss].accepts_any_weight
 
 
@@ -85,57 +99,82 @@ OPERATIONAL_FIELDS = ("device", "out_dir", "data_root", "checkpoint_every")
 # run of generations 0..1 can be extended to 0..2.
 PER_GENERATION_FIELDS = ("generations", "gt_weight", "temperature")
 
-_OPTIMIZERS = ("sgd", "adamw")
-_SCHEDULES = ("cosine", "constant")
-_SELECTIONS = ("best_val_accuracy", "best_val_nll", "last")
-_DEVICES = ("auto", "cpu", "cuda")
-_AMP = ("off", "bf16", "fp16")
-_LS_CONVENTIONS = ("muller", "shen")
+OPTIMIZERS = ("sgd", "adamw")
+SCHEDULES = ("cosine", "constant")
+SELECTIONS = ("best_val_accuracy", "best_val_nll", "last")
+DEVICES = ("auto", "cpu", "cuda")
+AMP_MODES = ("off", "bf16", "fp16")
+
+
+def _setting(default=dataclasses.MISSING, *, help: str, choices=None, factory=None):
+    """A config field with its help text and its choices (a registry or a tuple), the one place they live."""
+    metadata = {"help": help} if choices is None else {"help": help, "choices": choices}
+    if factory is not None:
+        return field(default_factory=factory, metadata=metadata)
+    return field(default=default, metadata=metadata)
 
 
 @dataclass
 class TrainConfig:
     # data
-    dataset: str = "mnist1d"            # a deepdistill.data.DATASETS name
-    data_root: str | None = None        # folder with the data files (None: the dataset's default)
-    n_train: int | None = None          # a seeded, stratified subsample of n examples of the training pool (None: all)
-    val_fraction: float = 0.1           # share of the training set held out for validation/selection
-    label_noise: float = 0.0            # share of training labels replaced by noise
-    noise_type: str = "symmetric"       # a deepdistill.data.NOISE_TYPES name ("symmetric": uniform over the other classes)
-    data_options: dict = field(default_factory=dict)   # extra keyword arguments of load_dataset
+    dataset: str = _setting("mnist1d", help="data set name", choices=DATASETS)
+    data_root: str | None = _setting(None, help="folder holding the data files (CIFAR); None: the data set's default")
+    n_train: int | None = _setting(None, help="size of the training pool before the validation split: a seeded, "
+                                              "stratified subsample (None: all)")
+    val_fraction: float = _setting(0.1, help="share of the training pool held out for validation / model selection")
+    label_noise: float = _setting(0.0, help="share of training labels replaced by noise")
+    noise_type: str = _setting("symmetric", help="label-noise model (symmetric: uniform over the other classes)",
+                               choices=NOISE_TYPES)
+    data_options: dict = _setting(factory=dict, help="extra load_dataset keyword arguments (command line: JSON, e.g. "
+                                                     "'{\"num_samples\": 2000}')")
     # model
-    model: str = "cnn1d"                # a deepdistill.models.MODELS name
-    model_kwargs: dict = field(default_factory=dict)   # extra keyword arguments of build_model
+    model: str = _setting("cnn1d", help="model name", choices=MODELS)
+    model_kwargs: dict = _setting(factory=dict, help="extra build_model keyword arguments (command line: JSON, e.g. "
+                                                     "'{\"hidden\": 64}')")
     # self-distillation
-    method: str = "sd_kd"               # a METHODS name: which loss each generation uses
-    generations: int = 3                # generations 0..generations-1; generation 0 trains on labels only
-    gt_weight: float | list | None = None    # weight on the ground truth, per generation >= 1 (scalar or list); None: method default
-    temperature: float | list | None = None  # distillation temperature, per generation >= 1; None: method default
-    smoothing: float = 0.1              # label-smoothing strength e (methods "ls" and "ls_kd")
-    ls_convention: str = "muller"       # "muller" [M19]: true 1-e+e/K; "shen" [S21]: true 1-e, others e/(K-1)
-    beta_a: float = 3.0                 # shape a of Beta(a, 1) in Beta smoothing [ZS20]
-    allow_any_weight: bool = False      # allow gt_weight outside [0, 1] ([DPR26]'s unconstrained optimum); sd_mse only
+    method: str = _setting("sd_kd", choices=METHODS, help="self-distillation method: "
+                           + "; ".join(f"{k}: {v.description}" for k, v in METHODS.items()))
+    generations: int = _setting(3, help="number of generations (0 .. N-1); generation 0 trains on the labels")
+    gt_weight: float | list | None = _setting(
+        None, help="weight on the GROUND TRUTH for generations >= 1: one value, or one per generation >= 1 (None: the "
+                   "method's default; methods without one must leave it unset)")
+    temperature: float | list | None = _setting(
+        None, help="distillation temperature for generations >= 1: one value or one per generation >= 1 (None: the "
+                   "method's default)")
+    smoothing: float = _setting(0.1, help="label-smoothing strength e (methods ls and ls_kd)")
+    ls_convention: str = _setting("muller", choices=SMOOTHING_CONVENTIONS,
+                                  help="label-smoothing convention: muller [M19] (true 1-e+e/K) or shen [S21] (true 1-e, "
+                                       "others e/(K-1))")
+    beta_a: float = _setting(3.0, help="shape a of Beta(a, 1) in Beta smoothing [ZS20]")
+    allow_any_weight: bool = _setting(False, help="allow gt_weight outside [0, 1] ([DPR26]'s unconstrained optimum; "
+                                                  "method sd_mse only: the other losses are unbounded below there)")
     # optimisation (the same for every generation). Defaults follow the MNIST-1D authors' CNN
     # recipe (Adam, constant lr 1e-2, no weight decay, batch 100): measured on cnn1d / mnist1d seed 0,
     # 60 epochs at a constant lr reach 92% test accuracy, a cosine decay over 40-100 epochs 87-89%.
     # CIFAR work ([ZS20], [BA21]) uses SGD lr 0.1, momentum 0.9, wd 1e-4..5e-4 with a decaying lr.
-    epochs: int = 60                    # epochs per generation
-    batch_size: int = 100
-    optimizer: str = "adamw"            # "sgd" (with momentum) or "adamw"
-    lr: float = 1e-2                    # peak learning rate
-    weight_decay: float = 0.0
-    momentum: float = 0.9               # SGD only
-    schedule: str = "constant"          # "constant" or "cosine" (per step, to 0 at the last step)
-    selection: str = "best_val_accuracy"  # which epoch's weights a generation keeps: "best_val_accuracy", "best_val_nll" or "last"
-    cache_teacher: bool = True          # without augmentation, compute the teacher's training logits once per generation
-    eval_batch_size: int = 1024         # batch size of evaluation passes (no gradients)
+    epochs: int = _setting(60, help="epochs per generation")
+    batch_size: int = _setting(100, help="training batch size")
+    optimizer: str = _setting("adamw", help="optimiser (sgd: with momentum)", choices=OPTIMIZERS)
+    lr: float = _setting(1e-2, help="peak learning rate")
+    weight_decay: float = _setting(0.0, help="weight decay (decoupled for AdamW)")
+    momentum: float = _setting(0.9, help="SGD momentum")
+    schedule: str = _setting("constant", choices=SCHEDULES,
+                             help="learning-rate schedule (cosine: per step, to 0 at the end of each generation)")
+    selection: str = _setting("best_val_accuracy", choices=SELECTIONS,
+                              help="which epoch's weights each generation keeps (and passes on as the teacher)")
+    cache_teacher: bool = _setting(True, help="without augmentation, compute the teacher's training logits once per "
+                                              "generation")
+    eval_batch_size: int = _setting(1024, help="batch size of evaluation passes (no gradients)")
     # system
-    seed: int = 0                       # the one seed; every random stream is derived from it and the generation
-    device: str = "auto"                # "auto" (cuda when available), "cpu" or "cuda"
-    amp: str = "off"                    # autocast on CUDA: "off", "bf16" or "fp16" (ignored on CPU)
-    deterministic: bool = False         # torch.use_deterministic_algorithms + cudnn flags
-    checkpoint_every: int = 1           # write a resumable mid-generation checkpoint every N epochs (0: never)
-    out_dir: str = "out/run"            # the run's folder: config, checkpoints, results record
+    seed: int = _setting(0, help="the run's one seed (every random stream derives from it and the generation)")
+    device: str = _setting("auto", help="device (auto: cuda when available)", choices=DEVICES)
+    amp: str = _setting("off", choices=AMP_MODES,
+                        help="mixed precision (autocast) on CUDA; ignored on CPU (command line: --amp alone means bf16)")
+    deterministic: bool = _setting(False, help="torch.use_deterministic_algorithms and deterministic cuDNN")
+    checkpoint_every: int = _setting(1, help="write a resumable mid-generation checkpoint every N epochs (0: only per "
+                                             "generation)")
+    out_dir: str = _setting("out/run", help="output folder (train: the run's folder: config, checkpoints, record; "
+                                            "sweep: runs go to OUT_DIR/runs/<run_id>/)")
 
     def __post_init__(self):
         self._validate()
@@ -192,14 +231,14 @@ class TrainConfig:
         if not 0 <= generation < self.generations:
             raise ValueError(f"`generation` must be in [0, {self.generations - 1}]; got {generation}.")
         spec = METHODS[self.method]
-        ls_name = f"ls_{self.ls_convention}"
+        first_loss, later_loss = spec.loss_names(self.ls_convention)
         if generation == 0:
-            loss = ls_name if spec.first_loss == "ls" else spec.first_loss
+            loss = first_loss
             # Generation 0 has no teacher: a distillation method trains on the labels alone there
             # (sd_mse: MSE to the one-hot labels, i.e. its mixed target with gt_weight = 1).
             gt = 1.0 if spec.uses_teacher else _nth(self.gt_weight, 0)
             return GenerationSettings(generation, loss, gt if gt is not None else 1.0, 1.0, False)
-        loss = ls_name if spec.later_loss == "ls" else spec.later_loss
+        loss = later_loss
         if self.method == "ls_kd":
             # [S21]: teacher term only, T = 1.
             return GenerationSettings(generation, loss, 0.0, 1.0, True)
@@ -210,16 +249,9 @@ class TrainConfig:
 
     # -- validation ---------------------------------------------------------------------------
     def _validate(self) -> None:
-        _one_of("dataset", self.dataset, _registry("data", "DATASETS"))
-        _one_of("model", self.model, _registry("models", "MODELS"))
-        _one_of("method", self.method, sorted(METHODS))
-        _one_of("optimizer", self.optimizer, _OPTIMIZERS)
-        _one_of("schedule", self.schedule, _SCHEDULES)
-        _one_of("selection", self.selection, _SELECTIONS)
-        _one_of("device", self.device, _DEVICES)
-        _one_of("amp", self.amp, _AMP)
-        _one_of("ls_convention", self.ls_convention, _LS_CONVENTIONS)
-        _one_of("noise_type", self.noise_type, _registry("data", "NOISE_TYPES", sort=False))
+        for f in dataclasses.fields(self):
+            if "choices" in f.metadata:
+                _one_of(f.name, getattr(self, f.name), field_choices(f.name))
         _int_at_least("generations", self.generations, 1)
         _int_at_least("epochs", self.epochs, 1)
         _int_at_least("batch_size", self.batch_size, 1)
@@ -299,6 +331,16 @@ class GenerationSettings:
         return dataclasses.asdict(self)
 
 
+def ensure_config(config, name: str = "config") -> "TrainConfig":
+    """``config`` as a :class:`TrainConfig`: a TrainConfig is returned as it is (validated when it was
+    made), a dict is validated into one. For public entry points that also take a plain dict."""
+    if isinstance(config, TrainConfig):
+        return config
+    if isinstance(config, dict):
+        return TrainConfig.from_dict(config)
+    raise TypeError(f"`{name}` must be a TrainConfig or a dict of its fields; got {type(config).__name__}.")
+
+
 def derive_seed(seed: int, generation: int, stream: str, epoch: int = 0) -> int:
     """A 63-bit seed for one random stream (``"init"``, ``"order"``, ``"augment"``, ``"beta"``,
     ``"dropout"``) of one generation and epoch, derived from the run's one seed by hashing.
@@ -328,12 +370,24 @@ def _nth(value, i: int):
     return value[i] if isinstance(value, list) else value
 
 
-def _registry(module: str, name: str, sort: bool = True) -> list[str]:
-    # Imported on use: the registries live with the data sets and models, which import torch.
-    import importlib
+def field_help(name: str) -> str:
+    """The help text of the :class:`TrainConfig` field ``name`` (from its metadata)."""
+    return _FIELDS[name].metadata["help"]
 
-    names = getattr(importlib.import_module(f"deepdistill.{module}"), name)
-    return sorted(names) if sort else list(names)
+
+def field_choices(name: str) -> list | None:
+    """The valid values of the :class:`TrainConfig` field ``name``, or ``None`` if it has no list of choices.
+
+    Read from the field's registry or tuple when asked, so entries registered later count; a registry
+    (a dict) is listed sorted, a tuple in its own order.
+    """
+    choices = _FIELDS[name].metadata.get("choices")
+    if choices is None:
+        return None
+    return sorted(choices) if isinstance(choices, dict) else list(choices)
+
+
+_FIELDS = {f.name: f for f in dataclasses.fields(TrainConfig)}
 
 
 def _one_of(name: str, value, valid) -> None:

@@ -1,9 +1,12 @@
 """Atomic file writes: a result or checkpoint is either the old file or the complete new one.
 
-Every writer goes to a temporary file in the destination's own folder (so that ``os.replace`` is a
-rename on one file system, atomic on POSIX and Windows), flushes and fsyncs it, then replaces the
-destination. An interrupted run therefore never leaves a half-written JSON record, CSV roll-up or
+The one writer of the toolkit (``analysis``'s tables, figures and report go through it too). It
+writes to a temporary file in the destination's own folder (so that ``os.replace`` is a rename on
+one file system, atomic on POSIX and Windows), flushes and fsyncs it, then replaces the destination.
+An interrupted run therefore never leaves a half-written JSON record, CSV roll-up, figure or
 checkpoint behind; at worst a stray ``.tmp`` file that the next write of the same name ignores.
+The file gets the mode the user's umask gives a new file (0644 under the usual umask 022), as
+``open(path, "w")`` would.
 """
 from __future__ import annotations
 
@@ -13,22 +16,50 @@ import io
 import json
 import math
 import os
-import tempfile
+import secrets
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
 __all__ = ["atomic_write", "atomic_write_text", "atomic_write_json", "atomic_write_csv", "atomic_torch_save", "read_json",
            "to_jsonable"]
 
+# O_EXCL: never open a file someone else created; O_NOFOLLOW: never write through a planted symlink;
+# O_BINARY (Windows only): no newline translation below the file object, which does its own.
+_TEMP_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
+
+
+def _open_temp(target: Path) -> tuple[int, Path]:
+    """A new temporary file next to ``target``: ``(fd, path)``.
+
+    Why not ``tempfile.mkstemp``: it creates the file with mode 0600 whatever the umask, so every
+    result would be unreadable to the user's group. ``os.open`` with mode 0666 lets the OS apply the
+    umask, with no window in which the umask is changed (reading it with ``os.umask`` would be one).
+    """
+    while True:
+        tmp = target.parent / f".{target.name}.{secrets.token_hex(6)}.tmp"
+        try:
+            return os.open(tmp, _TEMP_FLAGS, 0o666), tmp
+        except FileExistsError:   # 48 random bits taken: draw again
+            continue
+
 
 @contextlib.contextmanager
 def atomic_write(path, mode: str = "w", **open_kwargs) -> Iterator[Any]:
-    """Open a temporary file next to ``path``; on a clean exit, fsync it and ``os.replace`` it onto ``path``."""
+    """Open a temporary file next to ``path``; on a clean exit, fsync it and ``os.replace`` it onto ``path``.
+
+    ``mode`` and ``open_kwargs`` are those of :func:`open` (``"w"``, ``"wb"``; ``encoding``, ``newline``).
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = _open_temp(path)
     try:
-        with os.fdopen(fd, mode, **open_kwargs) as f:
+        file = os.fdopen(fd, mode, **open_kwargs)
+    except BaseException:   # a bad mode or encoding: nothing was written, leave nothing behind
+        os.close(fd)
+        os.unlink(tmp)
+        raise
+    try:
+        with file as f:
             yield f
             f.flush()
             os.fsync(f.fileno())

@@ -21,6 +21,12 @@ References: [BA21] Borup & Andersen 2021 (arXiv 2102.13088); [ZS20] Zhang & Sabu
 
 ``gt_weight`` must lie in [0, 1], except for ``mse_mixed`` with ``allow_any_weight=True``: the one
 distillation loss here that stays bounded below for any weight (see :class:`LossSpec`).
+
+Where arguments are checked. The public functions check theirs on every call (cheap scalar and shape
+checks, for a user calling them directly). The training loop calls a loss on every batch, so it goes
+through :meth:`LossSpec.bind`: the scalar settings (weight, temperature, smoothing) are checked once
+per generation, and the bound loss calls the same computations (the private ``_`` functions below)
+without checking them again.
 """
 from __future__ import annotations
 
@@ -121,6 +127,10 @@ def soft_cross_entropy(logits: Tensor, target_probs: Tensor) -> Tensor:
     ``target_probs`` rows should sum to 1 (not checked: a sub-normalised target is sometimes wanted).
     """
     _check_pair(logits, target_probs, "target_probs")
+    return _soft_cross_entropy(logits, target_probs)
+
+
+def _soft_cross_entropy(logits: Tensor, target_probs: Tensor) -> Tensor:
     # log_softmax, not log(softmax): stable for large logits.
     return -(target_probs * F.log_softmax(logits, dim=1)).sum(dim=1).mean()
 
@@ -141,6 +151,10 @@ def smoothed_targets(labels: Tensor, num_classes: int, smoothing: float, convent
     num_classes = int(num_classes)
     if num_classes < 2:
         raise ValueError(f"`num_classes` must be >= 2; got {num_classes}.")
+    return _smoothed_targets(labels, num_classes, smoothing, convention, dtype)
+
+
+def _smoothed_targets(labels: Tensor, num_classes: int, smoothing: float, convention: str, dtype) -> Tensor:
     onehot = F.one_hot(labels.long(), num_classes).to(dtype)
     if convention == "muller":
         return onehot * (1.0 - smoothing) + smoothing / num_classes
@@ -151,6 +165,10 @@ def label_smoothing_loss(logits: Tensor, labels: Tensor, smoothing: float, conve
     """Cross-entropy against :func:`smoothed_targets` (convention named explicitly)."""
     _check_logits(logits)
     return soft_cross_entropy(logits, smoothed_targets(labels, logits.shape[1], smoothing, convention, dtype=logits.dtype))
+
+
+def _label_smoothing(logits: Tensor, labels: Tensor, smoothing: float, convention: str) -> Tensor:
+    return _soft_cross_entropy(logits, _smoothed_targets(labels, logits.shape[1], smoothing, convention, logits.dtype))
 
 
 # --------------------------------------------------------------------------------------------
@@ -165,7 +183,10 @@ def kd_kl(student_logits: Tensor, teacher_logits: Tensor, temperature: float) ->
     scale independent of T (Hinton et al. 2015, section 2).
     """
     _check_pair(student_logits, teacher_logits, "teacher_logits")
-    temperature = _check_temperature(temperature)
+    return _kd_kl(student_logits, teacher_logits, _check_temperature(temperature))
+
+
+def _kd_kl(student_logits: Tensor, teacher_logits: Tensor, temperature: float) -> Tensor:
     log_p_student = F.log_softmax(student_logits / temperature, dim=1)
     log_p_teacher = F.log_softmax(teacher_logits / temperature, dim=1)
     kl = F.kl_div(log_p_student, log_p_teacher, reduction="batchmean", log_target=True)
@@ -176,7 +197,12 @@ def hinton_kd_loss(student_logits: Tensor, teacher_logits: Tensor, labels: Tenso
                    gt_weight: float, temperature: float) -> Tensor:
     """``gt_weight * CE(y, s) + (1 - gt_weight) * kd_kl(s, t, T)`` (Hinton et al. 2015)."""
     gt_weight = _check_unit_interval(gt_weight, "gt_weight")
-    return gt_weight * cross_entropy(student_logits, labels) + (1.0 - gt_weight) * kd_kl(
+    _check_pair(student_logits, teacher_logits, "teacher_logits")
+    return _hinton_kd(student_logits, teacher_logits, labels, gt_weight, _check_temperature(temperature))
+
+
+def _hinton_kd(student_logits, teacher_logits, labels, gt_weight: float, temperature: float) -> Tensor:
+    return gt_weight * F.cross_entropy(student_logits, labels) + (1.0 - gt_weight) * _kd_kl(
         student_logits, teacher_logits, temperature
     )
 
@@ -204,10 +230,18 @@ def mixed_target_mse_loss(student_logits: Tensor, teacher_probs: Tensor, labels:
     outside [0, 1]); a cross-entropy or KL term with a negative coefficient would be unbounded below.
     """
     _check_pair(student_logits, teacher_probs, "teacher_probs")
-    gt_weight = _check_weight(gt_weight, "gt_weight", allow_any_weight)
+    return _mixed_target_mse(student_logits, teacher_probs, labels, _check_weight(gt_weight, "gt_weight", allow_any_weight))
+
+
+def _squared_distance_to_labels(student_logits: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
+    """``(p, ||p - onehot(y)||^2 per example)`` with ``p = softmax(s)``."""
     probs = F.softmax(student_logits, dim=1)
     onehot = F.one_hot(labels.long(), student_logits.shape[1]).to(probs.dtype)
-    to_labels = (probs - onehot).pow(2).sum(dim=1)
+    return probs, (probs - onehot).pow(2).sum(dim=1)
+
+
+def _mixed_target_mse(student_logits, teacher_probs, labels, gt_weight: float) -> Tensor:
+    probs, to_labels = _squared_distance_to_labels(student_logits, labels)
     to_teacher = (probs - teacher_probs).pow(2).sum(dim=1)
     return (gt_weight * to_labels + (1.0 - gt_weight) * to_teacher).mean()
 
@@ -273,10 +307,13 @@ def zhang_sabuncu_loss(student_logits: Tensor, teacher_logits: Tensor, labels: T
     and there is no ``T^2`` factor (unlike :func:`hinton_kd_loss`).
     """
     _check_pair(student_logits, teacher_logits, "teacher_logits")
-    gt_weight = _check_unit_interval(gt_weight, "gt_weight")
-    temperature = _check_temperature(temperature)
+    return _zhang_sabuncu(student_logits, teacher_logits, labels, _check_unit_interval(gt_weight, "gt_weight"),
+                          _check_temperature(temperature))
+
+
+def _zhang_sabuncu(student_logits, teacher_logits, labels, gt_weight: float, temperature: float) -> Tensor:
     teacher_probs = F.softmax(teacher_logits / temperature, dim=1)
-    return gt_weight * cross_entropy(student_logits, labels) + (1.0 - gt_weight) * soft_cross_entropy(
+    return gt_weight * F.cross_entropy(student_logits, labels) + (1.0 - gt_weight) * _soft_cross_entropy(
         student_logits, teacher_probs
     )
 
@@ -341,7 +378,12 @@ def beta_smoothing_loss(logits: Tensor, labels: Tensor, targets: Tensor, *, gt_w
     ``gt_weight = 1 - w = 0.4``.
     """
     gt_weight = _check_unit_interval(gt_weight, "gt_weight")
-    return gt_weight * cross_entropy(logits, labels) + (1.0 - gt_weight) * soft_cross_entropy(
+    _check_pair(logits, targets, "targets")
+    return _beta_smoothing(logits, labels, targets, gt_weight)
+
+
+def _beta_smoothing(logits: Tensor, labels: Tensor, targets: Tensor, gt_weight: float) -> Tensor:
+    return gt_weight * F.cross_entropy(logits, labels) + (1.0 - gt_weight) * _soft_cross_entropy(
         logits, targets.to(logits.dtype)
     )
 
@@ -354,9 +396,13 @@ def beta_smoothing_loss(logits: Tensor, labels: Tensor, targets: Tensor, *, gt_w
 class LossSpec:
     """A loss as the training loop sees it.
 
-    ``fn(student_logits, labels, *, teacher_logits=None, gt_weight=1.0, temperature=1.0,
-    smoothing=0.0, beta_targets=None, allow_any_weight=False) -> Tensor``; each adapter uses the
-    arguments its loss needs and ignores the others (all are still range-checked).
+    ``compute(student_logits, labels, teacher_logits, gt_weight, temperature, smoothing, beta_targets)``
+    computes the loss from already-checked settings, using the arguments it needs. :meth:`bind` checks
+    the settings once and returns the per-batch loss; :meth:`fn` checks everything on one call.
+
+    ``labels_term(student_logits, labels)``: for a loss with a teacher term, the loss at
+    ``gt_weight = 1`` (where the teacher's weight is 0), which then needs no teacher; ``None`` for a
+    loss that always needs its teacher. Generation 0 of ``sd_mse`` trains this way.
 
     ``accepts_any_weight``: the loss stays bounded below for EVERY real ``gt_weight``, so
     ``allow_any_weight=True`` may take the weight outside [0, 1] ([DPR26]). Only ``mse_mixed`` does
@@ -366,82 +412,98 @@ class LossSpec:
     above (``-log p -> inf`` as ``p -> 0``), so the loss is unbounded below and training diverges.
     """
 
-    fn: Callable[..., Tensor]
+    name: str
+    compute: Callable[..., Tensor]
     needs_teacher: bool
     needs_beta_targets: bool
     description: str
     accepts_any_weight: bool = False
+    labels_term: Callable[[Tensor, Tensor], Tensor] | None = None
 
+    def bind(self, *, gt_weight: float = 1.0, temperature: float = 1.0, smoothing: float = 0.0,
+             allow_any_weight: bool = False) -> Callable[..., Tensor]:
+        """Check the settings once; return ``loss(student_logits, labels, teacher_logits=None,
+        beta_targets=None) -> Tensor``, which trusts them (the training loop calls it on every batch).
 
-def _adapter(name: str, needs_teacher: bool, needs_beta_targets: bool, body, *,
-             accepts_any_weight: bool = False) -> Callable[..., Tensor]:
-    def fn(student_logits, labels, *, teacher_logits=None, gt_weight=1.0, temperature=1.0,
-           smoothing=0.0, beta_targets=None, allow_any_weight=False):
-        if allow_any_weight and not accepts_any_weight:
+        ``allow_any_weight``: a weight outside [0, 1] is accepted by a loss with
+        ``accepts_any_weight`` only; the others refuse it, naming the loss that takes one.
+        """
+        if allow_any_weight and not self.accepts_any_weight:
             value = float(gt_weight)
             if not 0.0 <= value <= 1.0:
                 raise ValueError(
-                    f"loss {name!r} takes `gt_weight` in [0, 1] only, also with allow_any_weight=True; got {value!r}: "
-                    "outside [0, 1] a cross-entropy/KL term gets a negative coefficient, the loss is unbounded "
-                    "below and training diverges. Only 'mse_mixed' (method 'sd_mse') accepts any weight."
+                    f"loss {self.name!r} takes `gt_weight` in [0, 1] only, also with allow_any_weight=True; got "
+                    f"{value!r}: outside [0, 1] a cross-entropy/KL term gets a negative coefficient, the loss is "
+                    "unbounded below and training diverges. Only 'mse_mixed' (method 'sd_mse') accepts any weight."
                 )
-        gt_weight = _check_weight(gt_weight, "gt_weight", allow_any_weight and accepts_any_weight)
+        gt_weight = _check_weight(gt_weight, "gt_weight", allow_any_weight and self.accepts_any_weight)
         temperature = _check_temperature(temperature)
         smoothing = _check_smoothing(smoothing)
-        if needs_teacher:
-            if teacher_logits is None:
-                raise ValueError(f"loss {name!r} needs `teacher_logits`; got None (generation 0 has no teacher: use 'ce').")
-            teacher_logits = teacher_logits.detach()
-        if needs_beta_targets and beta_targets is None:
-            raise ValueError(f"loss {name!r} needs `beta_targets` (from beta_smoothing_targets); got None.")
-        return body(student_logits, labels, teacher_logits, gt_weight, temperature, smoothing, beta_targets)
+        compute, name = self.compute, self.name
+        # The teacher's weight is 0 at gt_weight 1: the labels term alone, no teacher needed.
+        without_teacher = self.labels_term if gt_weight == 1.0 else None
 
-    fn.__name__ = f"{name}_loss_adapter"
-    return fn
+        def loss(student_logits: Tensor, labels: Tensor, teacher_logits: Tensor | None = None,
+                 beta_targets: Tensor | None = None) -> Tensor:
+            if self.needs_teacher:
+                if teacher_logits is None:
+                    if without_teacher is None:
+                        raise ValueError(f"loss {name!r} needs `teacher_logits` at gt_weight {gt_weight:g}; got None "
+                                         "(generation 0 has no teacher: use 'ce').")
+                    return without_teacher(student_logits, labels)
+                teacher_logits = teacher_logits.detach()     # a teacher never receives gradients
+            if self.needs_beta_targets and beta_targets is None:
+                raise ValueError(f"loss {name!r} needs `beta_targets` (from beta_smoothing_targets); got None.")
+            return compute(student_logits, labels, teacher_logits, gt_weight, temperature, smoothing, beta_targets)
+
+        loss.__name__ = f"{name}_loss"
+        return loss
+
+    def fn(self, student_logits: Tensor, labels: Tensor, *, teacher_logits: Tensor | None = None,
+           gt_weight: float = 1.0, temperature: float = 1.0, smoothing: float = 0.0,
+           beta_targets: Tensor | None = None, allow_any_weight: bool = False) -> Tensor:
+        """The loss of one batch with every argument checked (for direct use; a loop should :meth:`bind`)."""
+        _check_logits(student_logits, "student_logits")
+        if teacher_logits is not None:
+            _check_pair(student_logits, teacher_logits, "teacher_logits")
+        if beta_targets is not None:
+            _check_pair(student_logits, beta_targets, "beta_targets")
+        bound = self.bind(gt_weight=gt_weight, temperature=temperature, smoothing=smoothing,
+                          allow_any_weight=allow_any_weight)
+        return bound(student_logits, labels, teacher_logits, beta_targets)
 
 
-LOSSES: dict[str, LossSpec] = {
-    "ce": LossSpec(
-        _adapter("ce", False, False, lambda s, y, t, g, T, e, b: cross_entropy(s, y)),
-        False, False, "cross-entropy with the (possibly noisy) labels",
-    ),
-    "ls_muller": LossSpec(
-        _adapter("ls_muller", False, False, lambda s, y, t, g, T, e, b: label_smoothing_loss(s, y, e, "muller")),
-        False, False, "label smoothing [M19]: true 1-e+e/K, others e/K (`smoothing` = e)",
-    ),
-    "ls_shen": LossSpec(
-        _adapter("ls_shen", False, False, lambda s, y, t, g, T, e, b: label_smoothing_loss(s, y, e, "shen")),
-        False, False, "label smoothing [S21]/[ZS20]: true 1-e, others e/(K-1) (`smoothing` = e)",
-    ),
-    "kd": LossSpec(
-        _adapter("kd", True, False, lambda s, y, t, g, T, e, b: hinton_kd_loss(s, t, y, gt_weight=g, temperature=T)),
-        True, False, "Hinton KD: gt_weight CE + (1-gt_weight) T^2 KL(softmax(t/T) || softmax(s/T))",
-    ),
-    "mse_mixed": LossSpec(
-        # The adapter has checked the weight (any finite number when allowed): the pure function
-        # is told so, rather than re-checking it against [0, 1].
-        _adapter("mse_mixed", True, False,
-                 lambda s, y, t, g, T, e, b: mixed_target_mse_loss(s, F.softmax(t / T, dim=1), y, gt_weight=g,
-                                                                   allow_any_weight=True),
-                 accepts_any_weight=True),
-        True, False, "[BA21]: gt_weight ||p-onehot||^2 + (1-gt_weight) ||p-softmax(t/T)||^2 (their code: T=1); "
-                     "bounded below for any gt_weight",
-        accepts_any_weight=True,
-    ),
-    "zs": LossSpec(
-        _adapter("zs", True, False,
-                 lambda s, y, t, g, T, e, b: zhang_sabuncu_loss(s, t, y, gt_weight=g, temperature=T)),
-        True, False, "[ZS20] code: gt_weight CE + (1-gt_weight) CE(softmax(t/T), softmax(s)); their w=0.4,T=4 is gt_weight=0.6",
-    ),
-    "beta": LossSpec(
-        _adapter("beta", False, True, lambda s, y, t, g, T, e, b: beta_smoothing_loss(s, y, b, gt_weight=g)),
-        False, True, "[ZS20] Beta smoothing: gt_weight CE + (1-gt_weight) CE(beta targets, s); their w=0.6 is gt_weight=0.4",
-    ),
-    "ls_teacher_kd": LossSpec(
-        _adapter("ls_teacher_kd", True, False, lambda s, y, t, g, T, e, b: ls_teacher_kd_loss(s, t, T)),
-        True, False, "[S21]: T^2 KL from a label-smoothed teacher, teacher term only (gt_weight ignored; T=1 in [S21])",
-    ),
-}
+def _mse_labels_term(s: Tensor, y: Tensor) -> Tensor:
+    return _squared_distance_to_labels(s, y)[1].mean()
+
+
+# Each entry: compute(s, y, t, g, T, e, b) from checked settings (s: student logits, y: labels,
+# t: teacher logits, g: gt_weight, T: temperature, e: smoothing, b: Beta-smoothing targets).
+LOSSES: dict[str, LossSpec] = {spec.name: spec for spec in (
+    LossSpec("ce", lambda s, y, t, g, T, e, b: F.cross_entropy(s, y),
+             False, False, "cross-entropy with the (possibly noisy) labels"),
+    LossSpec("ls_muller", lambda s, y, t, g, T, e, b: _label_smoothing(s, y, e, "muller"),
+             False, False, "label smoothing [M19]: true 1-e+e/K, others e/K (`smoothing` = e)"),
+    LossSpec("ls_shen", lambda s, y, t, g, T, e, b: _label_smoothing(s, y, e, "shen"),
+             False, False, "label smoothing [S21]/[ZS20]: true 1-e, others e/(K-1) (`smoothing` = e)"),
+    LossSpec("kd", lambda s, y, t, g, T, e, b: _hinton_kd(s, t, y, g, T),
+             True, False, "Hinton KD: gt_weight CE + (1-gt_weight) T^2 KL(softmax(t/T) || softmax(s/T))",
+             labels_term=lambda s, y: F.cross_entropy(s, y)),
+    LossSpec("mse_mixed", lambda s, y, t, g, T, e, b: _mixed_target_mse(s, F.softmax(t / T, dim=1), y, g),
+             True, False, "[BA21]: gt_weight ||p-onehot||^2 + (1-gt_weight) ||p-softmax(t/T)||^2 (their code: T=1); "
+                          "bounded below for any gt_weight",
+             accepts_any_weight=True, labels_term=_mse_labels_term),
+    LossSpec("zs", lambda s, y, t, g, T, e, b: _zhang_sabuncu(s, t, y, g, T),
+             True, False, "[ZS20] code: gt_weight CE + (1-gt_weight) CE(softmax(t/T), softmax(s)); their w=0.4,T=4 is "
+                          "gt_weight=0.6",
+             labels_term=lambda s, y: F.cross_entropy(s, y)),
+    LossSpec("beta", lambda s, y, t, g, T, e, b: _beta_smoothing(s, y, b, g),
+             False, True, "[ZS20] Beta smoothing: gt_weight CE + (1-gt_weight) CE(beta targets, s); their w=0.6 is "
+                          "gt_weight=0.4"),
+    LossSpec("ls_teacher_kd", lambda s, y, t, g, T, e, b: _kd_kl(s, t, T),
+             True, False, "[S21]: T^2 KL from a label-smoothed teacher, teacher term only (gt_weight ignored; T=1 in "
+                          "[S21])"),
+)}
 
 
 def get_loss(name: str) -> LossSpec:

@@ -10,21 +10,21 @@ models share one card), and Ray places, orders and retries them:
   side by side.
 * Teachers pass as files, not live models: the task of generation ``g`` runs
   :func:`deepdistill.train.train_run` with ``through_generation=g`` in the run folder, which loads
-  generations ``< g`` from their ``generation_{k}.pt`` files (written atomically by the tasks
-  before), trains ``g`` and writes no record. The sweep folder must therefore be one that every
+  generations ``< g`` from their checkpoint files (:func:`deepdistill.runs.checkpoint_path`, written
+  atomically by the tasks before), trains ``g`` and writes no record. The sweep folder must therefore be one that every
   node sees (NFS, Lustre, ...); it is already where the records, checkpoints and roll-up live.
-* The last generation's task is :func:`deepdistill.sweep.run_one`, the very function the local
+* The last generation's task is :func:`deepdistill.train.run_one`, the very function the local
   backend calls: it writes ``record.json`` (atomically, with the full config's run id). Only that
   task writes a record, so an unfinished chain never leaves one that looks complete, and the
   records, hence the roll-up, are those of the local backend.
 * Faults. A worker that dies (killed, out of memory, node lost) is a system failure, retried by Ray
   up to ``max_retries`` times; the retry resumes from the generation's last mid-generation
-  checkpoint (``generation_{g}.partial.pt``) and, on CPU, ends with the weights the uninterrupted
+  checkpoint (:func:`deepdistill.runs.partial_path`) and, on CPU, ends with the weights the uninterrupted
   run has. An exception raised by the training itself (a refused config, a non-finite loss) is not
   retried: it would only fail again. Other runs go on; the roll-up is written for every finished
   run; then the failures are reported together.
 * Restart. Before submitting, the driver skips runs with a complete record and generations with a
-  ``generation_{g}.pt``, so a sweep stopped and started again trains only what is missing.
+  finished checkpoint, so a sweep stopped and started again trains only what is missing.
 
 Ray is an optional dependency (``pip install ".[cluster]"``); without it :func:`run_sweep_ray`
 fails at once, saying how to install it.
@@ -36,9 +36,10 @@ import numbers
 from pathlib import Path
 from typing import Callable
 
-from deepdistill.config import TrainConfig
-from deepdistill.results import collect_records, read_record, write_rollup_csv
-from deepdistill.sweep import run_dir_for, run_id, run_one
+from deepdistill.config import TrainConfig, ensure_config
+from deepdistill.results import collect_records, describe_run, write_rollup_csv
+from deepdistill.runs import RECORD_FILE, RUNS_FOLDER, checkpoint_path, is_finished, read_record, run_dir_for
+from deepdistill.train import run_one, train_run
 
 __all__ = ["import_ray", "run_sweep_ray", "RAY_INSTALL_HINT"]
 
@@ -62,30 +63,27 @@ def import_ray():
 # What a task runs
 # ------------------------------------------------------------------------------------------------
 
-def _generation_task(config_dict: dict, out_dir: str, generation: int, *after) -> dict:
+def _generation_task(config: TrainConfig, out_dir: str, generation: int, *after) -> dict:
     """The body of one Ray task: generation ``generation`` of one run, in the run's folder.
 
     ``after``: the result of the task of the generation before (an argument only so that Ray starts
     this task once that one is done). The generations before are loaded from their files by
     :func:`deepdistill.train.train_run`; ``through_generation`` makes it stop after this generation
-    without writing a record. The last generation is :func:`deepdistill.sweep.run_one`, as on the
+    without writing a record. The last generation is :func:`deepdistill.train.run_one`, as on the
     local backend: it writes and returns the run's record. An earlier one returns a small dict (the
     weights stay in the file, never in Ray's object store).
     """
     import ray
 
-    from deepdistill.train import train_run
-
-    if config_dict["device"] == "auto" and not ray.get_gpu_ids():
+    if config.device == "auto" and not ray.get_gpu_ids():
         # Ray (>= 2.48) no longer hides the GPUs from a task that declared none, so "auto" would take
         # a card that Ray gave to other tasks. The device is an operational field: the run id stays.
-        config_dict = dict(config_dict, device="cpu")
-    if generation == config_dict["generations"] - 1:
-        return run_one(config_dict, out_dir, progress=False)
-    run_dir = run_dir_for(config_dict, out_dir)
+        config = config.replace(device="cpu")
+    if generation == config.generations - 1:
+        return run_one(config, out_dir, progress=False)
+    run_dir = run_dir_for(config, out_dir)
     # The config as run_one passes it (out_dir = the run folder), so that config.json is the same.
-    config = TrainConfig.from_dict(dict(config_dict, out_dir=str(run_dir)))
-    train_run(config, run_dir, progress=False, through_generation=generation)
+    train_run(config.replace(out_dir=str(run_dir)), run_dir, progress=False, through_generation=generation)
     return {"run_id": config.run_id(), "generation": generation}
 
 
@@ -93,7 +91,7 @@ def _generation_task(config_dict: dict, out_dir: str, generation: int, *after) -
 # The driver
 # ------------------------------------------------------------------------------------------------
 
-def run_sweep_ray(configs: list[dict], out_dir, *, address: str | None = None, num_cpus_per_task: float = 1,
+def run_sweep_ray(configs: list[TrainConfig], out_dir, *, address: str | None = None, num_cpus_per_task: float = 1,
                   num_gpus_per_task: float = 0, max_retries: int = 3, num_cpus: int | None = None,
                   runtime_env: dict | None = None, log: Callable[[str], None] | None = None,
                   progress: bool | None = None) -> list[dict]:
@@ -101,7 +99,8 @@ def run_sweep_ray(configs: list[dict], out_dir, *, address: str | None = None, n
 
     Parameters
     ----------
-    configs : full config dicts (as :func:`deepdistill.sweep.expand_grid` makes them).
+    configs : :class:`TrainConfig`\\ s (as :func:`deepdistill.sweep.expand_grid` makes them; a dict is
+        validated into one here).
     out_dir : the sweep folder, seen by every node; runs go to ``out_dir/runs/<run_id>/``.
     address : a running Ray cluster (``"auto"``, ``"ray://head:10001"``, ``"head:6379"``); ``None``
         starts a local Ray instance on this machine (no dashboard) and stops it at the end. If Ray is
@@ -129,19 +128,17 @@ def run_sweep_ray(configs: list[dict], out_dir, *, address: str | None = None, n
         _check_count("num_cpus", num_cpus, low=1)
 
     out_dir = Path(out_dir).resolve()   # absolute: a worker's current folder is not the driver's
-    unique: dict[str, dict] = {}
-    for i, cfg in enumerate(configs):
-        if not isinstance(cfg, dict):
-            raise TypeError(f"`configs` must be a list of config dicts; item {i} is {type(cfg).__name__}.")
-        cfg = TrainConfig.from_dict(cfg).to_dict()     # validates
-        if cfg["device"] == "cuda" and num_gpus_per_task == 0:
+    configs = [ensure_config(c, f"configs[{i}]") for i, c in enumerate(configs)]
+    unique: dict[str, TrainConfig] = {}
+    for cfg in configs:
+        if cfg.device == "cuda" and num_gpus_per_task == 0:
             raise ValueError("a config asks for device='cuda' but `num_gpus_per_task` is 0, so Ray would give its tasks "
                              "no GPU; set num_gpus_per_task (e.g. 0.25 to share a card by four) or device='cpu'.")
-        if cfg["device"] == "cpu" and num_gpus_per_task > 0:
+        if cfg.device == "cpu" and num_gpus_per_task > 0:
             raise ValueError(f"`num_gpus_per_task` is {num_gpus_per_task} but a config asks for device='cpu': its tasks "
                              "would hold GPUs they never use; set device='auto' or 'cuda', or num_gpus_per_task=0.")
         # One chain per run id: two chains in one folder would write the same files.
-        unique.setdefault(run_id(cfg), cfg)
+        unique.setdefault(cfg.run_id(), cfg)
     out_dir.mkdir(parents=True, exist_ok=True)
 
     started_here = not ray.is_initialized()
@@ -172,15 +169,15 @@ def _drive(ray, configs, unique, out_dir: Path, *, num_cpus_per_task, num_gpus_p
     pending = {}          # the ref of a run's last task -> run id
     for rid, cfg in unique.items():
         run_dir = run_dir_for(cfg, out_dir)
-        record = read_record(run_dir / "record.json")
-        if record is not None and record["run_id"] == rid:
+        record = read_record(run_dir / RECORD_FILE)
+        if is_finished(record, cfg):
             records[rid] = record
             if log:
-                log(_describe("skipped (finished)", record))
+                log(describe_run("skipped (finished)", record))
             continue
-        last, ref = cfg["generations"] - 1, None
+        last, ref = cfg.generations - 1, None
         for g in range(last + 1):
-            if g < last and (run_dir / f"generation_{g}.pt").exists():
+            if g < last and checkpoint_path(run_dir, g).exists():
                 continue   # finished by an earlier sweep: its file is the teacher
             ref = task.options(name=f"deepdistill-{rid}-g{g}").remote(cfg, str(out_dir), g,
                                                                        *([ref] if ref is not None else []))
@@ -204,25 +201,17 @@ def _drive(ray, configs, unique, out_dir: Path, *, num_cpus_per_task, num_gpus_p
             finally:
                 bar.update(1)
             if log:
-                log(_describe("finished", records[rid]))
+                log(describe_run("finished", records[rid]))
     bar.close()
 
     # The roll-up covers every complete record in the folder (other shards' included), as the local backend's.
-    write_rollup_csv(collect_records(out_dir / "runs"), out_dir / "rollup.csv")
+    write_rollup_csv(collect_records(out_dir / RUNS_FOLDER), out_dir / "rollup.csv")
     if failures:
         first_id, first = next(iter(failures.items()))
         raise RuntimeError(f"{len(failures)} of {len(unique)} run(s) failed on Ray ({sorted(failures)}); the finished "
                            f"ones are saved and in the roll-up, and a new sweep resumes the rest. First failure, run "
                            f"{first_id}: {type(first).__name__}: {first}")
-    return [records[run_id(cfg)] for cfg in configs]
-
-
-def _describe(what: str, record: dict) -> str:
-    # The local backend's log line, so that both backends' logs read the same.
-    cfg, gens = record["config"], record["generations"]
-    return (f"{what} {record['run_id']}: {cfg['method']} gt_weight {cfg['gt_weight']} seed {cfg['seed']}: test accuracy "
-            "by generation " + " ".join(f"{g['test']['accuracy']:.3f}" for g in gens)
-            + f" (last {gens[-1]['test']['accuracy']:.3f})")
+    return [records[cfg.run_id()] for cfg in configs]
 
 
 def _check_count(name: str, value, *, low: float, low_open: bool = False) -> None:

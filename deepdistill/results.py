@@ -3,10 +3,10 @@
 A record holds everything needed to trust and regroup a number later: the full config, the seed,
 library versions, the device, wall time, and per generation the loss settings, the selected epoch
 (and the selection rule), the per-epoch history, and the metrics on validation and test computed by
-:func:`analysis.metrics.summarize` (accuracy, nll, ece, brier, entropy, diversity) -- one metric
+:func:`deepdistill.metrics.summarize` (accuracy, nll, ece, brier, entropy, diversity) -- one metric
 implementation shared by every package. Records carry ``"complete": true`` and are written
-atomically, so a record that parses is a finished run; :func:`read_record` returns ``None`` for
-anything else.
+atomically, so a record that parses is a finished run; :func:`deepdistill.runs.read_record` returns
+``None`` for anything else.
 
 The roll-up has one row per (config without seed, generation): runs that differ only in their seed
 are grouped (``TrainConfig.group_id``), and every metric gets ``_mean`` and ``_sd`` columns (sample
@@ -22,12 +22,12 @@ import sys
 from pathlib import Path
 
 from deepdistill.config import TrainConfig
-from deepdistill.io import atomic_write_csv, read_json
+from deepdistill.io import atomic_write_csv
+from deepdistill.runs import RECORD_FILE, SCHEMA, read_record
 
-__all__ = ["SCHEMA", "make_record", "read_record", "collect_records", "rollup_rows", "write_rollup_csv",
-           "mean_sd", "library_versions", "device_description"]
+__all__ = ["make_record", "collect_records", "rollup_rows", "write_rollup_csv", "mean_sd", "describe_run",
+           "library_versions", "device_description"]
 
-SCHEMA = "deepdistill.record/1"
 # Config fields that name a group in the roll-up (all identity fields go into its group_id).
 _GROUP_COLUMNS = ("dataset", "model", "method", "generations", "epochs", "n_train", "label_noise", "smoothing",
                   "ls_convention", "selection")
@@ -82,21 +82,10 @@ def make_record(config: TrainConfig, generations: list[dict], *, device, session
     }
 
 
-def read_record(path) -> dict | None:
-    """The record at ``path`` if it is a complete run record, else ``None`` (missing, partial, corrupt)."""
-    record = read_json(path)
-    if not isinstance(record, dict) or record.get("schema") != SCHEMA or record.get("complete") is not True:
-        return None
-    gens = record.get("generations")
-    if not isinstance(gens, list) or len(gens) != record.get("config", {}).get("generations"):
-        return None
-    return record
-
-
 def collect_records(root) -> list[dict]:
     """Every complete record under ``root`` (any depth), in path order."""
     out = []
-    for path in sorted(Path(root).rglob("record.json")):
+    for path in sorted(Path(root).rglob(RECORD_FILE)):
         record = read_record(path)
         if record is not None:
             out.append(record)
@@ -115,6 +104,15 @@ def mean_sd(values) -> tuple[float, float]:
     if not values:
         return math.nan, math.nan
     return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else math.nan)
+
+
+def describe_run(what: str, record: dict) -> str:
+    """One log line for a finished run: ``what`` (e.g. "finished"), its id, method, weight, seed and the
+    test accuracy of every generation (the same line on every backend)."""
+    cfg, gens = record["config"], record["generations"]
+    return (f"{what} {record['run_id']}: {cfg['method']} gt_weight {cfg['gt_weight']} seed {cfg['seed']}: test accuracy "
+            "by generation " + " ".join(f"{g['test']['accuracy']:.3f}" for g in gens)
+            + f" (last {gens[-1]['test']['accuracy']:.3f})")
 
 
 def rollup_rows(records: list[dict]) -> list[dict]:

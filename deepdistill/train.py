@@ -11,12 +11,13 @@ generation (eval mode, no gradients) and indexed by each batch's example indices
 generation costs about what a plain run costs; with augmentation the teacher sees each augmented
 batch.
 
-Files in the run folder (every write atomic, :mod:`deepdistill.io`)::
+The run folder holds the config, one checkpoint per finished generation, the mid-generation state of
+the generation in progress (removed at its end) and, once every generation is done, the results
+record; :mod:`deepdistill.runs` names these files and reads them back, every write is atomic
+(:mod:`deepdistill.io`).
 
-    config.json                    the config (a resume with a different one is refused)
-    generation_{g}.pt              a finished generation: selected weights, metrics, history
-    generation_{g}.partial.pt      mid-generation state after the last finished epoch (removed at the end)
-    record.json                    the results record, written once every generation is done
+:func:`train_run` trains (or resumes) one run in its folder; :func:`run_one` does so for a run of a
+sweep folder (``<sweep>/runs/<run_id>/``), the unit that every sweep backend executes.
 
 Randomness: every stream (initial weights, batch order, augmentation, Beta draws, dropout) is
 seeded from ``(seed, generation, stream, epoch)`` by :func:`deepdistill.config.derive_seed`; nothing
@@ -35,13 +36,19 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
-from analysis.metrics import softmax, summarize
-from deepdistill.config import (PER_GENERATION_FIELDS, GenerationSettings, TrainConfig,
-                                config_diff, derive_seed)
+from deepdistill.config import (DEVICES, PER_GENERATION_FIELDS, GenerationSettings, TrainConfig, config_diff,
+                                derive_seed, ensure_config)
+from deepdistill.ema import EMA
 from deepdistill.io import atomic_torch_save, atomic_write_json, read_json
+from deepdistill.losses import LOSSES, beta_smoothing_targets
+from deepdistill.metrics import softmax, summarize
+from deepdistill.models import build_model
+from deepdistill.results import describe_run, make_record
+from deepdistill.runs import (CONFIG_FILE, RECORD_FILE, checkpoint_path, is_finished, load_checkpoint, load_splits,
+                              partial_path, read_record, restore_generation, run_dir_for)
 
-__all__ = ["train_run", "train_generation", "load_run_data", "resolve_device", "predict_logits", "evaluate",
-           "NonFiniteLossError", "ConfigMismatchError"]
+__all__ = ["train_run", "run_one", "train_generation", "load_run_data", "resolve_device", "predict_logits",
+           "predict_features", "evaluate", "NonFiniteLossError", "ConfigMismatchError"]
 
 # A hook called after every finished (and checkpointed) epoch: hook(generation=..., epoch=..., metrics=...).
 EpochHook = Callable[..., None]
@@ -65,8 +72,8 @@ def resolve_device(name: str = "auto") -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cuda" and not torch.cuda.is_available():
         raise RuntimeError("device='cuda' was asked for but torch.cuda.is_available() is False; use device='cpu' or 'auto'.")
-    if name not in ("cpu", "cuda"):
-        raise ValueError(f"unknown device {name!r}; valid devices: ['auto', 'cpu', 'cuda'].")
+    if name not in DEVICES:
+        raise ValueError(f"unknown device {name!r}; valid devices: {list(DEVICES)}.")
     return torch.device(name)
 
 
@@ -78,8 +85,9 @@ def autocast_for(config: TrainConfig, device: torch.device):
 
 
 @torch.no_grad()
-def predict_logits(model: nn.Module, x: Tensor, batch_size: int = 1024, autocast=None) -> Tensor:
-    """Logits ``(n, K)`` in float32, in eval mode and without gradients; the model's mode is restored.
+def predict_logits(model: nn.Module, x: Tensor, batch_size: int = 1024, autocast=None,
+                   dtype: torch.dtype = torch.float32) -> Tensor:
+    """Logits ``(n, K)`` as ``dtype`` (float32), in eval mode and without gradients; the model's mode is restored.
 
     ``no_grad`` rather than ``inference_mode``: a tensor made under inference mode cannot be saved
     for a later backward pass, and teacher logits enter the student's loss.
@@ -89,13 +97,27 @@ def predict_logits(model: nn.Module, x: Tensor, batch_size: int = 1024, autocast
     chunks = []
     for start in range(0, x.shape[0], batch_size):
         with autocast if autocast is not None else contextlib.nullcontext():
-            chunks.append(model(x[start:start + batch_size]).float())  # (b, K)
+            chunks.append(model(x[start:start + batch_size]).to(dtype))  # (b, K)
     model.train(was_training)
     return torch.cat(chunks)                                             # (n, K)
 
 
+@torch.no_grad()
+def predict_features(model: nn.Module, x: Tensor, batch_size: int = 1024) -> Tensor:
+    """Penultimate activations ``model.features(x)`` ``(n, D)``, in eval mode and without gradients
+    (every model of :data:`deepdistill.models.MODELS` has ``features``); the model's mode is restored."""
+    if not hasattr(model, "features"):
+        raise ValueError(f"the model must have `features(x)` (its penultimate activations); {type(model).__name__} "
+                         "has none.")
+    was_training = model.training
+    model.eval()
+    chunks = [model.features(x[start:start + batch_size]) for start in range(0, x.shape[0], batch_size)]  # (b, D)
+    model.train(was_training)
+    return torch.cat(chunks)                                             # (n, D)
+
+
 def evaluate(model: nn.Module, x: Tensor, y: Tensor, batch_size: int = 1024, autocast=None) -> dict[str, float]:
-    """accuracy, nll, ece, brier, entropy, diversity of ``model`` on ``(x, y)`` via analysis.metrics.summarize."""
+    """accuracy, nll, ece, brier, entropy, diversity of ``model`` on ``(x, y)`` via deepdistill.metrics.summarize."""
     logits = predict_logits(model, x, batch_size, autocast)              # (n, K)
     return summarize(softmax(logits.cpu().numpy()), y.cpu().numpy())
 
@@ -158,11 +180,11 @@ def train_generation(config: TrainConfig, settings: GenerationSettings, splits, 
     ``data`` holds ``x_train, y_train, x_val, y_val, x_test, y_test`` already on ``device``.
     ``partial_path``: where the mid-generation checkpoint lives (resumed from when present).
     """
-    from deepdistill.losses import LOSSES, beta_smoothing_targets
-    from deepdistill.models import build_model
-
     g, cfg = settings.generation, config
     loss_spec = LOSSES[settings.loss]
+    # The settings are checked here, once per generation; the bound loss trusts them on every batch.
+    loss_fn = loss_spec.bind(gt_weight=settings.gt_weight, temperature=settings.temperature, smoothing=cfg.smoothing,
+                             allow_any_weight=cfg.allow_any_weight)
     autocast = autocast_for(cfg, device)
     x_train, y_train = data["x_train"], data["y_train"]                 # (n, *input_shape), (n,)
     n_train, num_classes = x_train.shape[0], splits.num_classes
@@ -177,12 +199,11 @@ def train_generation(config: TrainConfig, settings: GenerationSettings, splits, 
     scaler = torch.amp.GradScaler(device.type, enabled=cfg.amp == "fp16" and device.type == "cuda")
     ema = None
     if loss_spec.needs_beta_targets:
-        from deepdistill.ema import EMA
         ema = EMA(model)
 
     start_epoch, best_epoch, best_metrics, best_state, history, elapsed = 0, -1, None, None, [], 0.0
     if partial_path is not None and partial_path.exists():
-        state = torch.load(partial_path, map_location=device, weights_only=False)
+        state = load_checkpoint(partial_path, device)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         schedule.load_state_dict(state["schedule"])
@@ -224,6 +245,7 @@ def train_generation(config: TrainConfig, settings: GenerationSettings, splits, 
             xb, yb = x_train[idx], y_train[idx]                          # (b, *input_shape), (b,)
             if aug_gen is not None:
                 xb = splits.augment(xb, aug_gen)
+            # Without a teacher (generation 0) a teacher loss runs at gt_weight 1: its labels term alone.
             teacher_logits = beta_targets = None
             if teacher is not None:
                 if cached_teacher is not None:
@@ -231,10 +253,6 @@ def train_generation(config: TrainConfig, settings: GenerationSettings, splits, 
                 else:
                     with torch.no_grad(), autocast:
                         teacher_logits = teacher(xb).float()             # (b, K)
-            elif settings.loss == "mse_mixed":
-                # Generation 0 of sd_mse: gt_weight = 1 puts zero weight on the teacher term, which the
-                # loss still wants as an argument; a zero placeholder, never used.
-                teacher_logits = torch.zeros(xb.shape[0], num_classes, device=device)
             if ema is not None:
                 with torch.no_grad(), autocast:
                     ema_probs = torch.softmax(ema.module(xb).float(), dim=1)   # (b, K)
@@ -243,11 +261,7 @@ def train_generation(config: TrainConfig, settings: GenerationSettings, splits, 
 
             with autocast:
                 logits = model(xb)                                       # (b, K)
-            # allow_any_weight: the config has already refused a weight outside [0, 1] for a loss that is
-            # unbounded below; the loss checks it again at the boundary.
-            loss = loss_spec.fn(logits.float(), yb, teacher_logits=teacher_logits, gt_weight=settings.gt_weight,
-                                temperature=settings.temperature, smoothing=cfg.smoothing, beta_targets=beta_targets,
-                                allow_any_weight=cfg.allow_any_weight)
+            loss = loss_fn(logits.float(), yb, teacher_logits, beta_targets)
 
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
@@ -310,7 +324,7 @@ def train_generation(config: TrainConfig, settings: GenerationSettings, splits, 
 
 def _check_config(config: TrainConfig, run_dir: Path) -> None:
     """Refuse a run folder made with a different config (per-generation fields: see _load_finished)."""
-    stored = read_json(run_dir / "config.json")
+    stored = read_json(run_dir / CONFIG_FILE)
     if stored is not None:
         # Operational fields and knobs the method never reads (see TrainConfig.identity) may differ.
         unread = tuple(set(config.to_dict()) - set(config.identity()))
@@ -339,23 +353,18 @@ def _load_finished(config: TrainConfig, run_dir: Path, device: torch.device) -> 
     or partial) against the config, so that a refused resume is refused before anything is written."""
     finished = {}
     for g in range(config.generations):
-        done, partial = run_dir / f"generation_{g}.pt", run_dir / f"generation_{g}.partial.pt"
+        done, partial = checkpoint_path(run_dir, g), partial_path(run_dir, g)
         if done.exists():
-            finished[g] = torch.load(done, map_location=device, weights_only=False)
+            finished[g] = load_checkpoint(done, device)
             _check_settings(finished[g]["summary"], config.generation_settings(g), done)
         elif partial.exists():
-            _check_settings(torch.load(partial, map_location="cpu", weights_only=False)["settings"],
-                            config.generation_settings(g), partial)
+            _check_settings(load_checkpoint(partial)["settings"], config.generation_settings(g), partial)
     return finished
 
 
 def load_run_data(config: TrainConfig, device: torch.device):
     """``(splits, data)``: the config's DataSplits, and its six tensors (x/y of train, val, test) on ``device``."""
-    from deepdistill.data import load_dataset
-
-    splits = load_dataset(config.dataset, root=config.data_root, seed=config.seed, label_noise=config.label_noise,
-                          noise_type=config.noise_type, val_fraction=config.val_fraction, n_train=config.n_train,
-                          **config.data_options)
+    splits = load_splits(config)
     # Small data sets stay on the device as whole tensors; batches are index slices (no DataLoader).
     data = {}
     for part in ("train", "val", "test"):
@@ -372,28 +381,54 @@ def train_run(config: TrainConfig | dict, run_dir=None, *, on_epoch_end: EpochHo
     Resumes what the folder already holds: finished generations are loaded, not retrained; a
     generation interrupted mid-way restarts after its last checkpointed epoch. A folder whose
     ``record.json`` already covers this config is returned as is. ``progress``: a tqdm bar over
-    generations (``None``: only when stderr is a terminal).
+    generations (``None``: only when stderr is a terminal). A dict ``config`` is validated into a
+    :class:`TrainConfig` here, once.
 
     ``through_generation``: train (or load) only generations ``0..through_generation`` and return
     ``None`` without writing ``record.json``. The Ray backend (:mod:`deepdistill.ray_backend`) trains
     one generation per task this way; a record is only ever written for the whole run, so an
     unfinished chain never leaves a record that looks complete.
     """
+    config = ensure_config(config)
+    run_dir = Path(run_dir if run_dir is not None else config.out_dir)
+    return _train_run(config, run_dir, read_record(run_dir / RECORD_FILE), on_epoch_end=on_epoch_end, log=log,
+                      progress=progress, through_generation=through_generation)
+
+
+def run_one(config: TrainConfig, sweep_dir, *, log: Callable[[str], None] | None = None,
+            progress: bool | None = None) -> dict:
+    """Train (or resume, or just load) ``config``'s run in ``sweep_dir/runs/<run_id>/``; return its record.
+
+    The unit of work of every sweep backend: a pure function of its arguments and the files in that
+    folder (no module state), so a remote worker can call it with a config and a shared folder. The
+    record is read once; a finished run is returned without training. ``log`` gets one line per run.
+    """
+    run_dir = run_dir_for(config, sweep_dir)
+    record = read_record(run_dir / RECORD_FILE)
+    if is_finished(record, config):
+        if log:
+            log(describe_run("skipped (finished)", record))
+        return record
+    # config.json of a sweep's run names the run folder as its out_dir (every backend writes the same).
+    record = _train_run(config.replace(out_dir=str(run_dir)), run_dir, record, log=log, progress=progress)
+    if log:
+        log(describe_run("finished", record))
+    return record
+
+
+def _train_run(config: TrainConfig, run_dir: Path, existing: dict | None, *, on_epoch_end: EpochHook | None = None,
+               log: Callable[[str], None] | None = None, progress: bool | None = None,
+               through_generation: int | None = None) -> dict | None:
+    """:func:`train_run` with the folder's record already read (``existing``: ``None`` if there is none)."""
     from tqdm.auto import tqdm
 
-    from deepdistill.models import build_model
-    from deepdistill.results import make_record, read_record
-
-    config = TrainConfig.from_dict(config) if isinstance(config, dict) else config
     last = config.generations - 1 if through_generation is None else through_generation
     if isinstance(last, bool) or not isinstance(last, int) or not 0 <= last < config.generations:
         raise ValueError(f"`through_generation` must be None or an integer in [0, {config.generations - 1}]; "
                          f"got {through_generation!r}.")
-    run_dir = Path(run_dir if run_dir is not None else config.out_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     _check_config(config, run_dir)
-    existing = read_record(run_dir / "record.json")
-    if existing is not None and existing["run_id"] == config.run_id():
+    if is_finished(existing, config):
         return existing
     if existing is not None and existing["config"]["generations"] > config.generations:
         # Training fewer generations here would replace a complete, longer record with a shorter one.
@@ -404,7 +439,7 @@ def train_run(config: TrainConfig | dict, run_dir=None, *, on_epoch_end: EpochHo
         )
     device = resolve_device(config.device)
     finished = _load_finished(config, run_dir, device)
-    atomic_write_json(run_dir / "config.json", config.to_dict())
+    atomic_write_json(run_dir / CONFIG_FILE, config.to_dict())
 
     started = time.perf_counter()
     # fork_rng: the run seeds torch's global generator (initial weights, dropout) and gives the
@@ -417,16 +452,13 @@ def train_run(config: TrainConfig | dict, run_dir=None, *, on_epoch_end: EpochHo
                    disable=None if progress is None else not progress, leave=False)
         for g in bar:
             settings = config.generation_settings(g)
-            done_path = run_dir / f"generation_{g}.pt"
+            done_path = checkpoint_path(run_dir, g)
             if g in finished:                      # trained before: load it, never retrain it
-                model = build_model(config.model, splits.input_shape, splits.num_classes, **config.model_kwargs).to(device)
-                state = finished.pop(g)
-                model.load_state_dict(state["model"])
-                summary = state["summary"]
+                model, summary = restore_generation(finished.pop(g), config, splits, device)
                 if log:
                     log(f"generation {g}: loaded from {done_path}")
             else:
-                partial = run_dir / f"generation_{g}.partial.pt"
+                partial = partial_path(run_dir, g)
                 model, summary = train_generation(config, settings, splits, data,
                                                   teacher if settings.uses_teacher else None, device, partial_path=partial,
                                                   on_epoch_end=on_epoch_end, log=log)
@@ -445,5 +477,5 @@ def train_run(config: TrainConfig | dict, run_dir=None, *, on_epoch_end: EpochHo
         return None
     record = make_record(config, generations, device=device, session_wall_time_s=time.perf_counter() - started,
                          data_meta=getattr(splits, "meta", {}))
-    atomic_write_json(run_dir / "record.json", record)
+    atomic_write_json(run_dir / RECORD_FILE, record)
     return record

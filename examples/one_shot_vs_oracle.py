@@ -7,7 +7,7 @@ where `python -m kerneldistill verify` runs them too.
 """
 import sys
 
-from kerneldistill.verification import example_main
+from analysis.verify import example_main
 
 
 def main(argv=None) -> int:

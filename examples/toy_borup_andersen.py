@@ -11,7 +11,7 @@ import math
 import sys
 
 from kerneldistill.toy import TOY_GT_WEIGHTS, TOY_STEPS, toy_results
-from kerneldistill.verification import example_main
+from analysis.verify import example_main
 
 TOY_FIGURES = ["kernel_toy_fits", "kernel_toy_filters", "kernel_toy_ratios", "kernel_toy_loss"]
 

@@ -17,19 +17,19 @@ symbolic            sympy proofs of the identities (``kerneldistill.symbolic``)
 toy                 the toy problem of [BA21]: limits, monotone filters, the ``alpha = 0`` collapse
 ==================  ==============================================================================
 
-Each group is a function ``fast -> list[CheckResult]`` in :data:`CHECK_GROUPS`; the examples in
-``examples/`` run one group each through :func:`example_main`, and :func:`run_checks` runs them all.
-Seeds are fixed, so a run is reproducible.
+Each group is a function ``fast -> list[CheckResult]`` in :data:`CHECK_GROUPS`; :func:`run_checks`
+runs them, :func:`run_and_print` runs and prints them (``python -m kerneldistill verify``). The
+figures of these checks belong to the layer that owns figures: ``python -m analysis verify`` and
+the examples in ``examples/`` run the same checks through :mod:`analysis.verify`, which also draws
+them. Seeds are fixed, so a run is reproducible.
 """
 from __future__ import annotations
 
-import argparse
 import functools
 import math
 import sys
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
@@ -51,7 +51,7 @@ from .toy import (
     TOY_GAMMA, TOY_MOBAHI_EPS, TOY_RIDGE, TOY_X, TOY_Y, toy_distiller, toy_eval_points, toy_results, toy_truth,
 )
 
-__all__ = ["CheckResult", "CHECK_GROUPS", "run_checks", "format_table", "example_main", "write_figures"]
+__all__ = ["CheckResult", "CHECK_GROUPS", "run_checks", "format_table", "run_and_print"]
 
 
 @dataclass(frozen=True)
@@ -385,42 +385,20 @@ def format_table(results: Sequence[CheckResult]) -> str:
     return "\n".join(lines)
 
 
-def write_figures(out_dir, names: Sequence[str], fast: bool = False) -> list[Path]:
-    """Write kernel figures by name through their registered data and plot steps (one implementation)."""
-    # Imported here: analysis builds on kerneldistill, so the package itself must not import it at load.
-    from analysis.figures.kernel import KERNEL_FIGURES
-
-    paths = []
-    for name in names:
-        spec = KERNEL_FIGURES[name]
-        paths.extend(spec.plot(spec.data(Path(out_dir), fast), Path(out_dir)))
-    return paths
-
-
-def example_main(groups: Sequence[str], description: str, figures: Sequence[str] = (),
-                 argv: Sequence[str] | None = None, extra: Callable[[argparse.Namespace], None] | None = None) -> int:
-    """Command line of the examples and of ``verify``: ``--fast``, ``--out DIR``; returns the exit code.
-
-    Runs the check groups, prints the table, writes ``figures`` (kernel figure names) to ``--out``
-    and calls ``extra(args)`` for anything else the example prints. Exit code 1 on any failed check.
-    """
-    parser = argparse.ArgumentParser(description=description)
-    parser.add_argument("--fast", action="store_true", help="small sizes (seconds; used by the tests)")
-    parser.add_argument("--out", type=Path, default=Path("results") / "kernel",
-                        help="folder for figures and tables (default: results/kernel)")
-    args = parser.parse_args(argv)
+def run_and_print(groups: Sequence[str] | None = None, fast: bool = False,
+                  then: Callable[[], None] | None = None) -> int:
+    """Run the check groups, print the pass/fail table, call ``then()`` (what a caller prints or writes
+    after it: an example's own table, the figures), print the time and the failed checks; return the
+    exit code (1 if a check failed, else 0)."""
     start = time.perf_counter()
     # One BLAS thread: the checks are many small eigendecompositions (n <= 800), which threads do not
     # speed up, while on a busy machine BLAS threads spinning against each other slowed the whole
     # verification 4x (86 s vs 19 s measured on 2 shared cores). threadpoolctl ships with scikit-learn.
     with threadpool_limits(limits=1):
-        results = run_checks(groups, fast=args.fast)
+        results = run_checks(groups, fast=fast)
         print(format_table(results))
-        if extra is not None:
-            extra(args)
-        if figures:
-            written = write_figures(args.out, figures, fast=args.fast)
-            print(f"figures: {', '.join(str(p) for p in written if p.suffix == '.pdf')}")
+        if then is not None:
+            then()
     print(f"time: {time.perf_counter() - start:.1f} s")
     failed = [r for r in results if not r.passed]
     if failed:

@@ -1,5 +1,6 @@
 """The bridge study at a tiny size: its helpers against exact answers, its caching, its refusals, and part
-(a) on a GPU against the CPU. The real fast preset runs in the example's smoke test."""
+(a) on a GPU against the CPU. The real fast preset runs as ``examples/kernel_meets_deep.py --fast`` in
+``tests/test_smoke.py``."""
 import math
 
 import numpy as np
@@ -127,25 +128,3 @@ def test_part_a_on_cuda_matches_the_cpu():
     np.testing.assert_allclose(outputs["cuda"], outputs["cpu"], rtol=0, atol=1e-6 * scale)
     assert math.isfinite(scale) and scale > 0
 
-
-def test_example_fast_passes_prints_the_table_and_draws_the_figures(tmp_path, capsys):
-    import importlib.util
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parents[1] / "examples" / "kernel_meets_deep.py"
-    spec = importlib.util.spec_from_file_location("kernel_meets_deep_example", path)
-    example = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(example)
-    threads = torch.get_num_threads()
-    assert example.main(["--fast", "--out", str(tmp_path)]) == 0
-    assert torch.get_num_threads() == threads                          # the study gives the thread count back
-    out = capsys.readouterr().out
-    table = out[out.index("must show"):]
-    assert table.count("PASS") == 3 and "FAIL" not in table
-    for part in ("(a) linearised", "(b) real network", "(c) optimal ground-truth weight", "(d) [BA21] toy",
-                 "standard parameterisation", "Adam with early stopping", "MNIST-1D"):
-        assert part in out
-    assert sorted(p.name for p in tmp_path.glob("bridge_*.png")) == [f"{n}.png" for n in
-                                                                     ("bridge_exact", "bridge_toy", "bridge_weight", "bridge_width")]
-    study = bridge.read_bridge_study(tmp_path / "bridge_runs", "fast")
-    assert study is not None and all(r["passed"] for r in study["must_show"])

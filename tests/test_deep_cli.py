@@ -11,7 +11,9 @@ import pytest
 
 from deepdistill import cli
 from deepdistill.config import TrainConfig
-from deepdistill.sweep import expand_grid, parse_shard, run_dir_for, run_id, run_one, run_sweep, select_shard
+from deepdistill.runs import RECORD_FILE, run_dir_for
+from deepdistill.sweep import expand_grid, parse_shard, run_sweep, select_shard
+from deepdistill.train import run_one
 
 TINY_ARGS = ["--dataset", "digits", "--model", "mlp", "--model-kwargs", '{"hidden": 16, "depth": 1}', "--n-train", "300",
              "--epochs", "1", "--batch-size", "64", "--lr", "0.01", "--device", "cpu"]
@@ -23,7 +25,12 @@ def test_help_runs_and_shows_every_option_with_its_default(capsys):
     for f in dataclasses.fields(TrainConfig):
         assert "--" + f.name.replace("_", "-") in out, f.name
     assert "(default: mnist1d)" in out and "(default: sd_kd)" in out
-    assert set(cli.HELP) == {f.name for f in dataclasses.fields(TrainConfig)}
+    # Help and choices come from the fields themselves: every field has a help text; a field with
+    # choices offers exactly its registry (a model registered later would be offered too).
+    from deepdistill.config import field_choices, field_help
+    from deepdistill.models import MODELS
+    assert all(field_help(f.name) for f in dataclasses.fields(TrainConfig))
+    assert field_choices("model") == sorted(MODELS) and "{cnn1d,linear,mlp,resnet18}" in out
     with pytest.raises(SystemExit) as exit_info:                    # in-process: one interpreter start is enough
         cli.main(["sweep", "--help"])
     assert exit_info.value.code == 0
@@ -35,7 +42,7 @@ def test_help_runs_and_shows_every_option_with_its_default(capsys):
 def test_parser_maps_options_to_config_fields():
     args = cli.build_parser().parse_args(["train", "--gt-weight", "0.9", "0.1", "--generations", "3", "--amp",
                                           "--deterministic", "--n-train", "none"])
-    fields = cli._config_fields(args)
+    fields = cli.config_fields(args)
     assert fields["gt_weight"] == [0.9, 0.1] and fields["amp"] == "bf16" and fields["deterministic"] is True
     assert fields["n_train"] is None
     assert TrainConfig.from_dict(fields).generation_settings(2).gt_weight == 0.1
@@ -48,12 +55,13 @@ def test_expand_grid_is_pure_stable_and_deduplicated():
     assert a == b
     # sd_kd: 3 weights x 3 seeds; ce reads no gt_weight: one run per seed, not three.
     assert len(a) == 9 + 3
-    ids = [run_id(c) for c in a]
+    assert all(isinstance(c, TrainConfig) for c in a)           # validated once, passed on as objects
+    ids = [c.run_id() for c in a]
     assert len(set(ids)) == len(ids)
-    assert all(c["gt_weight"] is None for c in a if c["method"] == "ce")
+    assert all(c.gt_weight is None for c in a if c.method == "ce")
     # The seed varies fastest; ids do not depend on out_dir or device.
-    assert [c["seed"] for c in a[:3]] == [0, 1, 2]
-    assert run_id(dict(a[0], out_dir="elsewhere", device="cpu")) == ids[0]
+    assert [c.seed for c in a[:3]] == [0, 1, 2]
+    assert a[0].replace(out_dir="elsewhere", device="cpu").run_id() == ids[0]
     with pytest.raises(ValueError, match=r"unknown method 'kdd'.*sd_kd"):
         expand_grid(base, methods=["kdd"])
 
@@ -61,8 +69,8 @@ def test_expand_grid_is_pure_stable_and_deduplicated():
 def test_shards_partition_the_grid():
     configs = expand_grid({"dataset": "digits"}, methods=["sd_kd"], gt_weights=[0.2, 0.4, 0.6], seeds=[0, 1, 2, 3])
     shards = [select_shard(configs, i, 5) for i in range(5)]
-    flat = [run_id(c) for s in shards for c in s]
-    assert sorted(flat) == sorted(run_id(c) for c in configs) and len(flat) == len(configs)
+    flat = [c.run_id() for s in shards for c in s]
+    assert sorted(flat) == sorted(c.run_id() for c in configs) and len(flat) == len(configs)
     assert shards[1] == configs[1::5]
     assert parse_shard("2/4") == (2, 4)
     for bad in ("4/4", "a/b", "1", "-1/3"):
@@ -92,17 +100,26 @@ def test_sweep_skips_finished_runs_on_restart(tmp_path, capsys):
 
 
 def test_run_one_returns_a_finished_record_without_training(tmp_path, monkeypatch):
+    import deepdistill.train
+
     cfg = expand_grid({"dataset": "digits", "model": "mlp", "epochs": 1, "n_train": 300, "device": "cpu",
                        "model_kwargs": {"hidden": 8, "depth": 1}}, methods=["ce"], generations=[1])[0]
+    # One record read and one validation (the run folder's config) per run, however the run is reached.
+    reads, validations = [], []
+    read_record, validate = deepdistill.train.read_record, TrainConfig._validate
+    monkeypatch.setattr(deepdistill.train, "read_record", lambda path: reads.append(path) or read_record(path))
+    monkeypatch.setattr(TrainConfig, "_validate", lambda self: validations.append(1) or validate(self))
     first = run_one(cfg, tmp_path)
-    assert (run_dir_for(cfg, tmp_path) / "record.json").exists()
+    assert (run_dir_for(cfg, tmp_path) / RECORD_FILE).exists()
+    assert len(reads) == 1 and len(validations) == 1
 
     def fail(*args, **kwargs):
         raise AssertionError("a finished run was trained again")
 
-    monkeypatch.setattr("deepdistill.train.train_run", fail)
+    monkeypatch.setattr(deepdistill.train, "_train_run", fail)
     assert run_one(cfg, tmp_path) == first
     assert run_sweep([cfg], tmp_path) == [first]
+    assert len(reads) == 3 and len(validations) == 1
     with pytest.raises(ValueError, match=r"unknown backend 'slurm'.*local.*ray"):
         run_sweep([cfg], tmp_path, backend="slurm")
     with pytest.raises(ValueError, match=r"are for the ray backend"):

@@ -13,7 +13,7 @@ import math
 import numpy as np
 import pytest
 
-from analysis import metrics
+from deepdistill import metrics
 from analysis.figures import FIGURES, run_figure
 from analysis.figures import deep
 from analysis.figures.spec import read_csv
@@ -30,8 +30,7 @@ def produced(tmp_path_factory):
 
 
 def _records(out, configs):
-    from deepdistill.results import read_record
-    from deepdistill.sweep import run_dir_for
+    from deepdistill.runs import read_record, run_dir_for
 
     return [read_record(run_dir_for(c, deep.runs_dir(out)) / "record.json") for c in configs]
 
@@ -142,15 +141,7 @@ def test_gt_weight_table_grid_and_estimates(produced):
     assert best.sum() == 1 and cols["gt_weight"][best][0] == max(val, key=lambda w: (val[w], -w))
     est = (cols["kind"] == "estimate") & ~best
     names = set(cols["estimator"][est].tolist())
-    try:
-        import deepdistill.weight_estimation  # noqa: F401
-        have_module = True
-    except ModuleNotFoundError:
-        have_module = False
-    if not have_module:
-        assert names == {"weight_estimation_missing"}
-        return
-    assert names and "weight_estimation_missing" not in names
+    assert names == {"two_run", "kernel_features", "one_shot_features"}
     assert np.all((cols["gt_weight"][est] >= 0) & (cols["gt_weight"][est] <= 1))  # clipped estimates
     # A student the estimator trained at a grid weight is the grid's student (same seed, same weight,
     # same gt_weight convention in both packages): equal test accuracy.
@@ -178,7 +169,7 @@ def test_reliability_table_matches_ece_and_pooled_counts(produced):
         lower, upper, conf = cols["lower"][m][filled], cols["upper"][m][filled], cols["confidence"][m][filled]
         assert np.all((conf >= lower - 1e-12) & (conf <= upper + 1e-12))   # each bin's mean lies in the bin
         # The ECE recomputed independently of the figure's code: the test predictions of every seed's
-        # checkpoint pooled, then analysis.metrics.ece with the preset's bins.
+        # checkpoint pooled, then deepdistill.metrics.ece with the preset's bins.
         recs = [r for r in records if r["config"]["method"] == method]
         assert len(recs) == len(PRESET.seeds)
         probs, labels = zip(*(deep.generation_probs(*deep.load_generation(r, shown[method], out), "test")
@@ -254,35 +245,12 @@ def test_report_embeds_every_figure_and_the_tables(produced):
     for name in FIGURES:
         assert f"![{name}]({name}.png)" in text and (out / f"{name}.png").is_file()
     assert "## Kernel theory verification" in text
-    try:
-        import kerneldistill.verification  # noqa: F401
-        assert "checks passed" not in text and "passed**" in text and "| closed_form |" in text
-    except ModuleNotFoundError:
-        assert "HOOK" in text
+    assert "checks passed" not in text and "passed**" in text and "| closed_form |" in text
     # The method table: every method, generation 0 and the last, mean ± sd over two seeds.
     assert "### digits (mlp)" in text
     for method in PRESET.methods:
         assert f"| {method} | 0 | 2 |" in text and f"| {method} | {PRESET.generations - 1} | 2 |" in text
     assert "| grid best (val. acc.) |" in text
-
-
-def test_gt_weight_without_the_estimation_module_marks_only_the_grid(produced, tmp_path, monkeypatch):
-    import shutil
-    import sys
-
-    out, _ = produced
-    work = tmp_path / "copy"
-    shutil.copytree(deep.runs_dir(out), deep.runs_dir(work))          # finished runs: nothing to train
-    monkeypatch.setitem(sys.modules, "deepdistill.weight_estimation", None)  # the import now fails
-    data = deep.DEEP_FIGURES["deep_gt_weight"].data(work, True)
-    cols = read_csv(data)
-    est = cols["kind"] == "estimate"
-    assert cols["estimator"][est].tolist() == ["grid_best_val", "weight_estimation_missing"]
-    assert all(p.is_file() for p in deep.DEEP_FIGURES["deep_gt_weight"].plot(data, work))
-    from analysis.report import weight_estimates_section
-
-    text = weight_estimates_section(work)
-    assert "HOOK" in text and "| grid best (val. acc.) |" in text and "| two-run" not in text
 
 
 def test_full_preset_is_a_valid_paper_sized_sweep():
@@ -291,10 +259,11 @@ def test_full_preset_is_a_valid_paper_sized_sweep():
     full = deep.PRESETS["full"]
     comparison, grid = deep.comparison_configs(full), deep.gt_weight_configs(full)
     assert len(comparison) == len(full.methods) * len(full.seeds) and len(full.seeds) >= 3
-    assert {c["dataset"] for c in comparison} == {"mnist1d"} and {c["model"] for c in comparison} == {"cnn1d"}
-    assert {c["generations"] for c in comparison} == {5}
+    assert {c.dataset for c in comparison} == {"mnist1d"} and {c.model for c in comparison} == {"cnn1d"}
+    assert {c.generations for c in comparison} == {5}
     assert len(grid) == len(full.gt_weights) * len(full.seeds)
-    assert sorted({c["gt_weight"] for c in grid}) == list(full.gt_weights)
+    assert sorted({c.gt_weight for c in grid}) == list(full.gt_weights)
+    assert all(isinstance(c, TrainConfig) for c in comparison + grid)
     # The two presets never share a run (different settings, different run ids).
-    fast_ids = {TrainConfig.from_dict(c).run_id() for c in deep.comparison_configs(PRESET)}
-    assert fast_ids.isdisjoint(TrainConfig.from_dict(c).run_id() for c in comparison)
+    fast_ids = {c.run_id() for c in deep.comparison_configs(PRESET)}
+    assert fast_ids.isdisjoint(c.run_id() for c in comparison)

@@ -17,7 +17,6 @@ Skipped by scikit-learn itself here: check_array_api_input (SCIPY_ARRAY_API unse
 check_regressor_data_not_an_array (pandas not installed). No check is skipped by us.
 """
 import math
-import sys
 
 import numpy as np
 import pytest
@@ -418,21 +417,6 @@ def test_predict_errors():
         model.predict(Xt[:, :2])
     with pytest.raises(ValueError, match=r"NaN"):
         model.predict(np.full((2, 3), np.nan))
-
-
-def test_bench_runs_at_a_tiny_size(capsys, monkeypatch):
-    """bench/bench_kernel_path.py must not rot: run it at n = 150 (it asserts path == refits)."""
-    import importlib.util
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parents[1] / "bench" / "bench_kernel_path.py"
-    spec = importlib.util.spec_from_file_location("bench_kernel_path", path)
-    bench = importlib.util.module_from_spec(spec)
-    monkeypatch.setitem(sys.modules, spec.name, bench)  # dataclasses look their module up there
-    spec.loader.exec_module(bench)
-    bench.main(["--quick", "--n", "150", "--n-large", "0", "--threads", "1"])
-    out = capsys.readouterr().out
-    assert "EXTRAPOLATED" in out and "relative error" in out
 
 
 # --- scikit-learn's own estimator checks -------------------------------------------------------------

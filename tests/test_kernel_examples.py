@@ -1,5 +1,6 @@
-"""Every kernel example runs at its fast size, passes its checks and writes its figures; the main job's
-command line and the pass/fail exit code work."""
+"""The two commands of the theorem checks (``kerneldistill verify``: checks only; ``analysis verify``:
+checks and figures), the pass/fail exit code, and what the kernel examples print beyond their checks
+(``test_smoke.py`` runs every example at its fast size)."""
 import importlib.util
 import os
 import subprocess
@@ -9,21 +10,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from analysis import verify
+from analysis.__main__ import main as analysis_main
 from analysis.figures.kernel import KERNEL_FIGURES
-from analysis.figures.spec import FigureSpec
 from kerneldistill import verification
-from kerneldistill.__main__ import VERIFY_FIGURES, main as kerneldistill_main
+from kerneldistill.__main__ import main as kerneldistill_main
 
 ROOT = Path(__file__).resolve().parents[1]
-EXAMPLES = {
-    "closed_form_vs_refits.py": [],
-    "limit_vs_kernel_ridge.py": [],
-    "optimal_weight_vs_grid.py": ["kernel_optimal_weight"],
-    "one_shot_vs_oracle.py": ["kernel_one_shot"],
-    "mobahi_collapse.py": ["kernel_mobahi_collapse"],
-    "symbolic_checks.py": [],
-    "toy_borup_andersen.py": ["kernel_toy_fits", "kernel_toy_filters", "kernel_toy_ratios", "kernel_toy_loss"],
-}
 
 
 def _load(name):
@@ -31,24 +24,6 @@ def _load(name):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
-
-
-def test_every_kernel_example_is_listed():
-    # A kernel example is a script built on the verification checks (other examples are other teams').
-    kernel_examples = {p.name for p in (ROOT / "examples").glob("*.py")
-                       if "from kerneldistill.verification import" in p.read_text()}
-    assert kernel_examples == set(EXAMPLES)
-
-
-@pytest.mark.parametrize("name", list(EXAMPLES))
-def test_example_passes_and_asks_for_its_figures(name, tmp_path, capsys, monkeypatch):
-    # Rendering is tested once, for every figure, by the verify test below; here only the wiring.
-    asked = []
-    monkeypatch.setattr(verification, "write_figures", lambda out, names, fast=False: asked.extend(names) or [])
-    assert _load(name).main(["--fast", "--out", str(tmp_path)]) == 0
-    out = capsys.readouterr().out
-    assert "PASS" in out and "FAIL" not in out
-    assert asked == EXAMPLES[name]
 
 
 def test_toy_example_prints_the_loss_table(tmp_path, capsys):
@@ -70,13 +45,26 @@ def test_example_runs_as_a_script():
     assert "2/2 checks passed" in proc.stdout
 
 
-def test_verify_runs_every_group_and_writes_every_figure(tmp_path, capsys):
-    assert kerneldistill_main(["verify", "--fast", "--out", str(tmp_path)]) == 0
+def test_kerneldistill_verify_prints_the_checks_and_names_the_figures_command(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert kerneldistill_main(["verify", "--fast", "--groups", "limit", "toy"]) == 0
+    out = capsys.readouterr().out
+    assert "\nlimit " in out and "\ntoy " in out and "\nclosed_form " not in out
+    assert "python -m analysis verify --out DIR --fast" in out
+    assert list(tmp_path.iterdir()) == []                  # kerneldistill draws nothing
+    # The former option is refused with the command that draws the figures.
+    with pytest.raises(SystemExit) as exc:
+        kerneldistill_main(["verify", "--out", "figs"])
+    assert exc.value.code == 2 and "python -m analysis verify --out figs" in capsys.readouterr().err
+
+
+def test_analysis_verify_runs_every_group_and_writes_every_kernel_figure(tmp_path, capsys):
+    assert analysis_main(["verify", "--fast", "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     for group in verification.CHECK_GROUPS:
         assert f"\n{group} " in out
-    assert set(VERIFY_FIGURES) == set(KERNEL_FIGURES)
-    for fig in VERIFY_FIGURES:
+    assert set(verify.VERIFY_FIGURES) == set(KERNEL_FIGURES)
+    for fig in KERNEL_FIGURES:
         assert (tmp_path / f"{fig}.png").is_file() and (tmp_path / f"{fig}.pdf").is_file()
 
 
@@ -85,12 +73,10 @@ def test_failed_check_gives_exit_code_one(monkeypatch, tmp_path, capsys):
         return [verification.CheckResult("broken", "a claim that does not hold", False, 1.0, 0.1)]
 
     monkeypatch.setitem(verification.CHECK_GROUPS, "broken", failing)
-    assert verification.example_main(["limit", "broken"], "test", argv=["--fast", "--out", str(tmp_path)]) == 1
+    assert verify.example_main(["limit", "broken"], "test", argv=["--fast", "--out", str(tmp_path)]) == 1
     captured = capsys.readouterr()
     assert "FAIL" in captured.out and "broken: a claim that does not hold" in captured.err
-    assert kerneldistill_main(["bogus"]) == 2
-
-
-def test_kernel_figure_registry():
-    for name, spec in KERNEL_FIGURES.items():
-        assert isinstance(spec, FigureSpec) and spec.name == name and spec.description
+    assert verification.run_and_print(["broken"]) == 1
+    with pytest.raises(SystemExit) as exc:
+        kerneldistill_main(["bogus"])
+    assert exc.value.code == 2

@@ -262,13 +262,37 @@ def test_registry_matches_pure_functions():
     assert set(expected) == set(L.LOSSES)
     for name, spec in L.LOSSES.items():
         assert torch.allclose(spec.fn(s, y, **kw), expected[name], rtol=1e-12, atol=0), name
+        # The bound loss (the training loop's path: settings checked once) gives the same value.
+        bound = spec.bind(gt_weight=0.3, temperature=2.0, smoothing=0.2)
+        assert torch.equal(bound(s, y, t, bt), spec.fn(s, y, **kw)), name
         if spec.needs_teacher:
             with pytest.raises(ValueError, match="teacher_logits"):
-                spec.fn(s, y, beta_targets=bt)
+                spec.fn(s, y, beta_targets=bt, gt_weight=0.3)
+            # At gt_weight 1 the teacher has no weight: a loss with a labels term needs none (generation 0).
+            if spec.labels_term is None:
+                with pytest.raises(ValueError, match="teacher_logits"):
+                    spec.fn(s, y, beta_targets=bt)
+            else:
+                assert torch.equal(spec.fn(s, y), spec.fn(s, y, teacher_logits=t, gt_weight=1.0)), name
         if spec.needs_beta_targets:
             with pytest.raises(ValueError, match="beta_targets"):
                 spec.fn(s, y, teacher_logits=t)
     assert [n for n, sp in L.LOSSES.items() if sp.needs_beta_targets] == ["beta"]
+
+
+def test_bind_checks_the_settings_once_and_names_them():
+    with pytest.raises(ValueError, match="gt_weight"):
+        L.LOSSES["kd"].bind(gt_weight=1.5)
+    with pytest.raises(ValueError, match=r"loss 'kd'.*unbounded below.*'mse_mixed'"):
+        L.LOSSES["kd"].bind(gt_weight=1.5, allow_any_weight=True)
+    with pytest.raises(ValueError, match="temperature"):
+        L.LOSSES["mse_mixed"].bind(temperature=0.0)
+    with pytest.raises(ValueError, match="smoothing"):
+        L.LOSSES["ls_shen"].bind(smoothing=1.0)
+    s, t, y = s_t()
+    loss = L.LOSSES["mse_mixed"].bind(gt_weight=1.5, temperature=2.0, allow_any_weight=True)
+    expected = L.mixed_target_mse_loss(s, torch.softmax(t / 2.0, 1), y, gt_weight=1.5, allow_any_weight=True)
+    assert torch.equal(loss(s, y, t), expected)
 
 
 def test_registry_teacher_gets_no_gradient():

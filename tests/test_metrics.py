@@ -1,4 +1,4 @@
-"""analysis.metrics: vectorised metrics vs plain Python loops, hand values, torchmetrics, geometry."""
+"""deepdistill.metrics: vectorised metrics vs plain Python loops, hand values, torchmetrics, geometry."""
 import math
 
 import numpy as np
@@ -7,7 +7,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from analysis import metrics as M
+from deepdistill import metrics as M
 
 
 def random_probs(n, k, seed, scale=2.0):

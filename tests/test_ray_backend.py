@@ -23,8 +23,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from deepdistill.results import collect_records, read_record
-from deepdistill.sweep import expand_grid, run_dir_for, run_id, run_sweep
+from deepdistill.results import collect_records
+from deepdistill.runs import checkpoint_path, partial_path, read_record, run_dir_for
+from deepdistill.sweep import expand_grid, run_sweep
 
 TINY = dict(dataset="digits", model="mlp", model_kwargs={"hidden": 32, "depth": 1}, n_train=400, epochs=2,
             batch_size=64, lr=1e-2, device="cpu")
@@ -71,10 +72,10 @@ def _rollup_without_timings(path: Path) -> list[dict]:
 
 def _assert_one_complete_record_per_run(configs, out_dir: Path) -> None:
     records = collect_records(out_dir)
-    assert sorted(r["run_id"] for r in records) == sorted(run_id(c) for c in configs)   # none missing, none twice
+    assert sorted(r["run_id"] for r in records) == sorted(c.run_id() for c in configs)   # none missing, none twice
     for cfg in configs:
         run_dir = run_dir_for(cfg, out_dir)
-        assert read_record(run_dir / "record.json")["run_id"] == run_id(cfg)
+        assert read_record(run_dir / "record.json")["run_id"] == cfg.run_id()
         assert not list(run_dir.glob("*.partial.pt")) and not list(run_dir.glob(".*.tmp")), sorted(os.listdir(run_dir))
 
 
@@ -125,9 +126,9 @@ def test_ray_and_local_backends_give_the_same_records_and_rollup(tmp_path, one_t
     remote = run_sweep_ray(configs, tmp_path / "ray", num_cpus=2)
     assert not ray.is_initialized()
 
-    assert [r["run_id"] for r in remote] == [run_id(c) for c in configs]   # in the order of the configs
-    for a, b in zip(local, remote):
-        _assert_same_records(a, b, run_dir_for(a["config"], tmp_path / "local"), run_dir_for(b["config"], tmp_path / "ray"))
+    assert [r["run_id"] for r in remote] == [c.run_id() for c in configs]   # in the order of the configs
+    for cfg, a, b in zip(configs, local, remote):
+        _assert_same_records(a, b, run_dir_for(cfg, tmp_path / "local"), run_dir_for(cfg, tmp_path / "ray"))
     rows_local, rows_ray = (_rollup_without_timings(tmp_path / d / "rollup.csv") for d in ("local", "ray"))
     assert len(rows_local) == 4                           # 2 gt_weights x 2 generations, seeds grouped
     assert all(row["n_seeds"] == "2" for row in rows_ray)
@@ -167,8 +168,8 @@ def test_a_worker_killed_mid_generation_is_retried_and_nothing_is_lost(ray_insta
     # Long enough epochs (~0.1 s) to catch the task between its first checkpoint and its end.
     cfg = expand_grid(dict(TINY, n_train=1200, model_kwargs={"hidden": 64, "depth": 1}, epochs=10, batch_size=16),
                       methods=["sd_kd"], generations=[2], seeds=[3])[0]
-    rid, run_dir = run_id(cfg), run_dir_for(cfg, tmp_path / "ray")
-    reference = train_run(dict(cfg, out_dir=str(tmp_path / "reference")))
+    rid, run_dir = cfg.run_id(), run_dir_for(cfg, tmp_path / "ray")
+    reference = train_run(cfg.replace(out_dir=str(tmp_path / "reference")))
 
     outcome = {}
 
@@ -183,7 +184,7 @@ def test_a_worker_killed_mid_generation_is_retried_and_nothing_is_lost(ray_insta
     killed = []
     deadline = time.monotonic() + 40
     for g in (0, 1):   # generation 0: an intermediate task; generation 1: the task that writes the record
-        partial, done = run_dir / f"generation_{g}.partial.pt", run_dir / f"generation_{g}.pt"
+        partial, done = partial_path(run_dir, g), checkpoint_path(run_dir, g)
         while time.monotonic() < deadline and driver.is_alive() and not killed[g:]:
             pids = _task_processes(f"deepdistill-{rid}-g{g}")
             # Mid-generation: at least one epoch checkpointed, the generation not finished.
@@ -249,12 +250,12 @@ def test_a_failing_run_does_not_stop_the_others_and_is_named(ray_instance, tmp_p
     out = tmp_path / "sweep"
     bad = run_dir_for(configs[0], out)
     # A folder made with another config: the training refuses it (ConfigMismatchError), every attempt would.
-    atomic_write_json(bad / "config.json", dict(configs[0], epochs=7))
-    with pytest.raises(RuntimeError, match=rf"1 of 2 run\(s\) failed.*{run_id(configs[0])}.*ConfigMismatchError"):
+    atomic_write_json(bad / "config.json", dict(configs[0].to_dict(), epochs=7))
+    with pytest.raises(RuntimeError, match=rf"1 of 2 run\(s\) failed.*{configs[0].run_id()}.*ConfigMismatchError"):
         run_sweep_ray(configs, out)
     good = read_record(run_dir_for(configs[1], out) / "record.json")
-    assert good is not None and good["run_id"] == run_id(configs[1])
-    assert [r["run_id"] for r in collect_records(out)] == [run_id(configs[1])]
+    assert good is not None and good["run_id"] == configs[1].run_id()
+    assert [r["run_id"] for r in collect_records(out)] == [configs[1].run_id()]
     assert {row["seeds"] for row in _rollup_without_timings(out / "rollup.csv")} == {"1"}
 
 

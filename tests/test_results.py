@@ -35,7 +35,7 @@ def _synthetic_records(seeds=(0, 1, 2), methods=("sd_kd", "sd_zs"), generations=
 
 
 def test_record_of_a_real_run_is_complete(tmp_path):
-    from analysis.metrics import summarize
+    from deepdistill.metrics import summarize
     from deepdistill.train import train_run
 
     cfg = dict(dataset="digits", model="mlp", model_kwargs={"hidden": 16, "depth": 1}, n_train=300, epochs=2,

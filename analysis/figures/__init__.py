@@ -1,32 +1,27 @@
 """The registry of every figure, and the functions that regenerate them.
 
-``FIGURES`` maps a figure's name to its :class:`~analysis.figures.spec.FigureSpec`; it merges
-``analysis.figures.kernel.KERNEL_FIGURES`` and ``analysis.figures.deep.DEEP_FIGURES``. Each module is
-imported only when its file exists (the packages are written in parallel), but once the file exists an
-ImportError inside it is a real bug and propagates: it is never swallowed.
+``FIGURES`` maps a figure's name to its :class:`~analysis.figures.spec.FigureSpec`; it merges the
+registries of the figure modules listed in ``_SOURCES`` (``kernel.KERNEL_FIGURES``,
+``kernel_extensions.KERNEL_EXTENSION_FIGURES``, ``deep.DEEP_FIGURES``, ``bridge.BRIDGE_FIGURES``), in report order. A new figure module is imported below and added there.
 """
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
 
+from . import bridge, deep, kernel, kernel_extensions
 from .spec import FigureSpec
 
 __all__ = ["FIGURES", "FigureSpec", "run_figure", "run_all", "figure_names"]
 
-_HERE = Path(__file__).parent
+# (figure module, name of its registry) for each figure module, in report order.
+_SOURCES = ((kernel, "KERNEL_FIGURES"), (kernel_extensions, "KERNEL_EXTENSION_FIGURES"), (deep, "DEEP_FIGURES"),
+            (bridge, "BRIDGE_FIGURES"))
 
-# (module name, registry attribute) for each figure module, in report order.
-_SOURCES = (("kernel", "KERNEL_FIGURES"), ("deep", "DEEP_FIGURES"), ("bridge", "BRIDGE_FIGURES"))
 
-
-def _collect(package_dir: Path = _HERE, package: str = __name__) -> dict[str, FigureSpec]:
-    """Merge the registries of the figure modules present in ``package_dir`` (the package ``package``)."""
+def _collect(sources=_SOURCES) -> dict[str, FigureSpec]:
+    """Merge the registries of ``sources``; a name defined twice or a key that is not its spec's name is an error."""
     figures: dict[str, FigureSpec] = {}
-    for module_name, attr in _SOURCES:
-        if not (Path(package_dir) / f"{module_name}.py").is_file():
-            continue
-        module = importlib.import_module(f"{package}.{module_name}")
+    for module, attr in sources:
         registry = getattr(module, attr)
         for key, spec in registry.items():
             if not isinstance(spec, FigureSpec):
@@ -49,7 +44,7 @@ def figure_names() -> list[str]:
 
 def _spec(name: str) -> FigureSpec:
     if name not in FIGURES:
-        valid = ", ".join(FIGURES) if FIGURES else "(none registered yet)"
+        valid = ", ".join(FIGURES)
         raise ValueError(f"unknown figure {name!r}; valid figure names: {valid}.")
     return FIGURES[name]
 

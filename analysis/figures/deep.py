@@ -24,7 +24,7 @@ already trained finds its finished record and checkpoints there and trains nothi
 comparison (:func:`comparison_configs`) feeds ``deep_generations``, ``deep_diversity``,
 ``deep_reliability``, ``deep_penultimate`` and ``deep_stability``; the weight grid
 (:func:`gt_weight_configs`) feeds ``deep_gt_weight``. Figures that need the trained networks load
-the checkpoints the runs wrote (``generation_{g}.pt``, see :mod:`deepdistill.train`).
+the checkpoints the runs wrote (:func:`deepdistill.runs.load_generation`).
 
 Presets (:data:`PRESETS`). ``fast`` is for CI and checks: scikit-learn's bundled 8x8 digits (no
 download), a one-hidden-layer MLP of width 64, 4 epochs, 2 seeds, 3 generations, on the CPU with one
@@ -35,7 +35,7 @@ the MNIST-1D authors' 1-D CNN with the toolkit's default recipe (60 epochs at a 
 
 Conventions: ``gt_weight`` is the weight on the ground truth; "generation 0" trains on the labels,
 generation ``g >= 1`` is a fresh network distilled from generation ``g - 1``. Every metric comes from
-:mod:`analysis.metrics` (the same code the run records use).
+:mod:`deepdistill.metrics` (the same code the run records use).
 """
 from __future__ import annotations
 
@@ -49,9 +49,15 @@ from pathlib import Path
 import numpy as np
 from matplotlib.ticker import MaxNLocator
 
-from analysis import metrics
 from analysis.figures.spec import FigureSpec, read_csv, write_csv
 from analysis.plotting import PALETTE, new_figure, save_figure
+from deepdistill import metrics, runs
+from deepdistill.config import METHODS, TrainConfig
+from deepdistill.results import mean_sd
+from deepdistill.runs import checkpoint_path, load_splits, run_dir_for
+from deepdistill.sweep import expand_grid, run_sweep
+from deepdistill.train import predict_logits
+from deepdistill.weight_estimation import estimate_gt_weight
 
 __all__ = [
     "DEEP_FIGURES",
@@ -66,6 +72,7 @@ __all__ = [
     "load_generation",
     "generation_probs",
     "METHOD_LABELS",
+    "ESTIMATOR_LABELS",
 ]
 
 #: The shared sweep folder, relative to a figure's ``out_dir``.
@@ -147,17 +154,13 @@ def runs_dir(out_dir) -> Path:
 # The runs: configs, the shared sweep, checkpoints
 # --------------------------------------------------------------------------------------------------
 
-def comparison_configs(preset: DeepPreset) -> list[dict]:
+def comparison_configs(preset: DeepPreset) -> list[TrainConfig]:
     """The method comparison: every method of the preset x its seeds, ``preset.generations`` each."""
-    from deepdistill.sweep import expand_grid
-
     return expand_grid(preset.base, methods=preset.methods, generations=[preset.generations], seeds=preset.seeds)
 
 
-def gt_weight_configs(preset: DeepPreset) -> list[dict]:
+def gt_weight_configs(preset: DeepPreset) -> list[TrainConfig]:
     """The ``sd_kd`` weight grid: one generation-1 student per ``gt_weight`` and seed (2 generations)."""
-    from deepdistill.sweep import expand_grid
-
     return expand_grid(preset.base, methods=["sd_kd"], gt_weights=preset.gt_weights, generations=[2],
                        seeds=preset.seeds)
 
@@ -182,14 +185,12 @@ def _stderr_log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def ensure_runs(configs: list[dict], out_dir, preset: DeepPreset) -> list[dict]:
+def ensure_runs(configs: list[TrainConfig], out_dir, preset: DeepPreset) -> list[dict]:
     """Train what is missing of ``configs`` in the shared sweep folder; return their records in order.
 
     Finished runs are loaded, not retrained (:func:`deepdistill.sweep.run_sweep`), so the figures
     share their runs. The full preset logs one line per run to stderr (runs take minutes there).
     """
-    from deepdistill.sweep import run_sweep
-
     with _torch_threads(preset.torch_threads):
         return run_sweep(configs, runs_dir(out_dir), log=None if preset.name == "fast" else _stderr_log,
                          progress=False)
@@ -201,50 +202,34 @@ _SPLITS_CACHE: dict[str, object] = {}
 _DATA_FIELDS = ("dataset", "data_root", "seed", "label_noise", "noise_type", "val_fraction", "n_train", "data_options")
 
 
-def _splits_for(config: dict):
-    """The data splits a run was trained on, from its config (the same call as ``deepdistill.train``).
+def _splits_for(config: TrainConfig):
+    """The data splits a run was trained on (:func:`deepdistill.runs.load_splits`, the training loader's
+    own call), loaded once per process.
 
     The test ``test_checkpoint_predictions_reproduce_the_record`` checks that predictions on these
     splits give back the record's metrics, so a drift from the training loader would be caught.
     """
-    from deepdistill.data import load_dataset
-
-    key = json.dumps({k: config.get(k) for k in _DATA_FIELDS}, sort_keys=True)
+    key = json.dumps({k: getattr(config, k) for k in _DATA_FIELDS}, sort_keys=True)
     if key not in _SPLITS_CACHE:
-        _SPLITS_CACHE[key] = load_dataset(
-            config["dataset"], root=config.get("data_root"), seed=config["seed"],
-            label_noise=config.get("label_noise", 0.0), noise_type=config.get("noise_type", "symmetric"),
-            val_fraction=config.get("val_fraction", 0.1), n_train=config.get("n_train"),
-            **(config.get("data_options") or {}))
+        _SPLITS_CACHE[key] = load_splits(config)
     return _SPLITS_CACHE[key]
 
 
 def load_generation(record: dict, generation: int, out_dir, device: str = "cpu"):
-    """``(model in eval mode, splits)`` of one finished generation of a run in the shared sweep.
-
-    Reads ``out_dir/deep_runs/runs/<run_id>/generation_{generation}.pt``.
-    """
-    import torch
-
-    from deepdistill.models import build_model
-    from deepdistill.sweep import run_dir_for
-
-    config = record["config"]
-    path = run_dir_for(config, runs_dir(out_dir)) / f"generation_{generation}.pt"
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint {path} is missing; rerun the figure's data step to train it "
-                                f"(python -m analysis figures NAME --out {out_dir}).")
+    """``(model in eval mode, splits)`` of one finished generation of a run in the shared sweep
+    (``out_dir/deep_runs``), read by :func:`deepdistill.runs.load_generation`."""
+    config = TrainConfig.from_dict(record["config"])
+    run_dir = run_dir_for(config, runs_dir(out_dir))
+    if not checkpoint_path(run_dir, generation).is_file():
+        raise FileNotFoundError(f"checkpoint {checkpoint_path(run_dir, generation)} is missing; rerun the figure's "
+                                f"data step to train it (python -m analysis figures NAME --out {out_dir}).")
     splits = _splits_for(config)
-    model = build_model(config["model"], splits.input_shape, splits.num_classes, **(config.get("model_kwargs") or {}))
-    state = torch.load(path, map_location=device, weights_only=False)
-    model.load_state_dict(state["model"])
-    return model.to(device).eval(), splits
+    model, _ = runs.load_generation(run_dir, generation, config, splits, device)
+    return model, splits
 
 
 def generation_probs(model, splits, split: str) -> tuple[np.ndarray, np.ndarray]:
     """``(softmax probabilities (n, K) float64, labels (n,))`` of ``model`` on ``splits.<split>``."""
-    from deepdistill.train import predict_logits
-
     x, y = getattr(splits, split).tensors
     logits = predict_logits(model, x.to(next(model.parameters()).device))   # (n, K), eval mode, no grad
     return metrics.softmax(logits.cpu().numpy()), y.numpy()
@@ -258,8 +243,6 @@ def _method_order(names) -> list[str]:
 def _mean_sd(values) -> tuple[float, float]:
     """:func:`deepdistill.results.mean_sd` (the roll-up's and the report's rule), except that the
     undefined sd of a single seed is drawn as no error bar (0) rather than left out of the plot."""
-    from deepdistill.results import mean_sd
-
     mean, sd = mean_sd(np.asarray(values, dtype=float).ravel().tolist())
     return mean, (0.0 if math.isnan(sd) and not math.isnan(mean) else sd)
 
@@ -346,8 +329,6 @@ def _diversity_data(out_dir: Path, fast: bool) -> Path:
     """Per run of a method with a teacher and per generation g: confidence diversity and mean entropy
     of generation g's predictions on the training set (the targets a student of g is fitted to, at
     temperature 1), its test accuracy, and the test accuracy of its student, generation g + 1."""
-    from deepdistill.config import METHODS
-
     preset = get_preset(fast)
     records = ensure_runs(comparison_configs(preset), out_dir, preset)
     keep = [r for r in records if METHODS[r["config"]["method"]].uses_teacher]
@@ -413,32 +394,21 @@ def _diversity_plot(data_path: Path, out_dir: Path) -> list[Path]:
 # deep_gt_weight: generation-1 accuracy against the ground-truth weight
 # --------------------------------------------------------------------------------------------------
 
-def _weight_estimates(out_dir: Path, preset: DeepPreset) -> list[dict] | None:
+def _weight_estimates(out_dir: Path, preset: DeepPreset) -> list[dict]:
     """Per seed and estimator, the estimates of :func:`deepdistill.weight_estimation.estimate_gt_weight`.
 
-    Returns None when that module (or its function) does not exist; an error inside an existing
-    module propagates (a real bug, never hidden). The estimator trains its own teacher and students
-    (it shares one teacher per seed through checkpoint copies) in ``deep_runs/weight_estimation/``,
-    resumably; its grid is skipped (``grid=None``): the figure's own grid is the reference.
+    The estimator trains its own teacher and students (it shares one teacher per seed through
+    checkpoint copies) in ``deep_runs/weight_estimation/``, resumably; its grid is skipped
+    (``grid=None``): the figure's own grid is the reference.
     """
-    try:
-        import deepdistill.weight_estimation as estimation
-    except ModuleNotFoundError as err:
-        if err.name != "deepdistill.weight_estimation":
-            raise
-        return None
-    if not hasattr(estimation, "estimate_gt_weight"):
-        return None
-    from deepdistill.sweep import expand_grid
-
     config = expand_grid(preset.base, methods=["sd_kd"], generations=[2], seeds=[preset.seeds[0]])[0]
     with _torch_threads(preset.torch_threads):
         # kernel="rbf": a linear kernel on a few dozen features is low-rank, cannot fit the labels as
         # closely as the network did, and then gives uninformative optima (the module warns so); the
         # full-rank RBF kernel can (measured on the fast preset: linear -8e4 unconstrained, RBF 3.3,
         # next to 2.0 for the two-run estimate and a grid optimum at 1).
-        result = estimation.estimate_gt_weight(config, runs_dir(out_dir) / "weight_estimation", seeds=preset.seeds,
-                                               generation=1, grid=None, kernel="rbf")
+        result = estimate_gt_weight(config, runs_dir(out_dir) / "weight_estimation", seeds=preset.seeds, generation=1,
+                                    grid=None, kernel="rbf")
     out = []
     for per_seed in result["per_seed"]:
         for name, entry in per_seed["approaches"].items():
@@ -465,7 +435,7 @@ def _gt_weight_data(out_dir: Path, fast: bool) -> Path:
     - ``estimate``: ``grid_best_val`` (the grid weight with the best mean validation accuracy; seed
       empty; its cost is the teacher plus every grid student, per seed), then one row per seed and
       estimator of :mod:`deepdistill.weight_estimation` (test accuracy of the student trained at the
-      estimate), or ``weight_estimation_missing`` (weight empty) when that module is not there.
+      estimate).
     """
     preset = get_preset(fast)
     records = ensure_runs(gt_weight_configs(preset), out_dir, preset)
@@ -494,10 +464,7 @@ def _gt_weight_data(out_dir: Path, fast: bool) -> Path:
         training_runs=1 + len(weights),
         wall_time_s=float(teacher_cost + sum(np.mean([r["generations"][1]["wall_time_s"] for r in at[w]])
                                              for w in weights)))
-    estimates = _weight_estimates(Path(out_dir), preset)
-    if estimates is None:
-        add(records[0], kind="estimate", estimator="weight_estimation_missing")
-    for e in estimates or []:
+    for e in _weight_estimates(Path(out_dir), preset):
         add(records[0], kind="estimate", **e)
     return write_csv(Path(out_dir) / "deep_gt_weight.csv", rows)
 
@@ -520,17 +487,14 @@ def _gt_weight_plot(data_path: Path, out_dir: Path) -> list[Path]:
     estimate = cols["kind"] == "estimate"
     names = list(dict.fromkeys(cols["estimator"][estimate].tolist()))
     markers = ["D", "s", "^", "v", "P", "X"]
-    for j, name in enumerate(n for n in names if n != "weight_estimation_missing"):
+    for j, name in enumerate(names):
         m = estimate & (cols["estimator"] == name)
         w, w_sd = _mean_sd(cols["gt_weight"][m])
         acc, acc_sd = _mean_sd(cols["test_accuracy"][m])
-        label = _ESTIMATOR_LABELS.get(name, name.replace("_", " "))
+        label = ESTIMATOR_LABELS.get(name, name.replace("_", " "))
         # Each estimate at (its weight, the test accuracy of the student trained there), +- sd over seeds.
         ax.errorbar([w], [acc], xerr=[w_sd] if w_sd > 0 else None, yerr=[acc_sd] if acc_sd > 0 else None, color=PALETTE[(3, 4, 2, 1, 5, 7)[j % 6]], marker=markers[j % 6],
                     ls="none", ms=5, mfc="none", mew=1.0, label=f"{label}: {w:.2f}")
-    if "weight_estimation_missing" in names:
-        ax.text(0.02, 0.02, "deepdistill.weight_estimation not found:\nonly the grid's best is marked",
-                transform=ax.transAxes, fontsize=6, va="bottom")
     ax.set_xlabel("gt_weight (weight on the ground truth)")
     ax.set_ylabel("test accuracy")
     ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=2, fontsize=6, frameon=False)
@@ -539,7 +503,7 @@ def _gt_weight_plot(data_path: Path, out_dir: Path) -> list[Path]:
     return save_figure(fig, out_dir, "deep_gt_weight")
 
 
-_ESTIMATOR_LABELS = {
+ESTIMATOR_LABELS = {
     "grid_best_val": "grid best (val. acc.)",
     "two_run": "two-run affine",
     "two_run_student": "two-run affine (student end point)",
@@ -559,7 +523,7 @@ _RELIABILITY_METHODS = (("ce", 0), ("ls", 0), ("sd_kd", -1))
 
 
 def _reliability_data(out_dir: Path, fast: bool) -> Path:
-    """Per method: :func:`analysis.metrics.reliability_table` of the test predictions of every seed pooled."""
+    """Per method: :func:`deepdistill.metrics.reliability_table` of the test predictions of every seed pooled."""
     preset = get_preset(fast)
     records = ensure_runs(comparison_configs(preset), out_dir, preset)
     rows: dict[str, list] = {k: [] for k in ("dataset", "model", "epochs", "method", "generation", "n_seeds", "bin",
@@ -626,7 +590,7 @@ def _reliability_plot(data_path: Path, out_dir: Path) -> list[Path]:
 def _penultimate_data(out_dir: Path, fast: bool) -> Path:
     """Generation 0 of ``ce`` and ``ls`` (first seed): activations of the three classes on train and
     test, projected on the plane through their last-layer templates
-    (:func:`analysis.metrics.penultimate_projection`)."""
+    (:func:`deepdistill.metrics.penultimate_projection`)."""
     import torch
 
     preset = get_preset(fast)
@@ -760,7 +724,7 @@ DEEP_FIGURES: dict[str, FigureSpec] = {
         FigureSpec("deep_gt_weight", _gt_weight_data, _gt_weight_plot,
                    "test accuracy of the generation-1 SD (KD) student against gt_weight (weight on the ground "
                    "truth), mean ± sd over seeds; marked: the grid's best weight by validation accuracy and the "
-                   "estimates of deepdistill.weight_estimation when that module provides them"),
+                   "estimates of deepdistill.weight_estimation"),
         FigureSpec("deep_reliability", _reliability_data, _reliability_plot,
                    "reliability diagrams on the test set (seeds pooled): CE and label smoothing (generation 0) and "
                    "self-distillation (last generation)"),

@@ -7,18 +7,19 @@ writes ``<name>.pdf`` and ``<name>.png`` through :func:`analysis.plotting.save_f
 can be restyled without recomputing it, and its numbers can be checked without looking at it.
 ``fast=True`` asks the data step for a small size that runs in seconds (tests and CI).
 
-The small atomic writers below are for data steps, so that no figure module writes its own.
+The small writers below are for data steps, so that no figure module writes its own; they write
+atomically through :func:`deepdistill.io.atomic_write`.
 """
 from __future__ import annotations
 
 import csv
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
 import numpy as np
+
+from deepdistill.io import atomic_write
 
 __all__ = ["FigureSpec", "write_csv", "read_csv", "write_npz"]
 
@@ -39,15 +40,8 @@ class FigureSpec:
     description: str
 
 
-def _atomic_target(path) -> tuple[Path, int, str]:
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    return target, fd, tmp
-
-
 def write_csv(path, columns: Mapping[str, Sequence]) -> Path:
-    """Write equal-length columns as a CSV with a header row, atomically (temp file + os.replace).
+    """Write equal-length columns as a CSV with a header row, atomically.
 
     Floats are written with ``repr`` precision, so reading back gives the same numbers.
     """
@@ -56,17 +50,12 @@ def write_csv(path, columns: Mapping[str, Sequence]) -> Path:
     lengths = {k: len(v) for k, v in columns.items()}
     if len(set(lengths.values())) != 1:
         raise ValueError(f"`columns` must all have the same length; got lengths {lengths}.")
-    target, fd, tmp = _atomic_target(path)
-    try:
-        with os.fdopen(fd, "w", newline="") as fh:
-            writer = csv.writer(fh)
-            writer.writerow(list(columns))
-            for row in zip(*columns.values()):
-                writer.writerow([v.item() if isinstance(v, np.generic) else v for v in row])
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    target = Path(path)
+    with atomic_write(target, "w", encoding="utf-8", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(list(columns))
+        for row in zip(*columns.values()):
+            writer.writerow([v.item() if isinstance(v, np.generic) else v for v in row])
     return target
 
 
@@ -98,15 +87,10 @@ def read_csv(path) -> dict[str, np.ndarray]:
 
 
 def write_npz(path, **arrays) -> Path:
-    """``np.savez_compressed`` atomically (temp file + os.replace). ``path`` should end in ``.npz``."""
+    """``np.savez_compressed``, atomically. ``path`` should end in ``.npz``."""
     if Path(path).suffix != ".npz":
         raise ValueError(f"`path` must end in .npz (numpy appends it otherwise); got {str(path)!r}.")
-    target, fd, tmp = _atomic_target(path)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.savez_compressed(fh, **arrays)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    target = Path(path)
+    with atomic_write(target, "wb") as fh:
+        np.savez_compressed(fh, **arrays)
     return target
