@@ -40,11 +40,13 @@ from .figures import FIGURES, run_figure
 from .figures.deep import ESTIMATOR_LABELS, METHOD_LABELS, comparison_configs, get_preset, runs_dir
 from .figures.spec import read_csv
 
-__all__ = ["build_report", "MissingResultsError", "METRIC_COLUMNS", "DEEP_RESULTS_COMMAND", "verification_section",
+__all__ = ["build_report", "MissingResultsError", "METRIC_COLUMNS", "REGRESSION_METRIC_COLUMNS", "DEEP_RESULTS_COMMAND", "verification_section",
            "deep_tables_section", "weight_estimates_section", "figures_section"]
 
 #: The columns of one per-generation record (the keys of :func:`deepdistill.metrics.summarize`).
 METRIC_COLUMNS = ("accuracy", "nll", "ece", "brier", "entropy", "diversity")
+#: The columns of a regression record (:func:`deepdistill.metrics.summarize_regression`).
+REGRESSION_METRIC_COLUMNS = ("mse", "rmse")
 
 #: The command that produces a results folder; named in the error for a missing one.
 DEEP_RESULTS_COMMAND = "python -m deepdistill sweep --out-dir DIR"
@@ -157,7 +159,7 @@ def _metric_column(name: str):
         if name.endswith(suffix):
             name, stat = name[: -len(suffix)], suffix[1:]
             break
-    for metric in METRIC_COLUMNS:
+    for metric in METRIC_COLUMNS + REGRESSION_METRIC_COLUMNS:
         if name == metric:
             return "", metric, stat
         if name.endswith("_" + metric):
@@ -185,7 +187,7 @@ def _find_result_tables(results_dir: Path) -> list[tuple[Path, dict]]:
             tables.append((path, columns))
         else:
             lacking = (["generation"] if "generation" not in columns else []) + (
-                [] if has_metric else [f"a metric column ({', '.join(METRIC_COLUMNS)})"])
+                [] if has_metric else [f"a metric column ({', '.join(METRIC_COLUMNS + REGRESSION_METRIC_COLUMNS)})"])
             mismatched.append(f"{path.relative_to(results_dir)} lacks {' and '.join(lacking)}")
     if not tables:
         raise MissingResultsError(
@@ -215,7 +217,7 @@ def results_table(columns: dict[str, np.ndarray]) -> tuple[str, str]:
     # Settings equal on every row are stated once above the table (empty ones left out).
     fixed = [f"{c} = {_fmt(columns[c][0])}" for c in ident if c not in varying and _fmt(columns[c][0]) not in ("n/a", "")]
     table = {c: list(columns[c]) for c in varying}
-    for metric in METRIC_COLUMNS:
+    for metric in METRIC_COLUMNS + REGRESSION_METRIC_COLUMNS:
         key = f"{split}_{metric}" if split else metric
         if key in columns:
             table[metric] = list(columns[key])

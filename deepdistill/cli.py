@@ -271,12 +271,16 @@ def _estimate_weight(args) -> int:
 
 
 def _print_table(record: dict) -> None:
-    print(f"{'gen':>3} {'loss':>14} {'gt_w':>5} {'T':>4} {'epoch':>5} {'val_acc':>8} {'test_acc':>8} {'test_nll':>8} "
-          f"{'test_ece':>8}")
+    # Classification: accuracy, NLL, ECE; regression: MSE (validation and test) and the test RMSE.
+    regression = "mse" in record["generations"][0]["test"]
+    columns = [("val", "mse"), ("test", "mse"), ("test", "rmse")] if regression else \
+        [("val", "accuracy"), ("test", "accuracy"), ("test", "nll"), ("test", "ece")]
+    short = {"accuracy": "acc"}
+    print(f"{'gen':>3} {'loss':>14} {'gt_w':>5} {'T':>4} {'epoch':>5} "
+          + " ".join(f"{split + '_' + short.get(m, m):>9}" for split, m in columns))
     for g in record["generations"]:
-        t = g["test"]
         print(f"{g['generation']:>3} {g['loss']:>14} {g['gt_weight']:>5.2f} {g['temperature']:>4.1f} "
-              f"{g['selected_epoch']:>5} {g['val']['accuracy']:>8.4f} {t['accuracy']:>8.4f} {t['nll']:>8.4f} {t['ece']:>8.4f}")
+              f"{g['selected_epoch']:>5} " + " ".join(f"{g[split][m]:>9.4f}" for split, m in columns))
     print(f"wall time {record['wall_time_s']:.1f} s on {record['device']['type']} ({record['device']['name']})")
 
 

@@ -404,6 +404,10 @@ class LossSpec:
     ``gt_weight = 1`` (where the teacher's weight is 0), which then needs no teacher; ``None`` for a
     loss that always needs its teacher. Generation 0 of ``sd_mse`` trains this way.
 
+    ``targets``: ``"labels"`` (integer class labels: every classification loss) or ``"values"`` (real-valued
+    regression targets: ``mse_outputs``). :class:`~deepdistill.config.TrainConfig` refuses a loss whose
+    targets are not the data set's.
+
     ``accepts_any_weight``: the loss stays bounded below for EVERY real ``gt_weight``, so
     ``allow_any_weight=True`` may take the weight outside [0, 1] ([DPR26]). Only ``mse_mixed`` does
     (a quadratic in the student's probabilities with leading coefficient 1, see
@@ -419,6 +423,7 @@ class LossSpec:
     description: str
     accepts_any_weight: bool = False
     labels_term: Callable[[Tensor, Tensor], Tensor] | None = None
+    targets: str = "labels"        # what the loss trains on: "labels" (classification) or "values" (regression)
 
     def bind(self, *, gt_weight: float = 1.0, temperature: float = 1.0, smoothing: float = 0.0,
              allow_any_weight: bool = False) -> Callable[..., Tensor]:
@@ -434,7 +439,8 @@ class LossSpec:
                 raise ValueError(
                     f"loss {self.name!r} takes `gt_weight` in [0, 1] only, also with allow_any_weight=True; got "
                     f"{value!r}: outside [0, 1] a cross-entropy/KL term gets a negative coefficient, the loss is "
-                    "unbounded below and training diverges. Only 'mse_mixed' (method 'sd_mse') accepts any weight."
+                    "unbounded below and training diverges. Only the squared-error losses ('mse_mixed', 'mse_logits', "
+                    "'mse_outputs') accept any weight."
                 )
         gt_weight = _check_weight(gt_weight, "gt_weight", allow_any_weight and self.accepts_any_weight)
         temperature = _check_temperature(temperature)
@@ -500,6 +506,18 @@ LOSSES: dict[str, LossSpec] = {spec.name: spec for spec in (
     LossSpec("beta", lambda s, y, t, g, T, e, b: _beta_smoothing(s, y, b, g),
              False, True, "[ZS20] Beta smoothing: gt_weight CE + (1-gt_weight) CE(beta targets, s); their w=0.6 is "
                           "gt_weight=0.4"),
+    # The loss under which kernel ridge self-distillation is the exact limit (docs/kernel_meets_deep.md):
+    # the squared distance of the raw outputs to the mixed target, bounded below for any weight.
+    LossSpec("mse_logits", lambda s, y, t, g, T, e, b: output_mixed_mse_loss(s, y, t, gt_weight=g, allow_any_weight=True),
+             True, False, "||logits - (gt_weight onehot(y) + (1-gt_weight) teacher logits)||^2, no softmax (the "
+                          "loss of the kernel theory on a classifier); bounded below for any gt_weight",
+             accepts_any_weight=True,
+             labels_term=lambda s, y: output_mixed_mse_loss(s, y, None, gt_weight=1.0)),
+    LossSpec("mse_outputs", lambda s, y, t, g, T, e, b: output_mixed_mse_loss(s, y, t, gt_weight=g, allow_any_weight=True),
+             True, False, "regression: ||f - (gt_weight y + (1-gt_weight) f_teacher)||^2 on real-valued targets; bounded "
+                          "below for any gt_weight",
+             accepts_any_weight=True, targets="values",
+             labels_term=lambda s, y: output_mixed_mse_loss(s, y, None, gt_weight=1.0)),
     LossSpec("ls_teacher_kd", lambda s, y, t, g, T, e, b: _kd_kl(s, t, T),
              True, False, "[S21]: T^2 KL from a label-smoothed teacher, teacher term only (gt_weight ignored; T=1 in "
                           "[S21])"),

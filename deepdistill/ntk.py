@@ -94,22 +94,28 @@ class NTKMLP(nn.Module):
             self.weights.append(nn.Parameter(w))
             self.biases.append(nn.Parameter(b))
 
-    def forward(self, x: Tensor) -> Tensor:
+    def _layer(self, i: int, h: Tensor) -> Tensor:
+        w, b, std = self.weights[i], self.biases[i], self._stds[i]
+        if self.parameterization == "ntk":
+            return (std / math.sqrt(w.shape[1])) * (h @ w.T) + self.bias_std * b           # (n, fan_out)
+        return h @ w.T + b
+
+    def features(self, x: Tensor) -> Tensor:
+        """The last hidden layer's activations ``x^L`` ``(n, width)`` (the output is a scaled linear map of them)."""
         if x.ndim == 1:
             x = x.unsqueeze(1)                                            # (n,) -> (n, 1)
-        if x.ndim != 2 or x.shape[1] != self.in_features:
+        elif x.ndim > 2:
+            x = x.flatten(1)                                              # (n, C, L) -> (n, C * L)
+        if x.shape[1] != self.in_features:
             raise ValueError(f"input must be (n, {self.in_features}); got shape {tuple(x.shape)}.")
         phi = ACTIVATIONS[self.activation]
         h = x
-        last = len(self.weights) - 1
-        for i, (w, b, std) in enumerate(zip(self.weights, self.biases, self._stds)):
-            if self.parameterization == "ntk":
-                h = (std / math.sqrt(w.shape[1])) * (h @ w.T) + self.bias_std * b         # (n, fan_out)
-            else:
-                h = h @ w.T + b
-            if i < last:
-                h = phi(h)
-        return h                                                          # (n, out_features)
+        for i in range(self.depth):
+            h = phi(self._layer(i, h))
+        return h
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self._layer(self.depth, self.features(x))                 # (n, out_features)
 
     def extra_repr(self) -> str:
         return (f"in_features={self.in_features}, width={self.width}, out_features={self.out_features}, "

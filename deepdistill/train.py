@@ -41,7 +41,7 @@ from deepdistill.config import (DEVICES, PER_GENERATION_FIELDS, GenerationSettin
 from deepdistill.ema import EMA
 from deepdistill.io import atomic_torch_save, atomic_write_json, read_json
 from deepdistill.losses import LOSSES, beta_smoothing_targets
-from deepdistill.metrics import softmax, summarize
+from deepdistill.metrics import headline_metric, softmax, summarize, summarize_regression
 from deepdistill.models import build_model
 from deepdistill.results import describe_run, make_record
 from deepdistill.runs import (CONFIG_FILE, RECORD_FILE, checkpoint_path, is_finished, load_checkpoint, load_splits,
@@ -116,10 +116,15 @@ def predict_features(model: nn.Module, x: Tensor, batch_size: int = 1024) -> Ten
     return torch.cat(chunks)                                             # (n, D)
 
 
-def evaluate(model: nn.Module, x: Tensor, y: Tensor, batch_size: int = 1024, autocast=None) -> dict[str, float]:
-    """accuracy, nll, ece, brier, entropy, diversity of ``model`` on ``(x, y)`` via deepdistill.metrics.summarize."""
-    logits = predict_logits(model, x, batch_size, autocast)              # (n, K)
-    return summarize(softmax(logits.cpu().numpy()), y.cpu().numpy())
+def evaluate(model: nn.Module, x: Tensor, y: Tensor, batch_size: int = 1024, autocast=None,
+             task: str = "classification") -> dict[str, float]:
+    """The metrics of ``model`` on ``(x, y)``: accuracy, nll, ece, brier, entropy, diversity
+    (:func:`deepdistill.metrics.summarize`) for classification; mse, rmse
+    (:func:`deepdistill.metrics.summarize_regression`) for regression."""
+    outputs = predict_logits(model, x, batch_size, autocast)             # (n, K)
+    if task == "regression":
+        return summarize_regression(outputs.cpu().numpy(), y.cpu().numpy())
+    return summarize(softmax(outputs.cpu().numpy()), y.cpu().numpy())
 
 
 @contextlib.contextmanager
@@ -165,6 +170,8 @@ def _is_better(selection: str, metrics: dict, best: dict | None) -> bool:
         return True
     if selection == "best_val_nll":
         return metrics["nll"] < best["nll"]
+    if selection == "best_val_mse":
+        return metrics["mse"] < best["mse"]
     return metrics["accuracy"] > best["accuracy"]   # ties keep the earlier epoch
 
 
@@ -188,6 +195,7 @@ def train_generation(config: TrainConfig, settings: GenerationSettings, splits, 
     autocast = autocast_for(cfg, device)
     x_train, y_train = data["x_train"], data["y_train"]                 # (n, *input_shape), (n,)
     n_train, num_classes = x_train.shape[0], splits.num_classes
+    task = getattr(splits, "task", "classification")
 
     # A fresh network with its own seeded initialisation (same architecture every generation).
     torch.manual_seed(derive_seed(cfg.seed, g, "init"))
@@ -281,15 +289,16 @@ def train_generation(config: TrainConfig, settings: GenerationSettings, splits, 
                 f"non-finite training loss in generation {g}, epoch {epoch}, step {bad} (method {cfg.method!r}, "
                 f"loss {settings.loss!r}, lr {cfg.lr:g}); lower the learning rate or check the data."
             )
-        val = evaluate(model, data["x_val"], data["y_val"], cfg.eval_batch_size, autocast)
-        history.append({"epoch": epoch, "train_loss": float(loss_sum) / len(starts), "val_accuracy": val["accuracy"],
-                        "val_nll": val["nll"], "lr": optimizer.param_groups[0]["lr"]})
+        val = evaluate(model, data["x_val"], data["y_val"], cfg.eval_batch_size, autocast, task)
+        watched = ("accuracy", "nll") if task == "classification" else ("mse",)
+        history.append({"epoch": epoch, "train_loss": float(loss_sum) / len(starts),
+                        **{f"val_{m}": val[m] for m in watched}, "lr": optimizer.param_groups[0]["lr"]})
         if _is_better(cfg.selection, val, best_metrics):
             best_epoch, best_metrics = epoch, val
             best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
         if log:
             log(f"generation {g} epoch {epoch}: train loss {history[-1]['train_loss']:.4f}, "
-                f"val accuracy {val['accuracy']:.4f}, val nll {val['nll']:.4f}")
+                + ", ".join(f"val {m} {val[m]:.4f}" for m in watched))
 
         last = epoch == cfg.epochs - 1
         if partial_path is not None and cfg.checkpoint_every and (epoch + 1) % cfg.checkpoint_every == 0 and not last:
@@ -311,8 +320,8 @@ def train_generation(config: TrainConfig, settings: GenerationSettings, splits, 
         "epochs_trained": len(history),
         "wall_time_s": elapsed + time.perf_counter() - t_start,
         "teacher_cached": cached_teacher is not None,
-        "val": evaluate(model, data["x_val"], data["y_val"], cfg.eval_batch_size, autocast),
-        "test": evaluate(model, data["x_test"], data["y_test"], cfg.eval_batch_size, autocast),
+        "val": evaluate(model, data["x_val"], data["y_val"], cfg.eval_batch_size, autocast, task),
+        "test": evaluate(model, data["x_test"], data["y_test"], cfg.eval_batch_size, autocast, task),
         "history": history,
     }
     return model, summary
@@ -465,11 +474,12 @@ def _train_run(config: TrainConfig, run_dir: Path, existing: dict | None, *, on_
                 atomic_torch_save({"model": model.state_dict(), "summary": summary}, done_path)
                 partial.unlink(missing_ok=True)
             generations.append(summary)
-            bar.set_postfix(test_acc=f"{summary['test']['accuracy']:.3f}")
+            metric, value = headline_metric(summary["test"])
+            bar.set_postfix({f"test_{metric}": f"{value:.3f}"})
             if log:
                 log(f"generation {g} ({summary['loss']}, gt_weight {summary['gt_weight']:g}, T {summary['temperature']:g}): "
-                    f"selected epoch {summary['selected_epoch']}, val accuracy {summary['val']['accuracy']:.4f}, "
-                    f"test accuracy {summary['test']['accuracy']:.4f}")
+                    f"selected epoch {summary['selected_epoch']}, val {metric} {summary['val'][metric]:.4f}, "
+                    f"test {metric} {value:.4f}")
             teacher = model
         bar.close()
 

@@ -34,6 +34,7 @@ import numpy as np
 import torch
 
 from deepdistill.config import METHODS, ensure_config
+from deepdistill.data import dataset_task
 from deepdistill.io import atomic_write_csv, atomic_write_json
 from deepdistill.metrics import as_numpy, brier_score
 from deepdistill.results import mean_sd
@@ -397,6 +398,10 @@ def estimate_gt_weight(config, out_dir, *, seeds: Iterable[int] = (0,), generati
         valid = sorted(m for m, s in METHODS.items() if s.uses_teacher and s.uses_gt_weight)
         raise ValueError(f"`config.method` must distil from a teacher with a ground-truth weight, one of {valid}; "
                          f"got {config.method!r}.")
+    if dataset_task(config.dataset) == "regression":
+        raise ValueError(f"estimate_gt_weight judges a toolkit config by the validation Brier score of a classifier, "
+                         f"but dataset {config.dataset!r} has regression targets; for regression use "
+                         "estimate_gt_weight_for_model(..., criterion='mse') with your own train_fn.")
     if isinstance(generation, bool) or not isinstance(generation, int) or generation < 1:
         raise ValueError(f"`generation` must be an integer >= 1 (generation 0 is the teacher); got {generation!r}.")
     # Per-generation lists hold one value per generation >= 1; the student at `generation` needs the

@@ -165,7 +165,8 @@ def test_mixed_target_mse_outside_unit_interval_by_hand_and_as_mse_to_mixed_targ
 def test_only_losses_bounded_below_accept_any_weight():
     s, t, y = s_t()
     bt = torch.tensor([[0.05, 0.9, 0.05], [0.3, 0.3, 0.4]], dtype=torch.float64)
-    assert [n for n, sp in L.LOSSES.items() if sp.accepts_any_weight] == ["mse_mixed"]
+    # the squared distances to a mixed target (on probabilities, logits or regression outputs)
+    assert [n for n, sp in L.LOSSES.items() if sp.accepts_any_weight] == ["mse_mixed", "mse_logits", "mse_outputs"]
     for name in ("kd", "zs", "beta"):
         fn = L.LOSSES[name].fn
         for w in (1.5, -0.5):
@@ -258,6 +259,8 @@ def test_registry_matches_pure_functions():
         "zs": L.zhang_sabuncu_loss(s, t, y, gt_weight=0.3, temperature=2.0),
         "beta": L.beta_smoothing_loss(s, y, bt, gt_weight=0.3),
         "ls_teacher_kd": L.ls_teacher_kd_loss(s, t, 2.0),
+        "mse_logits": L.output_mixed_mse_loss(s, y, t, gt_weight=0.3),          # no temperature: raw outputs
+        "mse_outputs": L.output_mixed_mse_loss(s, y, t, gt_weight=0.3),
     }
     assert set(expected) == set(L.LOSSES)
     for name, spec in L.LOSSES.items():
@@ -472,3 +475,18 @@ def test_output_mixed_mse_weight_outside_unit_interval_and_bad_input():
         L.output_mixed_mse_loss(f, y, torch.zeros(2, 2, dtype=torch.float64), gt_weight=0.5)
     with pytest.raises(ValueError, match="reduction"):
         L.output_mixed_mse_loss(f, y, t, gt_weight=0.5, reduction="none")
+
+
+def test_registry_output_losses_are_the_pure_function_and_declare_their_targets():
+    s, t, y = s_t()
+    got = L.LOSSES["mse_logits"].fn(s, y, teacher_logits=t, gt_weight=0.3)
+    assert got.item() == pytest.approx(L.output_mixed_mse_loss(s, y, t, gt_weight=0.3).item(), **TOL)
+    # generation 0 (no teacher) trains on the labels alone: the loss at gt_weight 1
+    assert L.LOSSES["mse_logits"].fn(s, y, gt_weight=1.0).item() == pytest.approx(
+        L.output_mixed_mse_loss(s, y, None, gt_weight=1.0).item(), **TOL)
+    f = torch.tensor([[0.5], [1.0]], dtype=torch.float64)
+    v = torch.tensor([1.0, -1.0], dtype=torch.float64)
+    ft = torch.tensor([[0.0], [2.0]], dtype=torch.float64)
+    # 0.5 mixed targets: 0.5, 0.5 -> ((0.5-0.5)^2 + (1-0.5)^2) / 2 = 0.125
+    assert L.LOSSES["mse_outputs"].fn(f, v, teacher_logits=ft, gt_weight=0.5).item() == pytest.approx(0.125, **TOL)
+    assert {n: sp.targets for n, sp in L.LOSSES.items() if sp.targets != "labels"} == {"mse_outputs": "values"}
