@@ -135,13 +135,17 @@ class BridgePreset:
     def to_dict(self) -> dict:
         return json.loads(json.dumps(dataclasses.asdict(self)))   # tuples -> lists, as JSON reads them back
 
+    _SHARED = ("n_train", "noise", "n_val", "n_test", "data_seed", "activation", "input_std", "ridge", "tolerance_grad")
+    _OWN = {"exact": ("exact_",), "width": ("widths", "seeds", "width_", "grid"),
+            "parted": ("standard_", "seeds", "grid", "adam_", "mnist1d"), "toy": ("toy_", "activation", "tolerance_grad"),
+            # the cached networks of the width sweep and of the cases where kernel and deep part
+            "ntk_cell": ("width_", "grid"), "standard_cell": ("grid",), "adam_cell": ("grid", "adam_")}
+
     def part_settings(self, part: str) -> dict:
-        """The settings a part reads (its cache key): the data and network settings, and the part's own."""
-        own = {"exact": ("exact_",), "width": ("widths", "seeds", "width_", "slope_", "grid", "weight_tolerance"),
-               "parted": ("standard_", "adam_", "mnist1d", "grid", "seeds", "widths"), "toy": ("toy_",)}[part]
-        shared = ("n_train", "noise", "n_val", "n_test", "data_seed", "activation", "input_std", "ridge", "tolerance_grad")
+        """The settings a part (or one cached network of it) reads: its cache key. The toy reads no sine data."""
+        shared = () if part == "toy" else self._SHARED
         d = self.to_dict()
-        return {k: v for k, v in d.items() if k in shared or k.startswith(own)}
+        return {k: v for k, v in d.items() if k in shared or k.startswith(self._OWN[part])}
 
 
 def _check_width(name: str, value) -> None:
@@ -361,7 +365,7 @@ def measure_width(preset: BridgePreset, *, device="cpu", cache_dir=None, log=Non
     for width in p.widths:
         for seed in p.seeds:
             say(f"bridge width {width} seed {seed}")
-            key = {"part": "width", "settings": p.part_settings("width"), "width": width, "seed": seed}
+            key = {"part": "width", "settings": p.part_settings("ntk_cell"), "width": width, "seed": seed}
             cells.append(_cached_cell(cache_dir, key, lambda: _width_cell(p, width, seed, "ntk", True, device), say))
     per_width = {w: [c for c in cells if c["width"] == w] for w in p.widths}
     deviation = np.array([[c["deviation"] for c in per_width[w]] for w in p.widths])   # (widths, seeds, W, S)
@@ -446,13 +450,13 @@ def measure_parted(preset: BridgePreset, *, device="cpu", cache_dir=None, out_di
         cells = []
         for seed in p.seeds:
             say(f"bridge standard parameterisation width {width} seed {seed}")
-            key = {"part": "standard", "settings": p.part_settings("parted"), "width": width, "seed": seed}
+            key = {"part": "standard", "settings": p.part_settings("standard_cell"), "width": width, "seed": seed}
             cells.append(_cached_cell(cache_dir, key, lambda: _width_cell(p, width, seed, "standard", False, device), say))
         rows.append(_weight_row(p, cells, "standard parameterisation, ridge to init, L-BFGS"))
     cells = []
     for seed in p.adam_seeds:
         say(f"bridge Adam with early stopping width {p.adam_width} seed {seed}")
-        key = {"part": "adam", "settings": p.part_settings("parted"), "seed": seed}
+        key = {"part": "adam", "settings": p.part_settings("adam_cell"), "seed": seed}
         cells.append(_cached_cell(cache_dir, key, lambda: _adam_cell(p, seed, device), say))
     adam = _weight_row(p, cells, "NTK parameterisation, Adam with early stopping, no ridge")
     adam["stopped_at"] = [c["stopped_at"] for c in cells]
