@@ -174,11 +174,15 @@ def _is_better(selection: str, metrics: dict, best: dict | None) -> bool:
 
 def train_generation(config: TrainConfig, settings: GenerationSettings, splits, data: dict[str, Tensor],
                      teacher: nn.Module | None, device: torch.device, *, partial_path: Path | None = None,
-                     on_epoch_end: EpochHook | None = None, log: Callable[[str], None] | None = None):
+                     on_epoch_end: EpochHook | None = None, log: Callable[[str], None] | None = None,
+                     model_factory: Callable[[], nn.Module] | None = None):
     """Train one generation; return ``(model with the selected weights, summary dict)``.
 
     ``data`` holds ``x_train, y_train, x_val, y_val, x_test, y_test`` already on ``device``.
     ``partial_path``: where the mid-generation checkpoint lives (resumed from when present).
+    ``model_factory``: builds the fresh network (a user's own ``nn.Module``; called under the
+    generation's seeded initialisation); default: ``build_model(config.model, ...)``. This is how
+    :func:`deepdistill.weight_backends.make_train_fn` trains a user's network with this loop.
     """
     g, cfg = settings.generation, config
     loss_spec = LOSSES[settings.loss]
@@ -191,7 +195,8 @@ def train_generation(config: TrainConfig, settings: GenerationSettings, splits, 
 
     # A fresh network with its own seeded initialisation (same architecture every generation).
     torch.manual_seed(derive_seed(cfg.seed, g, "init"))
-    model = build_model(cfg.model, splits.input_shape, num_classes, **cfg.model_kwargs).to(device)
+    model = (model_factory() if model_factory is not None
+             else build_model(cfg.model, splits.input_shape, num_classes, **cfg.model_kwargs)).to(device)
     optimizer = _make_optimizer(cfg, model)
     starts = _batch_starts(n_train, cfg.batch_size)
     schedule = _make_schedule(cfg, optimizer, cfg.epochs * len(starts))

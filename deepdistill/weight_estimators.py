@@ -257,8 +257,9 @@ class KernelWeightEstimate:
         bounds (``None`` without validation data); ``validation_unconstrained`` its vertex.
     one_shot : [DPR26]'s one-shot estimate from the training data alone, clipped; ``one_shot_unconstrained``.
     ridge : the ridge used; ``ridge_rule`` how it was chosen (it says UNREACHABLE when ``"match"`` could
-        not reach the teacher's training residual: the estimate is then not informative);
-        ``train_residual`` the kernel step-1 fit's training MSE (per example, summed over outputs).
+        not reach the teacher's training residual: the estimate is then not informative, and
+        ``ridge_unreachable`` is True); ``train_residual`` the kernel step-1 fit's training MSE (per
+        example, summed over outputs).
     """
 
     validation: float | None
@@ -271,6 +272,7 @@ class KernelWeightEstimate:
     n_train: int
     step: int
     wall_time_s: float
+    ridge_unreachable: bool = False
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -356,6 +358,7 @@ def kernel_surrogate_weights(X_train, targets_train, X_val=None, targets_val=Non
     z, perp = project_onto_basis(evecs, Ytr - offset)                # z: (m, k); perp: the part outside span(V)
     z2 = np.sum(z**2, axis=1)
 
+    at_bound = False
     if isinstance(ridge, str):
         if ridge == "match":
             if match_residual is None or not (match_residual >= 0):
@@ -395,7 +398,7 @@ def kernel_surrogate_weights(X_train, targets_train, X_val=None, targets_val=Non
         validation=None if val is None else clip(val), validation_unconstrained=val,
         one_shot=clip(one_shot), one_shot_unconstrained=float(one_shot), ridge=lam, ridge_rule=rule,
         train_residual=_step1_train_residual(evals, z2, perp, lam, n), n_train=n, step=int(step),
-        wall_time_s=time.perf_counter() - started)
+        wall_time_s=time.perf_counter() - started, ridge_unreachable=bool(at_bound))
 
 
 def _one_hot_or_2d(targets, n: int, name: str, num_classes: int | None = None) -> np.ndarray:

@@ -410,16 +410,15 @@ def _weight_estimates(out_dir: Path, preset: DeepPreset) -> list[dict]:
         result = estimate_gt_weight(config, runs_dir(out_dir) / "weight_estimation", seeds=preset.seeds, generation=1,
                                     grid=None, kernel="rbf")
     out = []
-    for per_seed in result["per_seed"]:
-        for name, entry in per_seed["approaches"].items():
-            if name == "grid" or entry.get("error"):
+    for per_seed in result.per_seed:
+        for name, entry in per_seed.estimators.items():
+            if not entry.ok:                   # a failed estimate has no weight and no student
                 continue
-            out.append({"estimator": name, "seed": per_seed["seed"], "gt_weight": entry["gt_weight"],
-                        "unconstrained_gt_weight": entry.get("unconstrained", math.nan),
-                        "val_accuracy": (entry.get("val") or {}).get("accuracy", math.nan),
-                        "test_accuracy": (entry.get("test") or {}).get("accuracy", math.nan),
-                        "training_runs": entry.get("training_runs", math.nan),
-                        "wall_time_s": entry.get("wall_time_s", math.nan)})
+            out.append({"estimator": name, "seed": per_seed.seed, "gt_weight": entry.gt_weight,
+                        "unconstrained_gt_weight": entry.unconstrained,
+                        "val_accuracy": (entry.val or {}).get("accuracy", math.nan),
+                        "test_accuracy": (entry.test or {}).get("accuracy", math.nan),
+                        "training_runs": entry.training_runs, "wall_time_s": entry.wall_time_s})
     return out
 
 
