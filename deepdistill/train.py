@@ -204,7 +204,12 @@ def train_generation(config: TrainConfig, settings: GenerationSettings, splits, 
     scaler = torch.amp.GradScaler(device.type, enabled=cfg.amp == "fp16" and device.type == "cuda")
     ema = None
     if loss_spec.needs_beta_targets:
-        ema = EMA(model)
+        init = None
+        if cfg.ema_variant == "zs20":      # [ZS20]: the EMA starts from its own, separately seeded network
+            torch.manual_seed(derive_seed(cfg.seed, g, "ema_init"))
+            init = model_factory() if model_factory is not None else build_model(
+                cfg.model, splits.input_shape, num_classes, **cfg.model_kwargs)
+        ema = EMA(model, variant=cfg.ema_variant, init=init)
 
     start_epoch, best_epoch, best_metrics, best_state, history, elapsed = 0, -1, None, None, [], 0.0
     if partial_path is not None and partial_path.exists():
