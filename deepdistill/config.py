@@ -11,7 +11,7 @@ of the data set, model and loss fields are the registries themselves (``deepdist
 ``METHODS`` maps a method name to the loss each generation uses (the losses themselves live in
 :mod:`deepdistill.losses`).
 
-Conventions (``../shared/THEORY.md`` section 3): ``gt_weight`` is the weight on the GROUND TRUTH
+Conventions (``docs/theory.md`` sections 1 and 4): ``gt_weight`` is the weight on the GROUND TRUTH
 (Borup & Andersen's alpha); [ZS20]'s ``w`` weights the teacher and is converted in
 :mod:`deepdistill.losses` (``gt_weight = 1 - w``). Label smoothing names its convention
 (``ls_convention``: ``"muller"`` [M19] or ``"shen"`` [S21]/[ZS20]).

@@ -4,7 +4,7 @@ Generation 0 trains a network on the labels. Generation ``g >= 1`` trains a FRES
 same architecture (its own seeded initialisation) against the frozen, selected generation ``g-1``
 and the labels, with the loss its method names (:data:`deepdistill.config.METHODS`) and the
 generation's ``gt_weight`` (weight on the ground truth) and ``temperature``
-(``../shared/THEORY.md`` section 3; [BA21], [ZS20], [S21]).
+(``docs/theory.md`` section 4; [BA21], [ZS20], [S21]).
 
 Cost: without augmentation the teacher's logits on the training set are computed once per
 generation (eval mode, no gradients) and indexed by each batch's example indices, so a student

@@ -1,7 +1,7 @@
 """Estimators of the optimal ground-truth weight against brute force where the answer is exact.
 
 Exact setting: a student that is linear in its parameters and solved to convergence on the mixed
-target ``alpha y + (1 - alpha) teacher(X)`` has outputs exactly affine in alpha (THEORY 1), so the
+target ``alpha y + (1 - alpha) teacher(X)`` has outputs exactly affine in alpha (docs/theory.md 2.3), so the
 two-run closed form must equal the argmin of explicit refits over a fine grid, and the kernel
 surrogate must equal a brute-force grid over ``KernelDistiller`` refits. Sizes are tiny (the file
 runs in well under a minute on 2 CPU cores).
