@@ -122,6 +122,7 @@ def main(argv=None) -> int:
     parser.add_argument("--temperature", type=float, default=None, help="None: the method's default")
     parser.add_argument("--seeds", nargs="+", type=int, default=None)
     parser.add_argument("--ntk-subsample", type=int, default=500)
+    parser.add_argument("--kernel", default="linear", help="kernel on the teacher's features (linear, rbf, ...)")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (1 is fastest for these tiny nets)")
     parser.add_argument("--allow-any-weight", action="store_true",
                         help="unconstrained estimates (method sd_mse only), the grid extended by -0.5, -0.25, 1.25, 1.5, 2")
@@ -140,9 +141,9 @@ def main(argv=None) -> int:
         ntk_subsample = min(args.ntk_subsample, 100 if args.quick else 200 if args.small else args.ntk_subsample)
         result = estimate_gt_weight(cfg, Path(args.out_dir) / f"{name}_{args.method}{size}",
                                     seeds=seeds, grid=grid, estimators=ESTIMATORS, allow_any_weight=args.allow_any_weight,
-                                    ntk_subsample=ntk_subsample)
+                                    ntk_subsample=ntk_subsample, kernel=args.kernel)
         table, result = result.table(), result.to_dict()
-        print(f"\n=== {name}, {args.method} (T={result['config']['temperature']}), label noise "
+        print(f"\n=== {name}, {args.method} (T={result['config']['temperature']}), {args.kernel} kernel on features, label noise "
               f"{cfg['label_noise']:.0%} symmetric, model {cfg['model']} {cfg.get('model_kwargs', {})}, "
               f"{cfg['epochs']} epochs, seeds {seeds}, grid of {len(grid)} weights; "
               f"session {time.perf_counter() - started:.0f} s ===")
