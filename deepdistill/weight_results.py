@@ -348,9 +348,19 @@ def _pm(mean, sd, digits=3) -> str:
     return f"{mean:.{digits}f}" + ("" if sd is None or (isinstance(sd, float) and math.isnan(sd)) else f"+-{sd:.{digits}f}")
 
 
+def _ratio(value) -> str:
+    return "-" if value is None or math.isnan(value) else f"{value:.2f}"      # no grid: no ratio
+
+
+def _short_status(status: str, width: int = 100) -> str:
+    """The status cut to ``width`` characters for the text table (the CSV and the JSON hold it in full)."""
+    return status if len(status) <= width else status[:width - 3].rstrip() + "..."
+
+
 def format_summary_table(rows: list[dict]) -> str:
     """The rows of :func:`summary_rows` as an aligned text table: weight, test metrics mean+-sd, cost
-    and its ratios to the grid's, then the status of any approach that failed (``FAILED: reason``)."""
+    and its ratios to the grid's, then the status of any approach that failed (``FAILED: reason``, cut
+    to 100 characters)."""
     regression = any("test_mse_mean" in r for r in rows)
     metric_cols = [("mse", "test_mse")] if regression else [("accuracy", "test_acc"), ("nll", "test_nll"),
                                                              ("ece", "test_ece")]
@@ -363,7 +373,7 @@ def format_summary_table(rows: list[dict]) -> str:
         lines.append(
             f"{r['approach']:<18} {_pm(r['gt_weight_mean'], r['gt_weight_sd'], 2):>13} "
             + " ".join(f"{_pm(r.get(f'test_{m}_mean'), r.get(f'test_{m}_sd')):>13}" for m, _ in metric_cols)
-            + f" {r['training_runs']:>5.1f} {r['wall_time_s']:>8.1f} {r['runs_ratio_to_grid']:>9.2f} "
-            f"{r['time_ratio_to_grid']:>9.2f} {'-' if within is None else ('yes' if within else 'NO'):>6}"
-            + ("" if status == STATUS_OK else f"  FAILED: {status}"))
+            + f" {r['training_runs']:>5.1f} {r['wall_time_s']:>8.1f} {_ratio(r['runs_ratio_to_grid']):>9} "
+            f"{_ratio(r['time_ratio_to_grid']):>9} {'-' if within is None else ('yes' if within else 'NO'):>6}"
+            + ("" if status == STATUS_OK else f"  FAILED: {_short_status(status)}"))
     return "\n".join(lines)
