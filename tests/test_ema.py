@@ -11,6 +11,15 @@ from deepdistill.ema import EMA
 from deepdistill.train import train_run
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread():
+    """Tiny networks on a shared 2-core machine: one intra-op thread is several times faster than two."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def _linear(value: float) -> torch.nn.Linear:
     net = torch.nn.Linear(2, 1, bias=False)
     with torch.no_grad():

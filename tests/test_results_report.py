@@ -8,6 +8,7 @@ from __future__ import annotations
 import shutil
 
 import pytest
+import torch
 
 import analysis.figures.deep as deep
 import deepdistill.train as train
@@ -16,10 +17,19 @@ from analysis.figures.spec import read_csv
 from deepdistill.sweep import expand_grid, run_sweep
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread():
+    """Tiny networks on a shared 2-core machine: one intra-op thread is several times faster than two."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="module")
 def user_sweep(tmp_path_factory):
     out = tmp_path_factory.mktemp("user") / "sweep"
-    base = dict(dataset="digits", model="mlp", model_kwargs={"hidden": 16, "depth": 1}, n_train=400, epochs=2,
+    base = dict(dataset="digits", model="mlp", model_kwargs={"hidden": 16, "depth": 1}, n_train=300, epochs=1,
                 batch_size=64, lr=1e-2, device="cpu", checkpoint_every=0)
     configs = (expand_grid(base, methods=["sd_kd"], gt_weights=[0.25, 0.75], generations=[2], seeds=[0, 1])
                + expand_grid(base, methods=["ce"], generations=[2], seeds=[0, 1]))

@@ -24,7 +24,9 @@ already trained finds its finished record and checkpoints there and trains nothi
 comparison (:func:`comparison_configs`) feeds ``deep_generations``, ``deep_diversity``,
 ``deep_reliability``, ``deep_penultimate`` and ``deep_stability``; the weight grid
 (:func:`gt_weight_configs`) feeds ``deep_gt_weight``. Figures that need the trained networks load
-the checkpoints the runs wrote (:func:`deepdistill.runs.load_generation`).
+the checkpoints the runs wrote (:func:`deepdistill.runs.load_generation`). Each data step takes
+its runs from a ``runs`` object: :class:`PresetRuns` (this shared sweep, trained when missing) or
+:class:`analysis.figures.sweep_runs.SweepRuns` (a user's own sweep, read, never trained).
 
 Presets (:data:`PRESETS`). ``fast`` is for CI and checks: scikit-learn's bundled 8x8 digits (no
 download), a one-hidden-layer MLP of width 64, 4 epochs, 2 seeds, 3 generations, on the CPU with one
