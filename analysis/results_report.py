@@ -7,9 +7,11 @@ or any folder holding result tables and run folders. The report holds, in order:
 1. every per-generation table under ``DIR`` (a ``*.csv`` with a ``generation`` column and a metric
    column of :func:`deepdistill.metrics.summarize`: ``ece``, ``test_ece`` or the roll-up's
    ``test_ece_mean``/``test_ece_sd``); with run records but no roll-up, the roll-up of the records.
-   Rows are grouped by (data set, model, method, ``gt_weight``) and sorted; generation 0, which every
-   ``gt_weight`` of a method shares (it trains on the labels alone), appears once per group of runs,
-   its ``gt_weight`` shown as "labels"; metrics are ``mean ± sd`` over seeds to 3 decimals;
+   Rows are grouped by (data set, model, method, ``gt_weight``) and sorted; generation 0 of a method
+   with a teacher, which every ``gt_weight`` of the method shares (it trains on the labels alone),
+   appears once, its ``gt_weight`` shown as "labels" (a method without a weight shows "-"; Beta
+   smoothing's generation 0 reads its weight and appears per weight); metrics are ``mean ± sd`` over
+   seeds to 3 decimals;
 2. the weight estimates found (``estimate_weight.csv`` of ``python -m deepdistill estimate-weight``);
 3. the deep figures that the runs allow (:mod:`analysis.figures.sweep_runs`), each figure that cannot
    be drawn named with the runs it lacks;
@@ -161,17 +163,25 @@ def results_table(columns: dict[str, np.ndarray]) -> tuple[str, str]:
     def group_weight(i) -> float:
         return float(group_gt.get(columns["group_id"][i], np.nan)) if "group_id" in columns else float(gt[i])
 
+    def shared_teacher(i) -> bool:
+        # Generation 0 of a method with a teacher trains on the labels alone: every gt_weight (and
+        # every length of chain) of that method shares it. (Beta smoothing's generation 0 reads its
+        # gt_weight, and is not shared.)
+        method = str(columns["method"][i]) if "method" in columns else None
+        return gen[i] == 0 and (method is None or method not in METHODS or METHODS[method].uses_teacher
+                                or not METHODS[method].uses_gt_weight)
+
     def key(i):
         first = [str(columns[c][i]) for c in ("dataset", "model") if c in columns]
-        rest = [str(columns[c][i]) for c in setting if c not in ("dataset", "model", "method")]
+        rest = [str(columns[c][i]) for c in setting if c not in ("dataset", "model", "method", "generations")]
         method = _method_rank(str(columns["method"][i])) if "method" in columns else ()
         w = group_weight(i)
-        return (*first, method, *rest, gen[i] != 0, -math.inf if math.isnan(w) else w, gen[i])
+        return (*first, method, *rest, not shared_teacher(i), -math.inf if math.isnan(w) else w, gen[i])
 
     order, seen_teachers = [], set()
     for i in sorted(range(n_rows), key=key):
-        if gen[i] == 0:                # shared by every gt_weight of the method: once per settings
-            teacher = tuple(str(columns[c][i]) for c in setting)
+        if shared_teacher(i):          # once per settings
+            teacher = tuple(str(columns[c][i]) for c in setting if c != "generations")
             if teacher in seen_teachers:
                 continue
             seen_teachers.add(teacher)
@@ -183,7 +193,7 @@ def results_table(columns: dict[str, np.ndarray]) -> tuple[str, str]:
     for c in varying:
         if c == "gt_weight":
             # Generation 0 trains on the labels; a method without a teacher has no weight to show.
-            table[c] = ["labels" if gen[i] == 0 else "-" if not _uses_gt_weight(columns, i) else _cell(gt[i])
+            table[c] = ["-" if not _uses_gt_weight(columns, i) else "labels" if shared_teacher(i) else _cell(gt[i])
                         for i in order]
         else:
             table[c] = [_cell(columns[c][i]) for i in order]

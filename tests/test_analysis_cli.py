@@ -125,13 +125,15 @@ def test_run_figure_and_cli(tmp_path, toy_registry, capsys):
 
 def _fake_record(seed, method, gens, gt=0.5):
     """A minimal run record in deepdistill's format (only the fields its roll-up reads); generation 0
-    (on the labels) is the same for every ``gt``, as in a real sweep."""
+    of a method with a teacher (on the labels) is the same for every ``gt``, as in a real sweep; Beta
+    smoothing's reads its weight."""
+    own = method == "beta"
     return {"group_id": f"g-{method}-{gt}", "seed": seed,
             "config": {"dataset": "mnist1d", "model": "mlp", "method": method, "epochs": 3},
-            "generations": [{"generation": g, "loss": "kd", "gt_weight": 1.0 if g == 0 else gt, "temperature": 4.0,
+            "generations": [{"generation": g, "loss": "kd", "gt_weight": gt if g or own else 1.0, "temperature": 4.0,
                              "selected_epoch": 2, "wall_time_s": 1.0,
                              "val": {"accuracy": acc, "ece": 0.1},
-                             "test": {"accuracy": acc + 0.01 * seed + (0 if g == 0 else gt / 10), "ece": 0.2}}
+                             "test": {"accuracy": acc + 0.01 * seed + (gt / 10 if g or own else 0), "ece": 0.2}}
                             for g, acc in enumerate(gens)]}
 
 
@@ -141,7 +143,8 @@ def test_report_on_results_groups_sorts_and_formats_its_tables(tmp_path, toy_reg
     results = tmp_path / "results"
     write_csv(results / "single" / "generations.csv", {"generation": [1, 0], "accuracy": [0.625, 0.5], "ece": [0.05, 0.1]})
     records = [_fake_record(s, "sd_kd", [0.5, 0.6], gt) for gt in (0.75, 0.25) for s in (0, 1)]
-    records.append(_fake_record(0, "ce", [0.4, 0.45]))
+    records += [_fake_record(0, "ce", [0.4, 0.45]), _fake_record(0, "beta", [0.3, 0.35], 0.6),
+                _fake_record(0, "beta", [0.3, 0.35], 0.2)]
     write_rollup_csv(records, results / "rollup.csv")
     write_csv(results / "other.csv", {"something": [1]})  # not a results table: ignored
     report = build_results_report(results)                    # --out defaults to RESULTS/report
@@ -152,9 +155,14 @@ def test_report_on_results_groups_sorts_and_formats_its_tables(tmp_path, toy_reg
     # The roll-up: test split; grouped by method (ce first) and gt_weight (sorted), generation 0 once
     # per method, mean ± sd over seeds to 3 decimals (sd of 0.5, 0.51: 0.007); one seed: no sd.
     assert "Split: test." in text and "dataset = mnist1d" in text
-    lines = [ln for ln in text.splitlines() if ln.startswith(("| ce", "| sd_kd"))]
-    assert lines == ["| ce | 0 | labels | 1 | 0.400 | 0.200 |",
+    # Beta smoothing's generation 0 reads its weight: one per group.
+    lines = [ln for ln in text.splitlines() if ln.startswith(("| ce", "| sd_kd", "| beta"))]
+    assert lines == ["| ce | 0 | - | 1 | 0.400 | 0.200 |",
                      "| ce | 1 | - | 1 | 0.500 | 0.200 |",
+                     "| beta | 0 | 0.2 | 1 | 0.320 | 0.200 |",
+                     "| beta | 1 | 0.2 | 1 | 0.370 | 0.200 |",
+                     "| beta | 0 | 0.6 | 1 | 0.360 | 0.200 |",
+                     "| beta | 1 | 0.6 | 1 | 0.410 | 0.200 |",
                      "| sd_kd | 0 | labels | 2 | 0.505 ± 0.007 | 0.200 ± 0.000 |",
                      "| sd_kd | 1 | 0.25 | 2 | 0.630 ± 0.007 | 0.200 ± 0.000 |",
                      "| sd_kd | 1 | 0.75 | 2 | 0.680 ± 0.007 | 0.200 ± 0.000 |"]

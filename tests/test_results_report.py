@@ -68,7 +68,7 @@ def test_the_report_on_a_users_sweep_trains_nothing(user_sweep, no_training, tmp
     header = next(ln for ln in lines if ln.startswith("| method |")).strip("| ").split(" | ")
     rows = [dict(zip(header, ln.strip("| ").split(" | "))) for ln in lines if ln.startswith(("| ce |", "| sd_kd |"))]
     assert [(r["method"], r["generation"], r["gt_weight"]) for r in rows] == [
-        ("ce", "0", "labels"), ("ce", "1", "-"), ("sd_kd", "0", "labels"), ("sd_kd", "1", "0.25"), ("sd_kd", "1", "0.75")]
+        ("ce", "0", "-"), ("ce", "1", "-"), ("sd_kd", "0", "labels"), ("sd_kd", "1", "0.25"), ("sd_kd", "1", "0.75")]
     assert all(len(r["accuracy"].split(" ± ")[1]) == 5 for r in rows)    # mean ± sd over 2 seeds, 3 decimals
     # The figures the runs allow, and progress on stderr, one line per figure.
     for name in ("deep_generations", "deep_gt_weight", "deep_reliability"):
