@@ -11,7 +11,7 @@ of the data set, model and loss fields are the registries themselves (``deepdist
 ``METHODS`` maps a method name to the loss each generation uses (the losses themselves live in
 :mod:`deepdistill.losses`).
 
-Conventions (``../shared/THEORY.md`` section 3): ``gt_weight`` is the weight on the GROUND TRUTH
+Conventions (``docs/theory.md`` sections 1 and 4): ``gt_weight`` is the weight on the GROUND TRUTH
 (Borup & Andersen's alpha); [ZS20]'s ``w`` weights the teacher and is converted in
 :mod:`deepdistill.losses` (``gt_weight = 1 - w``). Label smoothing names its convention
 (``ls_convention``: ``"muller"`` [M19] or ``"shen"`` [S21]/[ZS20]).
@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from deepdistill.data import DATASETS, NOISE_TYPES, dataset_task
+from deepdistill.ema import EMA_VARIANTS
 from deepdistill.losses import LOSSES, SMOOTHING_CONVENTIONS
 from deepdistill.models import MODELS
 
@@ -154,6 +155,10 @@ class TrainConfig:
                                   help="label-smoothing convention: muller [M19] (true 1-e+e/K) or shen [S21] (true 1-e, "
                                        "others e/(K-1))")
     beta_a: float = _setting(3.0, help="shape a of Beta(a, 1) in Beta smoothing [ZS20]")
+    ema_variant: str = _setting("copy", choices=EMA_VARIANTS,
+                                help="Beta smoothing's EMA of the student: copy (starts as a copy of the model, averages "
+                                     "BatchNorm statistics too, predicts in eval mode) or zs20 ([ZS20]'s code: a separately "
+                                     "initialised network, parameters averaged, predicts in train mode)")
     allow_any_weight: bool = _setting(False, help="allow gt_weight outside [0, 1] ([DPR26]'s unconstrained optimum; "
                                                   "methods sd_mse, sd_logits and sd_reg only: the other losses are "
                                                   "unbounded below there)")
@@ -214,15 +219,18 @@ class TrainConfig:
     # -- identity -----------------------------------------------------------------------------
     def identity(self) -> dict[str, Any]:
         """The fields that determine what the run computes: everything but OPERATIONAL_FIELDS and the
-        knobs this method never reads (label smoothing outside ``ls``/``ls_kd``, ``beta_a`` outside
-        ``beta``), so that a sweep's base options do not split identical runs into different ids."""
+        knobs this method never reads (label smoothing outside ``ls``/``ls_kd``, ``beta_a`` and
+        ``ema_variant`` outside ``beta``; ``ema_variant`` at its default either), so that a sweep's base
+        options do not split identical runs into different ids."""
         spec = METHODS[self.method]
         losses = (spec.first_loss, spec.later_loss)
         unread = set(OPERATIONAL_FIELDS)
         if "ls" not in losses:
             unread |= {"smoothing", "ls_convention"}
         if "beta" not in losses:
-            unread.add("beta_a")
+            unread |= {"beta_a", "ema_variant"}
+        if self.ema_variant == "copy":
+            unread.add("ema_variant")      # the default: run ids made before the option existed stay valid
         return {k: v for k, v in self.to_dict().items() if k not in unread}
 
     def run_id(self) -> str:

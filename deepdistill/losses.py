@@ -1,7 +1,7 @@
 """Self-distillation losses as pure functions of logits (the mdistiller style).
 
 Every function takes raw logits ``(n, K)`` and returns a scalar tensor: the batch MEAN of a
-per-example loss. Conventions (``../shared/THEORY.md`` section 3), which must not drift:
+per-example loss. Conventions (``docs/theory.md`` section 4), which must not drift:
 
 * ``gt_weight`` is the weight on the GROUND TRUTH (Borup & Andersen's alpha). Papers whose code
   weights the teacher ([ZS20]'s ``w``) are converted at the boundary: ``w = 1 - gt_weight``.
@@ -220,8 +220,8 @@ def mixed_target_mse_loss(student_logits: Tensor, teacher_probs: Tensor, labels:
           = ||p - m||^2 + alpha (1 - alpha) ||u - v||^2
 
     (``alpha ||u||^2 + (1 - alpha) ||v||^2 - ||m||^2 = alpha (1 - alpha) ||u - v||^2``). So the loss
-    is MSE to the mixed target, the deep analogue of kernel ridge self-distillation (THEORY.md
-    section 1), plus a term that does not depend on the student. The leading coefficient of the
+    is MSE to the mixed target, the deep analogue of kernel ridge self-distillation (``docs/theory.md``
+    section 2), plus a term that does not depend on the student. The leading coefficient of the
     quadratic in ``p`` is 1 whatever alpha is, so the loss stays bounded below (by
     ``alpha (1 - alpha) ||u - v||^2``, finite) also for alpha outside [0, 1], where ``m`` leaves the
     simplex (e.g. alpha = 1.5 pushes the true class beyond 1 and the teacher's other classes below

@@ -309,7 +309,7 @@ def mean_entropy(probs) -> float:
     """Mean predictive entropy in nats: ``(1/n) sum_i -sum_k p_ik log p_ik`` (with 0 log 0 = 0).
 
     Lies in ``[0, log K]``; higher = less certain predictions (the "predictive uncertainty" of
-    THEORY section 4). :func:`scipy.special.entr` supplies ``-x log x`` with the 0 case handled.
+    ``docs/theory.md`` section 5). :func:`scipy.special.entr` supplies ``-x log x`` with the 0 case handled.
     """
     return _mean_entropy(check_probs(probs))
 

@@ -4,7 +4,7 @@ Generation 0 trains a network on the labels. Generation ``g >= 1`` trains a FRES
 same architecture (its own seeded initialisation) against the frozen, selected generation ``g-1``
 and the labels, with the loss its method names (:data:`deepdistill.config.METHODS`) and the
 generation's ``gt_weight`` (weight on the ground truth) and ``temperature``
-(``../shared/THEORY.md`` section 3; [BA21], [ZS20], [S21]).
+(``docs/theory.md`` section 4; [BA21], [ZS20], [S21]).
 
 Cost: without augmentation the teacher's logits on the training set are computed once per
 generation (eval mode, no gradients) and indexed by each batch's example indices, so a student
@@ -181,11 +181,15 @@ def _is_better(selection: str, metrics: dict, best: dict | None) -> bool:
 
 def train_generation(config: TrainConfig, settings: GenerationSettings, splits, data: dict[str, Tensor],
                      teacher: nn.Module | None, device: torch.device, *, partial_path: Path | None = None,
-                     on_epoch_end: EpochHook | None = None, log: Callable[[str], None] | None = None):
+                     on_epoch_end: EpochHook | None = None, log: Callable[[str], None] | None = None,
+                     model_factory: Callable[[], nn.Module] | None = None):
     """Train one generation; return ``(model with the selected weights, summary dict)``.
 
     ``data`` holds ``x_train, y_train, x_val, y_val, x_test, y_test`` already on ``device``.
     ``partial_path``: where the mid-generation checkpoint lives (resumed from when present).
+    ``model_factory``: builds the fresh network (a user's own ``nn.Module``; called under the
+    generation's seeded initialisation); default: ``build_model(config.model, ...)``. This is how
+    :func:`deepdistill.weight_backends.make_train_fn` trains a user's network with this loop.
     """
     g, cfg = settings.generation, config
     loss_spec = LOSSES[settings.loss]
@@ -199,7 +203,8 @@ def train_generation(config: TrainConfig, settings: GenerationSettings, splits, 
 
     # A fresh network with its own seeded initialisation (same architecture every generation).
     torch.manual_seed(derive_seed(cfg.seed, g, "init"))
-    model = build_model(cfg.model, splits.input_shape, num_classes, **cfg.model_kwargs).to(device)
+    model = (model_factory() if model_factory is not None
+             else build_model(cfg.model, splits.input_shape, num_classes, **cfg.model_kwargs)).to(device)
     optimizer = _make_optimizer(cfg, model)
     starts = _batch_starts(n_train, cfg.batch_size)
     schedule = _make_schedule(cfg, optimizer, cfg.epochs * len(starts))
@@ -207,7 +212,12 @@ def train_generation(config: TrainConfig, settings: GenerationSettings, splits, 
     scaler = torch.amp.GradScaler(device.type, enabled=cfg.amp == "fp16" and device.type == "cuda")
     ema = None
     if loss_spec.needs_beta_targets:
-        ema = EMA(model)
+        init = None
+        if cfg.ema_variant == "zs20":      # [ZS20]: the EMA starts from its own, separately seeded network
+            torch.manual_seed(derive_seed(cfg.seed, g, "ema_init"))
+            init = model_factory() if model_factory is not None else build_model(
+                cfg.model, splits.input_shape, num_classes, **cfg.model_kwargs)
+        ema = EMA(model, variant=cfg.ema_variant, init=init)
 
     start_epoch, best_epoch, best_metrics, best_state, history, elapsed = 0, -1, None, None, [], 0.0
     if partial_path is not None and partial_path.exists():

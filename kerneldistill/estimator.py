@@ -1,6 +1,6 @@
 """A scikit-learn estimator for kernel ridge self-distillation in closed form.
 
-Setting ([BA21] Borup & Andersen 2021, arXiv 2102.13088; ``../shared/THEORY.md`` section 1): step 1
+Setting ([BA21] Borup & Andersen 2021, arXiv 2102.13088; ``docs/theory.md`` section 2): step 1
 is kernel ridge regression on ``y`` (``f^(1) == KernelRidge(alpha=ridge)``); step ``t >= 2`` is kernel
 ridge regression on the mixed target ``alpha_t y + (1 - alpha_t) f^(t-1)(X)`` with ``alpha_t`` the
 weight on the GROUND TRUTH (``gt_weight``). With ``K = V diag(d) V^T`` and ``z = V^T y``::

@@ -4,7 +4,7 @@ Everything in :mod:`kerneldistill` (the estimator, the infinite-step limit, the 
 the figures) goes through the two functions here, so a new closed form is a few lines, not a new
 code path (the design of neural-tangents' ``predict.gradient_descent_mse``).
 
-Setting ([BA21] Borup & Andersen 2021, arXiv 2102.13088; ``../shared/THEORY.md`` section 1). With the
+Setting ([BA21] Borup & Andersen 2021, arXiv 2102.13088; ``docs/theory.md`` sections 2.1-2.2). With the
 Gram matrix ``K = V diag(d) V^T`` and ridge ``lam`` (sum-of-squares loss, so step 1 is scikit-learn's
 ``KernelRidge(alpha=lam)``), step ``t`` fits kernel ridge regression to the mixed target
 ``alpha_t y + (1 - alpha_t) f^(t-1)(X)``, where ``alpha_t`` is the ground-truth weight (``gt_weight``;

@@ -1,6 +1,6 @@
 """The optimal ground-truth weight of kernel ridge self-distillation, per step and in closed form.
 
-Setting ([BA21] Borup & Andersen 2021, arXiv 2102.13088; ``../shared/THEORY.md`` sections 1 and 1b).
+Setting ([BA21] Borup & Andersen 2021, arXiv 2102.13088; ``docs/theory.md`` sections 2.3 and 2.4).
 Step ``t`` fits kernel ridge regression to ``alpha_t y + (1 - alpha_t) f^(t-1)(X)``; with the earlier
 weights fixed, the step-``t`` fit is affine in ``alpha_t`` (the weight on the ground truth)::
 
@@ -91,7 +91,7 @@ class StepQuadratic:
     cross: float
     # ``R0 - C`` and ``D`` computed from the difference of the two endpoint fits, f1 - f0, when the
     # criterion can: forming them from the risks subtracts nearly equal numbers, which loses every
-    # digit once the endpoints nearly coincide (tiny ridge: f1 - f0 = O(ridge)). THEORY 1's form
+    # digit once the endpoints nearly coincide (tiny ridge: f1 - f0 = O(ridge)). docs/theory.md 2.3's form
     # alpha* = <f1 - f0, r - f0> / ||f1 - f0||^2 is the stable one.
     gain: float | None = None
     dist2: float | None = None
@@ -337,9 +337,9 @@ class ReferenceRisk(_Criterion):
     """Mean squared error against reference values at reference points.
 
     ``risk(f) = mean_{i, j} (f_j(x_i^ref) - r_ij)^2`` over the ``p`` reference points and ``k``
-    outputs, with ``f(x) = k_x^T V diag(q) V^T y`` (THEORY 1). Use the noise-free function for a
+    outputs, with ``f(x) = k_x^T V diag(q) V^T y`` (docs/theory.md 2.1). Use the noise-free function for a
     theorem check and held-out labels in practice. The optimal weight is
-    ``<f_1 - f_0, r - f_0> / ||f_1 - f_0||^2`` (THEORY 1), the same as ``(R0 - C) / D``.
+    ``<f_1 - f_0, r - f_0> / ||f_1 - f_0||^2`` (docs/theory.md 2.3), the same as ``(R0 - C) / D``.
 
     Parameters
     ----------
