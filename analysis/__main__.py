@@ -3,17 +3,33 @@
     python -m analysis list
     python -m analysis figures NAME [NAME ...] --out DIR [--fast]
     python -m analysis figures all --out DIR [--fast]
-    python -m analysis report --out DIR [--fast] [--results DIR]
+    python -m analysis figures NAME|all --results SWEEP [--out DIR]   # from your sweep; trains nothing
+    python -m analysis report --out DIR [--fast]
+    python -m analysis report --results SWEEP [--out DIR]            # on your sweep alone; trains nothing
     python -m analysis verify --out DIR [--fast]       # the kernel theorem checks, then the kernel figures
+
+Progress (runs trained out of all, figures written) goes to stderr.
 """
 from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from . import verify
 from .figures import FIGURES, run_all, run_figure
+from .figures.deep import DEEP_FIGURES
+from .figures.spec import MissingRunsError
+from .figures.sweep_runs import draw_from_sweep
 from .report import MissingResultsError, build_report
+from .results_report import REPORT_FOLDER, build_results_report
+
+# Where `figures --results SWEEP` writes unless told otherwise.
+FIGURES_FOLDER = "figures"
+
+
+def _stderr(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -22,12 +38,19 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("list", help="list the registered figures")
     fig = sub.add_parser("figures", help="regenerate figures (data step, then plot step)")
     fig.add_argument("names", nargs="+", metavar="NAME", help="figure names, or 'all'")
-    fig.add_argument("--out", required=True, help="output folder for the tables and the PDF/PNG files")
+    fig.add_argument("--out", default=None, help="output folder for the tables and the PDF/PNG files (with --results: "
+                                                 f"default RESULTS/{FIGURES_FOLDER})")
     fig.add_argument("--fast", action="store_true", help="small sizes that run in seconds (for checks, not the paper)")
-    rep = sub.add_parser("report", help="regenerate every figure and write report.md")
-    rep.add_argument("--out", required=True, help="output folder for report.md and the figures")
+    fig.add_argument("--results", default=None, metavar="SWEEP",
+                     help="draw the deep figures from this sweep folder (python -m deepdistill sweep --out-dir SWEEP) "
+                          "instead of the preset's runs; nothing is trained")
+    rep = sub.add_parser("report", help="regenerate every figure and write report.md, or report on your own results")
+    rep.add_argument("--out", default=None, help="output folder for report.md and the figures (with --results: "
+                                                 f"default RESULTS/{REPORT_FOLDER})")
     rep.add_argument("--fast", action="store_true", help="small sizes that run in seconds")
-    rep.add_argument("--results", default=None, help="folder of deep self-distillation results to tabulate")
+    rep.add_argument("--results", default=None, metavar="SWEEP",
+                     help="report on this results folder alone (its tables, weight estimates and the figures its runs "
+                          "allow); nothing is trained")
     ver = sub.add_parser("verify", help="run the kernel theorem checks (python -m kerneldistill verify) and write the "
                                         "kernel figures; exit code 1 if a check fails")
     ver.add_argument("--out", required=True, help="output folder for the kernel figures and their tables")
@@ -43,23 +66,20 @@ def main(argv=None) -> int:
         for name, spec in FIGURES.items():
             print(f"{name:<{width}}  {spec.description}")
         return 0
-    if args.command == "figures":
-        if args.names == ["all"]:
-            produced = run_all(args.out, fast=args.fast)
-        else:
-            unknown = [n for n in args.names if n not in FIGURES]
-            if unknown:
-                valid = ", ".join(FIGURES)
-                parser.error(f"unknown figure(s) {', '.join(unknown)}; valid names: {valid}, or 'all'.")
-            produced = {n: run_figure(n, args.out, fast=args.fast) for n in dict.fromkeys(args.names)}
-        for name, paths in produced.items():
-            print(f"{name}: " + ", ".join(str(p) for p in paths))
-        return 0
     if args.command == "verify":
         return verify.main(args.out, fast=args.fast)
+    if args.results is not None and args.fast:
+        parser.error("--fast sizes the preset's runs; with --results nothing is trained, so leave it out.")
+    if args.results is None and args.out is None:
+        parser.error(f"{args.command} needs --out DIR (or --results SWEEP, to work from your own sweep).")
+    if args.command == "figures":
+        return _figures_from_results(args, parser) if args.results is not None else _figures(args, parser)
     try:
-        path = build_report(args.out, fast=args.fast, results_dir=args.results)
-    except MissingResultsError as exc:
+        if args.results is not None:
+            path = build_results_report(args.results, args.out, log=_stderr)
+        else:
+            path = build_report(args.out, fast=args.fast, log=_stderr)
+    except (MissingResultsError, MissingRunsError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     # A short summary for the terminal; the report itself holds the tables and figures.
@@ -71,6 +91,40 @@ def main(argv=None) -> int:
     print(f"{len(figures)} figures (PDF and PNG) in {path.parent}")
     print(f"report: {path}")
     return 0
+
+
+def _figures(args, parser) -> int:
+    if args.names == ["all"]:
+        produced = run_all(args.out, fast=args.fast)
+    else:
+        unknown = [n for n in args.names if n not in FIGURES]
+        if unknown:
+            valid = ", ".join(FIGURES)
+            parser.error(f"unknown figure(s) {', '.join(unknown)}; valid names: {valid}, or 'all'.")
+        produced = {n: run_figure(n, args.out, fast=args.fast) for n in dict.fromkeys(args.names)}
+    for name, paths in produced.items():
+        print(f"{name}: " + ", ".join(str(p) for p in paths))
+    return 0
+
+
+def _figures_from_results(args, parser) -> int:
+    names = list(DEEP_FIGURES) if args.names == ["all"] else list(dict.fromkeys(args.names))
+    other = [n for n in names if n not in DEEP_FIGURES]
+    if other:
+        parser.error(f"figure(s) {', '.join(other)} do not read a sweep; with --results: {', '.join(DEEP_FIGURES)}, "
+                     "or 'all'.")
+    out = args.out if args.out is not None else str(Path(args.results) / FIGURES_FOLDER)
+    try:
+        drawn, missing = draw_from_sweep(names, args.results, out, log=_stderr)
+    except MissingRunsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    for name, paths in drawn.items():
+        print(f"{name}: " + ", ".join(str(p) for p in paths))
+    for name, why in missing.items():
+        print(f"{name}: not drawn: {why}")
+    # Every figure asked for by name must be drawn; 'all' draws what the sweep allows.
+    return 0 if drawn and (args.names == ["all"] or not missing) else 2
 
 
 if __name__ == "__main__":

@@ -12,18 +12,21 @@ them, atomically. Sections are small functions returning Markdown, in this order
 3. :func:`weight_estimates_section`: the grid's best ``gt_weight`` against the estimates of
    ``deepdistill.weight_estimation`` (two-run affine, kernel surrogates), read from the
    ``deep_gt_weight`` figure's table;
-4. :func:`figures_section`: every registered figure, embedded as PNG;
-5. the metric definitions and a metric check; 6. tables of an external ``--results`` folder.
+4. :func:`analysis.bridge_report.bridge_section`: where the kernel theory and deep networks meet,
+   the pass/fail table of :mod:`deepdistill.bridge`'s must-shows and its four measurements;
+5. :func:`figures_section`: every registered figure, embedded as PNG;
+6. the metric definitions and a metric check.
 
-Deep results are read from ``results_dir``: every ``*.csv`` under it with a ``generation`` column
-and at least one metric column of :func:`deepdistill.metrics.summarize` (``ece``, ``test_ece`` or
-deepdistill's roll-up ``test_ece_mean``/``test_ece_sd``) becomes a table. A missing,
-empty or mismatched folder is an error that names what is missing and the command that makes it.
+A report on YOUR results (``python -m analysis report --results DIR``) is
+:func:`analysis.results_report.build_results_report`: it trains nothing. Progress (runs trained out of
+all, figures written) goes to ``log`` (stderr from the command line).
 """
 from __future__ import annotations
 
 import shlex
+import time
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -33,15 +36,19 @@ from deepdistill.io import atomic_write_text
 from deepdistill.results import mean_sd   # sample sd over seeds; NaN for one seed
 from kerneldistill.verification import run_checks
 
+from .bridge_report import bridge_section
 from .figures import FIGURES, run_figure
 from .figures.deep import ESTIMATOR_LABELS, METHOD_LABELS, comparison_configs, get_preset, runs_dir
 from .figures.spec import read_csv
 
-__all__ = ["build_report", "MissingResultsError", "METRIC_COLUMNS", "DEEP_RESULTS_COMMAND", "verification_section",
-           "deep_tables_section", "weight_estimates_section", "figures_section"]
+__all__ = ["build_report", "MissingResultsError", "METRIC_COLUMNS", "REGRESSION_METRIC_COLUMNS", "DEEP_RESULTS_COMMAND",
+           "verification_section", "deep_tables_section", "weight_estimates_section", "figures_section", "markdown_table",
+           "metric_definitions_section"]
 
 #: The columns of one per-generation record (the keys of :func:`deepdistill.metrics.summarize`).
 METRIC_COLUMNS = ("accuracy", "nll", "ece", "brier", "entropy", "diversity")
+#: The columns of a regression record (:func:`deepdistill.metrics.summarize_regression`).
+REGRESSION_METRIC_COLUMNS = ("mse", "rmse")
 
 #: The command that produces a results folder; named in the error for a missing one.
 DEEP_RESULTS_COMMAND = "python -m deepdistill sweep --out-dir DIR"
@@ -75,15 +82,18 @@ def markdown_table(columns: dict[str, list]) -> str:
 # Sections
 # --------------------------------------------------------------------------------------------------
 
-def figures_section(out_dir: Path, fast: bool) -> str:
-    """Regenerate every registered figure into ``out_dir`` and embed its PNG."""
+def figures_section(out_dir: Path, fast: bool, log: Callable[[str], None] | None = None) -> str:
+    """Regenerate every registered figure into ``out_dir`` and embed its PNG (``log``: a line per figure written)."""
     parts = ["## Figures", ""]
     parts.append("| figure | description | data |")
     parts.append("|---|---|---|")
     outputs = {}
-    for name, spec in FIGURES.items():
+    for i, (name, spec) in enumerate(FIGURES.items(), start=1):
+        started = time.perf_counter()
         data_path, *figure_paths = run_figure(name, out_dir, fast=fast)
         outputs[name] = figure_paths
+        if log:
+            log(f"[{i}/{len(FIGURES)}] figure {name} written ({time.perf_counter() - started:.1f} s)")
         parts.append(f"| `{name}` | {spec.description} | `{data_path.name}` |")
     for name, figure_paths in outputs.items():
         png = next((p for p in figure_paths if p.suffix == ".png"), None)
@@ -143,98 +153,9 @@ def metric_check_section(fast: bool, seed: int = 0) -> str:
     return "\n".join(["### Metric check", "", intro, "", markdown_table(rows)])
 
 
-def _metric_column(name: str):
-    """``(split, metric, stat)`` if ``name`` is a metric column, else None.
-
-    Accepted names: ``ece`` (a per-generation record), ``test_ece`` (a split) and ``test_ece_mean`` /
-    ``test_ece_sd`` (deepdistill's roll-up over seeds, ``deepdistill.results.rollup_rows``).
-    """
-    stat = None
-    for suffix in ("_mean", "_sd"):
-        if name.endswith(suffix):
-            name, stat = name[: -len(suffix)], suffix[1:]
-            break
-    for metric in METRIC_COLUMNS:
-        if name == metric:
-            return "", metric, stat
-        if name.endswith("_" + metric):
-            return name[: -len(metric) - 1], metric, stat
-    return None
-
-
-def _find_result_tables(results_dir: Path) -> list[tuple[Path, dict]]:
-    if not results_dir.is_dir():
-        raise MissingResultsError(
-            f"results folder {results_dir} does not exist. Produce it with `{DEEP_RESULTS_COMMAND}` "
-            f"(or leave out --results)."
-        )
-    csvs = sorted(results_dir.rglob("*.csv"))
-    if not csvs:
-        raise MissingResultsError(
-            f"results folder {results_dir} holds no *.csv per-generation tables (e.g. rollup.csv). "
-            f"Produce them with `{DEEP_RESULTS_COMMAND}`."
-        )
-    tables, mismatched = [], []
-    for path in csvs:
-        columns = read_csv(path)
-        has_metric = any(_metric_column(c) for c in columns)
-        if "generation" in columns and has_metric:
-            tables.append((path, columns))
-        else:
-            lacking = (["generation"] if "generation" not in columns else []) + (
-                [] if has_metric else [f"a metric column ({', '.join(METRIC_COLUMNS)})"])
-            mismatched.append(f"{path.relative_to(results_dir)} lacks {' and '.join(lacking)}")
-    if not tables:
-        raise MissingResultsError(
-            f"no table in {results_dir} can be reported: " + "; ".join(mismatched)
-            + f". Produce per-generation tables with `{DEEP_RESULTS_COMMAND}`."
-        )
-    return tables
-
-
-# Bookkeeping columns of deepdistill's roll-up that do not belong in a results table.
-_SKIP_COLUMNS = ("group_id", "seeds")
-
-
-def results_table(columns: dict[str, np.ndarray]) -> tuple[str, str]:
-    """(a line of the settings shared by every row, a Markdown table of what varies and the metrics).
-
-    Metrics are taken from the test split when there is one (else the first split found) and shown
-    as ``mean ± sd`` when the table is a roll-up over seeds.
-    """
-    parsed = {c: _metric_column(c) for c in columns}
-    splits = sorted({m[0] for m in parsed.values() if m}, key=lambda s: (s != "test", s))
-    split = splits[0]
-    n_rows = len(next(iter(columns.values())))
-    ident = [c for c, m in parsed.items() if m is None and c not in _SKIP_COLUMNS
-             and not c.endswith(("_mean", "_sd"))]
-    varying = [c for c in ident if c == "generation" or len({str(v) for v in columns[c]}) > 1]
-    # Settings equal on every row are stated once above the table (empty ones left out).
-    fixed = [f"{c} = {_fmt(columns[c][0])}" for c in ident if c not in varying and _fmt(columns[c][0]) not in ("n/a", "")]
-    table = {c: list(columns[c]) for c in varying}
-    for metric in METRIC_COLUMNS:
-        key = f"{split}_{metric}" if split else metric
-        if key in columns:
-            table[metric] = list(columns[key])
-        elif key + "_mean" in columns:
-            mean = columns[key + "_mean"]
-            sd = columns.get(key + "_sd", np.full(n_rows, np.nan))
-            table[metric] = [_fmt(m) if not np.isfinite(s) else f"{_fmt(m)} ± {_fmt(s)}" for m, s in zip(mean, sd)]
-    shared = (f"Split: {split}. " if split else "") + ("Shared settings: " + ", ".join(fixed) + "." if fixed else "")
-    return shared, markdown_table(table)
-
-
-def deep_results_section(results_dir: Path | None) -> str:
-    parts = ["## Tables of a results folder (`--results`)", ""]
-    if results_dir is None:
-        parts.append(f"Not included: pass `--results DIR` with the output of `{DEEP_RESULTS_COMMAND}`.")
-        return "\n".join(parts)
-    for path, columns in _find_result_tables(Path(results_dir)):
-        shared, table = results_table(columns)
-        parts += [f"### `{path.relative_to(results_dir)}`", ""] + ([shared, ""] if shared else []) + [table, ""]
-    return "\n".join(parts)
-
-
+__all__ = ["build_report", "MissingResultsError", "METRIC_COLUMNS", "REGRESSION_METRIC_COLUMNS", "DEEP_RESULTS_COMMAND",
+           "verification_section", "deep_tables_section", "weight_estimates_section", "figures_section", "markdown_table",
+           "metric_definitions_section"]
 # --------------------------------------------------------------------------------------------------
 # Kernel theory, deep tables and weight estimates
 # --------------------------------------------------------------------------------------------------
@@ -348,30 +269,25 @@ def weight_estimates_section(out_dir: Path) -> str:
 # Entry point
 # --------------------------------------------------------------------------------------------------
 
-def build_report(out_dir, fast: bool = False, results_dir=None) -> Path:
-    """Regenerate the figures into ``out_dir`` and write ``out_dir/report.md``; returns its path.
-
-    The deep-results folder is checked first, so a wrong ``results_dir`` fails before minutes of
-    figure work. Raises :class:`MissingResultsError` for a missing, empty or mismatched folder.
-    """
+def build_report(out_dir, fast: bool = False, log: Callable[[str], None] | None = None) -> Path:
+    """Regenerate the figures into ``out_dir`` (training the preset's runs that are missing) and write
+    ``out_dir/report.md``; returns its path. ``log`` gets the progress (runs trained, figures written)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    results = None if results_dir is None else Path(results_dir)
-    deep = deep_results_section(results)  # validates results_dir before the figures run
     command = "python -m analysis report --out " + shlex.quote(str(out)) + (" --fast" if fast else "")
-    if results is not None:
-        command += " --results " + shlex.quote(str(results))
-    figures = figures_section(out, fast)  # first: the deep tables read the runs the deep figures made
+    figures = figures_section(out, fast, log)  # first: the deep tables read the runs the deep figures made
     sections = [
         "# selfdistill report",
         f"Regenerate with `{command}`" + (" (fast mode: small sizes, for checking only)." if fast else "."),
         verification_section(fast),
         deep_tables_section(out, fast),
         weight_estimates_section(out),
+        bridge_section(out, fast, markdown_table),
         figures,
         metric_definitions_section(),
         metric_check_section(fast),
-        deep,
+        f"A report on your own results, which trains nothing: `python -m analysis report --results DIR` "
+        f"(DIR from `{DEEP_RESULTS_COMMAND}`).",
     ]
     text = "\n\n".join(sections) + "\n"
     target = out / "report.md"

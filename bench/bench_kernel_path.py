@@ -2,11 +2,13 @@
 
 Prints, measured in one run (ratios, so that the machine's speed cancels out):
 
-1. the bare eigensolvers on the same Gram matrix (numpy.linalg.eigh, scipy.linalg.eigh with
-   driver "evd" and "evr"): the estimator uses scipy "evd" (evd and evr came within +-12% of each
-   other in every measurement on our 2-core machine, each winning some; numpy's eigh is also syevd);
+1. the bare exact eigensolvers on the same Gram matrix (numpy.linalg.eigh; scipy.linalg.eigh with
+   driver "evd" and "evr"), interleaved, each as a ratio to the fastest in this run, and which one
+   the estimator uses (``kerneldistill.spectrum.exact_eigh_solver``). numpy's eigh and scipy's evd
+   are the same LAPACK routine (syevd) in two different OpenBLAS builds; evr is MRRR (syevr);
 2. the path: ``KernelDistiller.fit`` + ``path(None, steps=1..50, gt_weights=11 values)`` at the
-   training points, at n = --n (default 2000), as a ratio to the fastest bare eigh (target <= 1.3x);
+   training points, at n = --n (default 2000), as a ratio to the fastest bare eigh (target <= 1.1x:
+   the 550 filters cost one (550 x n) x (n x n) matrix product on top of the eigh);
 3. its speed-up over explicit iterated ``KernelRidge`` refits of the same 50 x 11 grid
    (target >= 40x); a subset of the refits is timed and extrapolated linearly (said in the output);
 4. the approximate spectra (top-k, Nystroem): relative error of the path against the exact one and
@@ -36,6 +38,7 @@ from sklearn.kernel_ridge import KernelRidge
 from sklearn.metrics.pairwise import rbf_kernel
 
 from kerneldistill.estimator import KernelDistiller
+from kerneldistill.spectrum import exact_eigh_solver
 
 STEPS = list(range(1, 51))  # 50 steps
 WEIGHTS = list(np.linspace(0.0, 1.0, 11))  # 11 ground-truth weights
@@ -153,15 +156,17 @@ def _run(args):
             bare[name] = _min(bare.get(name, Timing(math.inf, math.inf)), t)
         t, path = _best_time(lambda: _path(K, y), 1)
         t_path = _min(t_path, t)
-    for name, t in bare.items():
-        print(f"bare eigh {name:>5}: {t}  ({t.ratio(bare['evd'])} of scipy evd)")
     fastest = min(bare, key=lambda name: bare[name].cpu)
+    used = exact_eigh_solver()
+    for name, t in bare.items():
+        tags = [tag for tag, hit in (("fastest", name == fastest), ("the fit's solver", name == used)) if hit]
+        print(f"bare eigh {name:>5}: {t}  ({t.ratio(bare[fastest])} of the fastest){'  <- ' + ', '.join(tags) if tags else ''}")
     print(f"path (fit + {grid} predictions): {t_path}")
-    for name in dict.fromkeys(["evd", fastest]):  # the fit's own solver, then the fastest bare one
-        ratio = t_path.cpu / bare[name].cpu
-        role = "the fit's solver" if name == "evd" else "the fastest bare eigh in this run"
-        print(f"  -> {t_path.ratio(bare[name])} of one bare eigh {name} ({role}); target <= 1.3x "
-              f"(CPU): {'MET' if ratio <= 1.3 else 'NOT MET'}")
+    ratio = t_path.cpu / bare[fastest].cpu
+    print(f"  -> {t_path.ratio(bare[fastest])} of the fastest bare eigh ({fastest}); target <= 1.1x (CPU): "
+          f"{'MET' if ratio <= 1.1 else 'NOT MET'}")
+    if used != fastest:
+        print(f"  -> {t_path.ratio(bare[used])} of the fit's own solver ({used}) run bare")
 
     # Explicit refits: time a subset (2 weights x 5 steps = 10 refits) and extrapolate linearly:
     # every refit costs the same (one Cholesky solve of the n x n system + one n x n matvec).
@@ -198,12 +203,12 @@ def _run(args):
     if n_large:
         print(f"\n== n = {n_large}: path alone vs one bare eigh")
         _, K, y = _data(n_large, seed=1)
-        t_bare = _bare_eighs(K, 1, solvers=("evd",))["evd"]
+        t_bare = _bare_eighs(K, 1, solvers=(exact_eigh_solver(),))[exact_eigh_solver()]
         t_path, _ = _best_time(lambda: _path(K, y), 1)
         ratio = t_path.cpu / t_bare.cpu
-        print(f"bare eigh   evd: {t_bare}")
+        print(f"bare eigh {exact_eigh_solver():>5}: {t_bare}")
         print(f"path (fit + {grid} predictions): {t_path}  -> {t_path.ratio(t_bare)} of one bare "
-              f"eigh; target <= 1.3x: {'MET' if ratio <= 1.3 else 'NOT MET'}")
+              f"eigh; target <= 1.1x: {'MET' if ratio <= 1.1 else 'NOT MET'}")
     if args.device is not None:
         _torch_eigh_section(args.device, args.torch_sizes or ([300, 600] if args.quick else [2000, 10000, 20000]),
                             cpu_max=n_large or n)

@@ -37,7 +37,6 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from deepdistill.weight_estimation import format_summary_table as format_table  # noqa: E402
 from deepdistill.weight_estimation import DEFAULT_GRID, estimate_gt_weight  # noqa: E402
 
 ESTIMATORS = ("two_run", "two_run_student", "kernel_features", "one_shot_features", "kernel_ntk", "one_shot_ntk")
@@ -60,10 +59,11 @@ from deepdistill.results import mean_sd as _mean_sd  # noqa: E402  (one implemen
 
 
 def diagnostics(result: dict) -> str:
-    """Affine assumption and unconstrained weights, from the per-seed records."""
+    """Affine assumption and unconstrained weights, from the per-seed records (``WeightStudy.to_dict()``)."""
     lines = []
     for name in ("two_run", "two_run_student"):
-        entries = [s["approaches"][name] for s in result["per_seed"] if name in s["approaches"]]
+        entries = [s["approaches"][name] for s in result["per_seed"]
+                   if name in s["approaches"] and s["approaches"][name]["status"] == "ok"]
         res = [e["affine_residual"] for e in entries if "affine_residual" in e]
         if not res:
             continue
@@ -93,7 +93,7 @@ def diagnostics(result: dict) -> str:
     for name in ("kernel_features", "kernel_ntk"):
         entries = [s["approaches"][name] for s in result["per_seed"] if name in s["approaches"]]
         if entries:
-            k = [e["kernel"] for e in entries]
+            k = [e["kernel"] for e in entries if "kernel" in e]
             def fmt(key, spec=".2f"):
                 return ", ".join(format(e[key], spec) for e in k)
             lines.append(f"{name}: validation optimum (unconstrained) {fmt('validation_unconstrained')}; one-shot "
@@ -122,6 +122,7 @@ def main(argv=None) -> int:
     parser.add_argument("--temperature", type=float, default=None, help="None: the method's default")
     parser.add_argument("--seeds", nargs="+", type=int, default=None)
     parser.add_argument("--ntk-subsample", type=int, default=500)
+    parser.add_argument("--kernel", default="linear", help="kernel on the teacher's features (linear, rbf, ...)")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (1 is fastest for these tiny nets)")
     parser.add_argument("--allow-any-weight", action="store_true",
                         help="unconstrained estimates (method sd_mse only), the grid extended by -0.5, -0.25, 1.25, 1.5, 2")
@@ -140,12 +141,13 @@ def main(argv=None) -> int:
         ntk_subsample = min(args.ntk_subsample, 100 if args.quick else 200 if args.small else args.ntk_subsample)
         result = estimate_gt_weight(cfg, Path(args.out_dir) / f"{name}_{args.method}{size}",
                                     seeds=seeds, grid=grid, estimators=ESTIMATORS, allow_any_weight=args.allow_any_weight,
-                                    ntk_subsample=ntk_subsample)
-        print(f"\n=== {name}, {args.method} (T={result['config']['temperature']}), label noise "
+                                    ntk_subsample=ntk_subsample, kernel=args.kernel)
+        table, result = result.table(), result.to_dict()
+        print(f"\n=== {name}, {args.method} (T={result['config']['temperature']}), {args.kernel} kernel on features, label noise "
               f"{cfg['label_noise']:.0%} symmetric, model {cfg['model']} {cfg.get('model_kwargs', {})}, "
               f"{cfg['epochs']} epochs, seeds {seeds}, grid of {len(grid)} weights; "
               f"session {time.perf_counter() - started:.0f} s ===")
-        print(format_table(result["summary"]))
+        print(table)
         print(diagnostics(result))
     return 0
 

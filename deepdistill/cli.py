@@ -29,14 +29,15 @@ from deepdistill.local_runner import default_jobs
 from deepdistill.results import collect_records, write_rollup_csv
 from deepdistill.sweep import BACKENDS, expand_grid, parse_shard, run_sweep, select_shard
 from deepdistill.train import train_run
-from deepdistill.weight_estimation import (DEFAULT_ESTIMATORS, DEFAULT_GRID, ESTIMATORS, estimate_gt_weight,
-                                           format_summary_table)
+from deepdistill.weight_estimation import DEFAULT_ESTIMATORS, DEFAULT_GRID, ESTIMATORS, estimate_gt_weight
 
 __all__ = ["main", "build_parser", "config_fields"]
 
 # Grid axes of `sweep` (lists there) and their single-run field.
 _GRID = {"methods": "method", "gt_weight": "gt_weight", "generations": "generations", "seeds": "seed",
          "datasets": "dataset"}
+# TrainConfig fields that estimate-weight sets from its own options (--seeds, --out-dir, --generation).
+_ESTIMATE_SKIP = {"seed", "out_dir", "generations"}
 # Options that may be given without a value, and the value they then mean.
 _BARE_FLAGS = {"amp": "bf16"}
 
@@ -183,11 +184,13 @@ def _add_estimate_parser(sub, fmt) -> None:
                     "the kernel surrogates on the teacher's features / empirical NTK, and [DPR26]'s one-shot estimate, "
                     "each with its cost, next to a grid search over gt_weight x seeds. Writes OUT_DIR/estimate_weight.json "
                     "(every run and estimate, itemised) and OUT_DIR/estimate_weight.csv (the table printed).")
-    # The run's own fields (seed and out_dir are per-study options below).
-    _add_config_options(est, skip={"seed", "out_dir"})
+    # The run's own fields. Per-study options below replace seed and out_dir, and --generation
+    # replaces --generations (the study trains generations 0..G: one option per meaning).
+    _add_config_options(est, skip=_ESTIMATE_SKIP)
     est.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2], help="seeds (one teacher per seed)")
     est.add_argument("--generation", type=int, default=1,
-                     help="the student generation whose weight is estimated (earlier ones use --gt-weight)")
+                     help="the student generation G whose weight is estimated: the teacher is generations 0..G-1 "
+                          "(with --gt-weight for generations 1..G-1), so the study trains G + 1 generations")
     est.add_argument("--grid", nargs="+", type=float, default=list(DEFAULT_GRID), help="weights of the reference grid search")
     est.add_argument("--no-grid", action="store_true", help="skip the grid search (the cheap estimates only)")
     est.add_argument("--estimators", nargs="+", default=list(DEFAULT_ESTIMATORS), choices=sorted(ESTIMATORS),
@@ -332,7 +335,11 @@ def _rollup(args) -> int:
 
 
 def _estimate_weight(args) -> int:
-    config = TrainConfig.from_dict(config_fields(args, skip={"seed", "out_dir"}))
+    fields = config_fields(args, skip=_ESTIMATE_SKIP)
+    # The config trains generations 0..G; per-generation lists of --gt-weight / --temperature set it too.
+    lists = [len(v) for v in (fields.get("gt_weight"), fields.get("temperature")) if isinstance(v, list)]
+    fields["generations"] = max([args.generation] + lists) + 1
+    config = TrainConfig.from_dict(fields)
     ensure_writable_dir(args.out_dir, "--out-dir")
     result = estimate_gt_weight(
         config, args.out_dir, seeds=args.seeds, generation=args.generation, grid=None if args.no_grid else args.grid,
@@ -340,18 +347,24 @@ def _estimate_weight(args) -> int:
         teacher_as_alpha1=False if args.train_alpha1 else None, kernel=args.kernel,
         kernel_params={} if args.gamma is None else {"gamma": args.gamma}, ntk_subsample=args.ntk_subsample,
         log=_log(args.quiet), jobs=args.jobs, threads_per_job=args.threads_per_job)
-    print(format_summary_table(result["summary"]))
+    print(result.table())
+    if result.chosen is not None:
+        print(f"chosen gt_weight {result.gt_weight:.4g} (from {result.chosen}, mean over seeds)")
     print(f"results: {Path(args.out_dir) / 'estimate_weight.json'} and {Path(args.out_dir) / 'estimate_weight.csv'}")
     return 0
 
 
 def _print_table(record: dict) -> None:
-    print(f"{'gen':>3} {'loss':>14} {'gt_w':>5} {'T':>4} {'epoch':>5} {'val_acc':>8} {'test_acc':>8} {'test_nll':>8} "
-          f"{'test_ece':>8}")
+    # Classification: accuracy, NLL, ECE; regression: MSE (validation and test) and the test RMSE.
+    regression = "mse" in record["generations"][0]["test"]
+    columns = [("val", "mse"), ("test", "mse"), ("test", "rmse")] if regression else \
+        [("val", "accuracy"), ("test", "accuracy"), ("test", "nll"), ("test", "ece")]
+    short = {"accuracy": "acc"}
+    print(f"{'gen':>3} {'loss':>14} {'gt_w':>5} {'T':>4} {'epoch':>5} "
+          + " ".join(f"{split + '_' + short.get(m, m):>9}" for split, m in columns))
     for g in record["generations"]:
-        t = g["test"]
         print(f"{g['generation']:>3} {g['loss']:>14} {g['gt_weight']:>5.2f} {g['temperature']:>4.1f} "
-              f"{g['selected_epoch']:>5} {g['val']['accuracy']:>8.4f} {t['accuracy']:>8.4f} {t['nll']:>8.4f} {t['ece']:>8.4f}")
+              f"{g['selected_epoch']:>5} " + " ".join(f"{g[split][m]:>9.4f}" for split, m in columns))
     print(f"wall time {record['wall_time_s']:.1f} s on {record['device']['type']} ({record['device']['name']})")
 
 

@@ -11,7 +11,7 @@ of the data set, model and loss fields are the registries themselves (``deepdist
 ``METHODS`` maps a method name to the loss each generation uses (the losses themselves live in
 :mod:`deepdistill.losses`).
 
-Conventions (``../shared/THEORY.md`` section 3): ``gt_weight`` is the weight on the GROUND TRUTH
+Conventions (``docs/theory.md`` sections 1 and 4): ``gt_weight`` is the weight on the GROUND TRUTH
 (Borup & Andersen's alpha); [ZS20]'s ``w`` weights the teacher and is converted in
 :mod:`deepdistill.losses` (``gt_weight = 1 - w``). Label smoothing names its convention
 (``ls_convention``: ``"muller"`` [M19] or ``"shen"`` [S21]/[ZS20]).
@@ -25,13 +25,14 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from deepdistill.data import DATASETS, NOISE_TYPES
+from deepdistill.data import DATASETS, NOISE_TYPES, dataset_task
+from deepdistill.ema import EMA_VARIANTS
 from deepdistill.losses import LOSSES, SMOOTHING_CONVENTIONS
 from deepdistill.models import MODELS
 
 __all__ = ["TrainConfig", "MethodSpec", "METHODS", "GenerationSettings", "ensure_config", "derive_seed", "config_diff",
            "field_help", "field_choices", "OPERATIONAL_FIELDS", "PER_GENERATION_FIELDS", "OPTIMIZERS", "SCHEDULES",
-           "SELECTIONS", "DEVICES", "AMP_MODES"]
+           "SELECTIONS", "DEFAULT_SELECTION", "DEVICES", "AMP_MODES"]
 
 
 @dataclass(frozen=True)
@@ -90,6 +91,12 @@ METHODS: dict[str, MethodSpec] = {
     "ls_kd": MethodSpec("ls", "ls_teacher_kd", False, False, None, None,
                         "[S21] generation 0 with label smoothing, later generations KD from it with T=1, "
                         "teacher term only (gt_weight 0)"),
+    "sd_logits": MethodSpec("mse_logits", "mse_logits", True, False, 0.5, None,
+                            "squared error of the logits to gt_weight onehot + (1-gt_weight) teacher logits, no softmax "
+                            "(the loss of the kernel theory); generation 0 at gt_weight=1"),
+    "sd_reg": MethodSpec("mse_outputs", "mse_outputs", True, False, 0.5, None,
+                         "REGRESSION (real-valued targets): squared error of the outputs to gt_weight y + "
+                         "(1-gt_weight) teacher outputs; generation 0 at gt_weight=1"),
 }
 
 # Fields that change how a run is executed or where it is written, not what it computes: they are
@@ -101,7 +108,9 @@ PER_GENERATION_FIELDS = ("generations", "gt_weight", "temperature")
 
 OPTIMIZERS = ("sgd", "adamw")
 SCHEDULES = ("cosine", "constant")
-SELECTIONS = ("best_val_accuracy", "best_val_nll", "last")
+SELECTIONS = ("best_val_accuracy", "best_val_nll", "best_val_mse", "last")
+# The selection a run gets when it names none (selection=None), by the data set's task.
+DEFAULT_SELECTION = {"classification": "best_val_accuracy", "regression": "best_val_mse"}
 DEVICES = ("auto", "cpu", "cuda")
 AMP_MODES = ("off", "bf16", "fp16")
 
@@ -146,8 +155,13 @@ class TrainConfig:
                                   help="label-smoothing convention: muller [M19] (true 1-e+e/K) or shen [S21] (true 1-e, "
                                        "others e/(K-1))")
     beta_a: float = _setting(3.0, help="shape a of Beta(a, 1) in Beta smoothing [ZS20]")
+    ema_variant: str = _setting("copy", choices=EMA_VARIANTS,
+                                help="Beta smoothing's EMA of the student: copy (starts as a copy of the model, averages "
+                                     "BatchNorm statistics too, predicts in eval mode) or zs20 ([ZS20]'s code: a separately "
+                                     "initialised network, parameters averaged, predicts in train mode)")
     allow_any_weight: bool = _setting(False, help="allow gt_weight outside [0, 1] ([DPR26]'s unconstrained optimum; "
-                                                  "method sd_mse only: the other losses are unbounded below there)")
+                                                  "methods sd_mse, sd_logits and sd_reg only: the other losses are "
+                                                  "unbounded below there)")
     # optimisation (the same for every generation). Defaults follow the MNIST-1D authors' CNN
     # recipe (Adam, constant lr 1e-2, no weight decay, batch 100): measured on cnn1d / mnist1d seed 0,
     # 60 epochs at a constant lr reach 92% test accuracy, a cosine decay over 40-100 epochs 87-89%.
@@ -160,8 +174,9 @@ class TrainConfig:
     momentum: float = _setting(0.9, help="SGD momentum")
     schedule: str = _setting("constant", choices=SCHEDULES,
                              help="learning-rate schedule (cosine: per step, to 0 at the end of each generation)")
-    selection: str = _setting("best_val_accuracy", choices=SELECTIONS,
-                              help="which epoch's weights each generation keeps (and passes on as the teacher)")
+    selection: str | None = _setting(None, choices=SELECTIONS,
+                                     help="which epoch's weights each generation keeps (and passes on as the teacher); "
+                                          "None: best_val_accuracy for classification, best_val_mse for regression")
     cache_teacher: bool = _setting(True, help="without augmentation, compute the teacher's training logits once per "
                                               "generation")
     eval_batch_size: int = _setting(1024, help="batch size of evaluation passes (no gradients)")
@@ -204,15 +219,18 @@ class TrainConfig:
     # -- identity -----------------------------------------------------------------------------
     def identity(self) -> dict[str, Any]:
         """The fields that determine what the run computes: everything but OPERATIONAL_FIELDS and the
-        knobs this method never reads (label smoothing outside ``ls``/``ls_kd``, ``beta_a`` outside
-        ``beta``), so that a sweep's base options do not split identical runs into different ids."""
+        knobs this method never reads (label smoothing outside ``ls``/``ls_kd``, ``beta_a`` and
+        ``ema_variant`` outside ``beta``; ``ema_variant`` at its default either), so that a sweep's base
+        options do not split identical runs into different ids."""
         spec = METHODS[self.method]
         losses = (spec.first_loss, spec.later_loss)
         unread = set(OPERATIONAL_FIELDS)
         if "ls" not in losses:
             unread |= {"smoothing", "ls_convention"}
         if "beta" not in losses:
-            unread.add("beta_a")
+            unread |= {"beta_a", "ema_variant"}
+        if self.ema_variant == "copy":
+            unread.add("ema_variant")      # the default: run ids made before the option existed stay valid
         return {k: v for k, v in self.to_dict().items() if k not in unread}
 
     def run_id(self) -> str:
@@ -268,6 +286,8 @@ class TrainConfig:
 
     # -- validation ---------------------------------------------------------------------------
     def _validate(self) -> None:
+        if self.dataset in DATASETS and self.selection is None:
+            self.selection = DEFAULT_SELECTION[dataset_task(self.dataset)]   # stored concrete: run ids stay put
         for f in dataclasses.fields(self):
             if "choices" in f.metadata:
                 _one_of(f.name, getattr(self, f.name), field_choices(f.name))
@@ -296,6 +316,7 @@ class TrainConfig:
             raise TypeError(f"`out_dir` must be a non-empty string; got {self.out_dir!r}.")
 
         spec = METHODS[self.method]
+        _check_task(self.dataset, self.method, spec, self.selection)
         # Fill method defaults, and refuse knobs the method does not read: a config that says
         # gt_weight=0.3 for plain "ce" would look different from the same run without it.
         for name, uses, default in (("gt_weight", spec.uses_gt_weight, spec.default_gt_weight),
@@ -331,7 +352,8 @@ class TrainConfig:
                             f"method {self.method!r} cannot use `gt_weight` {v!r} outside [0, 1], even with "
                             f"allow_any_weight=True: its loss ({spec.later_loss!r}) mixes cross-entropy/KL terms, and a "
                             "weight outside [0, 1] gives one of them a negative coefficient, so the loss is unbounded "
-                            "below and training diverges. Use method 'sd_mse' ([BA21]'s MSE to the mixed target, "
+                            "below and training diverges. Use method 'sd_mse' ([BA21]'s MSE to the mixed target; or 'sd_logits', "
+                            "'sd_reg' on the raw outputs: "
                             "bounded below for any weight) for unconstrained weights.")
                 if name == "temperature" and not v > 0:
                     raise ValueError(f"`temperature` must be > 0; got {v!r}.")
@@ -348,6 +370,32 @@ class GenerationSettings:
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+
+def _check_task(dataset: str, method: str, spec: MethodSpec, selection: str) -> None:
+    """Refuse a method whose losses train on other targets than the data set has, naming both, and a
+    selection rule that reads a metric the task does not have."""
+    task = dataset_task(dataset)
+    wanted = "values" if task == "regression" else "labels"
+
+    def losses_of(sp: MethodSpec) -> list[str]:                    # "ls" stands for either convention: the same targets
+        return list(dict.fromkeys(sp.loss_names("muller")))
+
+    wrong = [name for name in losses_of(spec) if LOSSES[name].targets != wanted]
+    if wrong:
+        fitting = sorted(m for m, sp in METHODS.items() if all(LOSSES[n].targets == wanted for n in losses_of(sp)))
+        if task == "regression":
+            raise ValueError(f"method {method!r} trains with the classification loss(es) {wrong} on class labels, but "
+                             f"dataset {dataset!r} has regression targets (real values); use a regression method: "
+                             f"{fitting}.")
+        raise ValueError(f"method {method!r} trains with the regression loss(es) {wrong} on real-valued targets, but "
+                         f"dataset {dataset!r} has class labels; use a classification method, e.g. 'sd_logits' for "
+                         f"the same squared error on the logits with one-hot labels (valid: {fitting}).")
+    classification_only = ("best_val_accuracy", "best_val_nll")
+    if (task == "regression" and selection in classification_only) or (task == "classification" and selection == "best_val_mse"):
+        valid = [s for s in SELECTIONS if (s not in classification_only if task == "regression" else s != "best_val_mse")]
+        raise ValueError(f"selection {selection!r} reads a metric that dataset {dataset!r} ({task}) does not have; valid "
+                         f"selections for {task}: {valid}.")
 
 
 def ensure_config(config, name: str = "config") -> "TrainConfig":

@@ -16,6 +16,12 @@ Data sets (``DATASETS``):
 * ``"gaussian_mixture"``: K equiprobable classes ``N(s e_k, I_d)`` (one-hot means scaled by
   ``class_sep = s``, identity covariance). The Bayes classifier is ``argmax_k x_k`` and its error is
   exact up to quadrature: ``1 - int phi(z) Phi(z + s)^(K-1) dz`` (``meta["bayes_rate"]``).
+* ``"sine"`` and ``"ba_toy"`` (REGRESSION, real-valued targets ``y`` of shape ``(n,)``, ``num_classes``
+  = 1 output): :func:`deepdistill.regression.sine` (``y = prod_j sin(2 pi x_j) + noise``; options
+  ``noise``, ``dim``, ``n_pool`` and ``n_test``, drawn with ``generation_seed``; the test targets are the
+  clean function, so the test MSE is the exact risk) and [BA21]'s 11-point toy
+  (:func:`deepdistill.regression.ba_toy`, test on the 101-point grid against ``sin(2 pi x)``). Label
+  noise does not apply (the noise is in the data set's own ``noise``); splits are not stratified.
 * ``"cifar10"`` / ``"cifar100"``: torchvision's python pickles read with ``pickle`` and ``numpy``
   from the folder the user names (``root`` holding ``cifar-10-batches-py/`` or
   ``cifar-100-python/``), normalised per channel; training augmentation = random 32x32 crop of the
@@ -51,6 +57,8 @@ __all__ = [
     "DataSplits",
     "DATASETS",
     "NOISE_TYPES",
+    "TASKS",
+    "dataset_task",
     "load_dataset",
     "add_label_noise",
     "random_crop_flip",
@@ -74,7 +82,9 @@ class DataSplits:
 
     ``train`` labels may carry label noise (``meta["clean_train_labels"]`` holds the clean ones);
     ``val`` is held out from the training pool, for model selection only; ``augment(batch,
-    generator)`` is a batched training augmentation (None = none).
+    generator)`` is a batched training augmentation (None = none). ``task`` is ``"classification"``
+    (int64 labels, ``num_classes`` classes) or ``"regression"`` (float32 targets, ``num_classes``
+    outputs).
     """
 
     name: str
@@ -85,6 +95,7 @@ class DataSplits:
     input_shape: tuple
     augment: Callable[[Tensor, torch.Generator], Tensor] | None
     meta: dict = field(default_factory=dict)
+    task: str = "classification"
 
 
 @dataclass
@@ -99,6 +110,7 @@ class _Raw:
     input_shape: tuple
     augment: Callable | None = None
     meta: dict = field(default_factory=dict)
+    task: str = "classification"
 
 
 # --------------------------------------------------------------------------------------------
@@ -298,13 +310,45 @@ def _cifar(name: str, *, root=None, seed=0, n_train=None) -> _Raw:
                 meta={"source": base, "normalization": {"mean": CIFAR_STATS[name][0], "std": CIFAR_STATS[name][1]}})
 
 
+def _sine(*, root=None, seed=0, n_train=None, noise: float = 0.5, dim: int = 1, n_pool: int = 200, n_test: int = 200,
+          generation_seed: int = 0) -> _Raw:
+    """:func:`deepdistill.regression.sine`: a pool of ``max(n_pool, n_train)`` noisy points and ``n_test``
+    clean test targets, drawn with ``generation_seed`` (the test set does not move with the pool)."""
+    from deepdistill.regression import sine
+
+    d = sine(max(int(n_pool), int(n_train or 0)), noise, dim=dim, n_test=n_test, seed=generation_seed)
+    return _Raw(d.x_train, d.y_train, d.x_test, d.y_test, 1, (d.dim,), task="regression", meta={
+        "source": d.meta["source"], "truth": d.meta["truth"], "noise": float(noise)})
+
+
+def _ba_toy(*, root=None, seed=0, n_train=None) -> _Raw:
+    """[BA21]'s toy (:func:`deepdistill.regression.ba_toy`): 11 training points, the 101-point risk grid as test set."""
+    from deepdistill.regression import ba_toy
+
+    d = ba_toy()
+    return _Raw(d.x_train, d.y_train, d.x_test, d.y_test, 1, (1,), task="regression",
+                meta={"source": d.meta["source"], "truth": d.meta["truth"]})
+
+
 DATASETS: dict[str, Callable[..., _Raw]] = {
     "mnist1d": _mnist1d,
     "digits": _digits,
     "gaussian_mixture": _gaussian_mixture,
     "cifar10": functools.partial(_cifar, "cifar10"),
     "cifar100": functools.partial(_cifar, "cifar100"),
+    "sine": _sine,
+    "ba_toy": _ba_toy,
 }
+
+#: The kind of targets each data set has: ``"classification"`` (class labels) or ``"regression"`` (real values).
+TASKS: dict[str, str] = {name: ("regression" if name in ("sine", "ba_toy") else "classification") for name in DATASETS}
+
+
+def dataset_task(name: str) -> str:
+    """``"classification"`` or ``"regression"``: the targets of data set ``name`` (:data:`TASKS`)."""
+    if name not in TASKS:
+        raise ValueError(f"unknown dataset {name!r}; valid names: {sorted(DATASETS)}.")
+    return TASKS[name]
 
 
 # --------------------------------------------------------------------------------------------
@@ -330,9 +374,11 @@ def _split(y: np.ndarray, size: int, num_classes: int, seed: int):
 
 
 def _check_split_sizes(name: str, n_pool: int, n_val: int, k: int, val_fraction: float, given: bool) -> None:
-    """Both splits need at least one example of every class: model selection on a validation split that
-    cannot hold every class (or a training split that lacks one) is meaningless, so it is refused here."""
-    if n_val >= k and n_pool - n_val >= k:
+    """A requested ``n_train`` must leave room for at least one example of every class in both splits:
+    model selection on a validation split that cannot hold every class (or a training split that lacks
+    one) is meaningless, so it is refused here. A data set's own training pool (no ``n_train``) is taken
+    as it comes (the split is then stratified where every class fits, random otherwise)."""
+    if not given or (n_val >= k and n_pool - n_val >= k):
         return
     smallest = next((n for n in range(2, 100 * k + 2) if k <= max(1, round(val_fraction * n)) <= n - k), None)
     what = f"`n_train`={n_pool}" if given else f"the training pool of {name!r} ({n_pool} examples)"
@@ -377,6 +423,12 @@ def load_dataset(name: str, *, root=None, seed: int = 0, label_noise: float = 0.
         raise TypeError(f"unknown option(s) {unknown} for dataset {name!r}; valid options: {sorted(allowed)}.")
 
     raw = builder(root=root, seed=seed, n_train=n_train, **options)
+    if raw.task == "regression":
+        if label_noise > 0:
+            raise ValueError(f"`label_noise` applies to class labels, but dataset {name!r} has regression targets "
+                             f"(real values); got label_noise={label_noise!r}. Its noise is an option of the data set "
+                             "(e.g. data_options={'noise': 0.5}).")
+        return _regression_splits(name, raw, seed=seed, val_fraction=val_fraction, n_train=n_train)
     k = raw.num_classes
     x_pool, y_pool = raw.x_pool, np.asarray(raw.y_pool, dtype=np.int64)
     pool_indices = np.arange(len(y_pool))
@@ -421,3 +473,35 @@ def load_dataset(name: str, *, root=None, seed: int = 0, label_noise: float = 0.
         augment=raw.augment,
         meta=meta,
     )
+
+
+def _regression_splits(name: str, raw: _Raw, *, seed: int, val_fraction: float, n_train: int | None) -> DataSplits:
+    """Train / validation / test of a regression data set: a seeded subsample of ``n_train`` pool points
+    and a seeded validation split (random, not stratified); float32 targets; the test set as built."""
+    from sklearn.model_selection import train_test_split
+
+    n_pool = len(raw.y_pool)
+    idx = np.arange(n_pool)
+    if n_train is not None:
+        n_train = int(n_train)
+        if not (2 <= n_train <= n_pool):
+            raise ValueError(f"`n_train` must be in [2, {n_pool}] for {name!r} (its training pool); got {n_train}.")
+        if n_train < n_pool:
+            _, idx = train_test_split(idx, test_size=n_train, random_state=_stream_seed(seed, 1))
+            idx = np.sort(idx)
+    n_val = max(1, int(round(val_fraction * len(idx))))
+    if n_val >= len(idx):
+        raise ValueError(f"`val_fraction`={val_fraction} leaves no training example out of {len(idx)}.")
+    tr, va = train_test_split(idx, test_size=n_val, random_state=_stream_seed(seed, 3))
+    tr, va = np.sort(tr), np.sort(va)
+
+    def tensors(x, y):
+        return TensorDataset(torch.as_tensor(np.ascontiguousarray(x), dtype=torch.float32),
+                             torch.as_tensor(np.ascontiguousarray(y), dtype=torch.float32))
+
+    meta = dict(raw.meta)
+    meta.update({"seed": int(seed), "val_fraction": val_fraction, "train_pool_indices": torch.as_tensor(tr),
+                 "val_pool_indices": torch.as_tensor(va)})
+    return DataSplits(name=name, train=tensors(raw.x_pool[tr], raw.y_pool[tr]), val=tensors(raw.x_pool[va], raw.y_pool[va]),
+                      test=tensors(raw.x_test, raw.y_test), num_classes=raw.num_classes,
+                      input_shape=tuple(raw.input_shape), augment=None, meta=meta, task="regression")

@@ -1,7 +1,7 @@
 """Self-distillation losses as pure functions of logits (the mdistiller style).
 
 Every function takes raw logits ``(n, K)`` and returns a scalar tensor: the batch MEAN of a
-per-example loss. Conventions (``../shared/THEORY.md`` section 3), which must not drift:
+per-example loss. Conventions (``docs/theory.md`` section 4), which must not drift:
 
 * ``gt_weight`` is the weight on the GROUND TRUTH (Borup & Andersen's alpha). Papers whose code
   weights the teacher ([ZS20]'s ``w``) are converted at the boundary: ``w = 1 - gt_weight``.
@@ -46,6 +46,7 @@ __all__ = [
     "kd_kl",
     "hinton_kd_loss",
     "mixed_target_mse_loss",
+    "output_mixed_mse_loss",
     "zhang_sabuncu_loss",
     "beta_smoothing_targets",
     "beta_smoothing_loss",
@@ -219,8 +220,8 @@ def mixed_target_mse_loss(student_logits: Tensor, teacher_probs: Tensor, labels:
           = ||p - m||^2 + alpha (1 - alpha) ||u - v||^2
 
     (``alpha ||u||^2 + (1 - alpha) ||v||^2 - ||m||^2 = alpha (1 - alpha) ||u - v||^2``). So the loss
-    is MSE to the mixed target, the deep analogue of kernel ridge self-distillation (THEORY.md
-    section 1), plus a term that does not depend on the student. The leading coefficient of the
+    is MSE to the mixed target, the deep analogue of kernel ridge self-distillation (``docs/theory.md``
+    section 2), plus a term that does not depend on the student. The leading coefficient of the
     quadratic in ``p`` is 1 whatever alpha is, so the loss stays bounded below (by
     ``alpha (1 - alpha) ||u - v||^2``, finite) also for alpha outside [0, 1], where ``m`` leaves the
     simplex (e.g. alpha = 1.5 pushes the true class beyond 1 and the teacher's other classes below
@@ -243,6 +244,58 @@ def _mixed_target_mse(student_logits, teacher_probs, labels, gt_weight: float) -
     probs, to_labels = _squared_distance_to_labels(student_logits, labels)
     to_teacher = (probs - teacher_probs).pow(2).sum(dim=1)
     return (gt_weight * to_labels + (1.0 - gt_weight) * to_teacher).mean()
+
+
+def output_mixed_mse_loss(student_outputs: Tensor, targets: Tensor, teacher_outputs: Tensor | None = None, *,
+                          gt_weight: float, reduction: str = "mean", allow_any_weight: bool = False) -> Tensor:
+    """Self-distillation on the network's OUTPUTS: ``||f(x) - (alpha y + (1 - alpha) f_teacher(x))||^2``.
+
+    ``alpha = gt_weight`` (weight on the ground truth). The squared norm is summed over outputs, then
+    averaged (``reduction="mean"``) or summed (``"sum"``) over the batch. Unlike
+    :func:`mixed_target_mse_loss` there is no softmax: ``f`` is the raw output (the logits of a
+    classifier, the prediction of a regressor), so with ``reduction="sum"`` and a ridge
+    ``ridge ||theta - theta0||^2`` a linearised network trained on it is exactly kernel ridge
+    self-distillation with its empirical NTK (``docs/theory.md`` section 2: step ``t`` is kernel ridge regression on
+    the mixed target ``alpha y + (1 - alpha) f^(t-1)(X)``).
+
+    * Regression: ``targets`` are real values with the outputs' shape (or ``(n,)`` for ``(n, 1)`` outputs).
+    * Classification: ``targets`` are integer labels ``(n,)``, turned into one-hot rows ``(n, K)``.
+
+    ``teacher_outputs`` may be ``None`` only when ``gt_weight == 1`` (generation 0: the labels alone).
+    The loss is a squared distance to a mixed target, bounded below for any real weight, so
+    ``allow_any_weight=True`` accepts any finite ``gt_weight`` ([DPR26]).
+    """
+    if reduction not in ("mean", "sum"):
+        raise ValueError(f"`reduction` must be 'mean' or 'sum'; got {reduction!r}.")
+    if not isinstance(student_outputs, Tensor) or student_outputs.ndim not in (1, 2):
+        shape = tuple(student_outputs.shape) if isinstance(student_outputs, Tensor) else type(student_outputs).__name__
+        raise ValueError(f"`student_outputs` must be a 1-D (n,) or 2-D (n, k) tensor; got {shape}.")
+    gt_weight = _check_weight(gt_weight, "gt_weight", allow_any_weight)
+    out = student_outputs if student_outputs.ndim == 2 else student_outputs.unsqueeze(1)   # (n, k)
+    if not isinstance(targets, Tensor):
+        raise ValueError(f"`targets` must be a tensor; got {type(targets).__name__}.")
+    if not targets.is_floating_point():
+        if targets.ndim != 1 or targets.shape[0] != out.shape[0]:
+            raise ValueError(f"integer `targets` must be ({out.shape[0]},) class labels; got shape {tuple(targets.shape)}.")
+        target = F.one_hot(targets.long(), out.shape[1]).to(out.dtype)                    # (n, K)
+    else:
+        target = targets.unsqueeze(1) if targets.ndim == 1 and out.shape[1] == 1 else targets
+        if target.shape != out.shape:
+            raise ValueError(f"`targets` must have the outputs' shape {tuple(out.shape)}; got {tuple(targets.shape)}.")
+        target = target.to(out.dtype)
+    if teacher_outputs is None:
+        if gt_weight != 1.0:
+            raise ValueError(f"`teacher_outputs` is needed unless gt_weight == 1; got None with gt_weight {gt_weight!r}.")
+        mixed = target
+    else:
+        teacher = teacher_outputs.detach()
+        teacher = teacher.unsqueeze(1) if teacher.ndim == 1 and out.shape[1] == 1 else teacher
+        if teacher.shape != out.shape:
+            raise ValueError(f"`teacher_outputs` must have the student's shape {tuple(out.shape)}; "
+                             f"got {tuple(teacher_outputs.shape)}.")
+        mixed = gt_weight * target + (1.0 - gt_weight) * teacher.to(out.dtype)           # (n, k)
+    per_example = (out - mixed).pow(2).sum(dim=1)                                          # (n,)
+    return per_example.mean() if reduction == "mean" else per_example.sum()
 
 
 def zhang_sabuncu_loss(student_logits: Tensor, teacher_logits: Tensor, labels: Tensor, *,
@@ -351,6 +404,10 @@ class LossSpec:
     ``gt_weight = 1`` (where the teacher's weight is 0), which then needs no teacher; ``None`` for a
     loss that always needs its teacher. Generation 0 of ``sd_mse`` trains this way.
 
+    ``targets``: ``"labels"`` (integer class labels: every classification loss) or ``"values"`` (real-valued
+    regression targets: ``mse_outputs``). :class:`~deepdistill.config.TrainConfig` refuses a loss whose
+    targets are not the data set's.
+
     ``accepts_any_weight``: the loss stays bounded below for EVERY real ``gt_weight``, so
     ``allow_any_weight=True`` may take the weight outside [0, 1] ([DPR26]). Only ``mse_mixed`` does
     (a quadratic in the student's probabilities with leading coefficient 1, see
@@ -366,6 +423,7 @@ class LossSpec:
     description: str
     accepts_any_weight: bool = False
     labels_term: Callable[[Tensor, Tensor], Tensor] | None = None
+    targets: str = "labels"        # what the loss trains on: "labels" (classification) or "values" (regression)
 
     def bind(self, *, gt_weight: float = 1.0, temperature: float = 1.0, smoothing: float = 0.0,
              allow_any_weight: bool = False) -> Callable[..., Tensor]:
@@ -381,7 +439,8 @@ class LossSpec:
                 raise ValueError(
                     f"loss {self.name!r} takes `gt_weight` in [0, 1] only, also with allow_any_weight=True; got "
                     f"{value!r}: outside [0, 1] a cross-entropy/KL term gets a negative coefficient, the loss is "
-                    "unbounded below and training diverges. Only 'mse_mixed' (method 'sd_mse') accepts any weight."
+                    "unbounded below and training diverges. Only the squared-error losses ('mse_mixed', 'mse_logits', "
+                    "'mse_outputs') accept any weight."
                 )
         gt_weight = _check_weight(gt_weight, "gt_weight", allow_any_weight and self.accepts_any_weight)
         temperature = _check_temperature(temperature)
@@ -447,6 +506,18 @@ LOSSES: dict[str, LossSpec] = {spec.name: spec for spec in (
     LossSpec("beta", lambda s, y, t, g, T, e, b: _beta_smoothing(s, y, b, g),
              False, True, "[ZS20] Beta smoothing: gt_weight CE + (1-gt_weight) CE(beta targets, s); their w=0.6 is "
                           "gt_weight=0.4"),
+    # The loss under which kernel ridge self-distillation is the exact limit (docs/kernel_meets_deep.md):
+    # the squared distance of the raw outputs to the mixed target, bounded below for any weight.
+    LossSpec("mse_logits", lambda s, y, t, g, T, e, b: output_mixed_mse_loss(s, y, t, gt_weight=g, allow_any_weight=True),
+             True, False, "||logits - (gt_weight onehot(y) + (1-gt_weight) teacher logits)||^2, no softmax (the "
+                          "loss of the kernel theory on a classifier); bounded below for any gt_weight",
+             accepts_any_weight=True,
+             labels_term=lambda s, y: output_mixed_mse_loss(s, y, None, gt_weight=1.0)),
+    LossSpec("mse_outputs", lambda s, y, t, g, T, e, b: output_mixed_mse_loss(s, y, t, gt_weight=g, allow_any_weight=True),
+             True, False, "regression: ||f - (gt_weight y + (1-gt_weight) f_teacher)||^2 on real-valued targets; bounded "
+                          "below for any gt_weight",
+             accepts_any_weight=True, targets="values",
+             labels_term=lambda s, y: output_mixed_mse_loss(s, y, None, gt_weight=1.0)),
     LossSpec("ls_teacher_kd", lambda s, y, t, g, T, e, b: _kd_kl(s, t, T),
              True, False, "[S21]: T^2 KL from a label-smoothed teacher, teacher term only (gt_weight ignored; T=1 in "
                           "[S21])"),

@@ -43,6 +43,8 @@ __all__ = [
     "equivalent_smoothing",
     "penultimate_projection",
     "summarize",
+    "summarize_regression",
+    "headline_metric",
 ]
 
 #: Number of equal-width ECE bins used by each paper: [M19] 15 bins, [ZS20] 20 bins.
@@ -307,7 +309,7 @@ def mean_entropy(probs) -> float:
     """Mean predictive entropy in nats: ``(1/n) sum_i -sum_k p_ik log p_ik`` (with 0 log 0 = 0).
 
     Lies in ``[0, log K]``; higher = less certain predictions (the "predictive uncertainty" of
-    THEORY section 4). :func:`scipy.special.entr` supplies ``-x log x`` with the 0 case handled.
+    ``docs/theory.md`` section 5). :func:`scipy.special.entr` supplies ``-x log x`` with the 0 case handled.
     """
     return _mean_entropy(check_probs(probs))
 
@@ -463,3 +465,25 @@ def summarize(probs, labels, n_bins=15) -> dict[str, float]:
         "entropy": _mean_entropy(p),
         "diversity": _diversity(p, y, "true", "variance", 20),
     }
+
+
+def summarize_regression(predictions, targets) -> dict[str, float]:
+    """The per-generation record of a regression: ``mse = mean_ij (f_j(x_i) - y_ij)^2`` over examples and
+    outputs, and ``rmse = sqrt(mse)`` (Python floats). ``predictions`` ``(n,)`` or ``(n, k)``; ``targets``
+    of the same size (a ``(n,)`` target goes with ``(n, 1)`` predictions)."""
+    f = np.asarray(as_numpy(predictions, "predictions"), dtype=np.float64)
+    y = np.asarray(as_numpy(targets, "targets"), dtype=np.float64)
+    if f.shape[0] != y.shape[0] or f.size != y.size or f.size == 0:
+        raise ValueError(f"`predictions` and `targets` must hold the same non-zero number of values per example; got "
+                         f"shapes {f.shape} and {y.shape}.")
+    if not (np.all(np.isfinite(f)) and np.all(np.isfinite(y))):
+        raise ValueError("`predictions` and `targets` must be finite.")
+    mse = float(np.mean((f.reshape(y.shape[0], -1) - y.reshape(y.shape[0], -1)) ** 2))
+    return {"mse": mse, "rmse": float(np.sqrt(mse))}
+
+
+def headline_metric(record: dict) -> tuple[str, float]:
+    """``(name, value)`` of the metric a run reports first: ``accuracy`` for classification (from
+    :func:`summarize`), ``mse`` for regression (from :func:`summarize_regression`)."""
+    name = "accuracy" if "accuracy" in record else "mse"
+    return name, record[name]

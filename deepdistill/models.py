@@ -13,6 +13,10 @@ penultimate-layer projection and by linear probes) and ``head`` (the final ``nn.
 * ``"resnet18"``: ResNet-18 for 32x32 inputs as used in CIFAR work (kuangliu/pytorch-cifar, [BA21]
   and [ZS20] code): a 3x3 stride-1 stem and no max-pool, four stages of two BasicBlocks
   (64, 128, 256, 512 channels x ``width/64``), global average pool.
+* ``"ntk_mlp"``: :class:`deepdistill.ntk.NTKMLP` (NTK or standard parameterisation, ``width``,
+  ``depth``, tanh by default); ``features`` is its last hidden layer, and its output layer is scaled by
+  ``weight_std / sqrt(width)`` rather than an ``nn.Linear`` head. The lazy-regime network of
+  :mod:`deepdistill.bridge`, also for regression (one output).
 """
 from __future__ import annotations
 
@@ -24,7 +28,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["MODELS", "build_model", "LinearClassifier", "MLP", "CNN1D", "ResNet18"]
+from deepdistill.ntk import NTKMLP
+
+__all__ = ["MODELS", "build_model", "LinearClassifier", "MLP", "CNN1D", "ResNet18", "ntk_mlp"]
 
 
 def _flat_dim(input_shape) -> int:
@@ -154,11 +160,20 @@ class ResNet18(nn.Module):
         return self.head(self.features(x))
 
 
+def ntk_mlp(input_shape, num_classes: int, *, width: int = 512, depth: int = 1, activation: str = "tanh",
+            weight_std: float = 1.0, input_std: float | None = None, bias_std: float = 1.0,
+            parameterization: str = "ntk") -> NTKMLP:
+    """:class:`deepdistill.ntk.NTKMLP` on the flattened input, ``num_classes`` outputs (1 for a scalar regression)."""
+    return NTKMLP(_flat_dim(input_shape), width, num_classes, depth=depth, activation=activation, weight_std=weight_std,
+                  input_std=input_std, bias_std=bias_std, parameterization=parameterization)
+
+
 MODELS: dict[str, Callable[..., nn.Module]] = {
     "linear": LinearClassifier,
     "mlp": MLP,
     "cnn1d": CNN1D,
     "resnet18": ResNet18,
+    "ntk_mlp": ntk_mlp,
 }
 
 
@@ -177,8 +192,9 @@ def build_model(name: str, input_shape, num_classes: int, **kwargs) -> nn.Module
     if len(input_shape) == 0 or min(input_shape) < 1:
         raise ValueError(f"`input_shape` must be a non-empty tuple of positive ints; got {input_shape}.")
     num_classes = int(num_classes)
-    if num_classes < 2:
-        raise ValueError(f"`num_classes` must be >= 2; got {num_classes}.")
+    if num_classes < 1:
+        # Classes of a classifier (a data set has >= 2), or outputs of a regression (1 for scalar targets).
+        raise ValueError(f"`num_classes` (classes, or outputs of a regression) must be >= 1; got {num_classes}.")
     try:
         return MODELS[name](input_shape, num_classes, **kwargs)
     except TypeError as err:

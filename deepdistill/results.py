@@ -24,6 +24,7 @@ from typing import Callable
 
 from deepdistill.config import TrainConfig
 from deepdistill.io import atomic_write_csv
+from deepdistill.metrics import headline_metric
 from deepdistill.runs import RECORD_FILE, RUNS_FOLDER, SCHEMA, inspect_record, read_record  # noqa: F401 (read_record: re-exported)
 
 __all__ = ["make_record", "collect_records", "rollup_rows", "write_rollup_csv", "write_rollup", "mean_sd", "describe_run",
@@ -129,11 +130,12 @@ def mean_sd(values) -> tuple[float, float]:
 
 def describe_run(what: str, record: dict) -> str:
     """One log line for a finished run: ``what`` (e.g. "finished"), its id, method, weight, seed and the
-    test accuracy of every generation (the same line on every backend)."""
+    test accuracy (regression: test MSE) of every generation (the same line on every backend)."""
     cfg, gens = record["config"], record["generations"]
-    return (f"{what} {record['run_id']}: {cfg['method']} gt_weight {cfg['gt_weight']} seed {cfg['seed']}: test accuracy "
-            "by generation " + " ".join(f"{g['test']['accuracy']:.3f}" for g in gens)
-            + f" (last {gens[-1]['test']['accuracy']:.3f})")
+    metric = headline_metric(gens[-1]["test"])[0]
+    return (f"{what} {record['run_id']}: {cfg['method']} gt_weight {cfg['gt_weight']} seed {cfg['seed']}: test {metric} "
+            "by generation " + " ".join(f"{g['test'][metric]:.3f}" for g in gens)
+            + f" (last {gens[-1]['test'][metric]:.3f})")
 
 
 def rollup_rows(records: list[dict]) -> list[dict]:

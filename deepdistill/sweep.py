@@ -19,7 +19,6 @@ that share their first generations (a teacher, with students at several weights)
 """
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Callable, Iterable
 
 from deepdistill.claims import DEFAULT_STALE_AFTER

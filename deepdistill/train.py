@@ -4,7 +4,7 @@ Generation 0 trains a network on the labels. Generation ``g >= 1`` trains a FRES
 same architecture (its own seeded initialisation) against the frozen, selected generation ``g-1``
 and the labels, with the loss its method names (:data:`deepdistill.config.METHODS`) and the
 generation's ``gt_weight`` (weight on the ground truth) and ``temperature``
-(``../shared/THEORY.md`` section 3; [BA21], [ZS20], [S21]).
+(``docs/theory.md`` section 4; [BA21], [ZS20], [S21]).
 
 Cost: without augmentation the teacher's logits on the training set are computed once per
 generation (eval mode, no gradients) and indexed by each batch's example indices, so a student
@@ -43,7 +43,7 @@ from deepdistill.config import (DEVICES, PER_GENERATION_FIELDS, GenerationSettin
 from deepdistill.ema import EMA
 from deepdistill.io import atomic_torch_save, atomic_write_json, read_json
 from deepdistill.losses import LOSSES, beta_smoothing_targets
-from deepdistill.metrics import softmax, summarize
+from deepdistill.metrics import headline_metric, softmax, summarize, summarize_regression
 from deepdistill.models import build_model
 from deepdistill.results import describe_run, make_record
 from deepdistill.runs import (CONFIG_FILE, RECORD_FILE, CorruptFileError, checkpoint_path, claim_path,
@@ -127,10 +127,15 @@ def predict_features(model: nn.Module, x: Tensor, batch_size: int = 1024) -> Ten
     return torch.cat(chunks)                                             # (n, D)
 
 
-def evaluate(model: nn.Module, x: Tensor, y: Tensor, batch_size: int = 1024, autocast=None) -> dict[str, float]:
-    """accuracy, nll, ece, brier, entropy, diversity of ``model`` on ``(x, y)`` via deepdistill.metrics.summarize."""
-    logits = predict_logits(model, x, batch_size, autocast)              # (n, K)
-    return summarize(softmax(logits.cpu().numpy()), y.cpu().numpy())
+def evaluate(model: nn.Module, x: Tensor, y: Tensor, batch_size: int = 1024, autocast=None,
+             task: str = "classification") -> dict[str, float]:
+    """The metrics of ``model`` on ``(x, y)``: accuracy, nll, ece, brier, entropy, diversity
+    (:func:`deepdistill.metrics.summarize`) for classification; mse, rmse
+    (:func:`deepdistill.metrics.summarize_regression`) for regression."""
+    outputs = predict_logits(model, x, batch_size, autocast)             # (n, K)
+    if task == "regression":
+        return summarize_regression(outputs.cpu().numpy(), y.cpu().numpy())
+    return summarize(softmax(outputs.cpu().numpy()), y.cpu().numpy())
 
 
 @contextlib.contextmanager
@@ -176,6 +181,8 @@ def _is_better(selection: str, metrics: dict, best: dict | None) -> bool:
         return True
     if selection == "best_val_nll":
         return metrics["nll"] < best["nll"]
+    if selection == "best_val_mse":
+        return metrics["mse"] < best["mse"]
     return metrics["accuracy"] > best["accuracy"]   # ties keep the earlier epoch
 
 
@@ -186,13 +193,16 @@ def _is_better(selection: str, metrics: dict, best: dict | None) -> bool:
 def train_generation(config: TrainConfig, settings: GenerationSettings, splits, data: dict[str, Tensor],
                      teacher: nn.Module | None, device: torch.device, *, partial_path: Path | None = None,
                      on_epoch_end: EpochHook | None = None, log: Callable[[str], None] | None = None,
-                     check: Callable[[], None] | None = None):
+                     check: Callable[[], None] | None = None, model_factory: Callable[[], nn.Module] | None = None):
     """Train one generation; return ``(model with the selected weights, summary dict)``.
 
     ``data`` holds ``x_train, y_train, x_val, y_val, x_test, y_test`` already on ``device``.
     ``partial_path``: where the mid-generation checkpoint lives (resumed from when present; an
     unreadable one is discarded with a warning). ``check``: called after every epoch, before its
     checkpoint is written; what it raises stops the generation (a claim that another process took over).
+    ``model_factory``: builds the fresh network (a user's own ``nn.Module``; called under the
+    generation's seeded initialisation); default: ``build_model(config.model, ...)``. This is how
+    :func:`deepdistill.weight_backends.make_train_fn` trains a user's network with this loop.
     """
     g, cfg = settings.generation, config
     loss_spec = LOSSES[settings.loss]
@@ -202,10 +212,12 @@ def train_generation(config: TrainConfig, settings: GenerationSettings, splits, 
     autocast = autocast_for(cfg, device)
     x_train, y_train = data["x_train"], data["y_train"]                 # (n, *input_shape), (n,)
     n_train, num_classes = x_train.shape[0], splits.num_classes
+    task = getattr(splits, "task", "classification")
 
     # A fresh network with its own seeded initialisation (same architecture every generation).
     torch.manual_seed(derive_seed(cfg.seed, g, "init"))
-    model = build_model(cfg.model, splits.input_shape, num_classes, **cfg.model_kwargs).to(device)
+    model = (model_factory() if model_factory is not None
+             else build_model(cfg.model, splits.input_shape, num_classes, **cfg.model_kwargs)).to(device)
     optimizer = _make_optimizer(cfg, model)
     starts = _batch_starts(n_train, cfg.batch_size)
     schedule = _make_schedule(cfg, optimizer, cfg.epochs * len(starts))
@@ -213,7 +225,12 @@ def train_generation(config: TrainConfig, settings: GenerationSettings, splits, 
     scaler = torch.amp.GradScaler(device.type, enabled=cfg.amp == "fp16" and device.type == "cuda")
     ema = None
     if loss_spec.needs_beta_targets:
-        ema = EMA(model)
+        init = None
+        if cfg.ema_variant == "zs20":      # [ZS20]: the EMA starts from its own, separately seeded network
+            torch.manual_seed(derive_seed(cfg.seed, g, "ema_init"))
+            init = model_factory() if model_factory is not None else build_model(
+                cfg.model, splits.input_shape, num_classes, **cfg.model_kwargs)
+        ema = EMA(model, variant=cfg.ema_variant, init=init)
 
     start_epoch, best_epoch, best_metrics, best_state, history, elapsed = 0, -1, None, None, [], 0.0
     state = _read_partial(partial_path, g, device, log) if partial_path is not None else None
@@ -295,15 +312,16 @@ def train_generation(config: TrainConfig, settings: GenerationSettings, splits, 
                 f"non-finite training loss in generation {g}, epoch {epoch}, step {bad} (method {cfg.method!r}, "
                 f"loss {settings.loss!r}, lr {cfg.lr:g}); lower the learning rate or check the data."
             )
-        val = evaluate(model, data["x_val"], data["y_val"], cfg.eval_batch_size, autocast)
-        history.append({"epoch": epoch, "train_loss": float(loss_sum) / len(starts), "val_accuracy": val["accuracy"],
-                        "val_nll": val["nll"], "lr": optimizer.param_groups[0]["lr"]})
+        val = evaluate(model, data["x_val"], data["y_val"], cfg.eval_batch_size, autocast, task)
+        watched = ("accuracy", "nll") if task == "classification" else ("mse",)
+        history.append({"epoch": epoch, "train_loss": float(loss_sum) / len(starts),
+                        **{f"val_{m}": val[m] for m in watched}, "lr": optimizer.param_groups[0]["lr"]})
         if _is_better(cfg.selection, val, best_metrics):
             best_epoch, best_metrics = epoch, val
             best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
         if log:
             log(f"generation {g} epoch {epoch}: train loss {history[-1]['train_loss']:.4f}, "
-                f"val accuracy {val['accuracy']:.4f}, val nll {val['nll']:.4f}")
+                + ", ".join(f"val {m} {val[m]:.4f}" for m in watched))
 
         if check is not None:
             check()
@@ -327,8 +345,8 @@ def train_generation(config: TrainConfig, settings: GenerationSettings, splits, 
         "epochs_trained": len(history),
         "wall_time_s": elapsed + time.perf_counter() - t_start,
         "teacher_cached": cached_teacher is not None,
-        "val": evaluate(model, data["x_val"], data["y_val"], cfg.eval_batch_size, autocast),
-        "test": evaluate(model, data["x_test"], data["y_test"], cfg.eval_batch_size, autocast),
+        "val": evaluate(model, data["x_val"], data["y_val"], cfg.eval_batch_size, autocast, task),
+        "test": evaluate(model, data["x_test"], data["y_test"], cfg.eval_batch_size, autocast, task),
         "history": history,
     }
     return model, summary
@@ -440,6 +458,11 @@ def _obtain_generation(config: TrainConfig, g: int, folder: Path, *, splits, dat
         with claim:
             if done.exists():          # finished by another process just before we claimed it
                 continue
+            # Temporary files of this generation's checkpoints left by a process killed mid-write (only the
+            # claim's holder writes them, and the claim is ours now).
+            for stale in (*folder.glob(f".{checkpoint_path(folder, g).name}.*.tmp"),
+                          *folder.glob(f".{partial_path(folder, g).name}.*.tmp")):
+                stale.unlink(missing_ok=True)
             partial = partial_path(folder, g)
             if adopt_from is not None and partial_path(adopt_from, g).exists() and not partial.exists():
                 os.replace(partial_path(adopt_from, g), partial)
@@ -586,15 +609,18 @@ def _train_run(config: TrainConfig, run_dir: Path, existing: dict | None, *, on_
                                                   on_epoch_end=on_epoch_end, log=log)
                 if cache_dir is not None:
                     link_or_copy(checkpoint_path(folder, g), done_path)
+                    # An epoch checkpoint of this run from before another run finished the shared generation.
+                    partial_path(run_dir, g).unlink(missing_ok=True)
                 if model is None and log:
                     log(f"generation {g}: loaded from {checkpoint_path(folder, g)}")
             summary = state["summary"]
             generations.append(summary)
-            bar.set_postfix(test_acc=f"{summary['test']['accuracy']:.3f}")
+            metric, value = headline_metric(summary["test"])
+            bar.set_postfix({f"test_{metric}": f"{value:.3f}"})
             if log:
                 log(f"generation {g} ({summary['loss']}, gt_weight {summary['gt_weight']:g}, T {summary['temperature']:g}): "
-                    f"selected epoch {summary['selected_epoch']}, val accuracy {summary['val']['accuracy']:.4f}, "
-                    f"test accuracy {summary['test']['accuracy']:.4f}")
+                    f"selected epoch {summary['selected_epoch']}, val {metric} {summary['val'][metric]:.4f}, "
+                    f"test {metric} {value:.4f}")
             previous.update(state=state, model=model)
         bar.close()
 

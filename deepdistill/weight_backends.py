@@ -11,27 +11,34 @@ weights, and their outputs on the validation set; a backend provides them and co
 * :class:`CallableBackend`: a user's ``train_fn(gt_weight, teacher) -> model`` and data loaders.
 
 Both evaluate through the training loop's own :func:`~deepdistill.train.predict_logits` and
-:func:`~deepdistill.train.predict_features`; nothing here trains a network itself.
+:func:`~deepdistill.train.predict_features`. :func:`make_train_fn` builds a ``train_fn`` for a
+user's own network on the toolkit's one training loop (:func:`deepdistill.train.train_generation`,
+which takes the network's factory): nothing here has a training loop of its own.
 """
 from __future__ import annotations
 
+import inspect
 import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Callable
 
 import numpy as np
 import torch
+from torch.utils.data import DataLoader, IterableDataset
 
-from deepdistill.config import TrainConfig
+from deepdistill.config import METHODS, TrainConfig
 from deepdistill.io import atomic_write
 from deepdistill.local_runner import run_local
 from deepdistill.metrics import softmax, summarize
 from deepdistill.runs import checkpoint_path, load_generation
-from deepdistill.train import load_run_data, predict_features, predict_logits, resolve_device, train_run
+from deepdistill.train import (load_run_data, predict_features, predict_logits, resolve_device, train_generation,
+                               train_run)
 from deepdistill.weight_estimators import as_matrix
 
-__all__ = ["Run", "student_key", "StudyBackend", "ConfigBackend", "CallableBackend"]
+__all__ = ["Run", "student_key", "StudyBackend", "ConfigBackend", "CallableBackend", "gather_loader", "make_train_fn"]
 
 
 @dataclass
@@ -46,6 +53,7 @@ class Run:
     val: dict | None = None
     val_outputs: np.ndarray | None = field(repr=False, default=None)
     error: str | None = None
+    checkpoint: str | None = None        # the file holding its weights (config studies), else None
 
 
 def student_key(gt_weight: float) -> str:
@@ -165,7 +173,8 @@ class ConfigBackend(StudyBackend):
     def _as_run(self, key: str, run_dir: Path, generation: int, w: float) -> Run:
         model, summary = load_generation(run_dir, generation, self.config, self.splits, self.device)
         return Run(key=key, gt_weight=w, wall_time_s=float(summary["wall_time_s"]), model=model,
-                   test=summary["test"], val=summary["val"], val_outputs=self.outputs(model, self.x["val"]))
+                   test=summary["test"], val=summary["val"], val_outputs=self.outputs(model, self.x["val"]),
+                   checkpoint=str(checkpoint_path(run_dir, generation)))
 
     # backend API --------------------------------------------------------------------------------
     def teacher_runs(self):
@@ -205,18 +214,25 @@ class ConfigBackend(StudyBackend):
 
 
 class CallableBackend(StudyBackend):
-    """A study around a user's ``train_fn(gt_weight, teacher) -> model`` and data loaders.
+    """A study around a user's ``train_fn(gt_weight, teacher[, seed]) -> model`` and data loaders.
 
+    ``seed``: ``None`` calls ``train_fn(gt_weight, teacher)``; an integer calls
+    ``train_fn(gt_weight, teacher, seed=seed)`` (checked up front: ``train_fn`` must take it).
     Outputs are computed in float64 (a user's model may be, and an exact test needs it).
     """
 
     output_dtype = torch.float64
 
-    def __init__(self, train_fn, val_loader, test_loader, train_loader, criterion, device, teacher, log):
+    def __init__(self, train_fn, val_loader, test_loader, train_loader, criterion, device, teacher, log, seed=None):
         self.train_fn, self.criterion, self.device, self.log = train_fn, criterion, torch.device(device), log
-        self.x_val, self.y_val = _gather(val_loader, "val_loader")
-        self.test = _gather(test_loader, "test_loader") if test_loader is not None else None
-        self.train = _gather(train_loader, "train_loader") if train_loader is not None else None
+        if seed is not None and not _takes_seed(train_fn):
+            raise TypeError(f"`seed`={seed!r} is passed to train_fn as train_fn(gt_weight, teacher, seed=...), but "
+                            f"{getattr(train_fn, '__name__', 'train_fn')} takes no `seed` argument; add one, or leave "
+                            "seed=None and seed inside train_fn.")
+        self.seed_kwargs = {} if seed is None else {"seed": seed}
+        self.x_val, self.y_val = gather_loader(val_loader, "val_loader")
+        self.test = gather_loader(test_loader, "test_loader") if test_loader is not None else None
+        self.train = gather_loader(train_loader, "train_loader") if train_loader is not None else None
         self._given_teacher = teacher
         self._teacher = None
 
@@ -228,6 +244,9 @@ class CallableBackend(StudyBackend):
             return Run(key=key, gt_weight=w, wall_time_s=time.perf_counter() - started,
                        error=f"{type(err).__name__}: {err}")
         wall = time.perf_counter() - started
+        if not isinstance(model, torch.nn.Module):
+            raise TypeError(f"train_fn must return the trained torch.nn.Module; for gt_weight {w} it returned "
+                            f"{type(model).__name__}.")
         return self._evaluate(key, w, wall, model)
 
     def _evaluate(self, key, w, wall, model) -> Run:
@@ -248,7 +267,7 @@ class CallableBackend(StudyBackend):
                 # An already-trained teacher costs nothing more here (its training is the user's).
                 self._teacher = self._evaluate("generation 0", 1.0, 0.0, self._given_teacher)
             else:
-                self._teacher = self._timed("generation 0", 1.0, lambda: self.train_fn(None, None))
+                self._teacher = self._timed("generation 0", 1.0, lambda: self.train_fn(None, None, **self.seed_kwargs))
             if self._teacher.error:
                 raise RuntimeError(f"training the teacher failed: {self._teacher.error}")
         return self._teacher
@@ -258,7 +277,7 @@ class CallableBackend(StudyBackend):
 
     def student(self, w):
         teacher = self.label_model().model
-        return self._timed(student_key(w), w, lambda: self.train_fn(w, teacher))
+        return self._timed(student_key(w), w, lambda: self.train_fn(w, teacher, **self.seed_kwargs))
 
     def val_targets(self):
         return self.y_val.numpy()
@@ -272,8 +291,24 @@ class CallableBackend(StudyBackend):
         return self.train[0], self.train[1].numpy()
 
 
-def _gather(loader, name):
-    """All ``(x, y)`` batches of a loader as two CPU tensors (evaluation sets are small)."""
+def _takes_seed(fn) -> bool:
+    try:
+        params = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):      # a builtin or C callable: let the call itself decide
+        return True
+    return any(p.name == "seed" or p.kind is p.VAR_KEYWORD for p in params)
+
+
+def gather_loader(loader, name: str):
+    """All ``(x, y)`` of a loader as two CPU tensors (evaluation and training sets of a study are small).
+
+    A ``torch.utils.data.DataLoader`` is read in its DATASET's order, through an unshuffled loader over
+    the same dataset: a shuffled loader (and its generator's state) then changes neither the order nor
+    the result, so two studies on the same loader see the same arrays. Anything else is iterated once.
+    """
+    if isinstance(loader, DataLoader) and not isinstance(loader.dataset, IterableDataset):
+        loader = DataLoader(loader.dataset, batch_size=loader.batch_size or 256, shuffle=False,
+                            collate_fn=loader.collate_fn)
     xs, ys = [], []
     for batch in loader:
         if not isinstance(batch, (list, tuple)) or len(batch) < 2:
@@ -283,3 +318,91 @@ def _gather(loader, name):
     if not xs:
         raise ValueError(f"`{name}` yielded no batch.")
     return torch.cat(xs), torch.cat(ys)
+
+
+# ------------------------------------------------------------------------------------------------
+# A train_fn for your own network, on the toolkit's training loop
+# ------------------------------------------------------------------------------------------------
+
+def make_train_fn(model_factory: Callable[[], torch.nn.Module], train_loader, *, method: str = "sd_kd",
+                  temperature: float | None = None, epochs: int = 10, lr: float = 1e-3, seed: int = 0,
+                  device: str = "cpu", **train_options) -> Callable:
+    """A ``train_fn`` for :func:`~deepdistill.weight_estimation.estimate_gt_weight_for_model` that trains
+    YOUR network with the toolkit's own loop (:func:`deepdistill.train.train_generation`).
+
+    ``train_fn(gt_weight, teacher, seed=None) -> model`` (eval mode): ``train_fn(None, None)`` trains a
+    teacher (generation 0 of ``method``: on the labels alone), ``train_fn(w, teacher)`` a fresh student
+    at ground-truth weight ``w`` against ``teacher`` (generation 1 of ``method``: ``sd_kd`` Hinton KD
+    at ``temperature`` (default 4), ``sd_mse`` [BA21]'s MSE to the mixed target, ``sd_zs`` [ZS20]).
+
+    Reproducible: every call seeds the network's initialisation, the batch order (its own generator,
+    drawn afresh from the seed at every epoch) and dropout from ``seed`` (or the call's own ``seed``),
+    exactly as a toolkit run does (:func:`deepdistill.config.derive_seed`; teacher and students use
+    the streams of generations 0 and 1), and leaves torch's global random state as it found it. Two
+    calls with the same arguments give bitwise the same network on CPU.
+
+    How it uses the loader: its dataset is read ONCE, in the dataset's order, into two tensors
+    (:func:`gather_loader`); batches of ``loader.batch_size`` are index slices of them (the
+    loader's own shuffling is not used: the loop draws its own order). So random augmentation inside
+    the dataset is applied once, not per epoch; for that, write your own ``train_fn`` (see the README).
+
+    Parameters
+    ----------
+    model_factory : builds a fresh, untrained network (your ``nn.Module`` class itself will do);
+        called under the seeded initialisation. Its outputs are class logits; labels are integers.
+    train_loader : a ``DataLoader`` (or any iterable of ``(x, y)`` batches) of the training set.
+    method : ``"sd_kd"``, ``"sd_mse"`` or ``"sd_zs"`` (:data:`deepdistill.config.METHODS`).
+    temperature, epochs, lr, seed, device : as in :class:`~deepdistill.config.TrainConfig`.
+    train_options : any other :class:`~deepdistill.config.TrainConfig` field of the optimisation
+        (``optimizer``, ``weight_decay``, ``momentum``, ``schedule``, ``batch_size``, ``amp``, ...).
+        Each generation keeps its last epoch's weights (``selection="last"``: the study's validation
+        set must not also pick epochs).
+    """
+    if not callable(model_factory):
+        raise TypeError(f"`model_factory` must be callable (e.g. your nn.Module class); got {type(model_factory).__name__}.")
+    spec = METHODS.get(method)
+    if spec is None or not (spec.uses_teacher and spec.uses_gt_weight):
+        valid = sorted(m for m, s in METHODS.items() if s.uses_teacher and s.uses_gt_weight)
+        raise ValueError(f"`method` must distil from a teacher with a ground-truth weight, one of {valid}; got {method!r}.")
+    refused = sorted(set(train_options) & {"selection", "generations", "gt_weight", "method", "dataset", "model",
+                                           "out_dir", "seed"})
+    if refused:
+        raise ValueError(f"make_train_fn sets {refused} itself; got them in `train_options`.")
+    x, y = gather_loader(train_loader, "train_loader")
+    if y.ndim != 1 or y.is_floating_point():
+        raise ValueError("make_train_fn trains classifiers: `train_loader` must yield integer class labels (n,); got "
+                         f"targets of shape {tuple(y.shape)} and dtype {y.dtype}. For regression, write your own "
+                         "train_fn (see estimate_gt_weight_for_model).")
+    batch_size = train_options.pop("batch_size", getattr(train_loader, "batch_size", None) or 100)
+    # Validated once, here: a bad option fails before any training.
+    base = TrainConfig(method=method, generations=2, temperature=temperature, epochs=epochs, lr=lr, seed=seed,
+                       device=device, batch_size=batch_size, selection="last", checkpoint_every=0, **train_options)
+    dev = resolve_device(base.device)
+    # The loop's bookkeeping: no augmentation, the input shape and class count (read by build_model
+    # and Beta smoothing only, neither of which runs here).
+    splits = SimpleNamespace(augment=None, input_shape=tuple(x.shape[1:]), num_classes=int(y.max()) + 1)
+    data = {"x_train": x.to(dev), "y_train": y.to(dev)}
+    # The loop evaluates a validation split every epoch (to select an epoch) and a test split at the
+    # end; with selection "last" nothing is selected, and one training batch keeps those passes cheap.
+    for part in ("val", "test"):
+        data[f"x_{part}"], data[f"y_{part}"] = data["x_train"][:batch_size], data["y_train"][:batch_size]
+
+    def train_fn(gt_weight, teacher, seed: int | None = None):
+        """``gt_weight=None``: the teacher; else a student at that ground-truth weight against ``teacher``.
+        ``seed``: overrides make_train_fn's seed for this call."""
+        if gt_weight is None:
+            cfg, generation, teacher = base, 0, None
+        else:
+            if teacher is None:
+                raise ValueError(f"a student (gt_weight {gt_weight!r}) needs the trained teacher; got teacher=None.")
+            w = float(gt_weight)
+            cfg, generation = base.replace(gt_weight=w, allow_any_weight=not 0.0 <= w <= 1.0), 1
+        if seed is not None:
+            cfg = cfg.replace(seed=seed)
+        fork = [dev.index or 0] if dev.type == "cuda" else []
+        with torch.random.fork_rng(devices=fork):
+            model, _ = train_generation(cfg, cfg.generation_settings(generation), splits, data, teacher, dev,
+                                        model_factory=model_factory)
+        return model.eval()
+
+    return train_fn

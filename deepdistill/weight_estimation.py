@@ -2,31 +2,38 @@
 
 For one student generation, the study trains what each estimator of :mod:`deepdistill.weight_estimators`
 needs (the two-run affine estimate, the kernel surrogates on the teacher's features or empirical NTK,
-[DPR26]'s one-shot estimate), then one student at each estimate, and a grid search to judge them by:
-
-* **Grid search** (the reference): students at every weight of a grid, the best chosen by the mean
-  validation criterion over seeds.
+[DPR26]'s one-shot estimate), then one student at each estimate that succeeded, and, when asked, a
+grid search to judge them by (students at every weight of a grid, the best chosen by the mean
+validation criterion over seeds). The theory is in ``docs/theory.md`` section 6.
 
 Cost is counted in training runs and wall time, the teacher counted once for each approach, each
 run's wall time measured when it was trained (a run shared by two approaches, e.g. the alpha = 0
 student that is also a grid point, is counted in both).
 
-Entry points: :func:`estimate_gt_weight` for a toolkit :class:`~deepdistill.config.TrainConfig`
-(shares one teacher per seed across every student: its checkpoints are copied into each student's
-run folder, and :func:`deepdistill.train.train_run` resumes from them), and
-:func:`estimate_gt_weight_for_model` for a user's own model, training code (a ``train_fn``) and data
-loaders; :mod:`deepdistill.weight_backends` holds the two set-ups. ``python -m deepdistill
-estimate-weight`` wraps the first (:mod:`deepdistill.cli`). The estimators themselves are re-exported
-here (``from deepdistill.weight_estimation import affine_optimal_weight``).
+Entry points:
+
+* :func:`estimate_gt_weight_for_model`: your own network, training code (a ``train_fn``, e.g. from
+  :func:`deepdistill.weight_backends.make_train_fn`) and data loaders; returns a
+  :class:`~deepdistill.weight_results.WeightEstimate` with the chosen weight, every estimator's
+  status and cost, and the trained teacher and student.
+* :func:`estimate_gt_weight`: a toolkit :class:`~deepdistill.config.TrainConfig` over seeds (one
+  teacher per seed, shared by every student through its checkpoints, which
+  :func:`deepdistill.train.train_run` resumes from); returns a
+  :class:`~deepdistill.weight_results.WeightStudy`. ``python -m deepdistill estimate-weight`` wraps it.
+
+A failed estimator (status other than ``"ok"``: see :mod:`deepdistill.weight_results`) is never
+chosen and never trained. The estimators themselves are re-exported here
+(``from deepdistill.weight_estimation import affine_optimal_weight``).
 
 References: [BA21] Borup & Andersen, NeurIPS 2021, arXiv 2102.13088; [DPR26] Dang, Patil & Rinaldo,
 arXiv 2602.17565 (the optimum may lie outside [0, 1]; one-shot tuning).
 """
 from __future__ import annotations
 
-import math
+import os
 import statistics
 import time
+import warnings
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
@@ -34,11 +41,10 @@ import numpy as np
 import torch
 
 from deepdistill.config import METHODS, ensure_config
-from deepdistill.io import atomic_write_csv, atomic_write_json
+from deepdistill.data import dataset_task
 from deepdistill.local_runner import default_jobs, run_local, torch_threads
 from deepdistill.runs import GENERATIONS_FOLDER
 from deepdistill.metrics import as_numpy, brier_score
-from deepdistill.results import mean_sd
 from deepdistill.weight_backends import CallableBackend, ConfigBackend, Run, StudyBackend, student_key
 # The estimators, re-exported: this module is where a user meets them.
 from deepdistill.weight_estimators import (
@@ -53,6 +59,8 @@ from deepdistill.weight_estimators import (
     label_endpoint_is_generation_zero,
     target_matrix,
 )
+from deepdistill.weight_results import (STATUS_OK, WeightEstimate, WeightStudy, format_summary_table,
+                                        summary_rows)
 
 __all__ = [
     "DEFAULT_GRID",
@@ -60,9 +68,10 @@ __all__ = [
     "DEFAULT_ESTIMATORS",
     "estimate_gt_weight",
     "estimate_gt_weight_for_model",
+    "WeightEstimate",
+    "WeightStudy",
     "summary_rows",
     "format_summary_table",
-    "write_results",
     "AffineWeightEstimate",
     "affine_optimal_weight",
     "affine_residuals",
@@ -83,7 +92,7 @@ ESTIMATORS = {
     "kernel_ntk": "kernel ridge surrogate on the teacher's empirical NTK (training subsample), validation optimum",
     "one_shot_ntk": "[DPR26] one-shot estimate on the teacher's empirical NTK (training subsample only)",
 }
-#: The estimators a study runs unless told otherwise: one training run each beyond the teacher's.
+#: The estimators a config study runs unless told otherwise: one training run each beyond the teacher's.
 DEFAULT_ESTIMATORS = ("two_run", "kernel_features", "one_shot_features")
 
 
@@ -91,10 +100,16 @@ DEFAULT_ESTIMATORS = ("two_run", "kernel_features", "one_shot_features")
 # One seed: teacher, grid, estimates, final runs
 # ------------------------------------------------------------------------------------------------
 
+def _failed(reason: str, run_keys, overhead_s: float = 0.0, **details) -> dict:
+    """An estimator entry that failed: no weight, nothing trained at it, the reason as its status."""
+    return {"gt_weight": None, "unconstrained": None, "status": reason, "overhead_s": overhead_s,
+            "run_keys": list(run_keys), **details}
+
+
 class _SeedStudy:
     """The runs of one seed, trained on demand through ``backend`` and kept by key, and the approaches built on them."""
 
-    def __init__(self, backend: StudyBackend, seed: int, log):
+    def __init__(self, backend: StudyBackend, seed: int | None, log):
         self.backend, self.seed, self.say = backend, seed, log or (lambda msg: None)
         self.runs: dict[str, Run] = {}
         self.teacher_keys = [r.key for r in backend.teacher_runs()]
@@ -118,16 +133,17 @@ class _SeedStudy:
         # "brier": the multi-class Brier score (summed over classes, mean over examples: the
         # normalisation of affine_optimal_weight); "mse": the mean over every entry.
         if run.val_outputs is None:
-            return math.nan
+            return float("nan")
         if self.criterion == "brier":
             return brier_score(run.val_outputs, self.y_val)
         return float(np.mean((run.val_outputs - as_matrix(self.y_val, "y_val")) ** 2))
 
     def grid(self, weights) -> dict:
         keys = [self.student(w) for w in weights]
-        return {"run_keys": self.teacher_keys + keys, "curve": [
+        return {"status": STATUS_OK, "run_keys": self.teacher_keys + keys, "curve": [
             {"gt_weight": self.runs[k].gt_weight, "val_criterion": self.val_criterion(self.runs[k]),
-             "val": self.runs[k].val, "test": self.runs[k].test, "wall_time_s": self.runs[k].wall_time_s}
+             "val": self.runs[k].val, "test": self.runs[k].test, "wall_time_s": self.runs[k].wall_time_s,
+             "error": self.runs[k].error}
             for k in keys]}
 
     def two_run(self, use_teacher: bool, bounds, grid, grid_entry: dict | None) -> dict:
@@ -136,16 +152,22 @@ class _SeedStudy:
         started = time.perf_counter()
         k0 = self.student(0.0)
         k1 = self.label_run.key if use_teacher else self.student(1.0)
+        used = self.teacher_keys + [k0] + ([] if use_teacher else [k1])
+        for k in (k0, k1):
+            if self.runs[k].val_outputs is None:
+                return _failed(f"the end point {k} did not train ({self.runs[k].error})", used)
         p0, p1 = self.runs[k0].val_outputs, self.runs[k1].val_outputs
         est = affine_optimal_weight(p0, p1, self.y_val, criterion=self.criterion, bounds=bounds)
+        if est.degenerate:
+            return _failed("the two end points predict the same on the validation set: every weight fits equally "
+                           "(no information)", used, time.perf_counter() - started, endpoint_keys=[k0, k1])
         free = affine_optimal_weight(p0, p1, self.y_val, criterion=self.criterion, bounds=None)
-        entry = {"gt_weight": est.gt_weight, "unconstrained": est.unconstrained,
+        entry = {"gt_weight": est.gt_weight, "unconstrained": est.unconstrained, "status": STATUS_OK,
                  "predicted_val_criterion": est.criterion_at_estimate,
                  "predicted_val_criterion_unconstrained": free.criterion_at_estimate,
-                 "endpoint_keys": [k0, k1], "degenerate": est.degenerate,
+                 "endpoint_keys": [k0, k1],
                  "alpha1_endpoint": "teacher (generation 0)" if use_teacher else "student at gt_weight 1",
-                 "overhead_s": time.perf_counter() - started,
-                 "run_keys": self.teacher_keys + [k0] + ([] if use_teacher else [k1])}
+                 "overhead_s": time.perf_counter() - started, "run_keys": used}
         # The assumption: students at the grid's inner weights against the path through the end points.
         inner = [float(w) for w in (grid or ()) if 0.0 < float(w) < 1.0
                  and self.runs[student_key(w)].val_outputs is not None]
@@ -185,43 +207,71 @@ class _SeedStudy:
                 return brier_score(train_out[rows], y_train[rows])
             return float(np.sum((train_out[rows] - t_train[rows]) ** 2) / train_out[rows].shape[0])
 
-        entries = {}
-        if any(e.endswith("features") for e in jobs):
+        def fit(kind, make_inputs) -> dict:
             started = time.perf_counter()
+            try:
+                inputs, kw = make_inputs()
+                with warnings.catch_warnings():
+                    # An unreachable ridge match is reported as the entry's status (and logged), not
+                    # only as a warning on stderr.
+                    warnings.simplefilter("ignore", UserWarning)
+                    kest = kernel_surrogate_weights(*inputs, ridge="match", step=backend.step,
+                                                    previous=backend.previous, bounds=bounds, **kw)
+            except ValueError as err:
+                return self._kernel_entries(None, time.perf_counter() - started, kind, jobs,
+                                            f"{type(err).__name__}: {err}")
+            status = STATUS_OK
+            if kest.ridge_unreachable:
+                status = (f"ridge match unreachable (the kernel's training fit gets no closer than "
+                          f"{kest.train_residual:.4g} to the teacher's {kest.ridge_rule.split('(')[1].split(')')[0]}; "
+                          f"the surrogate's optimum is not informative; try kernel='rbf' or the NTK)")
+            return self._kernel_entries(kest, time.perf_counter() - started, kind, jobs, status)
+
+        def features():
             f_train, f_val = backend.features(model, x_train), backend.features(model, x_val)
-            kest = kernel_surrogate_weights(f_train, t_train, f_val, t_val, kernel=kernel, ridge="match",
-                                            match_residual=training_fit(slice(None)), step=backend.step,
-                                            previous=backend.previous, bounds=bounds, **kernel_params)
-            entries.update(self._kernel_entries(kest, time.perf_counter() - started, "features", jobs))
-        if any(e.endswith("ntk") for e in jobs):
-            started = time.perf_counter()
+            return (f_train, t_train, f_val, t_val), dict(kernel=kernel, match_residual=training_fit(slice(None)),
+                                                          **kernel_params)
+
+        def ntk():
             n = len(y_train)
             m = n if ntk_subsample is None else min(int(ntk_subsample), n)
-            idx = np.sort(np.random.default_rng(self.seed).choice(n, size=m, replace=False))
+            idx = np.sort(np.random.default_rng(self.seed or 0).choice(n, size=m, replace=False))
             idx_t = torch.as_tensor(idx)
             gram = empirical_ntk_gram(model, x_train[idx_t])
             cross = empirical_ntk_gram(model, x_val, x_train[idx_t])
-            kest = kernel_surrogate_weights(gram, t_train[idx], cross, t_val, kernel="precomputed", ridge="match",
-                                            match_residual=training_fit(idx), step=backend.step,
-                                            previous=backend.previous, bounds=bounds)
-            entries.update(self._kernel_entries(kest, time.perf_counter() - started, "ntk", jobs))
+            return (gram, t_train[idx], cross, t_val), dict(kernel="precomputed", match_residual=training_fit(idx))
+
+        entries = {}
+        if any(e.endswith("features") for e in jobs):
+            entries.update(fit("features", features))
+        if any(e.endswith("ntk") for e in jobs):
+            entries.update(fit("ntk", ntk))
+        for name, e in entries.items():
+            if e["status"] != STATUS_OK:
+                self.say(f"seed {self.seed}: {name} {e['status']}")
         return entries
 
-    def _kernel_entries(self, kest, cost: float, kind: str, jobs) -> dict:
+    def _kernel_entries(self, kest, cost: float, kind: str, jobs, status: str) -> dict:
         """The ``kernel_<kind>`` (validation optimum) and ``one_shot_<kind>`` entries asked for in ``jobs``,
-        from one kernel-surrogate fit ``kest`` that cost ``cost`` seconds."""
+        from one kernel-surrogate fit ``kest`` that cost ``cost`` seconds (``None`` if it raised)."""
+        names = [n for n in (f"kernel_{kind}", f"one_shot_{kind}") if n in jobs]
+        if status != STATUS_OK:
+            extra = {} if kest is None else {"kernel": kest.to_dict()}
+            return {name: _failed(status, self.teacher_keys, cost, **extra) for name in names}
         picks = {f"kernel_{kind}": (kest.validation, kest.validation_unconstrained),
                  f"one_shot_{kind}": (kest.one_shot, kest.one_shot_unconstrained)}
-        return {name: {"gt_weight": w, "unconstrained": w_free, "overhead_s": cost, "kernel": kest.to_dict(),
-                       "run_keys": list(self.teacher_keys)}
-                for name, (w, w_free) in picks.items() if name in jobs}
+        return {name: {"gt_weight": picks[name][0], "unconstrained": picks[name][1], "status": STATUS_OK,
+                       "overhead_s": cost, "kernel": kest.to_dict(), "run_keys": list(self.teacher_keys)}
+                for name in names}
 
     def train_finals(self, approaches: dict, teacher_as_alpha1: bool) -> None:
-        """One student at each estimate (the labels end point serves for an estimate of 1 when it may)."""
-        self.backend.train_ahead(sorted({float(e["gt_weight"]) for name, e in approaches.items() if name != "grid"
+        """One student at each estimate that succeeded (the labels end point serves for an estimate of 1
+        when it may); an estimate whose student does not train is marked failed."""
+        self.backend.train_ahead(sorted({float(e["gt_weight"]) for name, e in approaches.items()
+                                         if name != "grid" and e["status"] == STATUS_OK
                                          and not (teacher_as_alpha1 and float(e["gt_weight"]) == 1.0)}))
         for name, entry in approaches.items():
-            if name == "grid":
+            if name == "grid" or entry["status"] != STATUS_OK:
                 continue
             w = float(entry["gt_weight"])
             if teacher_as_alpha1 and w == 1.0:
@@ -231,11 +281,13 @@ class _SeedStudy:
             entry["final_key"] = final
             if final not in entry["run_keys"]:
                 entry["run_keys"] = entry["run_keys"] + [final]
+            if self.runs[final].error:
+                entry["status"] = f"the student at gt_weight {w:g} did not train ({self.runs[final].error})"
 
     def itemise(self, approaches: dict) -> dict:
-        """Every run and approach of the seed, with costs and results."""
+        """Every run and approach of the seed, with costs and results (the JSON form of the seed's study)."""
         runs = self.runs
-        out = {"seed": self.seed, "teacher_keys": self.teacher_keys, "approaches": {},
+        out = {"seed": self.seed, "criterion": self.criterion, "teacher_keys": self.teacher_keys, "approaches": {},
                "runs": {k: {"gt_weight": r.gt_weight, "wall_time_s": r.wall_time_s, "test": r.test, "val": r.val,
                             "val_criterion": self.val_criterion(r), "error": r.error} for k, r in runs.items()}}
         for name, entry in approaches.items():
@@ -243,15 +295,34 @@ class _SeedStudy:
             entry["training_runs"] = len(keys)
             entry["wall_time_s"] = float(sum(runs[k].wall_time_s for k in keys) + entry.get("overhead_s", 0.0))
             if name != "grid":
-                final = runs[entry["final_key"]]
-                entry["test"], entry["val"], entry["error"] = final.test, final.val, final.error
-                entry["val_criterion"] = self.val_criterion(final)
+                final = runs.get(entry.get("final_key")) if entry["status"] == STATUS_OK else None
+                entry["test"], entry["val"] = (final.test, final.val) if final is not None else (None, None)
+                entry["val_criterion"] = self.val_criterion(final) if final is not None else float("nan")
             out["approaches"][name] = entry
         return out
 
+    def result(self, itemised: dict, estimators, settings: dict) -> WeightEstimate:
+        """The seed's :class:`WeightEstimate`: the first estimator asked for that succeeded (else the
+        grid's best), its student, and the teacher, with the metrics computed on those modules."""
+        approaches = itemised["approaches"]
+        chosen = next((n for n in estimators if approaches[n]["status"] == STATUS_OK), None)
+        if chosen is None and "grid" in approaches:
+            chosen = "grid"                            # its student was trained with the grid
+            approaches["grid"]["final_key"] = student_key(approaches["grid"]["gt_weight"])
+        teacher_run = self.runs[self.teacher_keys[-1]]
+        final = self.runs[approaches[chosen]["final_key"]] if chosen is not None else None
+        itemised.update(gt_weight=None if chosen is None else approaches[chosen]["gt_weight"], chosen=chosen,
+                        settings=settings,
+                        teacher={"val": teacher_run.val, "test": teacher_run.test, "checkpoint": teacher_run.checkpoint},
+                        student=None if final is None else {"val": final.val, "test": final.test,
+                                                            "checkpoint": final.checkpoint})
+        return WeightEstimate.from_dict(itemised, teacher=teacher_run.model,
+                                        student=None if final is None else final.model)
+
 
 def _study_one_seed(backend: StudyBackend, *, grid, estimators, bounds, allow_any_weight: bool, teacher_as_alpha1: bool,
-                    kernel: str, kernel_params: dict, ntk_subsample: int | None, seed: int, log) -> dict:
+                    kernel: str, kernel_params: dict, ntk_subsample: int | None, seed: int | None, log,
+                    settings: dict) -> tuple[_SeedStudy, dict]:
     """Teacher, grid, the estimates and their final runs for one seed; every cost itemised."""
     study = _SeedStudy(backend, seed, log)
     approaches: dict[str, dict] = {}
@@ -270,7 +341,9 @@ def _study_one_seed(backend: StudyBackend, *, grid, estimators, bounds, allow_an
         approaches.update(study.kernel_surrogates(kernel_jobs, kernel=kernel, kernel_params=kernel_params,
                                                   ntk_subsample=ntk_subsample, bounds=bounds_used))
     study.train_finals(approaches, teacher_as_alpha1)
-    return study.itemise(approaches)
+    # In the order asked for (the grid first): the order in which the chosen weight is looked for.
+    ordered = {n: approaches[n] for n in (["grid"] if "grid" in approaches else []) + list(estimators)}
+    return study, study.itemise(ordered)
 
 
 def _val_matrix(y_val, k: int, criterion: str) -> np.ndarray:
@@ -292,59 +365,13 @@ def _finish_grid(per_seed: list[dict]) -> None:
         grid = s["approaches"]["grid"]
         grid.update(gt_weight=weights[best], unconstrained=weights[best], mean_val_criterion=mean_crit,
                     test=grid["curve"][best]["test"], val=grid["curve"][best]["val"],
-                    val_criterion=grid["curve"][best]["val_criterion"], error=None)
-
-
-def summary_rows(per_seed: list[dict], metrics=("accuracy", "nll", "ece")) -> list[dict]:
-    """One row per approach: weight and test metrics as mean and sd over seeds, cost and its ratio to
-    the grid's, and whether the test accuracy is within one grid seed-sd of the grid's best.
-
-    The "teacher" row is the run the students distil from: generation ``G - 1`` (its own
-    ``gt_weight``; 1.0 for generation 0), with the cost of every run before the students."""
-    names = []
-    for s in per_seed:
-        names += [n for n in s["approaches"] if n not in names]
-    grid_cost = mean_sd([s["approaches"]["grid"]["wall_time_s"] for s in per_seed if "grid" in s["approaches"]])[0]
-    grid_runs = mean_sd([s["approaches"]["grid"]["training_runs"] for s in per_seed if "grid" in s["approaches"]])[0]
-    rows = []
-    for name in ["teacher"] + names:
-        row = {"approach": name}
-        if name == "teacher":
-            entries = [{"gt_weight": s["runs"][s["teacher_keys"][-1]]["gt_weight"],
-                        "test": s["runs"][s["teacher_keys"][-1]]["test"],
-                        "training_runs": len(s["teacher_keys"]),
-                        "wall_time_s": sum(s["runs"][k]["wall_time_s"] for k in s["teacher_keys"]), "error": None}
-                       for s in per_seed]
-        else:
-            entries = [s["approaches"][name] for s in per_seed if name in s["approaches"]]
-        row["n_seeds"] = len(entries)
-        row["gt_weight_mean"], row["gt_weight_sd"] = mean_sd([e.get("gt_weight") for e in entries])
-        row["unconstrained_mean"], row["unconstrained_sd"] = mean_sd([e.get("unconstrained") for e in entries])
-        ok = [e for e in entries if e.get("test")]
-        for m in metrics:
-            row[f"test_{m}_mean"], row[f"test_{m}_sd"] = mean_sd([e["test"][m] for e in ok])
-        row["training_runs"] = mean_sd([e["training_runs"] for e in entries])[0]
-        row["wall_time_s"] = mean_sd([e["wall_time_s"] for e in entries])[0]
-        row["runs_ratio_to_grid"] = row["training_runs"] / grid_runs if grid_runs == grid_runs else math.nan
-        row["time_ratio_to_grid"] = row["wall_time_s"] / grid_cost if grid_cost == grid_cost else math.nan
-        row["errors"] = "; ".join(sorted({e["error"] for e in entries if e.get("error")}))
-        rows.append(row)
-    grid = next((r for r in rows if r["approach"] == "grid"), None)
-    # The target: test accuracy (or MSE, lower is better) within one seed-sd of the grid's best.
-    key, sign = f"test_{metrics[0]}", (1.0 if metrics[0] == "accuracy" else -1.0)
-    for row in rows:
-        if grid is not None and row["n_seeds"] and not math.isnan(grid[f"{key}_sd"]):
-            gap = row[f"{key}_mean"] - grid[f"{key}_mean"]
-            row[f"{metrics[0]}_gap_to_grid"] = gap
-            row["within_one_grid_sd"] = bool(sign * gap >= -grid[f"{key}_sd"])
-            row["cost_within_quarter"] = bool(row["time_ratio_to_grid"] <= 0.25 and row["runs_ratio_to_grid"] <= 0.25)
-        else:
-            row[f"{metrics[0]}_gap_to_grid"], row["within_one_grid_sd"], row["cost_within_quarter"] = math.nan, None, None
-    return rows
+                    val_criterion=grid["curve"][best]["val_criterion"])
 
 
 def _check_estimators(estimators) -> list[str]:
-    estimators = list(estimators)
+    if isinstance(estimators, str):
+        estimators = [estimators]
+    estimators = list(dict.fromkeys(estimators))
     unknown = sorted(set(estimators) - set(ESTIMATORS))
     if unknown:
         raise ValueError(f"unknown estimator(s) {unknown}; valid: {sorted(ESTIMATORS)}.")
@@ -362,6 +389,15 @@ def _check_grid(grid, allow_any_weight: bool):
     return grid
 
 
+def _chosen_over_seeds(per_seed: list[WeightEstimate], estimators) -> tuple[str | None, float | None]:
+    """The first estimator asked for that succeeded in every seed (else the grid), and its mean weight."""
+    for name in list(estimators) + ["grid"]:
+        entries = [s.approaches().get(name) for s in per_seed]
+        if entries and all(e is not None and e.ok for e in entries):
+            return name, float(statistics.fmean(e.gt_weight for e in entries))
+    return None, None
+
+
 # ------------------------------------------------------------------------------------------------
 # Entry point 1: a toolkit config
 # ------------------------------------------------------------------------------------------------
@@ -372,7 +408,7 @@ def estimate_gt_weight(config, out_dir, *, seeds: Iterable[int] = (0,), generati
                        allow_any_weight: bool = False, teacher_as_alpha1: bool | None = None, kernel: str = "linear",
                        kernel_params: dict | None = None, ntk_subsample: int | None = 500,
                        log: Callable[[str], None] | None = None, jobs: int | None = 1,
-                       threads_per_job: int | None = 1, cache_dir=None) -> dict:
+                       threads_per_job: int | None = 1, cache_dir=None) -> WeightStudy:
     """Estimate the optimal ground-truth weight of generation ``generation`` of ``config``, each way,
     with its cost, next to a grid search; write ``out_dir/estimate_weight.json`` and ``.csv``.
 
@@ -385,7 +421,9 @@ def estimate_gt_weight(config, out_dir, *, seeds: Iterable[int] = (0,), generati
     Parameters
     ----------
     config : a :class:`TrainConfig` or dict of a teacher-based method (``sd_kd``, ``sd_mse``, ``sd_zs``).
-    estimators : names from :data:`ESTIMATORS`.
+        Its ``generations`` is not read: ``generation`` says which student is studied, and the
+        recorded config carries ``generations = generation + 1`` (the teacher's generations and the student's).
+    estimators : names from :data:`ESTIMATORS`, in the order in which the chosen weight is looked for.
     allow_any_weight : unconstrained estimates ([DPR26]); students outside [0, 1] are then trained with
         ``allow_any_weight=True`` (sd_mse only; for sd_kd/sd_zs the config refuses such a weight and that run reports the error).
     teacher_as_alpha1 : use generation 0 as the alpha = 1 end point (default: when
@@ -399,8 +437,8 @@ def estimate_gt_weight(config, out_dir, *, seeds: Iterable[int] = (0,), generati
     cache_dir : the generation cache the runs train in and share (:mod:`deepdistill.runs`; default
         ``out_dir/generations``): a sweep's ``generations`` folder lends the study its teachers and students.
 
-    Returns a dict with ``per_seed`` (every run and approach, itemised) and ``summary`` (rows of
-    :func:`summary_rows`).
+    Returns a :class:`~deepdistill.weight_results.WeightStudy` (one
+    :class:`~deepdistill.weight_results.WeightEstimate` per seed, its summary over seeds, the chosen weight).
     """
     config = ensure_config(config)
     spec = METHODS[config.method]
@@ -408,6 +446,10 @@ def estimate_gt_weight(config, out_dir, *, seeds: Iterable[int] = (0,), generati
         valid = sorted(m for m, s in METHODS.items() if s.uses_teacher and s.uses_gt_weight)
         raise ValueError(f"`config.method` must distil from a teacher with a ground-truth weight, one of {valid}; "
                          f"got {config.method!r}.")
+    if dataset_task(config.dataset) == "regression":
+        raise ValueError(f"estimate_gt_weight judges a toolkit config by the validation Brier score of a classifier, "
+                         f"but dataset {config.dataset!r} has regression targets; for regression use "
+                         "estimate_gt_weight_for_model(..., criterion='mse') with your own train_fn.")
     if isinstance(generation, bool) or not isinstance(generation, int) or generation < 1:
         raise ValueError(f"`generation` must be an integer >= 1 (generation 0 is the teacher); got {generation!r}.")
     # Per-generation lists hold one value per generation >= 1; the student at `generation` needs the
@@ -427,7 +469,11 @@ def estimate_gt_weight(config, out_dir, *, seeds: Iterable[int] = (0,), generati
                                                               smoothing=config.smoothing,
                                                               ls_convention=config.ls_convention)
     out_dir = Path(out_dir)
-    per_seed = []
+    settings = {"config": _recorded_config(config, generation), "generation": generation, "seeds": seeds,
+                "grid": grid, "estimators": estimators, "allow_any_weight": allow_any_weight,
+                "teacher_as_alpha1": teacher_as_alpha1, "criterion": "brier", "kernel": kernel,
+                "kernel_params": dict(kernel_params or {}), "ntk_subsample": ntk_subsample}
+    studies = []
     with torch_threads(threads_per_job if jobs != 1 else None):
         jobs = jobs or default_jobs(threads_per_job, config.device)
         cache_dir = Path(cache_dir) if cache_dir is not None else out_dir / GENERATIONS_FOLDER
@@ -439,27 +485,29 @@ def estimate_gt_weight(config, out_dir, *, seeds: Iterable[int] = (0,), generati
             ahead |= {1.0} if "two_run_student" in estimators or ("two_run" in estimators and not teacher_as_alpha1) else set()
             run_local([item for b in backends for item in b.runs_ahead(sorted(ahead))], cache_dir, jobs=jobs,
                       threads_per_job=threads_per_job, log=log)
-        for seed, backend in zip(seeds, backends):
-            per_seed.append(_study_one_seed(backend, grid=grid, estimators=estimators, bounds=(0.0, 1.0),
-                                            allow_any_weight=allow_any_weight, teacher_as_alpha1=teacher_as_alpha1,
-                                            kernel=kernel, kernel_params=dict(kernel_params or {}),
-                                            ntk_subsample=ntk_subsample, seed=seed, log=log))
-    _finish_grid(per_seed)
-    result = {"schema": "deepdistill.estimate_weight/1", "config": config.to_dict(), "generation": generation,
-              "seeds": seeds, "grid": grid, "estimators": estimators, "allow_any_weight": allow_any_weight,
-              "teacher_as_alpha1": teacher_as_alpha1, "criterion": "brier", "kernel": kernel,
-              "kernel_params": dict(kernel_params or {}), "ntk_subsample": ntk_subsample,
-              "per_seed": per_seed, "summary": summary_rows(per_seed)}
-    write_results(result, out_dir)
+        for i, (seed, backend) in enumerate(zip(seeds, backends)):
+            if log:
+                log(f"seed {seed} ({i + 1}/{len(seeds)})")
+            studies.append(_study_one_seed(backend, grid=grid, estimators=estimators, bounds=(0.0, 1.0),
+                                           allow_any_weight=allow_any_weight, teacher_as_alpha1=teacher_as_alpha1,
+                                           kernel=kernel, kernel_params=dict(kernel_params or {}),
+                                           ntk_subsample=ntk_subsample, seed=seed, log=log, settings={}))
+    _finish_grid([itemised for _, itemised in studies])
+    per_seed = []
+    for study, itemised in studies:
+        est = study.result(itemised, estimators, {})    # the study's settings are stated once, at the top
+        # Checkpoints relative to out_dir, so that the folder may move.
+        est.checkpoints = {k: os.path.relpath(v, out_dir) for k, v in est.checkpoints.items() if v}
+        per_seed.append(est)
+    chosen, gt_weight = _chosen_over_seeds(per_seed, estimators)
+    result = WeightStudy(per_seed=per_seed, gt_weight=gt_weight, chosen=chosen, settings=settings)
+    result.save(out_dir)
     return result
 
 
-def write_results(result: dict, out_dir) -> None:
-    """``estimate_weight.json`` (everything) and ``estimate_weight.csv`` (the summary), atomically."""
-    out_dir = Path(out_dir)
-    atomic_write_json(out_dir / "estimate_weight.json", result)
-    if result["summary"]:
-        atomic_write_csv(out_dir / "estimate_weight.csv", result["summary"])
+def _recorded_config(config, generation: int) -> dict:
+    """The config as the study ran it: ``generations`` = the teacher's generations + the student's."""
+    return {**config.to_dict(), "generations": generation + 1}
 
 
 # ------------------------------------------------------------------------------------------------
@@ -471,70 +519,63 @@ def estimate_gt_weight_for_model(train_fn: Callable, val_loader, *, test_loader=
                                  estimators: Iterable[str] = ("two_run",), criterion: str = "brier",
                                  allow_any_weight: bool = False, teacher_as_alpha1: bool = True, teacher=None,
                                  kernel: str = "linear", kernel_params: dict | None = None,
-                                 ntk_subsample: int | None = 500, device="cpu", seed: int = 0,
-                                 out_dir=None, log: Callable[[str], None] | None = None) -> dict:
-    """The estimates of :func:`estimate_gt_weight` for a user's own model, training code and loaders.
+                                 ntk_subsample: int | None = 500, device="cpu", seed: int | None = None,
+                                 out_dir=None, log: Callable[[str], None] | None = None) -> WeightEstimate:
+    """Estimate the optimal ground-truth weight for your own network, training code and data loaders.
+
+    Trains the teacher (``train_fn(None, None)``), what each estimator needs (``two_run``: one student
+    at gt_weight 0; the kernel estimators: nothing), then one student at the chosen weight, and returns
+    them with every estimate. See ``docs/theory.md`` section 6 for what each estimator assumes.
 
     Parameters
     ----------
-    train_fn : ``train_fn(gt_weight, teacher) -> trained model``. ``train_fn(None, None)`` trains the
-        teacher on the labels; ``train_fn(w, teacher)`` a fresh student with ground-truth weight ``w``
-        (the weight on the LABELS; convert a teacher weight ``w_t`` as ``1 - w_t``). Seed inside it for
-        reproducible runs (``examples/estimate_weight_mnist1d.py`` shows one).
+    train_fn : ``train_fn(gt_weight, teacher) -> trained model``, or ``train_fn(gt_weight, teacher, seed)``.
+        ``train_fn(None, None)`` trains the teacher on the labels; ``train_fn(w, teacher)`` a fresh
+        student with ground-truth weight ``w`` (the weight on the LABELS; convert a teacher weight
+        ``w_t`` as ``1 - w_t``). :func:`deepdistill.weight_backends.make_train_fn` makes one from your
+        model class and training loader with the toolkit's loop, seeded on every call.
     val_loader : yields ``(x, y)`` validation batches (labels for ``"brier"``, targets for ``"mse"``).
+        A ``DataLoader`` is read in its dataset's order (its shuffling does not matter).
     test_loader : optional; test metrics of every trained network.
-    train_loader : needed by the kernel estimators (teacher features on the training set).
+    train_loader : needed by the kernel estimators (the teacher's features on the training set).
     grid : weights for a reference grid search (``None``: no grid, the cheap estimates only).
+    estimators : names from :data:`ESTIMATORS`, in the order in which the chosen weight is looked for:
+        the first that succeeds gives ``result.gt_weight`` and ``result.student``.
+    criterion : ``"brier"`` (classification: probabilities against labels) or ``"mse"`` (regression:
+        the network's raw outputs against the targets).
     teacher_as_alpha1 : generation 0 serves as the alpha = 1 end point; set ``False`` if your student
         at ``gt_weight = 1`` does NOT train like your teacher (then one more run).
     teacher : an already trained teacher (its training cost is then not counted).
-    out_dir : where to write ``estimate_weight.json`` / ``.csv`` (``None``: nothing written).
+    seed : ``None`` (default): ``train_fn`` is called without a seed and seeds itself
+        (``make_train_fn``'s own ``seed``); an integer is passed on every call as ``train_fn(...,
+        seed=seed)`` (your ``train_fn`` must then take a ``seed`` argument) and seeds the NTK subsample.
+    out_dir : where to :meth:`~deepdistill.weight_results.WeightEstimate.save` the result (``None``: nothing written).
 
-    Returns the same structure as :func:`estimate_gt_weight` (one "seed").
+    Returns a :class:`~deepdistill.weight_results.WeightEstimate`: ``gt_weight``, ``chosen``,
+    ``estimators`` (weight, unconstrained optimum, status, runs and wall time of each), ``teacher`` and
+    ``student`` with their ``teacher_metrics`` / ``student_metrics``, and ``grid``.
     """
     criterion = check_criterion(criterion)
     estimators = _check_estimators(estimators)
     grid = _check_grid(grid, allow_any_weight)
     if not callable(train_fn):
         raise TypeError(f"`train_fn` must be callable as train_fn(gt_weight, teacher); got {type(train_fn).__name__}.")
-    backend = CallableBackend(train_fn, val_loader, test_loader, train_loader, criterion, device, teacher, log)
-    study = _study_one_seed(backend, grid=grid, estimators=estimators, bounds=(0.0, 1.0),
-                            allow_any_weight=allow_any_weight, teacher_as_alpha1=teacher_as_alpha1, kernel=kernel,
-                            kernel_params=dict(kernel_params or {}), ntk_subsample=ntk_subsample, seed=seed, log=log)
-    per_seed = [study]
-    _finish_grid(per_seed)
-    metrics = ("accuracy", "nll", "ece") if criterion == "brier" else ("mse",)
-    result = {"schema": "deepdistill.estimate_weight/1", "generation": 1, "seeds": [seed], "grid": grid,
-              "estimators": estimators, "allow_any_weight": allow_any_weight, "teacher_as_alpha1": teacher_as_alpha1,
-              "criterion": criterion, "kernel": kernel, "per_seed": per_seed,
-              "summary": summary_rows(per_seed, metrics=metrics) if test_loader is not None else []}
+    if train_loader is None and any(not e.startswith("two_run") for e in estimators):
+        raise ValueError(f"estimators {[e for e in estimators if not e.startswith('two_run')]} need `train_loader` "
+                         "(the teacher's features or NTK on the training set); pass it, or use estimators=('two_run',).")
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+        raise TypeError(f"`seed` must be None or an integer; got {seed!r}.")
+    backend = CallableBackend(train_fn, val_loader, test_loader, train_loader, criterion, device, teacher, log,
+                              seed=seed)
+    settings = {"grid": grid, "estimators": estimators, "allow_any_weight": allow_any_weight,
+                "teacher_as_alpha1": teacher_as_alpha1, "kernel": kernel, "kernel_params": dict(kernel_params or {}),
+                "ntk_subsample": ntk_subsample, "seed": seed, "criterion": criterion}
+    study, itemised = _study_one_seed(backend, grid=grid, estimators=estimators, bounds=(0.0, 1.0),
+                                      allow_any_weight=allow_any_weight, teacher_as_alpha1=teacher_as_alpha1,
+                                      kernel=kernel, kernel_params=dict(kernel_params or {}),
+                                      ntk_subsample=ntk_subsample, seed=seed, log=log, settings=settings)
+    _finish_grid([itemised])
+    result = study.result(itemised, estimators, settings)
     if out_dir is not None:
-        write_results(result, out_dir)
+        result.save(out_dir)
     return result
-
-
-# ------------------------------------------------------------------------------------------------
-# The summary as a text table (python -m deepdistill estimate-weight, the example, the benchmark)
-# ------------------------------------------------------------------------------------------------
-
-def _pm(mean, sd, digits=3) -> str:
-    if mean is None or (isinstance(mean, float) and math.isnan(mean)):
-        return "-"
-    return f"{mean:.{digits}f}" + ("" if sd is None or (isinstance(sd, float) and math.isnan(sd)) else f"+-{sd:.{digits}f}")
-
-
-def format_summary_table(rows: list[dict]) -> str:
-    """The rows of :func:`summary_rows` as an aligned text table (weights, test metrics mean+-sd, cost and ratios)."""
-    head = (f"{'approach':<18} {'gt_weight':>13} {'test_acc':>13} {'test_nll':>13} {'test_ece':>13} "
-            f"{'runs':>5} {'wall_s':>8} {'runs/grid':>9} {'time/grid':>9} {'<=1sd':>6}")
-    lines = [head, "-" * len(head)]
-    for r in rows:
-        within = r.get("within_one_grid_sd")
-        lines.append(
-            f"{r['approach']:<18} {_pm(r['gt_weight_mean'], r['gt_weight_sd'], 2):>13} "
-            f"{_pm(r.get('test_accuracy_mean'), r.get('test_accuracy_sd')):>13} "
-            f"{_pm(r.get('test_nll_mean'), r.get('test_nll_sd')):>13} {_pm(r.get('test_ece_mean'), r.get('test_ece_sd')):>13} "
-            f"{r['training_runs']:>5.1f} {r['wall_time_s']:>8.1f} {r['runs_ratio_to_grid']:>9.2f} "
-            f"{r['time_ratio_to_grid']:>9.2f} {'-' if within is None else ('yes' if within else 'NO'):>6}"
-            + (f"  errors: {r['errors']}" if r.get("errors") else ""))
-    return "\n".join(lines)

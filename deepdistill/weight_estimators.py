@@ -1,13 +1,13 @@
 """Estimators of the optimal ground-truth weight of deep self-distillation: pure functions of arrays.
 
 Three estimators of the weight ``gt_weight`` (the weight on the GROUND TRUTH, [BA21]'s alpha) of one
-student generation (``../shared/THEORY.md`` sections 1, 1b). They take predictions, features or Gram
-matrices and return numbers; the study that trains the networks they need, and a grid search to
-judge them by, is :mod:`deepdistill.weight_estimation`.
+student generation (``docs/theory.md`` section 6; the kernel results they rest on are in sections 2.3
+and 2.4). They take predictions, features or Gram matrices and return numbers; the study that trains
+the networks they need, and a grid search to judge them by, is :mod:`deepdistill.weight_estimation`.
 
 * **Two-run affine estimate** (:func:`affine_optimal_weight`). In kernel ridge self-distillation the
-  student is exactly affine in its weight, ``f_alpha = f_0 + alpha (f_1 - f_0)`` (THEORY 1, [BA21]),
-  so any squared-error criterion is a convex quadratic in alpha with the closed-form minimiser::
+  student is exactly affine in its weight, ``f_alpha = f_0 + alpha (f_1 - f_0)`` (``docs/theory.md``
+  2.3, [BA21]), so any squared-error criterion is a convex quadratic in alpha with the closed-form minimiser::
 
       alpha* = <f_1 - f_0, r - f_0> / ||f_1 - f_0||^2          (r: reference values)
 
@@ -166,12 +166,12 @@ class AffineWeightEstimate:
 def affine_optimal_weight(pred_0, pred_1, targets, criterion: str = "brier", weight_0: float = 0.0,
                           weight_1: float = 1.0, bounds=(0.0, 1.0), curve_weights=None) -> AffineWeightEstimate:
     """Closed-form optimal weight of a criterion along ``pred(w) = pred_0 + t (pred_1 - pred_0)``,
-    ``t = (w - weight_0) / (weight_1 - weight_0)`` (THEORY 1: the kernel student is exactly affine in
+    ``t = (w - weight_0) / (weight_1 - weight_0)`` (docs/theory.md 2.3: the kernel student is exactly affine in
     its ground-truth weight; a network approximately).
 
     With ``D = pred_1 - pred_0`` and ``E = targets - pred_0``, the criterion
     ``c(t) = (||E||^2 - 2 t <D, E> + t^2 ||D||^2) / N`` is a convex quadratic with vertex
-    ``t* = <D, E> / ||D||^2`` ([BA21]'s optimum, THEORY 1). ``N`` is the number of examples for
+    ``t* = <D, E> / ||D||^2`` ([BA21]'s optimum, docs/theory.md 2.3). ``N`` is the number of examples for
     ``"brier"`` (the multi-class Brier score sums over classes, :func:`deepdistill.metrics.brier_score`)
     and the number of entries for ``"mse"``.
 
@@ -257,8 +257,9 @@ class KernelWeightEstimate:
         bounds (``None`` without validation data); ``validation_unconstrained`` its vertex.
     one_shot : [DPR26]'s one-shot estimate from the training data alone, clipped; ``one_shot_unconstrained``.
     ridge : the ridge used; ``ridge_rule`` how it was chosen (it says UNREACHABLE when ``"match"`` could
-        not reach the teacher's training residual: the estimate is then not informative);
-        ``train_residual`` the kernel step-1 fit's training MSE (per example, summed over outputs).
+        not reach the teacher's training residual: the estimate is then not informative, and
+        ``ridge_unreachable`` is True); ``train_residual`` the kernel step-1 fit's training MSE (per
+        example, summed over outputs).
     """
 
     validation: float | None
@@ -271,6 +272,7 @@ class KernelWeightEstimate:
     n_train: int
     step: int
     wall_time_s: float
+    ridge_unreachable: bool = False
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -308,7 +310,7 @@ def _match_ridge(evals, z2, perp, n, target_residual) -> tuple[float, bool]:
 def kernel_surrogate_weights(X_train, targets_train, X_val=None, targets_val=None, *, kernel: str = "linear",
                              ridge="match", match_residual: float | None = None, step: int = 2, previous=(),
                              bounds=(0.0, 1.0), ridges=None, **kernel_params) -> KernelWeightEstimate:
-    """Optimal ground-truth weights of kernel ridge self-distillation on given inputs (THEORY 1, 1b).
+    """Optimal ground-truth weights of kernel ridge self-distillation on given inputs (docs/theory.md 2.3, 2.4).
 
     Kernel ridge regression with ``kernel`` on ``(X_train, targets_train)`` is the surrogate teacher
     (step 1); step ``step`` (default 2: the first student) is the student whose weight is chosen, the
@@ -356,6 +358,7 @@ def kernel_surrogate_weights(X_train, targets_train, X_val=None, targets_val=Non
     z, perp = project_onto_basis(evecs, Ytr - offset)                # z: (m, k); perp: the part outside span(V)
     z2 = np.sum(z**2, axis=1)
 
+    at_bound = False
     if isinstance(ridge, str):
         if ridge == "match":
             if match_residual is None or not (match_residual >= 0):
@@ -383,19 +386,20 @@ def kernel_surrogate_weights(X_train, targets_train, X_val=None, targets_val=Non
     def clip(w):
         return float(w) if bounds is None else float(np.clip(w, *bounds))
 
-    one_shot = optimal_gt_weight(OneShotRisk(evals, evecs, Ytr - offset, lam), step, previous)
+    one_shot = optimal_gt_weight(OneShotRisk(evals, evecs, Ytr - offset, lam), step, previous, constrained=False)
     val = None
     if X_val is not None:
         if targets_val is None:
             raise ValueError("`targets_val` is needed with `X_val`.")
         K_val = cross_kernel(X_val)
         Yva = _one_hot_or_2d(targets_val, K_val.shape[0], "targets_val", num_classes=k)
-        val = optimal_gt_weight(ReferenceRisk(evals, evecs, Ytr - offset, lam, K_val, Yva - offset), step, previous)
+        val = optimal_gt_weight(ReferenceRisk(evals, evecs, Ytr - offset, lam, K_val, Yva - offset), step, previous,
+                                constrained=False)
     return KernelWeightEstimate(
         validation=None if val is None else clip(val), validation_unconstrained=val,
         one_shot=clip(one_shot), one_shot_unconstrained=float(one_shot), ridge=lam, ridge_rule=rule,
         train_residual=_step1_train_residual(evals, z2, perp, lam, n), n_train=n, step=int(step),
-        wall_time_s=time.perf_counter() - started)
+        wall_time_s=time.perf_counter() - started, ridge_unreachable=bool(at_bound))
 
 
 def _one_hot_or_2d(targets, n: int, name: str, num_classes: int | None = None) -> np.ndarray:

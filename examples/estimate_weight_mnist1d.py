@@ -1,12 +1,12 @@
 """Estimate the optimal ground-truth weight for MNIST-1D with 20% label noise, two ways.
 
-1. With a toolkit config: :func:`deepdistill.weight_estimation.estimate_gt_weight` trains one teacher,
-   the alpha = 0 student and one student at the estimate, and prints each estimate with its cost
-   (the same as ``python -m deepdistill estimate-weight ... --no-grid``).
-2. With your own model and data loaders: :func:`estimate_gt_weight_for_model` around a
-   ``train_fn(gt_weight, teacher)``. The one below (:func:`make_train_fn`) is a plain PyTorch loop
-   standing for your own training code: all it has to do is train a fresh student with the given
-   weight on the labels (``gt_weight=None``: the teacher, on the labels alone).
+1. With a toolkit config: :func:`deepdistill.estimate_gt_weight` trains one teacher, the alpha = 0
+   student and one student at the estimate, and prints each estimate with its status and cost (the
+   same as ``python -m deepdistill estimate-weight ... --no-grid``).
+2. With your own model and data loaders: :func:`deepdistill.estimate_gt_weight_for_model` around a
+   ``train_fn(gt_weight, teacher)``; here :func:`deepdistill.make_train_fn` trains the network (any
+   ``nn.Module``: the toolkit's 1-D CNN stands for yours) with the toolkit's loop, seeded on every call.
+   The result holds the chosen weight and the student trained there.
 
 Small sizes so that it runs in a minute or two on a laptop CPU; raise ``--epochs`` / ``--n-train`` for
 real numbers, and pass ``--grid`` to compare with an 11-point grid search (12 runs instead of 3).
@@ -25,52 +25,10 @@ from torch.utils.data import DataLoader
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from deepdistill import estimate_gt_weight, estimate_gt_weight_for_model, make_train_fn  # noqa: E402
 from deepdistill.data import load_dataset  # noqa: E402
-from deepdistill.losses import LOSSES  # noqa: E402
 from deepdistill.models import build_model  # noqa: E402
-from deepdistill.weight_estimation import (  # noqa: E402
-    DEFAULT_GRID,
-    estimate_gt_weight,
-    estimate_gt_weight_for_model,
-    format_summary_table,
-)
-
-
-def make_train_fn(model_factory, train_loader, *, loss: str = "kd", temperature: float = 1.0, epochs: int = 10,
-                  lr: float = 1e-3, seed: int = 0):
-    """Your training code, as :func:`estimate_gt_weight_for_model` calls it: ``train_fn(gt_weight, teacher)``.
-
-    AdamW for ``epochs`` passes over ``train_loader`` with a toolkit loss (``"kd"``: Hinton,
-    ``gt_weight CE + (1 - gt_weight) T^2 KL``; ``"mse_mixed"``: [BA21]; ``"zs"``: [ZS20]). The teacher
-    (``gt_weight=None``) trains with the same loss at ``gt_weight = 1`` (labels only), so it is a draw
-    of the alpha = 1 student. Each call seeds the initialisation with ``seed``; the batch order comes
-    from the loader's own generator.
-    """
-    spec = LOSSES[loss]
-
-    def train_fn(gt_weight, teacher):
-        torch.manual_seed(seed)
-        model = model_factory()
-        opt = torch.optim.AdamW(model.parameters(), lr=lr)
-        # The weight and temperature are checked once; the bound loss is called on every batch.
-        loss_fn = spec.bind(gt_weight=1.0 if gt_weight is None else float(gt_weight), temperature=temperature)
-        if teacher is not None:
-            teacher.eval()
-        for _ in range(epochs):
-            model.train()
-            for xb, yb in train_loader:
-                logits = model(xb)
-                teacher_logits = None
-                if teacher is not None:
-                    with torch.no_grad():
-                        teacher_logits = teacher(xb).float()
-                loss_value = loss_fn(logits, yb, teacher_logits)     # no teacher: the labels term alone
-                opt.zero_grad(set_to_none=True)
-                loss_value.backward()
-                opt.step()
-        return model.eval()
-
-    return train_fn
+from deepdistill.weight_estimation import DEFAULT_GRID  # noqa: E402
 
 
 def main(argv=None) -> int:
@@ -90,15 +48,10 @@ def main(argv=None) -> int:
     config = dict(dataset="mnist1d", model="cnn1d", method="sd_kd", label_noise=0.2, n_train=args.n_train,
                   epochs=args.epochs, batch_size=128, lr=1e-2, device="cpu", checkpoint_every=0)
     result = estimate_gt_weight(config, Path(args.out_dir) / "config", seeds=(0,), grid=grid,
-                                estimators=("two_run", "kernel_features", "one_shot_features"))
-    study = result["per_seed"][0]
+                                estimators=("two_run", "kernel_features", "one_shot_features"), kernel="rbf")
     print("== toolkit config (sd_kd, T=4) ==")
-    for name, entry in study["approaches"].items():
-        print(f"{name:>18}: gt_weight {entry['gt_weight']:.3f} (unconstrained {entry['unconstrained']:.3f}), "
-              f"test accuracy {entry['test']['accuracy']:.3f}, {entry['training_runs']} training runs, "
-              f"{entry['wall_time_s']:.1f} s")
-    if grid is not None:
-        print(format_summary_table(result["summary"]))
+    print(result.table())
+    print(f"chosen gt_weight {result.gt_weight:.3f} (from {result.chosen})")
 
     # -- 2. your own model and data loaders -------------------------------------------------------
     splits = load_dataset("mnist1d", seed=0, label_noise=0.2, n_train=args.n_train)
@@ -108,14 +61,15 @@ def main(argv=None) -> int:
     def model_factory():
         return build_model("cnn1d", splits.input_shape, splits.num_classes)
 
-    train_fn = make_train_fn(model_factory, loader, loss="kd", temperature=4.0, epochs=args.epochs, lr=1e-2)
+    train_fn = make_train_fn(model_factory, loader, method="sd_kd", temperature=4.0, epochs=args.epochs, lr=1e-2,
+                             seed=0)
     result = estimate_gt_weight_for_model(train_fn, val_loader, test_loader=test_loader, train_loader=loader,
                                           grid=grid, estimators=("two_run", "kernel_features", "one_shot_features"),
-                                          out_dir=Path(args.out_dir) / "own_model")
+                                          kernel="rbf", out_dir=Path(args.out_dir) / "own_model")
     print("== own model and loaders ==")
-    for name, entry in result["per_seed"][0]["approaches"].items():
-        print(f"{name:>18}: gt_weight {entry['gt_weight']:.3f}, test accuracy {entry['test']['accuracy']:.3f}, "
-              f"{entry['training_runs']} training runs, {entry['wall_time_s']:.1f} s")
+    print(result.table())
+    print(f"chosen gt_weight {result.gt_weight:.3f} (from {result.chosen}); the student trained there: "
+          f"test accuracy {result.student_metrics['test']['accuracy']:.3f}")
     return 0
 
 

@@ -5,10 +5,14 @@ infinite-step limit (amplified ridge) and optimal weights; Mobahi, Farajtabar & 
 fixed-budget pure self-distillation; Dang, Patil & Rinaldo's one-shot weight estimate. Every
 quantity is a diagonal filter on one eigendecomposition of the Gram matrix (:mod:`.filters`).
 
-``kerneldistill.symbolic`` (sympy) and ``kerneldistill.verification`` are imported on demand.
+Beyond one weight at a time: :func:`joint_schedule` (all weights at once), :func:`select_steps` (the
+number of steps by GCV) and :mod:`kerneldistill.ridge_path` (every ridge from the same
+eigendecomposition). ``kerneldistill.symbolic`` (sympy), ``kerneldistill.verification``,
+``kerneldistill.pareek`` and ``kerneldistill.studies`` are imported on demand.
 """
 from .estimator import KernelDistiller
-from .filters import filter_diagonals, filter_path
+from .filters import filter_complements, filter_diagonals, filter_path
+from .joint import joint_schedule
 from .mobahi import MobahiPath, fixed_budget_path, fixed_budget_path_from_distiller
 from .optimal import (
     ExpectedTrainingRisk,
@@ -22,11 +26,12 @@ from .optimal import (
     ridge_from_dpr,
 )
 from .spectrum import Spectrum, eigh_gram, nystroem_spectrum, topk_spectrum
+from .step_selection import StepSelection, select_steps
 
 __all__ = [
-    "KernelDistiller", "filter_diagonals", "filter_path",
+    "KernelDistiller", "filter_complements", "filter_diagonals", "filter_path", "joint_schedule",
     "MobahiPath", "fixed_budget_path", "fixed_budget_path_from_distiller",
     "ExpectedTrainingRisk", "OneShotRisk", "ReferenceRisk", "StepQuadratic", "WeightSchedule",
     "greedy_schedule", "gt_weight_from_teacher_weight", "optimal_gt_weight", "ridge_from_dpr",
-    "Spectrum", "eigh_gram", "nystroem_spectrum", "topk_spectrum",
+    "Spectrum", "eigh_gram", "nystroem_spectrum", "topk_spectrum", "StepSelection", "select_steps",
 ]

@@ -4,7 +4,7 @@ Every public entry point validates at the boundary with these helpers, so that a
 one error message everywhere, naming the argument, what was expected and what came (the contract of
 scikit-learn's ``check_scalar`` / ``check_array``, which we call where they fit).
 
-Conventions (``../shared/THEORY.md`` section 1): ``ridge`` is the kernel ridge penalty ``lam > 0``
+Conventions (``docs/theory.md`` section 1): ``ridge`` is the kernel ridge penalty ``lam > 0``
 with a sum-of-squares loss (step 1 == ``sklearn.kernel_ridge.KernelRidge(alpha=ridge)``);
 ``gt_weight`` is the weight on the GROUND TRUTH ([BA21]'s alpha), in ``[0, 1]`` unless the caller
 opts in to any real weight ([DPR26]: the unconstrained optimum may be negative or above 1).

@@ -1,6 +1,6 @@
 """A scikit-learn estimator for kernel ridge self-distillation in closed form.
 
-Setting ([BA21] Borup & Andersen 2021, arXiv 2102.13088; ``../shared/THEORY.md`` section 1): step 1
+Setting ([BA21] Borup & Andersen 2021, arXiv 2102.13088; ``docs/theory.md`` section 2): step 1
 is kernel ridge regression on ``y`` (``f^(1) == KernelRidge(alpha=ridge)``); step ``t >= 2`` is kernel
 ridge regression on the mixed target ``alpha_t y + (1 - alpha_t) f^(t-1)(X)`` with ``alpha_t`` the
 weight on the GROUND TRUTH (``gt_weight``). With ``K = V diag(d) V^T`` and ``z = V^T y``::
@@ -228,6 +228,12 @@ class KernelDistiller(RegressorMixin, BaseEstimator):
                              dtype=[np.float64, np.float32], multi_output=True, y_numeric=True)
         if y.ndim > 2:
             raise ValueError(f"`y` must be 1-D (n,) or 2-D (n, k); got shape {y.shape}.")
+        if not np.all(np.isfinite(y)):
+            # scikit-learn's y_numeric turns an object array's None into NaN after its finiteness
+            # check, so NaN can only be caught here (KernelRidge fails later, inside its solver).
+            bad = int(np.sum(~np.isfinite(y)))
+            raise ValueError(f"`y` must hold finite numbers; got {bad} NaN or infinite value(s) (a None in an "
+                             f"object array becomes NaN). Remove or impute the missing targets.")
         if precomputed:
             check_gram(X, name="X")
         return X, y
@@ -300,6 +306,7 @@ class KernelDistiller(RegressorMixin, BaseEstimator):
         self._y_1d = y.ndim == 1
         self.X_fit_ = None if precomputed else X
         self.n_components_ = int(self.evals_.shape[0])
+        self._n_positive = int(np.count_nonzero(self.evals_ > 0))  # leading: the eigenvalues are descending
         self.ridge_, self.gt_weight_, self.steps_ = ridge, gt_weight, steps
         self.spectrum_ = spec.method
         return self
@@ -366,7 +373,12 @@ class KernelDistiller(RegressorMixin, BaseEstimator):
         # C-ordered by filter row and reshapes to (P, k, n_out) without a copy (BLAS transposes
         # for free).
         if K_x is None:
-            out_t = coef.T @ V.T  # (P*k, n)
+            # Eigenvalues clipped to exactly 0 (the round-off tail of a smooth kernel: 503 of 2000 in
+            # bench_kernel_path's RBF) have b = d q = 0 in every fitted-value filter, so their
+            # eigenvectors add exact zeros: leave them out of the product. They are the trailing
+            # columns (descending order), so V[:, :r] is a view, not a copy.
+            r = self._n_positive
+            out_t = coef[:r].T @ V[:, :r].T  # (P*k, n)
             n_out = n
         else:
             Kb = self._to_backend(K_x)  # (n_test, n)
@@ -415,8 +427,8 @@ class KernelDistiller(RegressorMixin, BaseEstimator):
             gt_weight, allow_any_weight=self.allow_any_weight)
         return filter_diagonals(self.evals_, self.ridge_, weight, steps)
 
-    def path(self, X, steps, gt_weights=None) -> np.ndarray:
-        """Predictions for many steps (and constant weights) from the one eigendecomposition.
+    def path(self, X, steps, gt_weights=None, *, ridges=None) -> np.ndarray:
+        """Predictions for many steps (and constant weights, and ridges) from the one eigendecomposition.
 
         Parameters
         ----------
@@ -424,23 +436,32 @@ class KernelDistiller(RegressorMixin, BaseEstimator):
             (or the cross kernel for ``kernel="precomputed"``).
         steps : int, math.inf, or a sequence of them.
         gt_weights : None (use the fitted weight or schedule) or a sequence of constant weights.
+        ridges : None (the fitted ridge) or a sequence of ridges > 0. The eigenvectors of the Gram
+            matrix do not depend on the ridge, so every ridge costs only its filters and its share
+            of one matrix product; ``ridges=[r]`` equals a new fit with ``ridge=r``.
 
         Returns
         -------
-        (len(gt_weights), len(steps), n_points[, k]); the first axis is absent when
-        ``gt_weights`` is None, the last when ``y`` was 1-D.
+        (len(ridges), len(gt_weights), len(steps), n_points[, k]); the ridge axis is absent when
+        ``ridges`` is None, the weight axis when ``gt_weights`` is None, the last when ``y`` was 1-D.
         """
         check_is_fitted(self)
         steps = check_steps(steps, allow_sequence=True)
         steps = steps if isinstance(steps, list) else [steps]
-        if gt_weights is None:
-            b, q = filter_diagonals(self.evals_, self.ridge_, self.gt_weight_, steps)  # (S, m)
-            shape = (len(steps),)
-        else:
+        lams = [self.ridge_] if ridges is None else [check_ridge(r, name="ridges") for r in np.atleast_1d(ridges)]
+        if ridges is not None and len(lams) == 0:
+            raise ValueError("`ridges` must hold at least one ridge; got an empty sequence.")
+        if gt_weights is not None:
             weights = check_gt_weight(np.atleast_1d(np.asarray(gt_weights, dtype=float)),
                                       allow_any_weight=self.allow_any_weight, name="gt_weights")
-            b, q = filter_path(self.evals_, self.ridge_, weights, steps)  # (W, S, m)
-            shape = (len(weights), len(steps))
-        rows = (b if X is None else q).reshape(-1, self.n_components_)
+        blocks = []
+        for lam in lams:
+            if gt_weights is None:
+                b, q = filter_diagonals(self.evals_, lam, self.gt_weight_, steps)  # (S, m)
+            else:
+                b, q = filter_path(self.evals_, lam, weights, steps)  # (W, S, m)
+            blocks.append(b if X is None else q)
+        shape = ((len(lams),) if ridges is not None else ()) + blocks[0].shape[:-1]
+        rows = np.stack(blocks).reshape(-1, self.n_components_)
         out = self._apply_filters(rows, None if X is None else self.kernel_matrix(X))
         return self._finish(out.reshape(*shape, *out.shape[1:]))

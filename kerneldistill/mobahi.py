@@ -1,6 +1,6 @@
 """Pure self-distillation with a fixed fit budget ([MFB20] Mobahi, Farajtabar & Bartlett 2020).
 
-Setting (``../shared/THEORY.md`` section 2; arXiv 2002.05715). Each round fits the minimum-RKHS-norm
+Setting (``docs/theory.md`` section 3; arXiv 2002.05715). Each round fits the minimum-RKHS-norm
 function within a fixed training-error budget ``eps`` of the round's targets ``y_t`` (``y_0 = y``,
 ``y_(t+1) = f_t(X)``: pure distillation, no ground truth after round 0)::
 

@@ -10,7 +10,7 @@ Costs for ``n`` training points and ``m`` components:
 ========== ================================================ ===================== ==============
 spectrum   what it computes                                  time                   memory
 ========== ================================================ ===================== ==============
-exact      full ``eigh`` of ``K`` (scipy ``driver="evd"``;   O(n^3)                O(n^2)
+exact      full ``eigh`` of ``K`` (scipy ``driver="evr"``,   O(n^3)                O(n^2)
            ``torch.linalg.eigh`` when a device is given)
 topk       the ``m`` largest eigenpairs of ``K``             O(n^2 m) (ARPACK)      O(n^2)
            (``scipy.sparse.linalg.eigsh``)
@@ -29,6 +29,7 @@ and ``bench/bench_kernel_path.py``).
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,7 +39,8 @@ import scipy.sparse.linalg
 
 from ._validation import NEGATIVE_EIGENVALUE_RTOL, check_psd_evals
 
-__all__ = ["Spectrum", "eigh_gram", "topk_spectrum", "nystroem_spectrum", "nystroem_landmarks"]
+__all__ = ["Spectrum", "eigh_gram", "exact_eigh_solver", "EXACT_EIGH_SOLVERS", "topk_spectrum",
+           "nystroem_spectrum", "nystroem_landmarks"]
 
 
 @dataclass(frozen=True)
@@ -79,21 +81,60 @@ def _descending(evals, evecs):
     return torch.flip(evals, dims=(0,)).contiguous(), torch.flip(evecs, dims=(1,)).contiguous()
 
 
-def eigh_gram(K, device=None, *, overwrite: bool = False) -> Spectrum:
-    """Exact eigendecomposition of a symmetric Gram matrix ``K`` (n, n).
+# The exact symmetric eigensolvers on the CPU. numpy's ``eigh`` and scipy's ``driver="evd"`` both
+# call LAPACK's divide-and-conquer ``syevd``, but through DIFFERENT OpenBLAS builds (numpy and scipy
+# wheels each bundle their own); ``evr`` is MRRR (``syevr``), scipy's own default driver.
+# ``bench/bench_kernel_path.py`` times all three on the same matrix in one run. On our shared 2-core
+# machine, one BLAS thread, n = 2000, six runs gave evr / evd = 1.01, 0.84, 0.88, 0.90, 0.84, 0.85
+# and numpy / evd = 1.03, 0.95, 0.97, 0.92, 0.94, 1.14 (n = 1000: 0.97 and 1.02; n = 3000: 0.91 and
+# 0.93); runs with two threads were dominated by other jobs' load and are not used. So "evr" is the
+# default: the fastest in five of six runs and never more than 1.5% slower. The choice is not made by timing at
+# run time: a calibration would cost extra eigendecompositions of the very size being fitted, more
+# than the ~10% it could win. ``KERNELDISTILL_EIGH`` (``numpy``, ``evd`` or ``evr``) overrides it for
+# a machine where the bench shows otherwise.
+EXACT_EIGH_SOLVERS = ("evd", "evr", "numpy")
+_DEFAULT_SOLVER = "evr"
 
-    ``device=None``: ``scipy.linalg.eigh(driver="evd")`` (divide and conquer), measured fastest of
-    numpy ``eigh`` / scipy ``evr`` / scipy ``evd`` at n = 2000 on 2 cores (0.60 s vs 0.65 s / 0.67 s;
-    ``bench/bench_kernel_path.py`` prints the comparison). ``overwrite=True`` lets LAPACK reuse
-    ``K``'s memory (only for a Gram matrix the caller owns; a user's matrix is never overwritten).
+
+def exact_eigh_solver() -> str:
+    """The exact CPU eigensolver in use: ``KERNELDISTILL_EIGH`` if set, else ``"evr"`` (see above)."""
+    name = os.environ.get("KERNELDISTILL_EIGH", _DEFAULT_SOLVER)
+    if name not in EXACT_EIGH_SOLVERS:
+        raise ValueError(f"KERNELDISTILL_EIGH must be one of {list(EXACT_EIGH_SOLVERS)}; got {name!r}.")
+    return name
+
+
+def eigh_gram(K, device=None, *, overwrite: bool = False, solver: str | None = None) -> Spectrum:
+    """Exact eigendecomposition of a symmetric Gram matrix ``K`` (n, n), eigenvalues descending.
+
+    ``device=None``: LAPACK through ``solver`` (default :func:`exact_eigh_solver`: scipy
+    ``driver="evr"``). ``overwrite=True`` lets LAPACK reuse ``K``'s memory (only for a Gram matrix
+    the caller owns; a user's matrix is never overwritten).
+
+    Why ``-K``: LAPACK returns ascending eigenvalues, and flipping ``n x n`` eigenvectors into
+    descending order is a full copy. The eigenpairs of ``-K`` come in the order we want, and the
+    negation is exact and fused with the copy that LAPACK needs anyway (or done in place when
+    ``overwrite``). ``K.T`` is passed because it is ``K`` (symmetric) in the Fortran order that
+    LAPACK works in, so scipy need not transpose-copy it.
 
     ``device`` = ``"cpu"``, ``"cuda"``, ``"cuda:1"`` or a ``torch.device``: ``torch.linalg.eigh`` on
     that device, in ``K``'s dtype; the result stays on the device as torch tensors.
     """
     if device is None:
         K = np.asarray(K)
-        d, V = scipy.linalg.eigh(K, driver="evd", overwrite_a=overwrite, check_finite=False)
-        return Spectrum(*_descending(d, V), method="exact")
+        solver = exact_eigh_solver() if solver is None else solver
+        if solver not in EXACT_EIGH_SOLVERS:
+            raise ValueError(f"`solver` must be one of {list(EXACT_EIGH_SOLVERS)}; got {solver!r}.")
+        A = K.T  # == K; Fortran-ordered when K is C-ordered
+        if overwrite and A.flags.writeable and A.flags.f_contiguous:
+            np.negative(A, out=A)
+        else:
+            A = np.negative(A, order="F")
+        if solver == "numpy":
+            d, V = np.linalg.eigh(A)
+        else:
+            d, V = scipy.linalg.eigh(A, driver=solver, overwrite_a=True, check_finite=False)
+        return Spectrum(-d, V, method="exact")
     import torch
 
     K = np.asarray(K)

@@ -1,6 +1,6 @@
 """Symbolic checks (sympy) of the identities of kernel ridge self-distillation.
 
-Each check proves an identity of ``../shared/THEORY.md`` sections 1 and 1b for symbolic eigenvalue
+Each check proves an identity of ``docs/theory.md`` section 2 for symbolic eigenvalue
 ``d > 0``, ridge ``lam > 0`` and ground-truth weight ``alpha`` (in ``(0, 1]`` where the identity
 needs it), by reducing ``lhs - rhs`` to 0 with :func:`sympy.simplify` or showing that a factored
 expression is a product of non-negative factors. Nothing is sampled: a passing check holds for all

@@ -1,6 +1,6 @@
 """The toy problem of [BA21]'s public notebook (which gives [MFB20]'s example values), and its results.
 
-Data (``../shared/THEORY.md`` section 1): 11 points ``x = 0, 0.1, ..., 1`` with the noisy labels
+Data (``docs/theory.md`` section 2.5): 11 points ``x = 0, 0.1, ..., 1`` with the noisy labels
 below, RBF kernel ``exp(-80 (x - x')^2)``, ``ridge = 0.2``; the loss of a fit is the mean over
 ``x = 0, 0.01, ..., 1`` of ``(f(x) - sin(2 pi x))^2``; ground-truth weights 0 and 0.25, steps 1..6
 and the infinite-step limit. :func:`toy_results` computes everything [BA21]'s figures show from ONE

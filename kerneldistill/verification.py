@@ -1,7 +1,7 @@
 """Numerical and symbolic verification of the kernel theory: the checks behind ``python -m kerneldistill verify``.
 
 Every check compares two independent computations and reports the measured error against a stated
-tolerance (``../shared/THEORY.md`` sections 1, 1b and 2):
+tolerance (``docs/theory.md`` sections 2 and 3):
 
 ==================  ==============================================================================
 group               what is compared

@@ -11,7 +11,8 @@ import analysis.figures as figures
 from analysis import plotting
 from analysis.__main__ import main
 from analysis.figures.spec import FigureSpec, read_csv, write_csv, write_npz
-from analysis.report import DEEP_RESULTS_COMMAND, MissingResultsError, build_report
+from analysis.report import DEEP_RESULTS_COMMAND, MissingResultsError
+from analysis.results_report import build_results_report
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -122,49 +123,67 @@ def test_run_figure_and_cli(tmp_path, toy_registry, capsys):
         figures.run_figure("nope", tmp_path)
 
 
-def _fake_record(seed, method, gens):
-    """A minimal run record in deepdistill's format (only the fields its roll-up reads)."""
-    return {"group_id": f"g-{method}", "seed": seed,
+def _fake_record(seed, method, gens, gt=0.5):
+    """A minimal run record in deepdistill's format (only the fields its roll-up reads); generation 0
+    of a method with a teacher (on the labels) is the same for every ``gt``, as in a real sweep; Beta
+    smoothing's reads its weight."""
+    own = method == "beta"
+    return {"group_id": f"g-{method}-{gt}", "seed": seed,
             "config": {"dataset": "mnist1d", "model": "mlp", "method": method, "epochs": 3},
-            "generations": [{"generation": g, "loss": "kd", "gt_weight": 0.5, "temperature": 4.0,
+            "generations": [{"generation": g, "loss": "kd", "gt_weight": gt if g or own else 1.0, "temperature": 4.0,
                              "selected_epoch": 2, "wall_time_s": 1.0,
-                             "val": {"accuracy": acc, "ece": 0.1}, "test": {"accuracy": acc + 0.01 * seed, "ece": 0.2}}
+                             "val": {"accuracy": acc, "ece": 0.1},
+                             "test": {"accuracy": acc + 0.01 * seed + (gt / 10 if g or own else 0), "ece": 0.2}}
                             for g, acc in enumerate(gens)]}
 
 
-def test_report_with_results(tmp_path, toy_registry):
+def test_report_on_results_groups_sorts_and_formats_its_tables(tmp_path, toy_registry):
     from deepdistill.results import write_rollup_csv
 
     results = tmp_path / "results"
-    write_csv(results / "single" / "generations.csv", {"generation": [0, 1], "accuracy": [0.5, 0.625], "ece": [0.1, 0.05]})
-    records = [_fake_record(0, "sd_kd", [0.5, 0.6]), _fake_record(1, "sd_kd", [0.5, 0.6]),
-               _fake_record(0, "ce", [0.4, 0.45])]
+    write_csv(results / "single" / "generations.csv", {"generation": [1, 0], "accuracy": [0.625, 0.5], "ece": [0.05, 0.1]})
+    records = [_fake_record(s, "sd_kd", [0.5, 0.6], gt) for gt in (0.75, 0.25) for s in (0, 1)]
+    records += [_fake_record(0, "ce", [0.4, 0.45]), _fake_record(0, "beta", [0.3, 0.35], 0.6),
+                _fake_record(0, "beta", [0.3, 0.35], 0.2)]
     write_rollup_csv(records, results / "rollup.csv")
     write_csv(results / "other.csv", {"something": [1]})  # not a results table: ignored
-    report = build_report(tmp_path / "out", fast=True, results_dir=results)
+    report = build_results_report(results)                    # --out defaults to RESULTS/report
+    assert report == results / "report" / "report.md"
     text = report.read_text()
-    assert "![toy](toy.png)" in text and (tmp_path / "out" / "toy.png").is_file()
-    assert "| generation | accuracy | ece |" in text and "| 1 | 0.625 | 0.05 |" in text
-    # The roll-up: test split, mean ± sd over two seeds (sd of 0.5, 0.51 is 0.00707), a single seed
-    # without sd, settings shared by every row stated once.
+    assert "![toy]" not in text and not (results / "report" / "toy.png").exists()   # the preset's figures: none
+    assert "| generation | accuracy | ece |" in text and "| 0 | 0.500 | 0.100 |\n| 1 | 0.625 | 0.050 |" in text
+    # The roll-up: test split; grouped by method (ce first) and gt_weight (sorted), generation 0 once
+    # per method, mean ± sd over seeds to 3 decimals (sd of 0.5, 0.51: 0.007); one seed: no sd.
     assert "Split: test." in text and "dataset = mnist1d" in text
-    assert "| ce | 1 | 1 | 0.45 | 0.2 |" in text
-    assert "| sd_kd | 0 | 2 | 0.505 ± 0.007071 | 0.2 ± 0 |" in text
-    assert "### Metric check" in text
+    # Beta smoothing's generation 0 reads its weight: one per group.
+    lines = [ln for ln in text.splitlines() if ln.startswith(("| ce", "| sd_kd", "| beta"))]
+    assert lines == ["| ce | 0 | - | 1 | 0.400 | 0.200 |",
+                     "| ce | 1 | - | 1 | 0.500 | 0.200 |",
+                     "| beta | 0 | 0.2 | 1 | 0.320 | 0.200 |",
+                     "| beta | 1 | 0.2 | 1 | 0.370 | 0.200 |",
+                     "| beta | 0 | 0.6 | 1 | 0.360 | 0.200 |",
+                     "| beta | 1 | 0.6 | 1 | 0.410 | 0.200 |",
+                     "| sd_kd | 0 | labels | 2 | 0.505 ± 0.007 | 0.200 ± 0.000 |",
+                     "| sd_kd | 1 | 0.25 | 2 | 0.630 ± 0.007 | 0.200 ± 0.000 |",
+                     "| sd_kd | 1 | 0.75 | 2 | 0.680 ± 0.007 | 0.200 ± 0.000 |"]
+    assert "No figure: no complete run record" in text           # fake records: no runs to draw from
 
 
 def test_report_names_missing_results(tmp_path, toy_registry, capsys):
     empty = tmp_path / "empty"
     empty.mkdir()
     with pytest.raises(MissingResultsError, match="holds no"):
-        build_report(tmp_path / "out", results_dir=empty)
+        build_results_report(empty)
     write_csv(empty / "x.csv", {"epoch": [1], "loss": [0.3]})
     with pytest.raises(MissingResultsError, match=r"x.csv lacks generation and a metric column"):
-        build_report(tmp_path / "out", results_dir=empty)
-    assert main(["report", "--out", str(tmp_path / "out"), "--results", str(tmp_path / "absent")]) == 2
+        build_results_report(empty)
+    assert main(["report", "--results", str(tmp_path / "absent")]) == 2
     err = capsys.readouterr().err
     assert "does not exist" in err and DEEP_RESULTS_COMMAND in err
-    assert not (tmp_path / "out" / "toy.png").exists()  # checked before any figure work
+    assert not (tmp_path / "absent").exists()                        # checked before anything is written
+    with pytest.raises(SystemExit):
+        main(["report"])                                             # neither --out nor --results
+    assert "needs --out DIR (or --results SWEEP" in capsys.readouterr().err
 
 
 def test_registry_refuses_clashing_or_misnamed_figures():

@@ -31,7 +31,7 @@ def test_features_and_forward_shapes(name, shape, kwargs, width):
 
 
 def test_registry_names():
-    assert set(MODELS) == {"linear", "mlp", "cnn1d", "resnet18"}
+    assert set(MODELS) == {"linear", "mlp", "cnn1d", "resnet18", "ntk_mlp"}
 
 
 def test_cnn1d_is_the_mnist1d_authors_convbase():
@@ -57,13 +57,21 @@ def test_linear_is_logistic_regression():
 
 
 def test_errors():
-    with pytest.raises(ValueError, match=r"valid names: \['cnn1d', 'linear', 'mlp', 'resnet18'\]"):
+    with pytest.raises(ValueError, match=r"valid names: \['cnn1d', 'linear', 'mlp', 'ntk_mlp', 'resnet18'\]"):
         build_model("vgg", (3, 32, 32), 10)
     with pytest.raises(ValueError, match="input_shape"):
         build_model("resnet18", (40,), 10)
     with pytest.raises(ValueError, match="input_shape"):
         build_model("cnn1d", (1, 8, 8), 10)
     with pytest.raises(ValueError, match="num_classes"):
-        build_model("mlp", (4,), 1)
+        build_model("mlp", (4,), 0)                            # one output is a regression; none is nothing
     with pytest.raises(TypeError, match="bad options for model 'mlp'"):
         build_model("mlp", (4,), 3, widht=3)
+
+
+def test_ntk_mlp_in_the_registry_flattens_and_regresses():
+    torch.manual_seed(0)
+    net = build_model("ntk_mlp", (1, 8), 1, width=16)
+    x = torch.randn(5, 1, 8)
+    assert net(x).shape == (5, 1) and net.features(x).shape == (5, 16)
+    assert torch.allclose(net(x), net(x.reshape(5, 8)))

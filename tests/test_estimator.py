@@ -32,7 +32,7 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 from kerneldistill.estimator import KernelDistiller
 from kerneldistill.filters import filter_diagonals
 
-# Toy data of [BA21]'s public notebook (THEORY.md section 1).
+# Toy data of [BA21]'s public notebook (docs/theory.md section 2.5).
 X_TOY = np.linspace(0.0, 1.0, 11)[:, None]
 Y_TOY = np.array([0.38476636465198066, 1.2333967683416893, 1.33232242218057, 0.6920159488889518,
                   -0.29756145531871736, -0.24189291901377769, -0.7964485769175675,

@@ -165,7 +165,8 @@ def test_mixed_target_mse_outside_unit_interval_by_hand_and_as_mse_to_mixed_targ
 def test_only_losses_bounded_below_accept_any_weight():
     s, t, y = s_t()
     bt = torch.tensor([[0.05, 0.9, 0.05], [0.3, 0.3, 0.4]], dtype=torch.float64)
-    assert [n for n, sp in L.LOSSES.items() if sp.accepts_any_weight] == ["mse_mixed"]
+    # the squared distances to a mixed target (on probabilities, logits or regression outputs)
+    assert [n for n, sp in L.LOSSES.items() if sp.accepts_any_weight] == ["mse_mixed", "mse_logits", "mse_outputs"]
     for name in ("kd", "zs", "beta"):
         fn = L.LOSSES[name].fn
         for w in (1.5, -0.5):
@@ -258,6 +259,8 @@ def test_registry_matches_pure_functions():
         "zs": L.zhang_sabuncu_loss(s, t, y, gt_weight=0.3, temperature=2.0),
         "beta": L.beta_smoothing_loss(s, y, bt, gt_weight=0.3),
         "ls_teacher_kd": L.ls_teacher_kd_loss(s, t, 2.0),
+        "mse_logits": L.output_mixed_mse_loss(s, y, t, gt_weight=0.3),          # no temperature: raw outputs
+        "mse_outputs": L.output_mixed_mse_loss(s, y, t, gt_weight=0.3),
     }
     assert set(expected) == set(L.LOSSES)
     for name, spec in L.LOSSES.items():
@@ -419,3 +422,71 @@ def test_ema_state_dict_and_load_state_dict_round_trip():
         resumed.load_state_dict([1, 2])
     with pytest.raises(RuntimeError, match="Missing key"):
         resumed.load_state_dict({"n_averaged": state["n_averaged"]})
+
+
+# --------------------------------------------------------------------------------------------
+# output_mixed_mse_loss: ||f(x) - (alpha y + (1 - alpha) f_teacher(x))||^2 on the raw outputs
+# --------------------------------------------------------------------------------------------
+
+def test_output_mixed_mse_regression_by_hand():
+    f = torch.tensor([[1.0], [-2.0], [0.5]], dtype=torch.float64)     # student outputs (3, 1)
+    y = torch.tensor([0.0, 1.0, 2.0], dtype=torch.float64)            # targets (3,)
+    t = torch.tensor([[2.0], [0.0], [-1.0]], dtype=torch.float64)     # teacher outputs
+    a = 0.25
+    # mixed targets: 0.25*0 + 0.75*2 = 1.5;  0.25*1 + 0 = 0.25;  0.25*2 + 0.75*(-1) = -0.25
+    per = [(1.0 - 1.5) ** 2, (-2.0 - 0.25) ** 2, (0.5 + 0.25) ** 2]  # 0.25, 5.0625, 0.5625
+    assert L.output_mixed_mse_loss(f, y, t, gt_weight=a).item() == pytest.approx(sum(per) / 3, **TOL)
+    assert L.output_mixed_mse_loss(f, y, t, gt_weight=a, reduction="sum").item() == pytest.approx(5.875, **TOL)
+    # a 1-D student (n,) is read as (n, 1)
+    assert L.output_mixed_mse_loss(f[:, 0], y, t[:, 0], gt_weight=a).item() == pytest.approx(sum(per) / 3, **TOL)
+    # gt_weight 1: the labels alone, no teacher needed
+    assert L.output_mixed_mse_loss(f, y, None, gt_weight=1.0, reduction="sum").item() == pytest.approx(
+        1.0 + 9.0 + 2.25, **TOL)
+
+
+def test_output_mixed_mse_classification_by_hand_on_logits():
+    s, t, y = s_t()                                                    # logits, teacher logits, labels [1, 2]
+    a = 0.6
+    expected = 0.0
+    for i in range(2):
+        onehot = [1.0 if k == Y[i] else 0.0 for k in range(3)]
+        mixed = [a * onehot[k] + (1 - a) * T_[i][k] for k in range(3)]   # on the logits, no softmax
+        expected += sum((S[i][k] - mixed[k]) ** 2 for k in range(3))
+    assert L.output_mixed_mse_loss(s, y, t, gt_weight=a).item() == pytest.approx(expected / 2, **TOL)
+    # the same as a*||f - y||^2 + (1 - a)||f - t||^2 minus the constant a(1 - a)||y - t||^2 (docs/theory.md section 2)
+    onehot = F.one_hot(y, 3).double()
+    split = (a * (s - onehot).pow(2).sum(1) + (1 - a) * (s - t).pow(2).sum(1) - a * (1 - a) * (onehot - t).pow(2).sum(1))
+    assert L.output_mixed_mse_loss(s, y, t, gt_weight=a).item() == pytest.approx(split.mean().item(), **TOL)
+
+
+def test_output_mixed_mse_weight_outside_unit_interval_and_bad_input():
+    f = torch.zeros(2, 1, dtype=torch.float64)
+    y = torch.tensor([1.0, 2.0], dtype=torch.float64)
+    t = torch.tensor([[3.0], [0.0]], dtype=torch.float64)
+    # alpha = 1.5: mixed targets 1.5*1 - 0.5*3 = 0, 1.5*2 - 0 = 3
+    assert L.output_mixed_mse_loss(f, y, t, gt_weight=1.5, allow_any_weight=True, reduction="sum").item() == pytest.approx(9.0, **TOL)
+    with pytest.raises(ValueError, match="gt_weight"):
+        L.output_mixed_mse_loss(f, y, t, gt_weight=1.5)
+    with pytest.raises(ValueError, match="teacher_outputs"):
+        L.output_mixed_mse_loss(f, y, None, gt_weight=0.5)
+    with pytest.raises(ValueError, match="targets"):
+        L.output_mixed_mse_loss(f, torch.zeros(3, dtype=torch.float64), t, gt_weight=0.5)
+    with pytest.raises(ValueError, match="teacher_outputs"):
+        L.output_mixed_mse_loss(f, y, torch.zeros(2, 2, dtype=torch.float64), gt_weight=0.5)
+    with pytest.raises(ValueError, match="reduction"):
+        L.output_mixed_mse_loss(f, y, t, gt_weight=0.5, reduction="none")
+
+
+def test_registry_output_losses_are_the_pure_function_and_declare_their_targets():
+    s, t, y = s_t()
+    got = L.LOSSES["mse_logits"].fn(s, y, teacher_logits=t, gt_weight=0.3)
+    assert got.item() == pytest.approx(L.output_mixed_mse_loss(s, y, t, gt_weight=0.3).item(), **TOL)
+    # generation 0 (no teacher) trains on the labels alone: the loss at gt_weight 1
+    assert L.LOSSES["mse_logits"].fn(s, y, gt_weight=1.0).item() == pytest.approx(
+        L.output_mixed_mse_loss(s, y, None, gt_weight=1.0).item(), **TOL)
+    f = torch.tensor([[0.5], [1.0]], dtype=torch.float64)
+    v = torch.tensor([1.0, -1.0], dtype=torch.float64)
+    ft = torch.tensor([[0.0], [2.0]], dtype=torch.float64)
+    # 0.5 mixed targets: 0.5, 0.5 -> ((0.5-0.5)^2 + (1-0.5)^2) / 2 = 0.125
+    assert L.LOSSES["mse_outputs"].fn(f, v, teacher_logits=ft, gt_weight=0.5).item() == pytest.approx(0.125, **TOL)
+    assert {n: sp.targets for n, sp in L.LOSSES.items() if sp.targets != "labels"} == {"mse_outputs": "values"}

@@ -55,7 +55,7 @@ def _grid_risks(d, V, Y, K_ref, R, previous, step, grid):
 def test_reference_optimum_matches_fine_grid(k):
     d, V, Y, K_ref, R = _reference_setup(k=k)
     crit = ReferenceRisk(d, V, Y, RIDGE, K_ref, R)
-    sched = greedy_schedule(crit, 4)
+    sched = greedy_schedule(crit, 4, constrained=False)
     for t in range(2, 5):
         prev, best = sched.gt_weight[: t - 2], sched.gt_weight[t - 2]
         coarse = np.linspace(-4.0, 4.0, 161)
@@ -71,9 +71,9 @@ def test_reference_optimum_matches_fine_grid(k):
 def test_optimal_gt_weight_is_the_greedy_step():
     d, V, Y, K_ref, R = _reference_setup()
     crit = ReferenceRisk(d, V, Y, RIDGE, K_ref, R)
-    sched = greedy_schedule(crit, 5)
+    sched = greedy_schedule(crit, 5, constrained=False)
     for t in range(2, 6):
-        assert optimal_gt_weight(crit, t, sched.gt_weight[: t - 2]) == pytest.approx(sched.gt_weight[t - 2], abs=1e-14)
+        assert optimal_gt_weight(crit, t, sched.gt_weight[: t - 2], constrained=False) == pytest.approx(sched.gt_weight[t - 2], abs=1e-14)
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2, 3])
@@ -92,7 +92,7 @@ def test_constrained_is_clipped_and_grid_optimal_on_unit_interval(seed):
 def test_clipping_happens_in_this_setting():
     # Guards the previous test against passing vacuously: here some step's optimum leaves [0, 1].
     d, V, Y, K_ref, R = _reference_setup(seed=0)
-    sched = greedy_schedule(ReferenceRisk(d, V, Y, RIDGE, K_ref, R), 5)
+    sched = greedy_schedule(ReferenceRisk(d, V, Y, RIDGE, K_ref, R), 5, constrained=False)
     assert np.any((sched.gt_weight < 0) | (sched.gt_weight > 1))
 
 
@@ -139,9 +139,9 @@ def test_expected_risk_optimum_shifts_towards_labels_without_noise():
     # at every step, and the closed-form optimum is >= 1 (the teacher only adds shrinkage bias).
     X, _, Y_star = _data(seed=2)
     d, V = _spectrum(X)
-    sched = greedy_schedule(ExpectedTrainingRisk(d, V, Y_star, 0.0, RIDGE), 4)
+    sched = greedy_schedule(ExpectedTrainingRisk(d, V, Y_star, 0.0, RIDGE), 4, constrained=False)
     assert np.all(sched.gt_weight >= 1.0)
-    noisy = greedy_schedule(ExpectedTrainingRisk(d, V, Y_star, 1.0, RIDGE), 4)
+    noisy = greedy_schedule(ExpectedTrainingRisk(d, V, Y_star, 1.0, RIDGE), 4, constrained=False)
     assert np.all(noisy.gt_weight < sched.gt_weight)
 
 

@@ -24,7 +24,7 @@ import pytest
 import torch
 
 from deepdistill.results import collect_records
-from deepdistill.runs import checkpoint_path, partial_path, read_record, run_dir_for
+from deepdistill.runs import checkpoint_path, generation_cache_dir, partial_path, prefix_dir, read_record, run_dir_for
 from deepdistill.sweep import expand_grid, run_sweep
 
 TINY = dict(dataset="digits", model="mlp", model_kwargs={"hidden": 32, "depth": 1}, n_train=400, epochs=2,
@@ -169,6 +169,7 @@ def test_a_worker_killed_mid_generation_is_retried_and_nothing_is_lost(ray_insta
     cfg = expand_grid(dict(TINY, n_train=1200, model_kwargs={"hidden": 64, "depth": 1}, epochs=10, batch_size=16),
                       methods=["sd_kd"], generations=[2], seeds=[3])[0]
     rid, run_dir = cfg.run_id(), run_dir_for(cfg, tmp_path / "ray")
+    cache = generation_cache_dir(tmp_path / "ray")     # where a sweep trains each generation (shared by prefix)
     reference = train_run(cfg.replace(out_dir=str(tmp_path / "reference")))
 
     outcome = {}
@@ -184,9 +185,10 @@ def test_a_worker_killed_mid_generation_is_retried_and_nothing_is_lost(ray_insta
     killed = []
     deadline = time.monotonic() + 40
     for g in (0, 1):   # generation 0: an intermediate task; generation 1: the task that writes the record
-        partial, done = partial_path(run_dir, g), checkpoint_path(run_dir, g)
+        folder = prefix_dir(cfg, g, cache)
+        partial, done = partial_path(folder, g), checkpoint_path(folder, g)
         while time.monotonic() < deadline and driver.is_alive() and not killed[g:]:
-            pids = _task_processes(f"deepdistill-{rid}-g{g}")
+            pids = _task_processes(f"deepdistill-{cfg.prefix_id(g)}-g{g}")
             # Mid-generation: at least one epoch checkpointed, the generation not finished.
             if pids and partial.exists() and not done.exists():
                 os.kill(pids[0], signal.SIGKILL)

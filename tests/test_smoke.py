@@ -62,6 +62,14 @@ def test_example_runs_at_its_fast_size(name, isolated, capsys):
         assert "PASS" in out and "FAIL" not in out
         drawn = sorted(p.stem for p in (isolated / "results" / "kernel").glob("*.png"))
         assert drawn == sorted(KERNEL_EXAMPLE_FIGURES[name])
+    if name == "kernel_meets_deep.py":
+        # The bridge study at its CI size: every must-show passes, every case is reported, every figure drawn.
+        table = out[out.index("must show"):]
+        assert table.count("PASS") == 3 and "FAIL" not in table
+        for case in ("standard parameterisation", "Adam with early stopping", "MNIST-1D", "(d) [BA21] toy"):
+            assert case in out
+        drawn = sorted(p.stem for p in (isolated / "results" / "bridge").glob("*.png"))
+        assert drawn == ["bridge_exact", "bridge_toy", "bridge_weight", "bridge_width"]
 
 
 @pytest.mark.parametrize("name", BENCHMARKS)

@@ -54,8 +54,10 @@ def test_mnist1d_mlp_beats_chance_by_a_wide_margin(tmp_path):
 
 def test_every_method_runs_each_generation_with_its_loss(tmp_path):
     expected = {"ce": ("ce", "ce"), "ls": ("ls_muller", "ls_muller"), "beta": ("beta", "beta"), "sd_kd": ("ce", "kd"),
-                "sd_mse": ("mse_mixed", "mse_mixed"), "sd_zs": ("ce", "zs"), "ls_kd": ("ls_muller", "ls_teacher_kd")}
-    assert set(expected) == set(METHODS)
+                "sd_mse": ("mse_mixed", "mse_mixed"), "sd_zs": ("ce", "zs"), "ls_kd": ("ls_muller", "ls_teacher_kd"),
+                "sd_logits": ("mse_logits", "mse_logits")}
+    # every classification method (sd_reg trains on regression data: tests/test_regression_runs.py)
+    assert set(expected) | {"sd_reg"} == set(METHODS)
     for method, (first, later) in expected.items():
         rec = train_run(tiny(tmp_path, method, method=method, generations=2, epochs=1, checkpoint_every=0))
         g0, g1 = rec["generations"]

@@ -1,7 +1,7 @@
 """Estimators of the optimal ground-truth weight against brute force where the answer is exact.
 
 Exact setting: a student that is linear in its parameters and solved to convergence on the mixed
-target ``alpha y + (1 - alpha) teacher(X)`` has outputs exactly affine in alpha (THEORY 1), so the
+target ``alpha y + (1 - alpha) teacher(X)`` has outputs exactly affine in alpha (docs/theory.md 2.3), so the
 two-run closed form must equal the argmin of explicit refits over a fine grid, and the kernel
 surrogate must equal a brute-force grid over ``KernelDistiller`` refits. Sizes are tiny (the file
 runs in well under a minute on 2 CPU cores).
@@ -266,7 +266,7 @@ def test_user_model_path_with_exact_linear_students_matches_its_grid():
     grid = np.linspace(0, 1, 41)
     res = estimate_gt_weight_for_model(train_fn, loader, test_loader=loader, grid=grid, criterion="mse",
                                        estimators=("two_run",))
-    study = res["per_seed"][0]
+    study = res.to_dict()
     best = study["approaches"]["grid"]["gt_weight"]
     est = study["approaches"]["two_run"]
     assert 0.0 < est["gt_weight"] < 1.0
@@ -275,6 +275,8 @@ def test_user_model_path_with_exact_linear_students_matches_its_grid():
     assert est["training_runs"] == 3                               # teacher, alpha = 0, final
     assert study["approaches"]["grid"]["training_runs"] == 1 + 41
     assert calls.count(None) == 1                                  # one teacher, shared
+    assert res.chosen == "two_run" and res.gt_weight == est["gt_weight"]
+    assert res.student is not res.teacher and res.student_metrics["test"] == study["runs"][est["final_key"]]["test"]
 
 
 def test_config_path_shares_the_teacher_and_itemises_costs(tmp_path):
@@ -282,7 +284,7 @@ def test_config_path_shares_the_teacher_and_itemises_costs(tmp_path):
                batch_size=64, lr=1e-2, device="cpu", method="sd_mse", label_noise=0.2, checkpoint_every=0)
     res = estimate_gt_weight(cfg, tmp_path, seeds=(0,), grid=[0.0, 0.5, 1.0],
                              estimators=("two_run", "kernel_features", "one_shot_features"))
-    study = res["per_seed"][0]
+    study = res.to_dict()["per_seed"][0]
     teacher_dir = tmp_path / "runs" / "seed_0" / "teacher"
     student_dir = tmp_path / "runs" / "seed_0" / f"gt_{0.5:+.10f}"
     assert (teacher_dir / "generation_0.pt").read_bytes() == (student_dir / "generation_0.pt").read_bytes()
@@ -301,7 +303,7 @@ def test_config_path_shares_the_teacher_and_itemises_costs(tmp_path):
     assert two["wall_time_s"] == pytest.approx(expected_wall, rel=1e-12)
     assert 0.0 <= study["approaches"]["kernel_features"]["gt_weight"] <= 1.0
     assert (tmp_path / "estimate_weight.json").exists() and (tmp_path / "estimate_weight.csv").exists()
-    rows = {r["approach"]: r for r in res["summary"]}
+    rows = {r["approach"]: r for r in res.summary()}
     assert rows["grid"]["runs_ratio_to_grid"] == 1.0 and math.isnan(rows["grid"]["test_accuracy_sd"])
     # generation 1's teacher is generation 0 (trained on the labels: weight 1)
     assert rows["teacher"]["gt_weight_mean"] == 1.0
@@ -339,17 +341,17 @@ def test_config_path_trains_sd_mse_students_outside_the_unit_interval(tmp_path):
                 batch_size=64, lr=1e-2, device="cpu", label_noise=0.2, checkpoint_every=0)
     res = estimate_gt_weight(dict(base, method="sd_mse"), tmp_path / "mse", seeds=(0,), grid=[0.0, 1.0, 1.5],
                              estimators=("two_run",), allow_any_weight=True)
-    run = res["per_seed"][0]["runs"][f"w={1.5!r}"]
+    run = res.per_seed[0].runs[f"w={1.5!r}"]
     assert run["error"] is None and run["gt_weight"] == 1.5
     assert all(math.isfinite(v) for v in run["test"].values())
     record = json.loads((tmp_path / "mse" / "runs" / "seed_0" / f"gt_{1.5:+.10f}" / "record.json").read_text())
     assert record["generations"][1]["gt_weight"] == 1.5 and record["config"]["allow_any_weight"] is True
     # An unconstrained estimate is trained at its own weight, not clipped.
-    two = res["per_seed"][0]["approaches"]["two_run"]
-    assert two["gt_weight"] == two["unconstrained"]
+    two = res.per_seed[0].estimators["two_run"]
+    assert two.gt_weight == two.unconstrained
 
     res = estimate_gt_weight(dict(base, method="sd_kd"), tmp_path / "kd", seeds=(0,), grid=[0.0, 1.0, 1.5],
                              estimators=("two_run",), allow_any_weight=True)
-    run = res["per_seed"][0]["runs"][f"w={1.5!r}"]
+    run = res.per_seed[0].runs[f"w={1.5!r}"]
     assert run["test"] is None and re.search(r"method 'sd_kd'.*unbounded below.*'sd_mse'", run["error"])
-    assert res["per_seed"][0]["runs"][f"w={1.0!r}"]["error"] is None
+    assert res.per_seed[0].runs[f"w={1.0!r}"]["error"] is None

@@ -24,7 +24,9 @@ already trained finds its finished record and checkpoints there and trains nothi
 comparison (:func:`comparison_configs`) feeds ``deep_generations``, ``deep_diversity``,
 ``deep_reliability``, ``deep_penultimate`` and ``deep_stability``; the weight grid
 (:func:`gt_weight_configs`) feeds ``deep_gt_weight``. Figures that need the trained networks load
-the checkpoints the runs wrote (:func:`deepdistill.runs.load_generation`).
+the checkpoints the runs wrote (:func:`deepdistill.runs.load_generation`). Each data step takes
+its runs from a ``runs`` object: :class:`PresetRuns` (this shared sweep, trained when missing) or
+:class:`analysis.figures.sweep_runs.SweepRuns` (a user's own sweep, read, never trained).
 
 Presets (:data:`PRESETS`). ``fast`` is for CI and checks: scikit-learn's bundled 8x8 digits (no
 download), a one-hidden-layer MLP of width 64, 4 epochs, 2 seeds, 3 generations, on the CPU with one
@@ -51,12 +53,13 @@ from pathlib import Path
 import numpy as np
 from matplotlib.ticker import MaxNLocator
 
-from analysis.figures.spec import FigureSpec, read_csv, write_csv
+from analysis.figures.spec import FigureSpec, MissingRunsError, read_csv, write_csv
 from analysis.plotting import PALETTE, new_figure, save_figure
 from deepdistill import metrics, runs
 from deepdistill.config import METHODS, TrainConfig
 from deepdistill.results import mean_sd
-from deepdistill.runs import checkpoint_path, generation_cache_dir, load_splits, run_dir_for
+from deepdistill.runs import (RECORD_FILE, checkpoint_path, generation_cache_dir, is_finished, load_splits,
+                             read_record, run_dir_for)
 from deepdistill.sweep import expand_grid, run_sweep
 from deepdistill.train import predict_logits
 from deepdistill.weight_estimation import estimate_gt_weight
@@ -71,6 +74,8 @@ __all__ = [
     "comparison_configs",
     "gt_weight_configs",
     "ensure_runs",
+    "PresetRuns",
+    "MissingRunsError",
     "load_generation",
     "generation_probs",
     "METHOD_LABELS",
@@ -198,12 +203,60 @@ def ensure_runs(configs: list[TrainConfig], out_dir, preset: DeepPreset) -> list
     """Train what is missing of ``configs`` in the shared sweep folder; return their records in order.
 
     Finished runs are loaded, not retrained (:func:`deepdistill.sweep.run_sweep`), so the figures
-    share their runs. The full preset logs one line per run to stderr (runs take minutes there).
+    share their runs. When some must be trained, stderr says how many, and each finished run is
+    logged as ``[k/N]`` (the full preset's runs take minutes each).
     """
+    sweep_dir = runs_dir(out_dir)
+    done = sum(is_finished(read_record(run_dir_for(c, sweep_dir) / RECORD_FILE), c) for c in configs)
+    log, count = None, [done]
+    if done < len(configs):
+        _stderr_log(f"deep runs: {done} of {len(configs)} finished in {sweep_dir}; training {len(configs) - done}")
+
+        def log(message: str) -> None:
+            # deepdistill.results.describe_run starts the one line of each newly trained run with "finished".
+            if message.startswith("finished"):
+                count[0] += 1
+                _stderr_log(f"[{count[0]}/{len(configs)}] {message}")
+            elif preset.name != "fast":
+                _stderr_log(message)
     with _torch_threads(preset.torch_threads):
-        return run_sweep(configs, runs_dir(out_dir), log=None if preset.name == "fast" else _stderr_log,
-                         progress=False, jobs=preset.jobs, threads_per_job=preset.torch_threads,
-                         share_generations=preset.share_generations)
+        return run_sweep(configs, sweep_dir, log=log, progress=False, jobs=preset.jobs,
+                         threads_per_job=preset.torch_threads, share_generations=preset.share_generations)
+
+
+class PresetRuns:
+    """Where a deep figure's data step gets its runs: the preset's shared sweep in ``out_dir/deep_runs``,
+    trained when missing. :class:`analysis.figures.sweep_runs.SweepRuns` has the same interface for a
+    user's own sweep folder (read, never trained); each data step takes either as ``runs``."""
+
+    strict = True          # a method the figure names must be in the preset (else it is a preset error)
+
+    def __init__(self, out_dir, preset: DeepPreset):
+        self.out_dir, self.preset = Path(out_dir), preset
+        self.threads, self.reliability_bins = preset.torch_threads, preset.reliability_bins
+        self.projection_classes = preset.projection_classes
+
+    def comparison(self) -> list[dict]:
+        return ensure_runs(comparison_configs(self.preset), self.out_dir, self.preset)
+
+    def weight_grid(self) -> list[dict]:
+        return ensure_runs(gt_weight_configs(self.preset), self.out_dir, self.preset)
+
+    def weight_estimates(self) -> list[dict]:
+        return _weight_estimates(self.out_dir, self.preset)
+
+    def load(self, record: dict, generation: int):
+        return load_generation(record, generation, self.out_dir)
+
+    def label(self, record: dict) -> str:
+        """The series a run is drawn in: its method."""
+        return record["config"]["method"]
+
+    def of_method(self, records: list[dict], method: str, figure: str) -> list[dict]:
+        recs = [r for r in records if r["config"]["method"] == method]
+        if not recs:
+            raise ValueError(f"{figure} needs method {method!r} in the preset's methods {self.preset.methods}.")
+        return recs
 
 
 # Data sets loaded in this process, by the config fields that determine them (MNIST-1D is generated
@@ -283,9 +336,9 @@ def _setting_columns(record: dict) -> dict:
 _GENERATION_METRICS = ("accuracy", "nll", "ece", "brier", "entropy", "diversity")
 
 
-def _generations_data(out_dir: Path, fast: bool) -> Path:
-    preset = get_preset(fast)
-    records = ensure_runs(comparison_configs(preset), out_dir, preset)
+def _generations_data(out_dir: Path, fast: bool, runs=None) -> Path:
+    runs = runs or PresetRuns(out_dir, get_preset(fast))
+    records = runs.comparison()
     rows: dict[str, list] = {k: [] for k in ("dataset", "model", "epochs", "method", "seed", "generation", "loss",
                                              "gt_weight", "temperature")}
     for split in ("val", "test"):
@@ -295,7 +348,7 @@ def _generations_data(out_dir: Path, fast: bool) -> Path:
         for gen in rec["generations"]:
             for k, v in _setting_columns(rec).items():
                 rows[k].append(v)
-            rows["method"].append(rec["config"]["method"])
+            rows["method"].append(runs.label(rec))
             rows["seed"].append(rec["seed"])
             for k in ("generation", "loss", "gt_weight", "temperature"):
                 rows[k].append(gen[k])
@@ -335,28 +388,28 @@ def _generations_plot(data_path: Path, out_dir: Path) -> list[Path]:
 # deep_diversity: teacher diversity and entropy against the student's accuracy
 # --------------------------------------------------------------------------------------------------
 
-def _diversity_data(out_dir: Path, fast: bool) -> Path:
+def _diversity_data(out_dir: Path, fast: bool, runs=None) -> Path:
     """Per run of a method with a teacher and per generation g: confidence diversity and mean entropy
     of generation g's predictions on the training set (the targets a student of g is fitted to, at
     temperature 1), its test accuracy, and the test accuracy of its student, generation g + 1."""
-    preset = get_preset(fast)
-    records = ensure_runs(comparison_configs(preset), out_dir, preset)
+    runs = runs or PresetRuns(out_dir, get_preset(fast))
+    records = runs.comparison()
     keep = [r for r in records if METHODS[r["config"]["method"]].uses_teacher]
     if not keep:
-        raise ValueError(f"preset {preset.name!r} compares no method with a teacher (methods {preset.methods}); "
-                         "deep_diversity needs one such as 'sd_kd'.")
+        raise MissingRunsError(f"no run of a method with a teacher (methods {sorted({runs.label(r) for r in records})}); "
+                               "deep_diversity needs one such as 'sd_kd'.")
     rows: dict[str, list] = {k: [] for k in ("dataset", "model", "epochs", "method", "seed", "generation",
                                              "train_diversity", "train_entropy", "train_accuracy",
                                              "test_accuracy", "student_test_accuracy")}
-    with _torch_threads(preset.torch_threads):
+    with _torch_threads(runs.threads):
         for rec in keep:
             gens = rec["generations"]
             for g, gen in enumerate(gens):
-                model, splits = load_generation(rec, g, out_dir)
+                model, splits = runs.load(rec, g)
                 p, y = generation_probs(model, splits, "train")
                 for k, v in _setting_columns(rec).items():
                     rows[k].append(v)
-                rows["method"].append(rec["config"]["method"])
+                rows["method"].append(runs.label(rec))
                 rows["seed"].append(rec["seed"])
                 rows["generation"].append(g)
                 rows["train_diversity"].append(metrics.confidence_diversity(p, y))
@@ -421,16 +474,15 @@ def _weight_estimates(out_dir: Path, preset: DeepPreset) -> list[dict]:
                                     grid=None, kernel="rbf", jobs=preset.jobs, threads_per_job=preset.torch_threads,
                                     cache_dir=generation_cache_dir(runs_dir(out_dir)) if preset.share_generations else None)
     out = []
-    for per_seed in result["per_seed"]:
-        for name, entry in per_seed["approaches"].items():
-            if name == "grid" or entry.get("error"):
+    for per_seed in result.per_seed:
+        for name, entry in per_seed.estimators.items():
+            if not entry.ok:                   # a failed estimate has no weight and no student
                 continue
-            out.append({"estimator": name, "seed": per_seed["seed"], "gt_weight": entry["gt_weight"],
-                        "unconstrained_gt_weight": entry.get("unconstrained", math.nan),
-                        "val_accuracy": (entry.get("val") or {}).get("accuracy", math.nan),
-                        "test_accuracy": (entry.get("test") or {}).get("accuracy", math.nan),
-                        "training_runs": entry.get("training_runs", math.nan),
-                        "wall_time_s": entry.get("wall_time_s", math.nan)})
+            out.append({"estimator": name, "seed": per_seed.seed, "gt_weight": entry.gt_weight,
+                        "unconstrained_gt_weight": entry.unconstrained,
+                        "val_accuracy": (entry.val or {}).get("accuracy", math.nan),
+                        "test_accuracy": (entry.test or {}).get("accuracy", math.nan),
+                        "training_runs": entry.training_runs, "wall_time_s": entry.wall_time_s})
     return out
 
 
@@ -438,7 +490,7 @@ _GT_COLUMNS = ("dataset", "model", "epochs", "kind", "estimator", "seed", "tempe
                "val_accuracy", "test_accuracy", "teacher_test_accuracy", "training_runs", "wall_time_s")
 
 
-def _gt_weight_data(out_dir: Path, fast: bool) -> Path:
+def _gt_weight_data(out_dir: Path, fast: bool, runs=None) -> Path:
     """Rows of ``kind``:
 
     - ``run``: one per (gt_weight, seed) of the grid: generation-1 val/test accuracy, the teacher's
@@ -448,8 +500,8 @@ def _gt_weight_data(out_dir: Path, fast: bool) -> Path:
       estimator of :mod:`deepdistill.weight_estimation` (test accuracy of the student trained at the
       estimate).
     """
-    preset = get_preset(fast)
-    records = ensure_runs(gt_weight_configs(preset), out_dir, preset)
+    runs = runs or PresetRuns(out_dir, get_preset(fast))
+    records = runs.weight_grid()
     rows: dict[str, list] = {k: [] for k in _GT_COLUMNS}
 
     def add(rec, **values):
@@ -475,7 +527,7 @@ def _gt_weight_data(out_dir: Path, fast: bool) -> Path:
         training_runs=1 + len(weights),
         wall_time_s=float(teacher_cost + sum(np.mean([r["generations"][1]["wall_time_s"] for r in at[w]])
                                              for w in weights)))
-    for e in _weight_estimates(Path(out_dir), preset):
+    for e in runs.weight_estimates():
         add(records[0], kind="estimate", **e)
     return write_csv(Path(out_dir) / "deep_gt_weight.csv", rows)
 
@@ -533,23 +585,24 @@ ESTIMATOR_LABELS = {
 _RELIABILITY_METHODS = (("ce", 0), ("ls", 0), ("sd_kd", -1))
 
 
-def _reliability_data(out_dir: Path, fast: bool) -> Path:
+def _reliability_data(out_dir: Path, fast: bool, runs=None) -> Path:
     """Per method: :func:`deepdistill.metrics.reliability_table` of the test predictions of every seed pooled."""
-    preset = get_preset(fast)
-    records = ensure_runs(comparison_configs(preset), out_dir, preset)
+    runs = runs or PresetRuns(out_dir, get_preset(fast))
+    records = runs.comparison()
+    bins = runs.reliability_bins
     rows: dict[str, list] = {k: [] for k in ("dataset", "model", "epochs", "method", "generation", "n_seeds", "bin",
                                              "lower", "upper", "count", "confidence", "accuracy", "gap", "ece")}
-    with _torch_threads(preset.torch_threads):
+    with _torch_threads(runs.threads):
         for method, which in _RELIABILITY_METHODS:
-            recs = [r for r in records if r["config"]["method"] == method]
+            recs = runs.of_method(records, method, "deep_reliability")
             if not recs:
-                raise ValueError(f"deep_reliability needs method {method!r} in the preset's methods {preset.methods}.")
+                continue                            # a user's sweep without this method: drawn without it
             g = which % recs[0]["config"]["generations"]
-            probs, labels = zip(*(generation_probs(*load_generation(r, g, out_dir), "test") for r in recs))
+            probs, labels = zip(*(generation_probs(*runs.load(r, g), "test") for r in recs))
             p, y = np.concatenate(probs), np.concatenate(labels)
-            table = metrics.reliability_table(p, y, n_bins=preset.reliability_bins)
-            ece = metrics.ece(p, y, n_bins=preset.reliability_bins)
-            for b in range(preset.reliability_bins):
+            table = metrics.reliability_table(p, y, n_bins=bins)
+            ece = metrics.ece(p, y, n_bins=bins)
+            for b in range(bins):
                 for k, v in _setting_columns(recs[0]).items():
                     rows[k].append(v)
                 rows["method"].append(method)
@@ -598,24 +651,24 @@ def _reliability_plot(data_path: Path, out_dir: Path) -> list[Path]:
 # deep_penultimate: [M19]'s projection of penultimate activations
 # --------------------------------------------------------------------------------------------------
 
-def _penultimate_data(out_dir: Path, fast: bool) -> Path:
+def _penultimate_data(out_dir: Path, fast: bool, runs=None) -> Path:
     """Generation 0 of ``ce`` and ``ls`` (first seed): activations of the three classes on train and
     test, projected on the plane through their last-layer templates
     (:func:`deepdistill.metrics.penultimate_projection`)."""
     import torch
 
-    preset = get_preset(fast)
-    records = ensure_runs(comparison_configs(preset), out_dir, preset)
-    classes = list(preset.projection_classes)
+    runs = runs or PresetRuns(out_dir, get_preset(fast))
+    records = runs.comparison()
+    classes = list(runs.projection_classes)
     rows: dict[str, list] = {k: [] for k in ("dataset", "model", "epochs", "method", "smoothing", "seed", "split",
                                              "label", "predicted", "u", "v")}
-    with _torch_threads(preset.torch_threads), torch.no_grad():
+    with _torch_threads(runs.threads), torch.no_grad():
         for method in ("ce", "ls"):
-            recs = [r for r in records if r["config"]["method"] == method and r["seed"] == preset.seeds[0]]
+            recs = runs.of_method(records, method, "deep_penultimate")
             if not recs:
-                raise ValueError(f"deep_penultimate needs method {method!r} in the preset's methods {preset.methods}.")
-            rec = recs[0]
-            model, splits = load_generation(rec, 0, out_dir)
+                continue                            # a user's sweep without this method: drawn without it
+            rec = min(recs, key=lambda r: r["seed"])    # the first seed
+            model, splits = runs.load(rec, 0)
             for split in ("train", "test"):
                 x, y = getattr(splits, split).tensors
                 keep = np.isin(y.numpy(), classes)
@@ -670,19 +723,16 @@ def _penultimate_plot(data_path: Path, out_dir: Path) -> list[Path]:
 # deep_stability: 1 - S of [S21] with and without label smoothing
 # --------------------------------------------------------------------------------------------------
 
-def _stability_data(out_dir: Path, fast: bool) -> Path:
+def _stability_data(out_dir: Path, fast: bool, runs=None) -> Path:
     """Generation 0 of ``ce`` and ``ls`` per seed: ``1 - S`` ([S21]) and accuracy on train and test."""
-    preset = get_preset(fast)
-    records = ensure_runs(comparison_configs(preset), out_dir, preset)
+    runs = runs or PresetRuns(out_dir, get_preset(fast))
+    records = runs.comparison()
     rows: dict[str, list] = {k: [] for k in ("dataset", "model", "epochs", "method", "smoothing", "seed", "split",
                                              "one_minus_stability", "accuracy")}
-    with _torch_threads(preset.torch_threads):
+    with _torch_threads(runs.threads):
         for method in ("ce", "ls"):
-            recs = [r for r in records if r["config"]["method"] == method]
-            if not recs:
-                raise ValueError(f"deep_stability needs method {method!r} in the preset's methods {preset.methods}.")
-            for rec in recs:
-                model, splits = load_generation(rec, 0, out_dir)
+            for rec in runs.of_method(records, method, "deep_stability"):
+                model, splits = runs.load(rec, 0)
                 for split in ("train", "test"):
                     p, y = generation_probs(model, splits, split)
                     for k, v in _setting_columns(rec).items():

@@ -208,7 +208,7 @@ def _optimal_weight_data(out_dir: Path, fast: bool) -> Path:
     truth = toy_truth(X_eval)
     oracle = ReferenceRisk.from_distiller(model, X_eval, truth)
     schedules = {
-        "oracle, unconstrained": greedy_schedule(oracle, T).gt_weight,
+        "oracle, unconstrained": greedy_schedule(oracle, T, constrained=False).gt_weight,
         "oracle, on [0, 1]": greedy_schedule(oracle, T, constrained=True).gt_weight,
         "constant 0.25": np.full(T - 1, 0.25),
         "constant 1 (KRR)": np.full(T - 1, 1.0),

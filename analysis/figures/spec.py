@@ -21,7 +21,11 @@ import numpy as np
 
 from deepdistill.io import atomic_write
 
-__all__ = ["FigureSpec", "write_csv", "read_csv", "write_npz"]
+__all__ = ["FigureSpec", "MissingRunsError", "write_csv", "read_csv", "write_npz"]
+
+
+class MissingRunsError(ValueError):
+    """A data step cannot find the runs its figure needs (the message names what is missing)."""
 
 
 @dataclass(frozen=True)

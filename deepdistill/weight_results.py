@@ -1,0 +1,379 @@
+"""What a weight study returns: the chosen weight, every estimator's outcome, the trained networks.
+
+:func:`deepdistill.weight_estimation.estimate_gt_weight_for_model` (your own network) returns a
+:class:`WeightEstimate`; :func:`deepdistill.weight_estimation.estimate_gt_weight` (a toolkit config,
+one or more seeds) returns a :class:`WeightStudy` that holds one :class:`WeightEstimate` per seed.
+Both have ``to_dict()``, ``save(dir)`` and ``load(dir)``, and print as a table (``.table()``).
+
+Status. Every estimator entry carries ``status``: ``"ok"``, or the reason it failed (the kernel
+surrogate could not match the teacher's training fit, the two end points predict the same, a run it
+needed did not train ...). A failed estimator has no weight, is never chosen and nothing is trained
+at it; its status shows in the table, the CSV and the JSON. The chosen weight is that of the first
+estimator asked for that succeeded (in the order given), else the grid's best when a grid was run.
+
+The summary (:func:`summary_rows`, the CSV) has one row per approach: its weight and test metrics as
+mean and sample sd over seeds (failed seeds left out), its cost in training runs and wall time and
+their ratio to the grid's, and its status.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from deepdistill.io import atomic_torch_save, atomic_write_csv, atomic_write_json, read_json
+from deepdistill.results import mean_sd
+
+__all__ = ["STATUS_OK", "EstimatorResult", "WeightEstimate", "WeightStudy", "summary_rows", "format_summary_table",
+           "RESULT_FILE", "SUMMARY_FILE", "SCHEMA"]
+
+STATUS_OK = "ok"
+SCHEMA = "deepdistill.estimate_weight/2"
+RESULT_FILE = "estimate_weight.json"
+SUMMARY_FILE = "estimate_weight.csv"
+_TEACHER_FILE, _STUDENT_FILE = "teacher.pt", "student.pt"
+# The fields of an estimator entry that EstimatorResult names; the rest of the entry is its details.
+_ENTRY_FIELDS = ("gt_weight", "unconstrained", "status", "training_runs", "wall_time_s", "val", "test")
+
+
+@dataclass
+class EstimatorResult:
+    """One estimator's outcome in one seed's study (or the grid search's, for ``name == "grid"``).
+
+    gt_weight : the estimate (clipped to [0, 1] unless the study allowed any weight); ``None`` when it failed.
+    unconstrained : the optimum before clipping ([DPR26]: it may lie outside [0, 1]); ``None`` when it failed.
+    status : ``"ok"`` or the reason it failed.
+    training_runs : the training runs it cost, the teacher counted once, its final student included.
+    wall_time_s : their wall times (each measured when the run was trained) plus the estimator's own computation.
+    val, test : metrics of the student trained at ``gt_weight`` (``None`` when it failed).
+    details : what else the estimator computed (the kernel fit and its ridge, the affine residuals
+        against the grid, the keys of the runs it used, ...).
+    """
+
+    name: str
+    gt_weight: float | None
+    unconstrained: float | None
+    status: str
+    training_runs: int
+    wall_time_s: float
+    val: dict | None = None
+    test: dict | None = None
+    details: dict = field(default_factory=dict, repr=False)
+
+    @property
+    def ok(self) -> bool:
+        return self.status == STATUS_OK
+
+    def to_dict(self) -> dict:
+        """The entry as the JSON stores it: the named fields, then the details, in one flat dict."""
+        return {**{k: getattr(self, k) for k in _ENTRY_FIELDS}, **self.details}
+
+    @classmethod
+    def from_dict(cls, name: str, entry: dict) -> "EstimatorResult":
+        details = {k: v for k, v in entry.items() if k not in _ENTRY_FIELDS}
+        return cls(name=name, gt_weight=entry.get("gt_weight"), unconstrained=entry.get("unconstrained"),
+                   status=entry.get("status", STATUS_OK), training_runs=int(entry.get("training_runs", 0)),
+                   wall_time_s=float(entry.get("wall_time_s", math.nan)), val=entry.get("val"),
+                   test=entry.get("test"), details=details)
+
+
+@dataclass
+class WeightEstimate:
+    """One seed's weight study: what :func:`~deepdistill.weight_estimation.estimate_gt_weight_for_model` returns.
+
+    gt_weight : the chosen weight: that of the first estimator asked for whose status is ``"ok"``,
+        else the grid's best (when a grid was run), else ``None``.
+    chosen : the name of the estimator (or ``"grid"``) it came from.
+    estimators : every estimator asked for, by name, in the order asked (:class:`EstimatorResult`).
+    teacher : the trained teacher (the network the students distil from), in eval mode.
+    student : the student trained at ``gt_weight`` (``None`` without a chosen weight). At
+        ``gt_weight == 1`` with the teacher as the alpha = 1 end point it IS the teacher (the same
+        object: a student at weight 1 trains on the labels alone, as the teacher did).
+    teacher_metrics, student_metrics : ``{"val": {...}, "test": {...} or None}``, computed on those very modules.
+    grid : the grid search (:class:`EstimatorResult` named ``"grid"``; its ``details["curve"]`` holds
+        every weight's validation criterion and metrics), or ``None`` when no grid was asked for.
+    seed : the seed the study passed to the training code (``None``: it left seeding to it).
+    criterion : ``"brier"`` (classification) or ``"mse"`` (regression), on the validation set.
+    runs : every run trained, by key (``"generation 0"``, ``"w=0.5"``): weight, wall time, metrics, error.
+    settings : how the study was run (estimators, grid, bounds, kernel, ...).
+    """
+
+    gt_weight: float | None
+    chosen: str | None
+    estimators: dict[str, EstimatorResult]
+    teacher: torch.nn.Module | None = field(repr=False)
+    student: torch.nn.Module | None = field(repr=False)
+    teacher_metrics: dict
+    student_metrics: dict | None
+    grid: EstimatorResult | None
+    seed: int | None
+    criterion: str
+    runs: dict = field(default_factory=dict, repr=False)
+    teacher_keys: list = field(default_factory=list, repr=False)
+    settings: dict = field(default_factory=dict, repr=False)
+    checkpoints: dict = field(default_factory=dict, repr=False)   # config path: "teacher"/"student" -> .pt file
+
+    # -- views ----------------------------------------------------------------------------------
+    def approaches(self) -> dict[str, EstimatorResult]:
+        """The grid (when run) and every estimator, by name."""
+        return {**({"grid": self.grid} if self.grid is not None else {}), **self.estimators}
+
+    def summary(self) -> list[dict]:
+        """The rows of :func:`summary_rows` for this one seed."""
+        return summary_rows([self.to_dict()], metrics=_metrics_for(self.criterion))
+
+    def table(self) -> str:
+        """The summary as an aligned text table (what ``print`` of a study shows)."""
+        return format_summary_table(self.summary())
+
+    # -- serialisation --------------------------------------------------------------------------
+    def to_dict(self) -> dict:
+        """Everything but the networks, as plain JSON types (the networks go to ``save``'s ``.pt`` files)."""
+        student_key = self._student_key()
+        return {"schema": SCHEMA, "seed": self.seed, "gt_weight": self.gt_weight, "chosen": self.chosen,
+                "criterion": self.criterion, "settings": self.settings, "teacher_keys": list(self.teacher_keys),
+                "teacher": {**(self.teacher_metrics or {}), "checkpoint": self.checkpoints.get("teacher")},
+                "student": None if self.student_metrics is None else {**self.student_metrics, "key": student_key,
+                                                                      "checkpoint": self.checkpoints.get("student")},
+                "approaches": {name: e.to_dict() for name, e in self.approaches().items()},
+                "runs": self.runs}
+
+    def _student_key(self) -> str | None:
+        if self.chosen is None:
+            return None
+        return self.approaches()[self.chosen].details.get("final_key")
+
+    @classmethod
+    def from_dict(cls, d: dict, teacher=None, student=None) -> "WeightEstimate":
+        approaches = {n: EstimatorResult.from_dict(n, e) for n, e in d["approaches"].items()}
+        grid = approaches.pop("grid", None)
+        parts = {p: d.get(p) for p in ("teacher", "student")}
+        metrics = {p: None if v is None else {k: v.get(k) for k in ("val", "test")} for p, v in parts.items()}
+        checkpoints = {p: v["checkpoint"] for p, v in parts.items() if v and v.get("checkpoint")}
+        return cls(gt_weight=d.get("gt_weight"), chosen=d.get("chosen"), estimators=approaches, teacher=teacher,
+                   student=student, teacher_metrics=metrics["teacher"] or {}, student_metrics=metrics["student"],
+                   grid=grid, seed=d.get("seed"), criterion=d.get("criterion", "brier"), runs=d.get("runs", {}),
+                   teacher_keys=d.get("teacher_keys", []), settings=d.get("settings", {}), checkpoints=checkpoints)
+
+    def save(self, out_dir) -> Path:
+        """Write ``estimate_weight.json`` (:meth:`to_dict`), ``estimate_weight.csv`` (the summary) and
+        the networks' state dicts ``teacher.pt`` / ``student.pt`` into ``out_dir``, each atomically;
+        return the JSON's path."""
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        d = self.to_dict()
+        d["student_is_teacher"] = self.student is not None and self.student is self.teacher
+        if self.teacher is not None:
+            atomic_torch_save(self.teacher.state_dict(), out / _TEACHER_FILE)
+        if self.student is not None and not d["student_is_teacher"]:
+            atomic_torch_save(self.student.state_dict(), out / _STUDENT_FILE)
+        atomic_write_csv(out / SUMMARY_FILE, self.summary())
+        atomic_write_json(out / RESULT_FILE, d)
+        return out / RESULT_FILE
+
+    @classmethod
+    def load(cls, out_dir, model_factory: Callable[[], torch.nn.Module] | None = None,
+             device="cpu") -> "WeightEstimate":
+        """Read what :meth:`save` wrote. ``model_factory`` (e.g. your model class) builds a fresh network
+        of the saved architecture, into which ``teacher.pt`` / ``student.pt`` are loaded (eval mode);
+        without it, ``teacher`` and ``student`` are ``None`` and only the numbers are read."""
+        out = Path(out_dir)
+        d = _read_result(out)
+        teacher = student = None
+        if model_factory is not None:
+            teacher = _load_module(model_factory, out / _TEACHER_FILE, device)
+            student = teacher if d.get("student_is_teacher") else _load_module(model_factory, out / _STUDENT_FILE, device)
+        return cls.from_dict(d, teacher=teacher, student=student)
+
+
+@dataclass
+class WeightStudy:
+    """Several seeds of a toolkit config's weight study: what
+    :func:`~deepdistill.weight_estimation.estimate_gt_weight` returns.
+
+    per_seed : one :class:`WeightEstimate` per seed (its teacher and student loaded from the run folders).
+    gt_weight : the mean over seeds of the weight of the first estimator asked for that succeeded in
+        every seed (else of the grid's best); ``chosen`` names it.
+    settings : the config (``settings["config"]``), the generation, seeds, grid, estimators, kernel ...
+    """
+
+    per_seed: list[WeightEstimate]
+    gt_weight: float | None
+    chosen: str | None
+    settings: dict = field(default_factory=dict, repr=False)
+
+    def summary(self) -> list[dict]:
+        return summary_rows([s.to_dict() for s in self.per_seed],
+                            metrics=_metrics_for(self.settings.get("criterion", "brier")))
+
+    def table(self) -> str:
+        return format_summary_table(self.summary())
+
+    def to_dict(self) -> dict:
+        return {"schema": SCHEMA, **self.settings, "gt_weight": self.gt_weight, "chosen": self.chosen,
+                "per_seed": [s.to_dict() for s in self.per_seed], "summary": self.summary()}
+
+    def save(self, out_dir) -> Path:
+        """``estimate_weight.json`` and ``estimate_weight.csv`` in ``out_dir`` (the networks stay in the
+        run folders under ``out_dir/runs/``, where ``load`` finds them)."""
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        d = self.to_dict()
+        atomic_write_csv(out / SUMMARY_FILE, d["summary"])
+        atomic_write_json(out / RESULT_FILE, d)
+        return out / RESULT_FILE
+
+    @classmethod
+    def load(cls, out_dir, models: bool = True, device="cpu") -> "WeightStudy":
+        """Read what :meth:`save` wrote; with ``models``, each seed's teacher and student are loaded from
+        their checkpoints in the run folders (``None`` where a checkpoint is gone)."""
+        out = Path(out_dir)
+        d = _read_result(out)
+        per_seed = []
+        for s in d["per_seed"]:
+            teacher = student = None
+            if models:
+                teacher, student = _load_checkpoints(d["config"], s, out, device)
+            per_seed.append(WeightEstimate.from_dict(s, teacher=teacher, student=student))
+        settings = {k: v for k, v in d.items() if k not in ("schema", "gt_weight", "chosen", "per_seed", "summary")}
+        return cls(per_seed=per_seed, gt_weight=d.get("gt_weight"), chosen=d.get("chosen"), settings=settings)
+
+
+def _metrics_for(criterion: str) -> tuple:
+    return ("accuracy", "nll", "ece") if criterion == "brier" else ("mse",)
+
+
+def _read_result(out: Path) -> dict:
+    d = read_json(out / RESULT_FILE)
+    if not isinstance(d, dict) or d.get("schema") != SCHEMA:
+        found = "missing or not valid JSON" if d is None else f"schema {d.get('schema') if isinstance(d, dict) else d!r}"
+        raise FileNotFoundError(f"{out / RESULT_FILE} is not a saved weight study of schema {SCHEMA!r} ({found}); "
+                                "write one with result.save(dir).")
+    return d
+
+
+def _load_module(model_factory, path: Path, device):
+    if not path.is_file():
+        return None
+    model = model_factory()
+    model.load_state_dict(torch.load(path, map_location=device, weights_only=True))
+    return model.to(device).eval()
+
+
+def _load_checkpoints(config: dict, seed_dict: dict, out: Path, device):
+    """The teacher and student of one seed of a config study, from the checkpoints it names."""
+    from deepdistill.config import TrainConfig
+    from deepdistill.runs import load_checkpoint, load_splits, restore_generation
+
+    # Only the data and the architecture matter here (the per-generation settings are in the checkpoints).
+    cfg = TrainConfig.from_dict({**config, "seed": int(seed_dict["seed"]), "generations": 1, "gt_weight": None,
+                                 "temperature": None})
+    splits = None
+    models = []
+    for part in ("teacher", "student"):
+        path = (seed_dict.get(part) or {}).get("checkpoint")     # relative to out_dir
+        if path is None or not (out / path).is_file():
+            models.append(None)
+            continue
+        splits = splits or load_splits(cfg)
+        models.append(restore_generation(load_checkpoint(out / path, device), cfg, splits, device)[0])
+    return tuple(models)
+
+
+# ------------------------------------------------------------------------------------------------
+# The summary over seeds, and its text table
+# ------------------------------------------------------------------------------------------------
+
+def summary_rows(per_seed: list[dict], metrics=("accuracy", "nll", "ece")) -> list[dict]:
+    """One row per approach: weight and test metrics as mean and sd over the seeds where it succeeded,
+    cost and its ratio to the grid's, its status, and whether the test accuracy is within one grid
+    seed-sd of the grid's best.
+
+    ``per_seed``: :meth:`WeightEstimate.to_dict` of each seed. The "teacher" row is the run the
+    students distil from: generation ``G - 1`` (its own ``gt_weight``; 1.0 for generation 0), with
+    the cost of every run before the students."""
+    names = []
+    for s in per_seed:
+        names += [n for n in s["approaches"] if n not in names]
+    grid_cost = mean_sd([s["approaches"]["grid"]["wall_time_s"] for s in per_seed if "grid" in s["approaches"]])[0]
+    grid_runs = mean_sd([s["approaches"]["grid"]["training_runs"] for s in per_seed if "grid" in s["approaches"]])[0]
+    rows = []
+    for name in ["teacher"] + names:
+        row = {"approach": name}
+        if name == "teacher":
+            entries = [{"gt_weight": s["runs"][s["teacher_keys"][-1]]["gt_weight"],
+                        "test": s["runs"][s["teacher_keys"][-1]]["test"],
+                        "training_runs": len(s["teacher_keys"]),
+                        "wall_time_s": sum(s["runs"][k]["wall_time_s"] for k in s["teacher_keys"]),
+                        "status": STATUS_OK} for s in per_seed]
+            seeds = [s.get("seed") for s in per_seed]
+        else:
+            pairs = [(s.get("seed"), s["approaches"][name]) for s in per_seed if name in s["approaches"]]
+            seeds, entries = [p[0] for p in pairs], [p[1] for p in pairs]
+        ok = [e for e in entries if e.get("status", STATUS_OK) == STATUS_OK]
+        failed = [(seed, e["status"]) for seed, e in zip(seeds, entries) if e.get("status", STATUS_OK) != STATUS_OK]
+        row["status"] = STATUS_OK if not failed else "; ".join(
+            (f"seed {seed}: " if len(entries) > 1 else "") + status for seed, status in failed)
+        row["n_seeds"] = len(ok)
+        row["gt_weight_mean"], row["gt_weight_sd"] = mean_sd([e.get("gt_weight") for e in ok])
+        row["unconstrained_mean"], row["unconstrained_sd"] = mean_sd([e.get("unconstrained") for e in ok])
+        tested = [e for e in ok if e.get("test")]
+        for m in metrics:
+            row[f"test_{m}_mean"], row[f"test_{m}_sd"] = mean_sd([e["test"][m] for e in tested])
+        row["training_runs"] = mean_sd([e["training_runs"] for e in entries])[0]
+        row["wall_time_s"] = mean_sd([e["wall_time_s"] for e in entries])[0]
+        row["runs_ratio_to_grid"] = row["training_runs"] / grid_runs if grid_runs == grid_runs else math.nan
+        row["time_ratio_to_grid"] = row["wall_time_s"] / grid_cost if grid_cost == grid_cost else math.nan
+        rows.append(row)
+    grid = next((r for r in rows if r["approach"] == "grid"), None)
+    # The target: test accuracy (or MSE, lower is better) within one seed-sd of the grid's best.
+    key, sign = f"test_{metrics[0]}", (1.0 if metrics[0] == "accuracy" else -1.0)
+    for row in rows:
+        if grid is not None and row["n_seeds"] and not math.isnan(grid[f"{key}_sd"]):
+            gap = row[f"{key}_mean"] - grid[f"{key}_mean"]
+            row[f"{metrics[0]}_gap_to_grid"] = gap
+            row["within_one_grid_sd"] = bool(sign * gap >= -grid[f"{key}_sd"])
+            row["cost_within_quarter"] = bool(row["time_ratio_to_grid"] <= 0.25 and row["runs_ratio_to_grid"] <= 0.25)
+        else:
+            row[f"{metrics[0]}_gap_to_grid"], row["within_one_grid_sd"], row["cost_within_quarter"] = math.nan, None, None
+    return rows
+
+
+def _pm(mean, sd, digits=3) -> str:
+    if mean is None or (isinstance(mean, float) and math.isnan(mean)):
+        return "-"
+    return f"{mean:.{digits}f}" + ("" if sd is None or (isinstance(sd, float) and math.isnan(sd)) else f"+-{sd:.{digits}f}")
+
+
+def _ratio(value) -> str:
+    return "-" if value is None or math.isnan(value) else f"{value:.2f}"      # no grid: no ratio
+
+
+def _short_status(status: str, width: int = 100) -> str:
+    """The status cut to ``width`` characters for the text table (the CSV and the JSON hold it in full)."""
+    return status if len(status) <= width else status[:width - 3].rstrip() + "..."
+
+
+def format_summary_table(rows: list[dict]) -> str:
+    """The rows of :func:`summary_rows` as an aligned text table: weight, test metrics mean+-sd, cost
+    and its ratios to the grid's, then the status of any approach that failed (``FAILED: reason``, cut
+    to 100 characters)."""
+    regression = any("test_mse_mean" in r for r in rows)
+    metric_cols = [("mse", "test_mse")] if regression else [("accuracy", "test_acc"), ("nll", "test_nll"),
+                                                             ("ece", "test_ece")]
+    head = (f"{'approach':<18} {'gt_weight':>13} " + " ".join(f"{title:>13}" for _, title in metric_cols)
+            + f" {'runs':>5} {'wall_s':>8} {'runs/grid':>9} {'time/grid':>9} {'<=1sd':>6}")
+    lines = [head, "-" * len(head)]
+    for r in rows:
+        within = r.get("within_one_grid_sd")
+        status = r.get("status", STATUS_OK)
+        lines.append(
+            f"{r['approach']:<18} {_pm(r['gt_weight_mean'], r['gt_weight_sd'], 2):>13} "
+            + " ".join(f"{_pm(r.get(f'test_{m}_mean'), r.get(f'test_{m}_sd')):>13}" for m, _ in metric_cols)
+            + f" {r['training_runs']:>5.1f} {r['wall_time_s']:>8.1f} {_ratio(r['runs_ratio_to_grid']):>9} "
+            f"{_ratio(r['time_ratio_to_grid']):>9} {'-' if within is None else ('yes' if within else 'NO'):>6}"
+            + ("" if status == STATUS_OK else f"  FAILED: {_short_status(status)}"))
+    return "\n".join(lines)
