@@ -42,3 +42,15 @@ def test_every_step_names_a_script_and_options_that_exist(tmp_path):
         for path in scripts:       # each option the step passes is one the script defines
             text = path.read_text()
             assert all(f'"{arg}"' in text for arg in command if arg.startswith("--")), (path.name, command)
+
+
+def test_the_shell_command_without_cuda_writes_the_summary_and_exits_0(tmp_path):
+    import os
+    import subprocess
+
+    env = dict(os.environ, PYTHON=sys.executable, CUDA_VISIBLE_DEVICES="")      # no GPU, even on a machine with one
+    done = subprocess.run(["bash", str(ROOT / "bench" / "gpu_checks.sh"), "--out", str(tmp_path)], env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "skipped: no CUDA device" in done.stdout
+    assert "Skipped: no CUDA device" in (tmp_path / "summary.md").read_text()
