@@ -38,10 +38,11 @@ from kerneldistill.verification import run_checks
 
 from .bridge_report import bridge_section
 from .figures import FIGURES, run_figure
-from .figures.deep import ESTIMATOR_LABELS, METHOD_LABELS, comparison_configs, get_preset, runs_dir
+from .figures.deep import (ESTIMATOR_LABELS, METHOD_LABELS, comparison_configs, ensure_runs, get_preset,
+                           gt_weight_configs, runs_dir)
 from .figures.spec import read_csv
 
-__all__ = ["build_report", "MissingResultsError", "METRIC_COLUMNS", "REGRESSION_METRIC_COLUMNS", "DEEP_RESULTS_COMMAND",
+__all__ = ["build_report", "train_deep_runs", "MissingResultsError", "METRIC_COLUMNS", "REGRESSION_METRIC_COLUMNS", "DEEP_RESULTS_COMMAND",
            "verification_section", "deep_tables_section", "weight_estimates_section", "figures_section", "markdown_table",
            "metric_definitions_section"]
 
@@ -153,9 +154,6 @@ def metric_check_section(fast: bool, seed: int = 0) -> str:
     return "\n".join(["### Metric check", "", intro, "", markdown_table(rows)])
 
 
-__all__ = ["build_report", "MissingResultsError", "METRIC_COLUMNS", "REGRESSION_METRIC_COLUMNS", "DEEP_RESULTS_COMMAND",
-           "verification_section", "deep_tables_section", "weight_estimates_section", "figures_section", "markdown_table",
-           "metric_definitions_section"]
 # --------------------------------------------------------------------------------------------------
 # Kernel theory, deep tables and weight estimates
 # --------------------------------------------------------------------------------------------------
@@ -269,12 +267,22 @@ def weight_estimates_section(out_dir: Path) -> str:
 # Entry point
 # --------------------------------------------------------------------------------------------------
 
+def train_deep_runs(out_dir, fast: bool = False) -> list[dict]:
+    """Train (or load) every run of the deep figures' preset in one sweep: the method comparison and the
+    ``gt_weight`` grid. The figures would train them set by set; as one sweep, the jobs of the full preset
+    (one per core) never wait at the border between the two sets, and the grid's teachers train beside
+    the comparison's chains. The figures then find every run finished."""
+    preset = get_preset(fast)
+    return ensure_runs(comparison_configs(preset) + gt_weight_configs(preset), out_dir, preset)
+
+
 def build_report(out_dir, fast: bool = False, log: Callable[[str], None] | None = None) -> Path:
     """Regenerate the figures into ``out_dir`` (training the preset's runs that are missing) and write
     ``out_dir/report.md``; returns its path. ``log`` gets the progress (runs trained, figures written)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     command = "python -m analysis report --out " + shlex.quote(str(out)) + (" --fast" if fast else "")
+    train_deep_runs(out, fast)
     figures = figures_section(out, fast, log)  # first: the deep tables read the runs the deep figures made
     sections = [
         "# selfdistill report",

@@ -5,8 +5,9 @@
     python bench/bench_report_speed.py --epochs 10        # a proxy: the same grid at 10 epochs per generation
     python bench/bench_report_speed.py --quick            # one small figure in this process: checks that it runs
 
-``--part deep`` (the default) draws every deep figure of the full preset (``python -m analysis figures
-deep_generations deep_diversity ...``): every deep run of the report and its weight estimation, which
+``--part deep`` (the default) does what the report does for its deep figures (every run of the preset
+in one sweep, :func:`analysis.report.train_deep_runs`, then ``python -m analysis figures deep_generations
+deep_diversity ...``): every deep run of the report and its weight estimation, which
 is where the report spent its time when it took 691 s on 2 cores (its kernel checks and figures then
 took seconds). The report has since gained the kernel-deep bridge study and the kernel extensions,
 which this issue's changes do not touch; ``--part report`` times the whole report anyway.
@@ -51,7 +52,10 @@ base = dict(preset.base, **({"epochs": int(epochs)} if epochs != "0" else {}))
 changes = dict(base=base, jobs=None if jobs == "auto" else int(jobs), share_generations=share == "1",
                torch_threads=None if threads == "default" else int(threads))
 deep.PRESETS[name] = dataclasses.replace(preset, **changes)
-command = ["report"] if part == "report" else ["figures", *[n for n in deep.DEEP_FIGURES]]
+command = ["report"] if part == "report" else ["figures", *deep.DEEP_FIGURES]
+if part == "deep":             # as the report does: every run of the preset in one sweep, then the figures
+    from analysis.report import train_deep_runs
+    train_deep_runs(out, fast == "1")
 sys.exit(main(command + ["--out", out] + (["--fast"] if fast == "1" else [])))
 """
 

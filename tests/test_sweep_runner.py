@@ -136,7 +136,7 @@ def test_ctrl_c_stops_the_sweep_and_its_workers_and_the_same_command_resumes(tmp
     assert sweep.returncode == 130, err[-3000:]
     assert err.rstrip().endswith("interrupted; run the same command again to resume") and "Traceback" not in err
     # The log: a header naming what varies before each generation's lines, which carry its tag.
-    header = re.search(r"\[(\w+) g0\] generation 0 of seed (\d), shared by 2 runs \(gt_weight 0\.3 0\.7\): training", err)
+    header = re.search(r"\[(\w+) g0\] generation 0 of seed (\d), the 2 runs \(gt_weight 0\.3 0\.7\) that share it: training", err)
     assert header and f"[{header.group(1)} g0] generation 0 epoch 0:" in err
     # No worker is left: every claim left behind is of a process that is gone.
     for claim in cache.glob("*/*.claim"):
