@@ -16,7 +16,6 @@ import time
 from pathlib import Path
 
 import pytest
-import torch
 
 from deepdistill.claims import ClaimLostError, Claim, Holder, read_holder, try_claim
 from deepdistill.runs import checkpoint_path, claim_path, partial_path
@@ -127,14 +126,6 @@ def _wait_until_mid_generation(process: subprocess.Popen, run_dir: Path, timeout
         assert process.poll() is None, process.communicate()
         assert time.monotonic() < deadline, "the training process never got going"
         time.sleep(0.02)
-
-
-@pytest.fixture
-def one_thread():
-    saved = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(saved)
 
 
 def test_the_claim_of_a_killed_worker_is_taken_over_and_its_run_resumed(tmp_path, one_thread):

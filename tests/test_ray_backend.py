@@ -31,14 +31,6 @@ TINY = dict(dataset="digits", model="mlp", model_kwargs={"hidden": 32, "depth": 
             batch_size=64, lr=1e-2, device="cpu")
 
 
-@pytest.fixture
-def one_thread():
-    saved = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(saved)
-
-
 @pytest.fixture(scope="module")
 def ray_instance():
     """One local Ray instance for the tests that do not test starting one (saves ~7 s per test)."""
@@ -168,7 +160,7 @@ def test_a_worker_killed_mid_generation_is_retried_and_nothing_is_lost(ray_insta
     # Long enough epochs (~0.1 s) to catch the task between its first checkpoint and its end.
     cfg = expand_grid(dict(TINY, n_train=1200, model_kwargs={"hidden": 64, "depth": 1}, epochs=10, batch_size=16),
                       methods=["sd_kd"], generations=[2], seeds=[3])[0]
-    rid, run_dir = cfg.run_id(), run_dir_for(cfg, tmp_path / "ray")
+    run_dir = run_dir_for(cfg, tmp_path / "ray")
     cache = generation_cache_dir(tmp_path / "ray")     # where a sweep trains each generation (shared by prefix)
     reference = train_run(cfg.replace(out_dir=str(tmp_path / "reference")))
 

@@ -14,7 +14,6 @@ import csv
 import os
 
 import pytest
-import torch
 
 from deepdistill import cli
 from deepdistill.data import load_dataset
@@ -27,14 +26,6 @@ TINY = dict(dataset="digits", model="mlp", model_kwargs={"hidden": 16, "depth": 
             batch_size=64, lr=1e-2, device="cpu", method="sd_kd", generations=2)
 ARGS = ["--dataset", "digits", "--model", "mlp", "--model-kwargs", '{"hidden": 16, "depth": 1}', "--n-train", "300",
         "--epochs", "3", "--batch-size", "64", "--device", "cpu", "--method", "sd_kd", "--generations", "2"]
-
-
-@pytest.fixture
-def one_thread():
-    saved = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(saved)
 
 
 def _truncate(path, keep: int = 300) -> None:

@@ -33,14 +33,6 @@ TINY = dict(dataset="digits", model="mlp", model_kwargs={"hidden": 16, "depth": 
             batch_size=64, lr=1e-2, device="cpu")
 
 
-@pytest.fixture
-def one_thread():
-    saved = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(saved)
-
-
 def _weights(path):
     return torch.load(path, map_location="cpu", weights_only=False)["model"]
 

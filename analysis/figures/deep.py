@@ -43,7 +43,6 @@ generation ``g >= 1`` is a fresh network distilled from generation ``g - 1``. Ev
 """
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import sys
@@ -57,6 +56,7 @@ from analysis.figures.spec import FigureSpec, MissingRunsError, read_csv, write_
 from analysis.plotting import PALETTE, new_figure, save_figure
 from deepdistill import metrics, runs
 from deepdistill.config import METHODS, TrainConfig
+from deepdistill.local_runner import torch_threads
 from deepdistill.results import mean_sd
 from deepdistill.runs import (RECORD_FILE, checkpoint_path, generation_cache_dir, is_finished, load_splits,
                              read_record, run_dir_for)
@@ -179,22 +179,6 @@ def gt_weight_configs(preset: DeepPreset) -> list[TrainConfig]:
                        seeds=preset.seeds)
 
 
-@contextlib.contextmanager
-def _torch_threads(n: int | None):
-    """Run the block with ``n`` intra-op torch threads (None: unchanged); restore the count after."""
-    import torch
-
-    if n is None:
-        yield
-        return
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
 def _stderr_log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
@@ -219,7 +203,7 @@ def ensure_runs(configs: list[TrainConfig], out_dir, preset: DeepPreset) -> list
                 _stderr_log(f"[{count[0]}/{len(configs)}] {message}")
             elif preset.name != "fast":
                 _stderr_log(message)
-    with _torch_threads(preset.torch_threads):
+    with torch_threads(preset.torch_threads):
         return run_sweep(configs, sweep_dir, log=log, progress=False, jobs=preset.jobs,
                          threads_per_job=preset.torch_threads, share_generations=preset.share_generations)
 
@@ -401,7 +385,7 @@ def _diversity_data(out_dir: Path, fast: bool, runs=None) -> Path:
     rows: dict[str, list] = {k: [] for k in ("dataset", "model", "epochs", "method", "seed", "generation",
                                              "train_diversity", "train_entropy", "train_accuracy",
                                              "test_accuracy", "student_test_accuracy")}
-    with _torch_threads(runs.threads):
+    with torch_threads(runs.threads):
         for rec in keep:
             gens = rec["generations"]
             for g, gen in enumerate(gens):
@@ -465,7 +449,7 @@ def _weight_estimates(out_dir: Path, preset: DeepPreset) -> list[dict]:
     (``grid=None``): the figure's own grid is the reference.
     """
     config = expand_grid(preset.base, methods=["sd_kd"], generations=[2], seeds=[preset.seeds[0]])[0]
-    with _torch_threads(preset.torch_threads):
+    with torch_threads(preset.torch_threads):
         # kernel="rbf": a linear kernel on a few dozen features is low-rank, cannot fit the labels as
         # closely as the network did, and then gives uninformative optima (the module warns so); the
         # full-rank RBF kernel can (measured on the fast preset: linear -8e4 unconstrained, RBF 3.3,
@@ -592,7 +576,7 @@ def _reliability_data(out_dir: Path, fast: bool, runs=None) -> Path:
     bins = runs.reliability_bins
     rows: dict[str, list] = {k: [] for k in ("dataset", "model", "epochs", "method", "generation", "n_seeds", "bin",
                                              "lower", "upper", "count", "confidence", "accuracy", "gap", "ece")}
-    with _torch_threads(runs.threads):
+    with torch_threads(runs.threads):
         for method, which in _RELIABILITY_METHODS:
             recs = runs.of_method(records, method, "deep_reliability")
             if not recs:
@@ -662,7 +646,7 @@ def _penultimate_data(out_dir: Path, fast: bool, runs=None) -> Path:
     classes = list(runs.projection_classes)
     rows: dict[str, list] = {k: [] for k in ("dataset", "model", "epochs", "method", "smoothing", "seed", "split",
                                              "label", "predicted", "u", "v")}
-    with _torch_threads(runs.threads), torch.no_grad():
+    with torch_threads(runs.threads), torch.no_grad():
         for method in ("ce", "ls"):
             recs = runs.of_method(records, method, "deep_penultimate")
             if not recs:
@@ -729,7 +713,7 @@ def _stability_data(out_dir: Path, fast: bool, runs=None) -> Path:
     records = runs.comparison()
     rows: dict[str, list] = {k: [] for k in ("dataset", "model", "epochs", "method", "smoothing", "seed", "split",
                                              "one_minus_stability", "accuracy")}
-    with _torch_threads(runs.threads):
+    with torch_threads(runs.threads):
         for method in ("ce", "ls"):
             for rec in runs.of_method(records, method, "deep_stability"):
                 model, splits = runs.load(rec, 0)

@@ -1,0 +1,13 @@
+"""Fixtures shared by the test modules."""
+import pytest
+import torch
+
+
+@pytest.fixture
+def one_thread():
+    """One torch thread for the test (restored after): training results then match those of worker processes,
+    which train with one thread each, and the test does not compete with them for the cores."""
+    saved = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(saved)
