@@ -11,13 +11,8 @@ from deepdistill.ema import EMA
 from deepdistill.train import train_run
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Tiny networks on a shared 2-core machine: one intra-op thread is several times faster than two."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# Tiny networks on a shared 2-core machine: one intra-op thread is several times faster than two.
+pytestmark = pytest.mark.usefixtures("one_thread_per_module")
 
 
 def _linear(value: float) -> torch.nn.Linear:

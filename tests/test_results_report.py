@@ -8,7 +8,6 @@ from __future__ import annotations
 import shutil
 
 import pytest
-import torch
 
 import analysis.figures.deep as deep
 import deepdistill.train as train
@@ -17,13 +16,8 @@ from analysis.figures.spec import read_csv
 from deepdistill.sweep import expand_grid, run_sweep
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Tiny networks on a shared 2-core machine: one intra-op thread is several times faster than two."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# Tiny networks on a shared 2-core machine: one intra-op thread is several times faster than two.
+pytestmark = pytest.mark.usefixtures("one_thread_per_module")
 
 
 @pytest.fixture(scope="module")

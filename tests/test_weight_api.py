@@ -19,13 +19,8 @@ from deepdistill.io import to_jsonable
 from deepdistill.metrics import softmax, summarize
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Tiny networks on a shared 2-core machine: one intra-op thread is several times faster than two."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# Tiny networks on a shared 2-core machine: one intra-op thread is several times faster than two.
+pytestmark = pytest.mark.usefixtures("one_thread_per_module")
 
 
 class MLP(nn.Module):
