@@ -22,8 +22,8 @@ Data sets (``DATASETS``):
   clean function, so the test MSE is the exact risk) and [BA21]'s 11-point toy
   (:func:`deepdistill.regression.ba_toy`, test on the 101-point grid against ``sin(2 pi x)``). Label
   noise does not apply (the noise is in the data set's own ``noise``); splits are not stratified.
-* ``"cifar10"`` / ``"cifar100"``: torchvision's python pickles read with ``pickle`` and ``numpy``
-  from the folder the user names (``root`` holding ``cifar-10-batches-py/`` or
+* ``"cifar10"`` / ``"cifar100"``: torchvision's python pickles, read by a restricted unpickler that
+  allows numpy arrays, lists, bytes and str and refuses anything else, from the folder the user names (``root`` holding ``cifar-10-batches-py/`` or
   ``cifar-100-python/``), normalised per channel; training augmentation = random 32x32 crop of the
   4-pixel zero-padded image (zero = black, as torchvision pads before normalising) + horizontal flip,
   as one batched tensor op.
@@ -40,7 +40,9 @@ oracle for studies of model selection). Clean labels are kept in ``meta``.
 """
 from __future__ import annotations
 
+import codecs
 import functools
+import importlib
 import inspect
 import os
 import pickle
@@ -272,12 +274,58 @@ _CIFAR_LAYOUT = {
 }
 
 
+class _CifarUnpickler(pickle.Unpickler):
+    """Unpickles what torchvision's python-format CIFAR batches hold, and nothing else.
+
+    A batch is a dict of bytes, str, lists of ints and bytes, and one uint8 numpy array. Plain
+    ``pickle.load`` would call whatever a file names (a planted file could run code as the user), so
+    only the numpy callables that rebuild an array (and ``codecs.encode``, which a protocol-2
+    pickle uses for bytes) are allowed; any other global is refused.
+    """
+
+    _ALLOWED = {
+        ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy", "ndarray"), ("numpy", "dtype"),
+        ("numpy.core.numeric", "_frombuffer"), ("numpy._core.numeric", "_frombuffer"),   # pickle protocol 5
+        ("_codecs", "encode"),       # bytes in a protocol-2 pickle written by Python 3
+    }
+
+    def find_class(self, module, name):
+        if (module, name) not in self._ALLOWED:
+            raise pickle.UnpicklingError(f"global {module}.{name} is not allowed in a CIFAR batch")
+        if name in ("ndarray", "dtype"):
+            return getattr(np, name)
+        if module == "_codecs":
+            return codecs.encode
+        # numpy 2 keeps these in numpy._core; numpy 1 in numpy.core. Either spelling names the same function.
+        core = importlib.import_module("numpy._core" if hasattr(np, "_core") else "numpy.core")
+        return getattr(getattr(core, module.rsplit(".", 1)[1]), name)
+
+
+def _read_cifar_batch(path) -> dict:
+    """One CIFAR python batch as a dict with str keys, read by :class:`_CifarUnpickler`; a file with
+    anything else (a planted or foreign file) is refused with ValueError naming it."""
+    try:
+        with open(path, "rb") as f:
+            d = _CifarUnpickler(f, encoding="bytes").load()
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError) as err:
+        raise ValueError(f"{path} is not a CIFAR python batch this toolkit can read ({type(err).__name__}: {err}); "
+                         "it is read with a restricted unpickler that allows only numpy arrays, lists, bytes and "
+                         "str. Replace it with the file from the original archive.") from None
+    if not isinstance(d, dict):
+        raise ValueError(f"{path} is not a CIFAR python batch: it holds a {type(d).__name__}, not a dict. Replace it "
+                         "with the file from the original archive.")
+    return {(k.decode() if isinstance(k, bytes) else k): v for k, v in d.items()}
+
+
 def _read_cifar_pickles(paths, label_key: str):
     xs, ys = [], []
     for path in paths:
-        with open(path, "rb") as f:
-            d = pickle.load(f, encoding="bytes")
-        d = {(k.decode() if isinstance(k, bytes) else k): v for k, v in d.items()}
+        d = _read_cifar_batch(path)
+        missing = [k for k in ("data", label_key) if k not in d]
+        if missing:
+            raise ValueError(f"{path} is not a CIFAR python batch: it has no {missing} entry. Replace it with the file "
+                             "from the original archive.")
         xs.append(np.asarray(d["data"], dtype=np.uint8).reshape(-1, 3, 32, 32))
         ys.append(np.asarray(d[label_key], dtype=np.int64))
     return np.concatenate(xs), np.concatenate(ys)

@@ -27,6 +27,7 @@ run's folder then gets the finished checkpoint as a hard link (a copy where link
 from __future__ import annotations
 
 import os
+import pickle
 import shutil
 from pathlib import Path
 
@@ -152,19 +153,35 @@ def is_finished(record: dict | None, config: TrainConfig) -> bool:
 def load_checkpoint(path, device="cpu") -> dict:
     """A checkpoint file (finished or partial) as saved by the training loop, its tensors on ``device``.
 
-    A file that exists but cannot be read raises :class:`CorruptFileError` naming it (torch's own
-    errors name no file); a missing file raises FileNotFoundError.
+    Read with ``torch.load(..., weights_only=True)``: torch's restricted unpickler, which rebuilds
+    tensors and plain containers (dict, list, tuple, str, numbers, None) and refuses everything else,
+    so a file planted in a run folder or the generation cache can never run code. Everything the
+    training loop stores (weights, optimiser and schedule state, summaries, histories) is of those
+    kinds. A file that needs more (a checkpoint of an older version, or one the toolkit did not
+    write) is refused with :class:`CorruptFileError`, naming the file and what to do; so is a file
+    that exists but cannot be read (torch's own errors name no file). A missing file raises
+    FileNotFoundError.
     """
     try:
-        # weights_only=False: our own files hold summaries and optimiser state besides the tensors.
-        state = torch.load(path, map_location=device, weights_only=False)
+        state = torch.load(path, map_location=device, weights_only=True)
     except (FileNotFoundError, MemoryError, torch.cuda.OutOfMemoryError):
         raise
     except OSError as err:
         reason = f"cannot be read: {err.strerror or err}"
         raise CorruptFileError(f"checkpoint {str(path)!r} {reason}; check its permissions, or delete it and run the "
                                "same command again.", path, reason) from None
-    except Exception as err:       # torch raises RuntimeError, UnpicklingError, EOFError, ... for a bad file
+    except pickle.UnpicklingError as err:
+        if "weights only" not in str(err).lower():
+            reason = f"UnpicklingError: {str(err).split('. ')[0].strip()}"
+            raise CorruptFileError(f"checkpoint {str(path)!r} is corrupt ({reason}). Delete it and run the same "
+                                   "command again: that generation is then trained again.", path, reason) from None
+        # torch's own message suggests turning the restriction off, which would run whatever the file holds: never.
+        reason = "holds Python objects beyond tensors and plain containers"
+        raise CorruptFileError(
+            f"checkpoint {str(path)!r} {reason} (an older deepdistill's checkpoint, or a file deepdistill did not "
+            "write). The toolkit never unpickles such objects, since loading them could run code. Delete the file "
+            "and run the same command again: that generation is then trained again.", path, reason) from None
+    except Exception as err:       # torch raises RuntimeError, EOFError, ... for a bad file
         reason = f"{type(err).__name__}: {str(err).split('. ')[0].strip()}"
         raise CorruptFileError(f"checkpoint {str(path)!r} is corrupt ({reason}). Delete it and run the same command "
                                "again: that generation is then trained again.", path, reason) from None

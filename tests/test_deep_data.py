@@ -130,9 +130,11 @@ def _write_fake_cifar(root, name, rng):
     for f in files:
         n = 12
         data = rng.integers(0, 256, (n, 3072), dtype=np.uint8)
-        labels = list(rng.integers(0, k, n))
+        labels = [int(v) for v in rng.integers(0, k, n)]          # python ints, as in the real batches
         with open(folder / f, "wb") as fh:
-            pickle.dump({b"data": data, key: labels}, fh)       # torchvision's layout: bytes keys
+            # torchvision's layout: bytes keys, python lists, one uint8 array (protocol 2, as the originals)
+            pickle.dump({b"batch_label": b"fake", b"data": data, key: labels, b"filenames": [b"x.png"] * n}, fh,
+                        protocol=2)
         written[f] = (data, labels)
     return written
 

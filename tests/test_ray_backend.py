@@ -43,7 +43,7 @@ def ray_instance():
 
 
 def _weights(path):
-    return torch.load(path, map_location="cpu", weights_only=False)["model"]
+    return torch.load(path, map_location="cpu", weights_only=True)["model"]
 
 
 def _assert_same_records(a: dict, b: dict, dir_a: Path, dir_b: Path) -> None:

@@ -34,7 +34,7 @@ TINY = dict(dataset="digits", model="mlp", model_kwargs={"hidden": 16, "depth": 
 
 
 def _weights(path):
-    return torch.load(path, map_location="cpu", weights_only=False)["model"]
+    return torch.load(path, map_location="cpu", weights_only=True)["model"]
 
 
 def _assert_same(a: dict, b: dict, dir_a: Path, dir_b: Path) -> None:

@@ -23,7 +23,7 @@ def tiny(tmp_path, name="run", **changes) -> dict:
 
 
 def _weights(path):
-    return torch.load(path, map_location="cpu", weights_only=False)["model"]
+    return torch.load(path, map_location="cpu", weights_only=True)["model"]
 
 
 def _assert_same_run(rec_a: dict, rec_b: dict, dir_a, dir_b) -> None:
