@@ -1,4 +1,4 @@
-"""The report's section on where the kernel theory and deep networks meet (:mod:`deepdistill.bridge`).
+"""The report's section on where the kernel theory and deep networks meet (:mod:`deepdistill.studies.bridge`).
 
 :func:`bridge_section` reads the study that the ``bridge_*`` figures stored in ``out_dir/bridge_runs``
 (it never starts a study of its own) and renders the pass/fail table of the must-shows and one table
@@ -19,7 +19,7 @@ def bridge_section(out_dir, fast: bool, table) -> str:
     do not import each other).
     """
     _table = table
-    from deepdistill.bridge import read_bridge_study
+    from deepdistill.studies.bridge import read_bridge_study
 
     from .figures.bridge import preset_name, runs_dir
 
@@ -61,7 +61,7 @@ def bridge_section(out_dir, fast: bool, table) -> str:
     parts += ["", "**(c)** Optimal ground-truth weight of the first student (step 2): the vertex of the closed form's "
                   "test risk on the eNTK at initialisation against the deep grid's argmin refined by the parabola through "
                   "it and its neighbours (risks averaged over seeds; MNIST-1D: validation Brier score, kernel surrogate "
-                  "of `deepdistill.weight_estimation` with its ridge matched to the teacher).", "",
+                  "of `deepdistill.studies.weight_estimation` with its ridge matched to the teacher).", "",
               _table({"case": [r["case"] for r in weight_rows],
                       "width": ["-" if r["width"] is None else r["width"] for r in weight_rows],
                       "kernel": [f"{r['kernel_gt_weight']:.3f}" for r in weight_rows],

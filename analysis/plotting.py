@@ -22,7 +22,7 @@ import matplotlib.style
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from deepdistill.io import atomic_write
+from deepdistill.core.io import atomic_write
 
 __all__ = ["PALETTE", "STYLE_PATH", "WIDTHS", "use_style", "new_figure", "save_figure"]
 
@@ -108,7 +108,7 @@ def new_figure(width="column", height=None, nrows: int = 1, ncols: int = 1, **su
 def save_figure(fig: Figure, out_dir, name: str) -> list[Path]:
     """Write ``out_dir/name.pdf`` and ``out_dir/name.png`` atomically; close the figure.
 
-    Each file is written by :func:`deepdistill.io.atomic_write`, so a reader never sees a
+    Each file is written by :func:`deepdistill.core.io.atomic_write`, so a reader never sees a
     half-written figure and an interrupted run leaves the previous version intact. The PDF carries no creation date, so regenerating an unchanged
     figure gives an identical file. Returns ``[pdf_path, png_path]``.
     """

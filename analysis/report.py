@@ -10,10 +10,10 @@ them, atomically. Sections are small functions returning Markdown, in this order
    NLL, ECE and confidence diversity as mean ± sd over seeds, from the shared sweep's roll-up
    (``deep_runs/rollup.csv``), restricted to the method comparison of the preset;
 3. :func:`weight_estimates_section`: the grid's best ``gt_weight`` against the estimates of
-   ``deepdistill.weight_estimation`` (two-run affine, kernel surrogates), read from the
+   ``deepdistill.studies.weight_estimation`` (two-run affine, kernel surrogates), read from the
    ``deep_gt_weight`` figure's table;
 4. :func:`analysis.bridge_report.bridge_section`: where the kernel theory and deep networks meet,
-   the pass/fail table of :mod:`deepdistill.bridge`'s must-shows and its four measurements;
+   the pass/fail table of :mod:`deepdistill.studies.bridge`'s must-shows and its four measurements;
 5. :func:`figures_section`: every registered figure, embedded as PNG;
 6. the metric definitions and a metric check.
 
@@ -30,10 +30,10 @@ from typing import Callable
 
 import numpy as np
 
-from deepdistill import metrics
-from deepdistill.config import TrainConfig
-from deepdistill.io import atomic_write_text
-from deepdistill.results import mean_sd   # sample sd over seeds; NaN for one seed
+from deepdistill.core import metrics
+from deepdistill.core.config import TrainConfig
+from deepdistill.core.io import atomic_write_text
+from deepdistill.engine.results import mean_sd   # sample sd over seeds; NaN for one seed
 from kerneldistill.verification import run_checks
 
 from .bridge_report import bridge_section
@@ -46,9 +46,9 @@ __all__ = ["build_report", "train_deep_runs", "MissingResultsError", "METRIC_COL
            "verification_section", "deep_tables_section", "weight_estimates_section", "figures_section", "markdown_table",
            "metric_definitions_section"]
 
-#: The columns of one per-generation record (the keys of :func:`deepdistill.metrics.summarize`).
+#: The columns of one per-generation record (the keys of :func:`deepdistill.core.metrics.summarize`).
 METRIC_COLUMNS = ("accuracy", "nll", "ece", "brier", "entropy", "diversity")
-#: The columns of a regression record (:func:`deepdistill.metrics.summarize_regression`).
+#: The columns of a regression record (:func:`deepdistill.core.metrics.summarize_regression`).
 REGRESSION_METRIC_COLUMNS = ("mse", "rmse")
 
 #: The command that produces a results folder; named in the error for a missing one.
@@ -123,7 +123,7 @@ _DEFINITIONS = {
 
 
 def metric_definitions_section() -> str:
-    return "\n".join(["## Metrics", "", "Definitions (`deepdistill/metrics.py` has the formulas in full):", "",
+    return "\n".join(["## Metrics", "", "Definitions (`deepdistill/core/metrics.py` has the formulas in full):", "",
                       markdown_table(_DEFINITIONS)])
 
 

@@ -5,7 +5,7 @@
 or any folder holding result tables and run folders. The report holds, in order:
 
 1. every per-generation table under ``DIR`` (a ``*.csv`` with a ``generation`` column and a metric
-   column of :func:`deepdistill.metrics.summarize`: ``ece``, ``test_ece`` or the roll-up's
+   column of :func:`deepdistill.core.metrics.summarize`: ``ece``, ``test_ece`` or the roll-up's
    ``test_ece_mean``/``test_ece_sd``); with run records but no roll-up, the roll-up of the records.
    Rows are grouped by (data set, model, method, ``gt_weight``) and sorted; generation 0 of a method
    with a teacher, which every ``gt_weight`` of the method shares (it trains on the labels alone),
@@ -27,9 +27,9 @@ from typing import Callable
 
 import numpy as np
 
-from deepdistill.config import METHODS
-from deepdistill.io import atomic_write_text
-from deepdistill.results import rollup_rows
+from deepdistill.core.config import METHODS
+from deepdistill.core.io import atomic_write_text
+from deepdistill.engine.results import rollup_rows
 
 from .figures.deep import DEEP_FIGURES, METHOD_LABELS
 from .figures.spec import MissingRunsError, read_csv
@@ -52,7 +52,7 @@ def _metric_column(name: str):
     """``(split, metric, stat)`` if ``name`` is a metric column, else None.
 
     Accepted names: ``ece`` (a per-generation record), ``test_ece`` (a split) and ``test_ece_mean`` /
-    ``test_ece_sd`` (deepdistill's roll-up over seeds, ``deepdistill.results.rollup_rows``).
+    ``test_ece_sd`` (deepdistill's roll-up over seeds, ``deepdistill.engine.results.rollup_rows``).
     """
     stat = None
     for suffix in ("_mean", "_sd"):

@@ -34,10 +34,10 @@ import time
 import torch
 import torch.nn.functional as F
 
-from deepdistill.config import AMP_MODES, DEVICES, TrainConfig
-from deepdistill.data import load_dataset
-from deepdistill.models import build_model
-from deepdistill.train import load_run_data, resolve_device, train_generation
+from deepdistill.core.config import AMP_MODES, DEVICES, TrainConfig
+from deepdistill.core.data import load_dataset
+from deepdistill.core.models import build_model
+from deepdistill.engine.train import load_run_data, resolve_device, train_generation
 
 
 def _sync(device):

@@ -37,7 +37,7 @@ def _timed(fn) -> float:
 def _local_sweep(configs, out_dir, threads: int | None) -> None:
     import torch
 
-    from deepdistill.sweep import run_sweep
+    from deepdistill.drivers.sweep import run_sweep
 
     saved = torch.get_num_threads()
     if threads is not None:
@@ -52,7 +52,7 @@ def _local_sweep(configs, out_dir, threads: int | None) -> None:
 def _ray_serial_sweep(configs, out_dir) -> None:
     # One run at a time: the same serial work as the local backend on one thread (Ray's tasks run
     # torch on one thread: OMP_NUM_THREADS = the task's 1 CPU), so the difference is the per-task cost.
-    from deepdistill.ray_backend import run_sweep_ray
+    from deepdistill.drivers.ray_backend import run_sweep_ray
 
     for cfg in configs:
         run_sweep_ray([cfg], out_dir, num_cpus_per_task=1, progress=False)
@@ -60,7 +60,7 @@ def _ray_serial_sweep(configs, out_dir) -> None:
 
 def _warm_worker():
     # What each new worker pays once: the imports of a generation task (ray_backend imports train).
-    import deepdistill.ray_backend  # noqa: F401
+    import deepdistill.drivers.ray_backend  # noqa: F401
 
     return os.getpid()
 
@@ -83,7 +83,7 @@ def main(argv=None) -> int:
 
     import torch
 
-    from deepdistill.sweep import expand_grid
+    from deepdistill.drivers.sweep import expand_grid
 
     base = dict(dataset="digits", model="mlp", model_kwargs={"hidden": 64, "depth": 1}, n_train=1000,
                 epochs=args.epochs, batch_size=32, lr=1e-2, device="cpu")
@@ -93,7 +93,7 @@ def main(argv=None) -> int:
 
     import ray
 
-    from deepdistill.ray_backend import run_sweep_ray
+    from deepdistill.drivers.ray_backend import run_sweep_ray
 
     pythonpath = os.pathsep.join(p for p in (REPO, os.environ.get("PYTHONPATH")) if p)
     t0 = time.perf_counter()

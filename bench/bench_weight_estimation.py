@@ -37,7 +37,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from deepdistill.weight_estimation import DEFAULT_GRID, estimate_gt_weight  # noqa: E402
+from deepdistill.studies.weight_estimation import DEFAULT_GRID, estimate_gt_weight  # noqa: E402
 
 ESTIMATORS = ("two_run", "two_run_student", "kernel_features", "one_shot_features", "kernel_ntk", "one_shot_ntk")
 
@@ -55,7 +55,7 @@ QUICK = {"epochs": 1, "n_train": 300}
 QUICK_GRID = (0.0, 0.5, 1.0)
 
 
-from deepdistill.results import mean_sd as _mean_sd  # noqa: E402  (one implementation of the roll-up's rule)
+from deepdistill.engine.results import mean_sd as _mean_sd  # noqa: E402  (one implementation of the roll-up's rule)
 
 
 def diagnostics(result: dict) -> str:

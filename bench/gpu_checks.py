@@ -34,7 +34,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))   # run from a checkout without installing
 
-from deepdistill.io import atomic_write_text  # noqa: E402
+from deepdistill.core.io import atomic_write_text  # noqa: E402
 
 TAIL = 12_000          # characters of each step's output kept in the summary
 

@@ -8,7 +8,7 @@
     python -m deepdistill estimate-weight ... --no-grid            # the cheap estimates only
     python -m deepdistill estimate-weight ... --allow-any-weight   # unconstrained weights ([DPR26])
 
-Every :class:`~deepdistill.config.TrainConfig` field is an option (``--field-name``), built from the
+Every :class:`~deepdistill.core.config.TrainConfig` field is an option (``--field-name``), built from the
 field itself: its default, its help text and its choices come from the dataclass (the one place they
 are written), its type from the annotation. The sweep takes lists for its grid axes. Every subcommand
 lives in this module.
@@ -22,14 +22,14 @@ import sys
 import typing
 from pathlib import Path
 
-from deepdistill.claims import DEFAULT_STALE_AFTER
-from deepdistill.config import TrainConfig, field_choices, field_help
-from deepdistill.io import ensure_writable_dir
-from deepdistill.local_runner import default_jobs
-from deepdistill.results import collect_records, write_rollup_csv
-from deepdistill.sweep import BACKENDS, expand_grid, parse_shard, run_sweep, select_shard
-from deepdistill.train import train_run
-from deepdistill.weight_estimation import DEFAULT_ESTIMATORS, DEFAULT_GRID, ESTIMATORS, estimate_gt_weight
+from deepdistill.engine.claims import DEFAULT_STALE_AFTER
+from deepdistill.core.config import TrainConfig, field_choices, field_help
+from deepdistill.core.io import ensure_writable_dir
+from deepdistill.drivers.local_runner import default_jobs
+from deepdistill.engine.results import collect_records, write_rollup_csv
+from deepdistill.drivers.sweep import BACKENDS, expand_grid, parse_shard, run_sweep, select_shard
+from deepdistill.engine.train import train_run
+from deepdistill.studies.weight_estimation import DEFAULT_ESTIMATORS, DEFAULT_GRID, ESTIMATORS, estimate_gt_weight
 
 __all__ = ["main", "build_parser", "config_fields"]
 

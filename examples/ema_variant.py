@@ -3,7 +3,7 @@
 [ZS20]'s code builds the EMA network from a separately initialised network (never a copy of the
 model), averages its parameters only, and predicts with it in train mode (BatchNorm on the batch's
 statistics); the toolkit's default starts the EMA as a copy of the model, averages BatchNorm's
-running statistics too and predicts in eval mode (``deepdistill/ema.py``, ``docs/theory.md`` section 4).
+running statistics too and predicts in eval mode (``deepdistill/core/ema.py``, ``docs/theory.md`` section 4).
 The difference can only show in a network with BatchNorm, so this runs a CIFAR-style ResNet-18 of
 reduced width on scikit-learn's bundled 8x8 digits with 20% symmetric label noise: Beta smoothing
 with each variant and plain cross-entropy for reference, several seeds, the same seeds for each (so
@@ -27,8 +27,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from deepdistill.results import mean_sd  # noqa: E402
-from deepdistill.sweep import expand_grid, run_sweep  # noqa: E402
+from deepdistill.engine.results import mean_sd  # noqa: E402
+from deepdistill.drivers.sweep import expand_grid, run_sweep  # noqa: E402
 
 CPU = dict(dataset="digits", data_options={"flat": False}, model="resnet18", model_kwargs={"width": 16},
            label_noise=0.2, epochs=12, batch_size=64, optimizer="sgd", lr=0.05, momentum=0.9, weight_decay=5e-4,

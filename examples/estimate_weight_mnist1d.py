@@ -26,9 +26,9 @@ from torch.utils.data import DataLoader
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from deepdistill import estimate_gt_weight, estimate_gt_weight_for_model, make_train_fn  # noqa: E402
-from deepdistill.data import load_dataset  # noqa: E402
-from deepdistill.models import build_model  # noqa: E402
-from deepdistill.weight_estimation import DEFAULT_GRID  # noqa: E402
+from deepdistill.core.data import load_dataset  # noqa: E402
+from deepdistill.core.models import build_model  # noqa: E402
+from deepdistill.studies.weight_estimation import DEFAULT_GRID  # noqa: E402
 
 
 def main(argv=None) -> int:

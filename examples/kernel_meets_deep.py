@@ -25,7 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from deepdistill.bridge import format_must_shows, run_bridge_study  # noqa: E402
+from deepdistill.studies.bridge import format_must_shows, run_bridge_study  # noqa: E402
 
 
 def _print_exact(e: dict) -> None:

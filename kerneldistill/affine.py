@@ -11,7 +11,7 @@ so against reference values ``r`` the squared error ``||f_alpha - r||^2`` is a c
     alpha* = <D, E> / ||D||^2,      E = r - f_0
 
 :class:`kerneldistill.optimal.StepQuadratic` (closed-form criteria of the kernel student) and
-:func:`deepdistill.weight_estimators.affine_optimal_weight` (two trained networks) both take their
+:func:`deepdistill.studies.weight_estimators.affine_optimal_weight` (two trained networks) both take their
 optimum from :func:`affine_vertex`, so the vertex and the rule for a degenerate path live here once.
 """
 from __future__ import annotations

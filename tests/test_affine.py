@@ -3,7 +3,7 @@ kernel and deep callers agreeing because they share it."""
 import numpy as np
 import pytest
 
-from deepdistill.weight_estimators import affine_optimal_weight
+from deepdistill.studies.weight_estimators import affine_optimal_weight
 from kerneldistill.affine import DEGENERATE_RTOL, affine_vertex
 from kerneldistill.optimal import StepQuadratic
 

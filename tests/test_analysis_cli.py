@@ -138,7 +138,7 @@ def _fake_record(seed, method, gens, gt=0.5):
 
 
 def test_report_on_results_groups_sorts_and_formats_its_tables(tmp_path, toy_registry):
-    from deepdistill.results import write_rollup_csv
+    from deepdistill.engine.results import write_rollup_csv
 
     results = tmp_path / "results"
     write_csv(results / "single" / "generations.csv", {"generation": [1, 0], "accuracy": [0.625, 0.5], "ece": [0.05, 0.1]})

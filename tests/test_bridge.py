@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from deepdistill import bridge
-from deepdistill.bridge import BridgePreset, get_preset, log_log_slope, refine_grid_argmin, run_bridge_study
+from deepdistill.studies import bridge
+from deepdistill.studies.bridge import BridgePreset, get_preset, log_log_slope, refine_grid_argmin, run_bridge_study
 
 TINY = BridgePreset(name="tiny", n_train=16, n_val=8, n_test=20, exact_width=16, exact_n_train=8, exact_steps=3,
                     widths=(16, 64), seeds=(0,), width_steps=2, grid=(0.0, 2.0, 4.0, 6.0), standard_widths=(8,),
@@ -107,9 +107,9 @@ def test_a_finished_study_is_read_back_not_recomputed(tiny_study, monkeypatch):
 def test_part_a_on_cuda_matches_the_cpu():
     if not torch.cuda.is_available():
         pytest.skip("needs a CUDA device")
-    from deepdistill.lazy import full_batch_self_distillation
-    from deepdistill.linearize import linearize
-    from deepdistill.regression import sine
+    from deepdistill.engine.lazy import full_batch_self_distillation
+    from deepdistill.core.linearize import linearize
+    from deepdistill.core.regression import sine
 
     gpu = bridge.measure_exact(TINY, device="cuda")
     assert gpu["max_relative_difference"] <= gpu["threshold"]

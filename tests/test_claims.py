@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from deepdistill.claims import ClaimLostError, Claim, Holder, read_holder, try_claim
-from deepdistill.runs import checkpoint_path, claim_path, partial_path
-from deepdistill.train import GenerationBusy, train_run
+from deepdistill.engine.claims import ClaimLostError, Claim, Holder, read_holder, try_claim
+from deepdistill.engine.runs import checkpoint_path, claim_path, partial_path
+from deepdistill.engine.train import GenerationBusy, train_run
 
 ROOT = Path(__file__).resolve().parents[1]
 # Small and slow enough per epoch (batch 16) that a subprocess is caught in the middle of generation 0.

@@ -10,10 +10,10 @@ import sys
 import pytest
 
 from deepdistill import cli
-from deepdistill.config import TrainConfig
-from deepdistill.runs import RECORD_FILE, run_dir_for
-from deepdistill.sweep import expand_grid, parse_shard, run_sweep, select_shard
-from deepdistill.train import run_one
+from deepdistill.core.config import TrainConfig
+from deepdistill.engine.runs import RECORD_FILE, run_dir_for
+from deepdistill.drivers.sweep import expand_grid, parse_shard, run_sweep, select_shard
+from deepdistill.engine.train import run_one
 
 TINY_ARGS = ["--dataset", "digits", "--model", "mlp", "--model-kwargs", '{"hidden": 16, "depth": 1}', "--n-train", "300",
              "--epochs", "1", "--batch-size", "64", "--lr", "0.01", "--device", "cpu"]
@@ -27,8 +27,8 @@ def test_help_runs_and_shows_every_option_with_its_default(capsys):
     assert "(default: mnist1d)" in out and "(default: sd_kd)" in out
     # Help and choices come from the fields themselves: every field has a help text; a field with
     # choices offers exactly its registry (a model registered later would be offered too).
-    from deepdistill.config import field_choices, field_help
-    from deepdistill.models import MODELS
+    from deepdistill.core.config import field_choices, field_help
+    from deepdistill.core.models import MODELS
     assert all(field_help(f.name) for f in dataclasses.fields(TrainConfig))
     assert field_choices("model") == sorted(MODELS) and "{cnn1d,linear,mlp,ntk_mlp,resnet18}" in out
     with pytest.raises(SystemExit) as exit_info:                    # in-process: one interpreter start is enough
@@ -100,17 +100,17 @@ def test_sweep_skips_finished_runs_on_restart(tmp_path, capsys):
 
 
 def test_run_one_returns_a_finished_record_without_training(tmp_path, monkeypatch):
-    import deepdistill.local_runner
-    import deepdistill.train
+    import deepdistill.drivers.local_runner
+    import deepdistill.engine.train
 
     cfg = expand_grid({"dataset": "digits", "model": "mlp", "epochs": 1, "n_train": 300, "device": "cpu",
                        "model_kwargs": {"hidden": 8, "depth": 1}}, methods=["ce"], generations=[1])[0]
     # One record read and one validation (the run folder's config) per run, however the run is reached.
     reads, validations = [], []
-    inspect_record, read_record, validate = (deepdistill.train.inspect_record, deepdistill.local_runner.read_record,
+    inspect_record, read_record, validate = (deepdistill.engine.train.inspect_record, deepdistill.drivers.local_runner.read_record,
                                              TrainConfig._validate)
-    monkeypatch.setattr(deepdistill.train, "inspect_record", lambda path: reads.append(path) or inspect_record(path))
-    monkeypatch.setattr(deepdistill.local_runner, "read_record", lambda path: reads.append(path) or read_record(path))
+    monkeypatch.setattr(deepdistill.engine.train, "inspect_record", lambda path: reads.append(path) or inspect_record(path))
+    monkeypatch.setattr(deepdistill.drivers.local_runner, "read_record", lambda path: reads.append(path) or read_record(path))
     monkeypatch.setattr(TrainConfig, "_validate", lambda self: validations.append(1) or validate(self))
     first = run_one(cfg, tmp_path)
     assert (run_dir_for(cfg, tmp_path) / RECORD_FILE).exists()
@@ -119,7 +119,7 @@ def test_run_one_returns_a_finished_record_without_training(tmp_path, monkeypatc
     def fail(*args, **kwargs):
         raise AssertionError("a finished run was trained again")
 
-    monkeypatch.setattr(deepdistill.train, "_train_run", fail)
+    monkeypatch.setattr(deepdistill.engine.train, "_train_run", fail)
     assert run_one(cfg, tmp_path) == first
     assert run_sweep([cfg], tmp_path) == [first]
     assert len(reads) == 3 and len(validations) == 1

@@ -9,7 +9,7 @@ import pytest
 import torch
 from scipy import stats
 
-from deepdistill.data import (CIFAR_STATS, DATASETS, add_label_noise, gaussian_mixture_bayes_rate,
+from deepdistill.core.data import (CIFAR_STATS, DATASETS, add_label_noise, gaussian_mixture_bayes_rate,
                               load_dataset, random_crop_flip)
 
 

@@ -13,7 +13,7 @@ import math
 import numpy as np
 import pytest
 
-from deepdistill import metrics
+from deepdistill.core import metrics
 from analysis.figures import FIGURES, run_figure
 from analysis.figures import deep
 from analysis.figures.spec import read_csv
@@ -30,7 +30,7 @@ def produced(tmp_path_factory):
 
 
 def _records(out, configs):
-    from deepdistill.runs import read_record, run_dir_for
+    from deepdistill.engine.runs import read_record, run_dir_for
 
     return [read_record(run_dir_for(c, deep.runs_dir(out)) / "record.json") for c in configs]
 
@@ -55,12 +55,12 @@ def test_figures_share_one_sweep_and_a_rerun_trains_nothing(produced, monkeypatc
     assert all((p / "record.json").is_file() for p in runs)
     assert (deep.runs_dir(out) / "rollup.csv").is_file()
 
-    import deepdistill.train
+    import deepdistill.engine.train
 
     def refuse(*args, **kwargs):
         raise AssertionError("a finished run was retrained")
 
-    monkeypatch.setattr(deepdistill.train, "train_generation", refuse)
+    monkeypatch.setattr(deepdistill.engine.train, "train_generation", refuse)
     for name in ("deep_generations", "deep_stability"):
         deep.DEEP_FIGURES[name].data(out, True)
 
@@ -90,7 +90,7 @@ def test_generations_table_has_one_row_per_method_generation_seed(produced):
 
 def test_checkpoint_predictions_reproduce_the_record(produced):
     # The figures recompute predictions from checkpoints on data they load themselves; if that drifted
-    # from what deepdistill.train evaluated (another split, another model), these would differ.
+    # from what deepdistill.engine.train evaluated (another split, another model), these would differ.
     out, _ = produced
     records = _records(out, deep.comparison_configs(PRESET))
     for rec in (r for r in records if r["config"]["method"] in ("ls", "sd_kd")):
@@ -107,7 +107,7 @@ def test_checkpoint_predictions_reproduce_the_record(produced):
 def test_diversity_table_pairs_each_teacher_with_its_student(produced):
     out, paths = produced
     cols = read_csv(paths["deep_diversity"][0])
-    from deepdistill.config import METHODS
+    from deepdistill.core.config import METHODS
 
     teachers = [m for m in PRESET.methods if METHODS[m].uses_teacher]
     assert set(cols["method"].tolist()) == set(teachers)
@@ -169,7 +169,7 @@ def test_reliability_table_matches_ece_and_pooled_counts(produced):
         lower, upper, conf = cols["lower"][m][filled], cols["upper"][m][filled], cols["confidence"][m][filled]
         assert np.all((conf >= lower - 1e-12) & (conf <= upper + 1e-12))   # each bin's mean lies in the bin
         # The ECE recomputed independently of the figure's code: the test predictions of every seed's
-        # checkpoint pooled, then deepdistill.metrics.ece with the preset's bins.
+        # checkpoint pooled, then deepdistill.core.metrics.ece with the preset's bins.
         recs = [r for r in records if r["config"]["method"] == method]
         assert len(recs) == len(PRESET.seeds)
         probs, labels = zip(*(deep.generation_probs(*deep.load_generation(r, shown[method], out), "test")
@@ -254,7 +254,7 @@ def test_report_embeds_every_figure_and_the_tables(produced):
 
 
 def test_full_preset_is_a_valid_paper_sized_sweep():
-    from deepdistill.config import TrainConfig
+    from deepdistill.core.config import TrainConfig
 
     full = deep.PRESETS["full"]
     comparison, grid = deep.comparison_configs(full), deep.gt_weight_configs(full)

@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from deepdistill.models import MODELS, build_model
+from deepdistill.core.models import MODELS, build_model
 
 CASES = [
     # name, input_shape, kwargs, feature width

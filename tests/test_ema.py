@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from deepdistill.config import TrainConfig
-from deepdistill.ema import EMA
-from deepdistill.train import train_run
+from deepdistill.core.config import TrainConfig
+from deepdistill.core.ema import EMA
+from deepdistill.engine.train import train_run
 
 
 # Tiny networks on a shared 2-core machine: one intra-op thread is several times faster than two.

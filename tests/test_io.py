@@ -8,7 +8,7 @@ import pytest
 
 from analysis.figures.spec import write_csv, write_npz
 from analysis.plotting import new_figure, save_figure
-from deepdistill.io import atomic_torch_save, atomic_write, atomic_write_json
+from deepdistill.core.io import atomic_torch_save, atomic_write, atomic_write_json
 
 
 @pytest.fixture(params=[0o022, 0o077, 0o002])

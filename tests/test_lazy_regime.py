@@ -7,10 +7,10 @@ import pytest
 import torch
 import torch.nn as nn
 
-from deepdistill.lazy import fit_full_batch, full_batch_self_distillation
-from deepdistill.linearize import linearize
-from deepdistill.ntk import NTKMLP
-from deepdistill.weight_estimators import empirical_ntk_gram
+from deepdistill.engine.lazy import fit_full_batch, full_batch_self_distillation
+from deepdistill.core.linearize import linearize
+from deepdistill.core.ntk import NTKMLP
+from deepdistill.studies.weight_estimators import empirical_ntk_gram
 from kerneldistill import KernelDistiller
 
 

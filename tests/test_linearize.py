@@ -4,8 +4,8 @@ import torch
 import torch.nn as nn
 from torch.func import functional_call, jacrev
 
-from deepdistill.linearize import CenteredModel, linearize
-from deepdistill.ntk import NTKMLP
+from deepdistill.core.linearize import CenteredModel, linearize
+from deepdistill.core.ntk import NTKMLP
 
 TOL = dict(rtol=1e-12, atol=1e-12)   # float64, a handful of products
 

@@ -8,8 +8,8 @@ import torch
 import torch.nn.functional as F
 from scipy import stats
 
-from deepdistill import losses as L
-from deepdistill.ema import EMA, ema_decay
+from deepdistill.core import losses as L
+from deepdistill.core.ema import EMA, ema_decay
 
 # Two examples, three classes. float64 so that the hand values can be matched tightly.
 S = [[1.0, 2.0, 0.0], [0.5, -1.0, 0.0]]       # student logits

@@ -1,4 +1,4 @@
-"""deepdistill.metrics: vectorised metrics vs plain Python loops, hand values, torchmetrics, geometry."""
+"""deepdistill.core.metrics: vectorised metrics vs plain Python loops, hand values, torchmetrics, geometry."""
 import math
 
 import numpy as np
@@ -7,9 +7,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from deepdistill import metrics as M
-
-
+from deepdistill.core import metrics as M
 def random_probs(n, k, seed, scale=2.0):
     rng = np.random.default_rng(seed)
     logits = scale * rng.standard_normal((n, k))

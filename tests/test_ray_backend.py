@@ -23,9 +23,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from deepdistill.results import collect_records
-from deepdistill.runs import checkpoint_path, generation_cache_dir, partial_path, prefix_dir, read_record, run_dir_for
-from deepdistill.sweep import expand_grid, run_sweep
+from deepdistill.engine.results import collect_records
+from deepdistill.engine.runs import checkpoint_path, generation_cache_dir, partial_path, prefix_dir, read_record, run_dir_for
+from deepdistill.drivers.sweep import expand_grid, run_sweep
 
 TINY = dict(dataset="digits", model="mlp", model_kwargs={"hidden": 32, "depth": 1}, n_train=400, epochs=2,
             batch_size=64, lr=1e-2, device="cpu")
@@ -76,7 +76,7 @@ def _assert_one_complete_record_per_run(configs, out_dir: Path) -> None:
 # ------------------------------------------------------------------------------------------------
 
 def test_without_ray_the_backend_fails_at_once_naming_the_extra(monkeypatch, tmp_path):
-    from deepdistill.ray_backend import run_sweep_ray
+    from deepdistill.drivers.ray_backend import run_sweep_ray
 
     monkeypatch.setitem(sys.modules, "ray", None)        # `import ray` now raises ImportError
     with pytest.raises(ImportError, match=r'pip install "\.\[cluster\]"'):
@@ -86,7 +86,7 @@ def test_without_ray_the_backend_fails_at_once_naming_the_extra(monkeypatch, tmp
 
 def test_one_generation_per_call_leaves_no_record_until_the_last(tmp_path, one_thread):
     # What each Ray task does (train_run through one generation), here without Ray.
-    from deepdistill.train import train_run
+    from deepdistill.engine.train import train_run
 
     cfg = expand_grid(TINY, methods=["sd_kd"], generations=[3], seeds=[0])[0]
     run_dir = tmp_path / "chain"
@@ -107,7 +107,7 @@ def test_one_generation_per_call_leaves_no_record_until_the_last(tmp_path, one_t
 
 def test_ray_and_local_backends_give_the_same_records_and_rollup(tmp_path, one_thread):
     ray = pytest.importorskip("ray")
-    from deepdistill.ray_backend import run_sweep_ray
+    from deepdistill.drivers.ray_backend import run_sweep_ray
 
     if ray.is_initialized():
         pytest.skip("this test checks that the backend starts and stops its own instance")
@@ -154,8 +154,8 @@ def _task_processes(name: str) -> list[int]:
 
 
 def test_a_worker_killed_mid_generation_is_retried_and_nothing_is_lost(ray_instance, tmp_path, one_thread):
-    from deepdistill.ray_backend import run_sweep_ray
-    from deepdistill.train import train_run
+    from deepdistill.drivers.ray_backend import run_sweep_ray
+    from deepdistill.engine.train import train_run
 
     # Long enough epochs (~0.1 s) to catch the task between its first checkpoint and its end.
     cfg = expand_grid(dict(TINY, n_train=1200, model_kwargs={"hidden": 64, "depth": 1}, epochs=10, batch_size=16),
@@ -198,8 +198,8 @@ def test_a_worker_killed_mid_generation_is_retried_and_nothing_is_lost(ray_insta
 
 
 def test_a_restarted_sweep_trains_only_what_is_missing(ray_instance, tmp_path, one_thread):
-    from deepdistill.ray_backend import run_sweep_ray
-    from deepdistill.train import train_run
+    from deepdistill.drivers.ray_backend import run_sweep_ray
+    from deepdistill.engine.train import train_run
 
     configs = expand_grid(TINY, methods=["sd_kd"], gt_weights=[0.3, 0.7], generations=[2], seeds=[0, 1])
     out = tmp_path / "sweep"
@@ -237,8 +237,8 @@ def test_a_restarted_sweep_trains_only_what_is_missing(ray_instance, tmp_path, o
 
 
 def test_a_failing_run_does_not_stop_the_others_and_is_named(ray_instance, tmp_path):
-    from deepdistill.io import atomic_write_json
-    from deepdistill.ray_backend import run_sweep_ray
+    from deepdistill.core.io import atomic_write_json
+    from deepdistill.drivers.ray_backend import run_sweep_ray
 
     configs = expand_grid(dict(TINY, epochs=1), methods=["ce"], generations=[1], seeds=[0, 1])
     out = tmp_path / "sweep"
@@ -261,7 +261,7 @@ def test_a_failing_run_does_not_stop_the_others_and_is_named(ray_instance, tmp_p
 ])
 def test_bad_resources_are_refused_before_ray_starts(tmp_path, kwargs, match):
     ray = pytest.importorskip("ray")
-    from deepdistill.ray_backend import run_sweep_ray
+    from deepdistill.drivers.ray_backend import run_sweep_ray
 
     was_running = ray.is_initialized()
     with pytest.raises(ValueError, match=match):
@@ -272,7 +272,7 @@ def test_bad_resources_are_refused_before_ray_starts(tmp_path, kwargs, match):
 @pytest.mark.parametrize("device, gpus", [("cuda", 0), ("cpu", 0.25)])
 def test_a_device_that_contradicts_the_gpus_per_task_is_refused(tmp_path, device, gpus):
     pytest.importorskip("ray")
-    from deepdistill.ray_backend import run_sweep_ray
+    from deepdistill.drivers.ray_backend import run_sweep_ray
 
     with pytest.raises(ValueError, match=rf"num_gpus_per_task.*device='{device}'|device='{device}'.*num_gpus_per_task"):
         run_sweep_ray(expand_grid(dict(TINY, device=device), methods=["ce"], generations=[1]), tmp_path,

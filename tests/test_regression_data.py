@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from deepdistill.regression import REGRESSION_DATASETS, ba_toy, sine, sine_truth
+from deepdistill.core.regression import REGRESSION_DATASETS, ba_toy, sine, sine_truth
 from kerneldistill.toy import TOY_X, TOY_Y
 
 

@@ -7,13 +7,13 @@ import pytest
 import torch
 
 from deepdistill import cli
-from deepdistill.config import TrainConfig
-from deepdistill.data import TASKS, dataset_task, load_dataset
-from deepdistill.metrics import headline_metric, summarize_regression
-from deepdistill.regression import sine, sine_truth
-from deepdistill.runs import load_generation
-from deepdistill.sweep import run_sweep
-from deepdistill.train import load_run_data, predict_logits, train_run
+from deepdistill.core.config import TrainConfig
+from deepdistill.core.data import TASKS, dataset_task, load_dataset
+from deepdistill.core.metrics import headline_metric, summarize_regression
+from deepdistill.core.regression import sine, sine_truth
+from deepdistill.engine.runs import load_generation
+from deepdistill.drivers.sweep import run_sweep
+from deepdistill.engine.train import load_run_data, predict_logits, train_run
 
 TINY = dict(dataset="sine", method="sd_reg", model="ntk_mlp", model_kwargs={"width": 32}, generations=2, gt_weight=0.5,
             epochs=4, batch_size=16, lr=0.01, device="cpu", n_train=64, val_fraction=0.25)

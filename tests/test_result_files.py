@@ -16,11 +16,11 @@ import os
 import pytest
 
 from deepdistill import cli
-from deepdistill.data import load_dataset
-from deepdistill.io import OutDirError, ensure_writable_dir
-from deepdistill.runs import CorruptFileError, partial_path, read_record, run_dir_for
-from deepdistill.sweep import expand_grid, run_sweep
-from deepdistill.train import train_run
+from deepdistill.core.data import load_dataset
+from deepdistill.core.io import OutDirError, ensure_writable_dir
+from deepdistill.engine.runs import CorruptFileError, partial_path, read_record, run_dir_for
+from deepdistill.drivers.sweep import expand_grid, run_sweep
+from deepdistill.engine.train import train_run
 
 TINY = dict(dataset="digits", model="mlp", model_kwargs={"hidden": 16, "depth": 1}, n_train=300, epochs=3,
             batch_size=64, lr=1e-2, device="cpu", method="sd_kd", generations=2)
@@ -94,12 +94,12 @@ def test_output_folder_problems_are_one_line_errors(tmp_path, capsys, monkeypatc
     read_only.mkdir()
     if os.geteuid() == 0:
         # root writes anywhere: make the probe fail as a read-only folder makes it fail for everyone else.
-        import deepdistill.io
+        import deepdistill.core.io
 
         def refuse(target):
             raise PermissionError(13, "Permission denied", str(target))
 
-        monkeypatch.setattr(deepdistill.io, "_open_temp", refuse)
+        monkeypatch.setattr(deepdistill.core.io, "_open_temp", refuse)
     else:
         read_only.chmod(0o500)
     with pytest.raises(OutDirError, match=r"`out_dir` '.*read_only' is not writable: Permission denied"):

@@ -8,9 +8,9 @@ import math
 import numpy as np
 import pytest
 
-from deepdistill.config import TrainConfig
-from deepdistill.io import atomic_write, atomic_write_json, read_json, to_jsonable
-from deepdistill.results import SCHEMA, collect_records, make_record, read_record, rollup_rows, write_rollup_csv
+from deepdistill.core.config import TrainConfig
+from deepdistill.core.io import atomic_write, atomic_write_json, read_json, to_jsonable
+from deepdistill.engine.results import SCHEMA, collect_records, make_record, read_record, rollup_rows, write_rollup_csv
 
 METRICS = ("accuracy", "nll", "ece", "brier", "entropy", "diversity")
 
@@ -35,8 +35,8 @@ def _synthetic_records(seeds=(0, 1, 2), methods=("sd_kd", "sd_zs"), generations=
 
 
 def test_record_of_a_real_run_is_complete(tmp_path):
-    from deepdistill.metrics import summarize
-    from deepdistill.train import train_run
+    from deepdistill.core.metrics import summarize
+    from deepdistill.engine.train import train_run
 
     cfg = dict(dataset="digits", model="mlp", model_kwargs={"hidden": 16, "depth": 1}, n_train=300, epochs=2,
                generations=2, method="sd_kd", device="cpu", seed=3, out_dir=str(tmp_path / "run"))
@@ -141,7 +141,7 @@ def test_to_jsonable_writes_non_finite_as_null():
 
 
 def test_knobs_a_method_never_reads_do_not_split_its_runs(tmp_path):
-    from deepdistill.train import train_run
+    from deepdistill.engine.train import train_run
 
     # sd_kd reads neither label smoothing nor beta_a: same run id, and the folder accepts either.
     a = TrainConfig(method="sd_kd", smoothing=0.1, beta_a=3.0)

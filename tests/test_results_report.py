@@ -10,10 +10,10 @@ import shutil
 import pytest
 
 import analysis.figures.deep as deep
-import deepdistill.train as train
+import deepdistill.engine.train as train
 from analysis.__main__ import main
 from analysis.figures.spec import read_csv
-from deepdistill.sweep import expand_grid, run_sweep
+from deepdistill.drivers.sweep import expand_grid, run_sweep
 
 
 # Tiny networks on a shared 2-core machine: one intra-op thread is several times faster than two.

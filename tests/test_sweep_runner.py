@@ -23,10 +23,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from deepdistill.config import TrainConfig
-from deepdistill.runs import checkpoint_path, prefix_dir, read_record, run_dir_for
-from deepdistill.sweep import expand_grid, run_sweep
-from deepdistill.train import train_run
+from deepdistill.core.config import TrainConfig
+from deepdistill.engine.runs import checkpoint_path, prefix_dir, read_record, run_dir_for
+from deepdistill.drivers.sweep import expand_grid, run_sweep
+from deepdistill.engine.train import train_run
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = dict(dataset="digits", model="mlp", model_kwargs={"hidden": 16, "depth": 1}, n_train=300, epochs=2,

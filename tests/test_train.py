@@ -11,8 +11,8 @@ import math
 import pytest
 import torch
 
-from deepdistill.config import METHODS, TrainConfig, derive_seed
-from deepdistill.train import ConfigMismatchError, NonFiniteLossError, predict_logits, train_run
+from deepdistill.core.config import METHODS, TrainConfig, derive_seed
+from deepdistill.engine.train import ConfigMismatchError, NonFiniteLossError, predict_logits, train_run
 
 TINY = dict(dataset="digits", model="mlp", model_kwargs={"hidden": 32, "depth": 1}, n_train=400, epochs=3,
             batch_size=64, lr=1e-2, device="cpu")
@@ -109,8 +109,8 @@ def test_selection_rule_picks_the_stated_epoch(tmp_path, selection):
 # ------------------------------------------------------------------------------------------------
 
 def test_cached_teacher_logits_equal_recomputed_ones(tmp_path):
-    from deepdistill.data import load_dataset
-    from deepdistill.models import build_model
+    from deepdistill.core.data import load_dataset
+    from deepdistill.core.models import build_model
 
     splits = load_dataset("digits", n_train=400)
     x, _ = splits.train.tensors

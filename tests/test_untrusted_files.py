@@ -15,10 +15,10 @@ import numpy as np
 import pytest
 import torch
 
-from deepdistill.config import TrainConfig
-from deepdistill.data import load_dataset
-from deepdistill.runs import RECORD_FILE, CorruptFileError, checkpoint_path, load_checkpoint, prefix_dir, run_dir_for
-from deepdistill.sweep import expand_grid, run_sweep
+from deepdistill.core.config import TrainConfig
+from deepdistill.core.data import load_dataset
+from deepdistill.engine.runs import RECORD_FILE, CorruptFileError, checkpoint_path, load_checkpoint, prefix_dir, run_dir_for
+from deepdistill.drivers.sweep import expand_grid, run_sweep
 
 TINY = dict(dataset="digits", model="mlp", model_kwargs={"hidden": 8, "depth": 1}, n_train=200, epochs=1,
             batch_size=64, lr=1e-2, device="cpu")
@@ -81,7 +81,7 @@ def test_checkpoints_the_loop_writes_load_under_the_restricted_unpickler(tmp_pat
     # Everything the training loop stores must pass weights_only=True, or every resume would be refused.
     config = TrainConfig(**{**TINY, "epochs": 2}, method="sd_kd", gt_weight=0.5, generations=2, checkpoint_every=1,
                          out_dir=str(tmp_path / "run"))
-    from deepdistill.train import train_run
+    from deepdistill.engine.train import train_run
     train_run(config)
     for g in range(2):
         state = torch.load(checkpoint_path(tmp_path / "run", g), weights_only=True)

@@ -15,8 +15,8 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from deepdistill import (EstimatorResult, WeightEstimate, estimate_gt_weight, estimate_gt_weight_for_model,
                          make_train_fn)
-from deepdistill.io import to_jsonable
-from deepdistill.metrics import softmax, summarize
+from deepdistill.core.io import to_jsonable
+from deepdistill.core.metrics import softmax, summarize
 
 
 # Tiny networks on a shared 2-core machine: one intra-op thread is several times faster than two.
@@ -95,10 +95,10 @@ def test_a_users_script_gets_a_reproducible_student(digits_loaders, tmp_path):
 
 
 def test_make_train_fn_is_the_toolkit_loop_seeded_per_call(digits_loaders, tmp_path):
-    from deepdistill.data import load_dataset
-    from deepdistill.models import build_model
-    from deepdistill.runs import load_generation
-    from deepdistill.train import train_run
+    from deepdistill.core.data import load_dataset
+    from deepdistill.core.models import build_model
+    from deepdistill.engine.runs import load_generation
+    from deepdistill.engine.train import train_run
 
     cfg = dict(dataset="digits", model="mlp", model_kwargs={"hidden": 16, "depth": 1}, method="sd_kd", epochs=2,
                batch_size=32, lr=1e-2, selection="last", gt_weight=0.3, temperature=2.0, generations=2, seed=3,

@@ -18,8 +18,8 @@ import torch
 from sklearn.kernel_ridge import KernelRidge
 from sklearn.linear_model import Ridge
 
-from deepdistill.weight_estimation import estimate_gt_weight, estimate_gt_weight_for_model, summary_rows
-from deepdistill.weight_estimators import (
+from deepdistill.studies.weight_estimation import estimate_gt_weight, estimate_gt_weight_for_model, summary_rows
+from deepdistill.studies.weight_estimators import (
     affine_optimal_weight,
     affine_residuals,
     empirical_ntk_gram,
@@ -213,7 +213,7 @@ def test_matched_ridge_reproduces_the_teacher_training_residual():
 
 
 def test_empirical_ntk_of_a_linear_model_is_k_times_the_augmented_linear_kernel():
-    from deepdistill.models import LinearClassifier
+    from deepdistill.core.models import LinearClassifier
 
     torch.manual_seed(0)
     model = LinearClassifier((5,), 3).double()

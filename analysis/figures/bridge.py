@@ -1,4 +1,4 @@
-"""Figures of the bridge between the kernel theory and deep networks (:mod:`deepdistill.bridge`).
+"""Figures of the bridge between the kernel theory and deep networks (:mod:`deepdistill.studies.bridge`).
 
 =========================  =========================================================================
 figure                     content
@@ -13,7 +13,7 @@ bridge_toy                 (d) [BA21]'s toy: loss per step of a wide network, of
                            eNTK and of the RBF kernel, for gt_weight 0 and 0.25
 =========================  =========================================================================
 
-One study. Every data step asks :func:`deepdistill.bridge.run_bridge_study` for the part it needs,
+One study. Every data step asks :func:`deepdistill.studies.bridge.run_bridge_study` for the part it needs,
 stored in ``out_dir/bridge_runs/`` (one JSON per part): a part that another figure (or the example
 ``examples/kernel_meets_deep.py --out``) already computed with the same preset is read, not
 recomputed, and the report's bridge section reads the same files. ``fast`` uses the ``fast`` preset
@@ -44,7 +44,7 @@ def preset_name(fast: bool) -> str:
 
 def study_parts(out_dir, fast: bool, parts) -> dict:
     """The study's parts ``parts`` for this preset, computed once into ``out_dir/bridge_runs``."""
-    from deepdistill.bridge import run_bridge_study
+    from deepdistill.studies.bridge import run_bridge_study
 
     return run_bridge_study(runs_dir(out_dir), preset_name(fast), parts=parts)
 

@@ -17,14 +17,14 @@ deep_penultimate           penultimate activations of three classes projected on
 deep_stability             1 - S of [S21] for teachers trained with and without label smoothing
 =========================  =========================================================================
 
-One shared sweep. Every data step asks :func:`deepdistill.sweep.run_sweep` for the runs it needs
+One shared sweep. Every data step asks :func:`deepdistill.drivers.sweep.run_sweep` for the runs it needs
 in ONE folder, ``out_dir/deep_runs/`` (``runs/<run_id>/`` per run, ``rollup.csv`` over all of
 them). A run is named by the hash of its config, so a figure that needs a run another figure
 already trained finds its finished record and checkpoints there and trains nothing: the method
 comparison (:func:`comparison_configs`) feeds ``deep_generations``, ``deep_diversity``,
 ``deep_reliability``, ``deep_penultimate`` and ``deep_stability``; the weight grid
 (:func:`gt_weight_configs`) feeds ``deep_gt_weight``. Figures that need the trained networks load
-the checkpoints the runs wrote (:func:`deepdistill.runs.load_generation`). Each data step takes
+the checkpoints the runs wrote (:func:`deepdistill.engine.runs.load_generation`). Each data step takes
 its runs from a ``runs`` object: :class:`PresetRuns` (this shared sweep, trained when missing) or
 :class:`analysis.figures.sweep_runs.SweepRuns` (a user's own sweep, read, never trained).
 
@@ -39,7 +39,7 @@ on a loaded machine it slows it down many times); runs that share generations tr
 
 Conventions: ``gt_weight`` is the weight on the ground truth; "generation 0" trains on the labels,
 generation ``g >= 1`` is a fresh network distilled from generation ``g - 1``. Every metric comes from
-:mod:`deepdistill.metrics` (the same code the run records use).
+:mod:`deepdistill.core.metrics` (the same code the run records use).
 """
 from __future__ import annotations
 
@@ -54,15 +54,16 @@ from matplotlib.ticker import MaxNLocator
 
 from analysis.figures.spec import FigureSpec, MissingRunsError, read_csv, write_csv
 from analysis.plotting import PALETTE, new_figure, save_figure
-from deepdistill import metrics, runs
-from deepdistill.config import METHODS, TrainConfig
-from deepdistill.local_runner import torch_threads
-from deepdistill.results import mean_sd
-from deepdistill.runs import (RECORD_FILE, checkpoint_path, generation_cache_dir, is_finished, load_splits,
+from deepdistill.core import metrics
+from deepdistill.engine import runs
+from deepdistill.core.config import METHODS, TrainConfig
+from deepdistill.drivers.local_runner import torch_threads
+from deepdistill.engine.results import mean_sd
+from deepdistill.engine.runs import (RECORD_FILE, checkpoint_path, generation_cache_dir, is_finished, load_splits,
                              read_record, run_dir_for)
-from deepdistill.sweep import expand_grid, run_sweep
-from deepdistill.train import predict_logits
-from deepdistill.weight_estimation import estimate_gt_weight
+from deepdistill.drivers.sweep import expand_grid, run_sweep
+from deepdistill.engine.train import predict_logits
+from deepdistill.studies.weight_estimation import estimate_gt_weight
 
 __all__ = [
     "DEEP_FIGURES",
@@ -85,7 +86,7 @@ __all__ = [
 #: The shared sweep folder, relative to a figure's ``out_dir``.
 RUNS_FOLDER = "deep_runs"
 
-#: Legend names of the methods (``deepdistill.config.METHODS`` keys).
+#: Legend names of the methods (``deepdistill.core.config.METHODS`` keys).
 METHOD_LABELS = {
     "ce": "CE",
     "ls": "label smoothing",
@@ -104,7 +105,7 @@ _METHOD_COLOURS = {"ce": PALETTE[7], "ls": PALETTE[1], "beta": PALETTE[2], "sd_k
 class DeepPreset:
     """The sizes of the deep figures.
 
-    base : :class:`deepdistill.config.TrainConfig` fields shared by every run (data set, model,
+    base : :class:`deepdistill.core.config.TrainConfig` fields shared by every run (data set, model,
         epochs, optimiser, device ...).
     methods : the methods compared in ``deep_generations`` (and reused by the other figures).
     generations : generations per comparison run (0 .. generations-1).
@@ -114,7 +115,7 @@ class DeepPreset:
     projection_classes : the three classes of the penultimate-layer projection.
     torch_threads : intra-op threads while training and predicting (None: torch's default).
     jobs : runs trained at once by the shared sweep and the weight estimation (None: one per usable core,
-        :func:`deepdistill.local_runner.default_jobs`; 1: in this process).
+        :func:`deepdistill.drivers.local_runner.default_jobs`; 1: in this process).
     share_generations : runs that share their first generations (students of one teacher, methods whose
         generation 0 is the same) train them once, in ``deep_runs/generations``; the weight estimation
         takes its teachers and students from there too.
@@ -186,7 +187,7 @@ def _stderr_log(message: str) -> None:
 def ensure_runs(configs: list[TrainConfig], out_dir, preset: DeepPreset) -> list[dict]:
     """Train what is missing of ``configs`` in the shared sweep folder; return their records in order.
 
-    Finished runs are loaded, not retrained (:func:`deepdistill.sweep.run_sweep`), so the figures
+    Finished runs are loaded, not retrained (:func:`deepdistill.drivers.sweep.run_sweep`), so the figures
     share their runs. When some must be trained, stderr says how many, and each finished run is
     logged as ``[k/N]`` (the full preset's runs take minutes each).
     """
@@ -197,7 +198,7 @@ def ensure_runs(configs: list[TrainConfig], out_dir, preset: DeepPreset) -> list
         _stderr_log(f"deep runs: {done} of {len(configs)} finished in {sweep_dir}; training {len(configs) - done}")
 
         def log(message: str) -> None:
-            # deepdistill.results.describe_run starts the one line of each newly trained run with "finished".
+            # deepdistill.engine.results.describe_run starts the one line of each newly trained run with "finished".
             if message.startswith("finished"):
                 count[0] += 1
                 _stderr_log(f"[{count[0]}/{len(configs)}] {message}")
@@ -250,7 +251,7 @@ _DATA_FIELDS = ("dataset", "data_root", "seed", "label_noise", "noise_type", "va
 
 
 def _splits_for(config: TrainConfig):
-    """The data splits a run was trained on (:func:`deepdistill.runs.load_splits`, the training loader's
+    """The data splits a run was trained on (:func:`deepdistill.engine.runs.load_splits`, the training loader's
     own call), loaded once per process.
 
     The test ``test_checkpoint_predictions_reproduce_the_record`` checks that predictions on these
@@ -264,7 +265,7 @@ def _splits_for(config: TrainConfig):
 
 def load_generation(record: dict, generation: int, out_dir, device: str = "cpu"):
     """``(model in eval mode, splits)`` of one finished generation of a run in the shared sweep
-    (``out_dir/deep_runs``), read by :func:`deepdistill.runs.load_generation`."""
+    (``out_dir/deep_runs``), read by :func:`deepdistill.engine.runs.load_generation`."""
     config = TrainConfig.from_dict(record["config"])
     run_dir = run_dir_for(config, runs_dir(out_dir))
     if not checkpoint_path(run_dir, generation).is_file():
@@ -288,7 +289,7 @@ def _method_order(names) -> list[str]:
 
 
 def _mean_sd(values) -> tuple[float, float]:
-    """:func:`deepdistill.results.mean_sd` (the roll-up's and the report's rule), except that the
+    """:func:`deepdistill.engine.results.mean_sd` (the roll-up's and the report's rule), except that the
     undefined sd of a single seed is drawn as no error bar (0) rather than left out of the plot."""
     mean, sd = mean_sd(np.asarray(values, dtype=float).ravel().tolist())
     return mean, (0.0 if math.isnan(sd) and not math.isnan(mean) else sd)
@@ -442,7 +443,7 @@ def _diversity_plot(data_path: Path, out_dir: Path) -> list[Path]:
 # --------------------------------------------------------------------------------------------------
 
 def _weight_estimates(out_dir: Path, preset: DeepPreset) -> list[dict]:
-    """Per seed and estimator, the estimates of :func:`deepdistill.weight_estimation.estimate_gt_weight`.
+    """Per seed and estimator, the estimates of :func:`deepdistill.studies.weight_estimation.estimate_gt_weight`.
 
     The estimator trains its own teacher and students (it shares one teacher per seed through
     checkpoint copies) in ``deep_runs/weight_estimation/``, resumably; its grid is skipped
@@ -481,7 +482,7 @@ def _gt_weight_data(out_dir: Path, fast: bool, runs=None) -> Path:
       (generation 0) test accuracy, and the training cost of the student;
     - ``estimate``: ``grid_best_val`` (the grid weight with the best mean validation accuracy; seed
       empty; its cost is the teacher plus every grid student, per seed), then one row per seed and
-      estimator of :mod:`deepdistill.weight_estimation` (test accuracy of the student trained at the
+      estimator of :mod:`deepdistill.studies.weight_estimation` (test accuracy of the student trained at the
       estimate).
     """
     runs = runs or PresetRuns(out_dir, get_preset(fast))
@@ -570,7 +571,7 @@ _RELIABILITY_METHODS = (("ce", 0), ("ls", 0), ("sd_kd", -1))
 
 
 def _reliability_data(out_dir: Path, fast: bool, runs=None) -> Path:
-    """Per method: :func:`deepdistill.metrics.reliability_table` of the test predictions of every seed pooled."""
+    """Per method: :func:`deepdistill.core.metrics.reliability_table` of the test predictions of every seed pooled."""
     runs = runs or PresetRuns(out_dir, get_preset(fast))
     records = runs.comparison()
     bins = runs.reliability_bins
@@ -638,7 +639,7 @@ def _reliability_plot(data_path: Path, out_dir: Path) -> list[Path]:
 def _penultimate_data(out_dir: Path, fast: bool, runs=None) -> Path:
     """Generation 0 of ``ce`` and ``ls`` (first seed): activations of the three classes on train and
     test, projected on the plane through their last-layer templates
-    (:func:`deepdistill.metrics.penultimate_projection`)."""
+    (:func:`deepdistill.core.metrics.penultimate_projection`)."""
     import torch
 
     runs = runs or PresetRuns(out_dir, get_preset(fast))
@@ -769,7 +770,7 @@ DEEP_FIGURES: dict[str, FigureSpec] = {
         FigureSpec("deep_gt_weight", _gt_weight_data, _gt_weight_plot,
                    "test accuracy of the generation-1 SD (KD) student against gt_weight (weight on the ground "
                    "truth), mean ± sd over seeds; marked: the grid's best weight by validation accuracy and the "
-                   "estimates of deepdistill.weight_estimation"),
+                   "estimates of deepdistill.studies.weight_estimation"),
         FigureSpec("deep_reliability", _reliability_data, _reliability_plot,
                    "reliability diagrams on the test set (seeds pooled): CE and label smoothing (generation 0) and "
                    "self-distillation (last generation)"),

@@ -8,7 +8,7 @@ can be restyled without recomputing it, and its numbers can be checked without l
 ``fast=True`` asks the data step for a small size that runs in seconds (tests and CI).
 
 The small writers below are for data steps, so that no figure module writes its own; they write
-atomically through :func:`deepdistill.io.atomic_write`.
+atomically through :func:`deepdistill.core.io.atomic_write`.
 """
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
-from deepdistill.io import atomic_write
+from deepdistill.core.io import atomic_write
 
 __all__ = ["FigureSpec", "MissingRunsError", "write_csv", "read_csv", "write_npz"]
 

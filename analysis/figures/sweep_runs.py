@@ -21,9 +21,9 @@ from typing import Callable
 
 from analysis.figures.deep import DEEP_FIGURES, _splits_for
 from analysis.figures.spec import MissingRunsError
-from deepdistill import runs as run_files
-from deepdistill.config import METHODS, OPERATIONAL_FIELDS, TrainConfig
-from deepdistill.runs import RECORD_FILE, checkpoint_path, read_record
+from deepdistill.engine import runs as run_files
+from deepdistill.core.config import METHODS, OPERATIONAL_FIELDS, TrainConfig
+from deepdistill.engine.runs import RECORD_FILE, checkpoint_path, read_record
 
 __all__ = ["SweepRuns", "missing_runs", "draw_from_sweep", "find_runs"]
 

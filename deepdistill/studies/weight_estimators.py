@@ -3,7 +3,7 @@
 Three estimators of the weight ``gt_weight`` (the weight on the GROUND TRUTH, [BA21]'s alpha) of one
 student generation (``docs/theory.md`` section 6; the kernel results they rest on are in sections 2.3
 and 2.4). They take predictions, features or Gram matrices and return numbers; the study that trains
-the networks they need, and a grid search to judge them by, is :mod:`deepdistill.weight_estimation`.
+the networks they need, and a grid search to judge them by, is :mod:`deepdistill.studies.weight_estimation`.
 
 * **Two-run affine estimate** (:func:`affine_optimal_weight`). In kernel ridge self-distillation the
   student is exactly affine in its weight, ``f_alpha = f_0 + alpha (f_1 - f_0)`` (``docs/theory.md``
@@ -54,9 +54,9 @@ import torch
 from scipy.optimize import brentq
 from torch.func import functional_call, jacrev, vmap
 
-from deepdistill.config import METHODS
-from deepdistill.losses import LOSSES
-from deepdistill.metrics import as_numpy
+from deepdistill.core.config import METHODS
+from deepdistill.core.losses import LOSSES
+from deepdistill.core.metrics import as_numpy
 from kerneldistill.affine import affine_vertex
 from kerneldistill.estimator import KernelDistiller
 from kerneldistill.filters import filter_diagonals
@@ -172,7 +172,7 @@ def affine_optimal_weight(pred_0, pred_1, targets, criterion: str = "brier", wei
     With ``D = pred_1 - pred_0`` and ``E = targets - pred_0``, the criterion
     ``c(t) = (||E||^2 - 2 t <D, E> + t^2 ||D||^2) / N`` is a convex quadratic with vertex
     ``t* = <D, E> / ||D||^2`` ([BA21]'s optimum, docs/theory.md 2.3). ``N`` is the number of examples for
-    ``"brier"`` (the multi-class Brier score sums over classes, :func:`deepdistill.metrics.brier_score`)
+    ``"brier"`` (the multi-class Brier score sums over classes, :func:`deepdistill.core.metrics.brier_score`)
     and the number of entries for ``"mse"``.
 
     Parameters

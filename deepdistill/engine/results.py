@@ -3,9 +3,9 @@
 A record holds everything needed to trust and regroup a number later: the full config, the seed,
 library versions, the device, wall time, and per generation the loss settings, the selected epoch
 (and the selection rule), the per-epoch history, and the metrics on validation and test computed by
-:func:`deepdistill.metrics.summarize` (accuracy, nll, ece, brier, entropy, diversity) -- one metric
+:func:`deepdistill.core.metrics.summarize` (accuracy, nll, ece, brier, entropy, diversity) -- one metric
 implementation shared by every package. Records carry ``"complete": true`` and are written
-atomically, so a record that parses is a finished run; :func:`deepdistill.runs.read_record` returns
+atomically, so a record that parses is a finished run; :func:`deepdistill.engine.runs.read_record` returns
 ``None`` for anything else.
 
 The roll-up has one row per (config without seed, generation): runs that differ only in their seed
@@ -22,10 +22,10 @@ import sys
 from pathlib import Path
 from typing import Callable
 
-from deepdistill.config import TrainConfig
-from deepdistill.io import atomic_write_csv
-from deepdistill.metrics import headline_metric
-from deepdistill.runs import RECORD_FILE, RUNS_FOLDER, SCHEMA, inspect_record, read_record  # noqa: F401 (read_record: re-exported)
+from deepdistill.core.config import TrainConfig
+from deepdistill.core.io import atomic_write_csv
+from deepdistill.core.metrics import headline_metric
+from deepdistill.engine.runs import RECORD_FILE, RUNS_FOLDER, SCHEMA, inspect_record, read_record  # noqa: F401 (read_record: re-exported)
 
 __all__ = ["make_record", "collect_records", "rollup_rows", "write_rollup_csv", "write_rollup", "mean_sd", "describe_run",
            "library_versions", "device_description"]

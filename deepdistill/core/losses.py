@@ -337,7 +337,7 @@ def beta_smoothing_targets(true_class_confidence: Tensor, labels: Tensor, num_cl
     """Instance-specific smoothed targets of [ZS20]'s Beta smoothing, ``(n, K)``.
 
     ``true_class_confidence`` is each example's probability of its true class under the EMA copy
-    of the student (:class:`deepdistill.ema.EMA`). Draw ``n`` fresh ``b ~ Beta(a, 1)``, sort them
+    of the student (:class:`deepdistill.core.ema.EMA`). Draw ``n`` fresh ``b ~ Beta(a, 1)``, sort them
     ascending and give them out by the rank of the confidence: the least confident example gets the
     smallest ``b``. Target row: ``b`` on the true class, ``(1 - b)/(K - 1)`` on every other class,
     so rows sum to 1.
@@ -405,7 +405,7 @@ class LossSpec:
     loss that always needs its teacher. Generation 0 of ``sd_mse`` trains this way.
 
     ``targets``: ``"labels"`` (integer class labels: every classification loss) or ``"values"`` (real-valued
-    regression targets: ``mse_outputs``). :class:`~deepdistill.config.TrainConfig` refuses a loss whose
+    regression targets: ``mse_outputs``). :class:`~deepdistill.core.config.TrainConfig` refuses a loss whose
     targets are not the data set's.
 
     ``accepts_any_weight``: the loss stays bounded below for EVERY real ``gt_weight``, so

@@ -1,14 +1,14 @@
 """The run folder: where a run lives, what its files are called, and reading them back.
 
-One run (a chain of generations of one :class:`~deepdistill.config.TrainConfig`) lives in one folder;
+One run (a chain of generations of one :class:`~deepdistill.core.config.TrainConfig`) lives in one folder;
 in a sweep that folder is ``<sweep>/runs/<run_id>/`` (:func:`run_dir_for`), the id being a hash of
 the config without its operational fields, so the same run has the same folder on every machine and
-every restart. Its files (every one written atomically by :mod:`deepdistill.train`)::
+every restart. Its files (every one written atomically by :mod:`deepdistill.engine.train`)::
 
     config.json                    CONFIG_FILE: the config (a resume with a different one is refused)
     generation_{g}.pt              checkpoint_path(run_dir, g): a finished generation (selected weights, summary)
     generation_{g}.partial.pt      partial_path(run_dir, g): mid-generation state after the last checkpointed epoch
-    generation_{g}.claim           claim_path(run_dir, g): while a process trains generation g (deepdistill.claims)
+    generation_{g}.claim           claim_path(run_dir, g): while a process trains generation g (deepdistill.engine.claims)
     record.json                    RECORD_FILE: the results record, written once every generation is done
 
 A record is complete when it parses, carries ``"complete": true`` and the schema :data:`SCHEMA`, and
@@ -33,10 +33,10 @@ from pathlib import Path
 
 import torch
 
-from deepdistill.config import TrainConfig
-from deepdistill.data import DataSplits, load_dataset
-from deepdistill.io import atomic_write, read_json
-from deepdistill.models import build_model
+from deepdistill.core.config import TrainConfig
+from deepdistill.core.data import DataSplits, load_dataset
+from deepdistill.core.io import atomic_write, read_json
+from deepdistill.core.models import build_model
 
 __all__ = ["SCHEMA", "CONFIG_FILE", "RECORD_FILE", "RUNS_FOLDER", "GENERATIONS_FOLDER", "CorruptFileError", "run_id",
            "run_dir_for", "checkpoint_path", "partial_path", "claim_path", "generation_cache_dir", "prefix_dir",

@@ -1,6 +1,6 @@
 """Claims: a file that says "this process is training this, and it is alive", so that no other process starts it.
 
-A claim is a small JSON file next to what it guards (``generation_{g}.claim``, :func:`deepdistill.runs.claim_path`)
+A claim is a small JSON file next to what it guards (``generation_{g}.claim``, :func:`deepdistill.engine.runs.claim_path`)
 holding the owner's host, process id, a random token, when it started and what it trains. The
 owner's heartbeat is the file's modification time, refreshed every ``stale_after / 10`` seconds (at
 most every 30 s) by a daemon thread, so the claim lives exactly as long as the owner does:

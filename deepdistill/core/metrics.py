@@ -106,14 +106,14 @@ def check_probs(probs, name: str = "probs", *, atol: float | None = None) -> np.
     if lo < -tol or hi > 1 + tol:
         raise ValueError(
             f"`{name}` entries must lie in [0, 1]; got values in [{lo:.4g}, {hi:.4g}]. "
-            "Pass probabilities (e.g. deepdistill.metrics.softmax(logits)), not logits."
+            "Pass probabilities (e.g. deepdistill.core.metrics.softmax(logits)), not logits."
         )
     sums = p.sum(axis=1)
     worst = int(np.argmax(np.abs(sums - 1.0)))
     if abs(sums[worst] - 1.0) > tol:
         raise ValueError(
             f"`{name}` rows must sum to 1 (atol={tol:g}); row {worst} sums to {sums[worst]:.6g}. "
-            "Pass probabilities (e.g. deepdistill.metrics.softmax(logits)), not logits or scores."
+            "Pass probabilities (e.g. deepdistill.core.metrics.softmax(logits)), not logits or scores."
         )
     return p
 

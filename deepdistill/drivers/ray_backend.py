@@ -1,4 +1,4 @@
-"""The Ray backend of :func:`deepdistill.sweep.run_sweep`: a sweep on a cluster, one Ray task per generation.
+"""The Ray backend of :func:`deepdistill.drivers.sweep.run_sweep`: a sweep on a cluster, one Ray task per generation.
 
 A sweep is hundreds of independent runs, each a chain of generations. Rather than a home-made
 scheduler, each generation of each run is a Ray task (https://docs.ray.io) with its resources
@@ -9,24 +9,24 @@ models share one card), and Ray places, orders and retries them:
   reference), so Ray starts it only once ``g - 1`` is done. Different runs are independent and run
   side by side.
 * Teachers pass as files, not live models: the task of generation ``g`` runs
-  :func:`deepdistill.train.train_run` with ``through_generation=g``, which loads generations ``< g``
-  from their checkpoint files (:func:`deepdistill.runs.checkpoint_path`, written atomically by the
+  :func:`deepdistill.engine.train.train_run` with ``through_generation=g``, which loads generations ``< g``
+  from their checkpoint files (:func:`deepdistill.engine.runs.checkpoint_path`, written atomically by the
   tasks before), trains ``g`` and writes no record. The sweep folder must therefore be one that every
   node sees (NFS, Lustre, ...); it is already where the records, checkpoints and roll-up live.
 * Shared generations: runs that differ only in later generations (a teacher with students at several
   weights) share their first ones through the generation cache (``out_dir/generations/``,
-  :func:`deepdistill.runs.prefix_dir`), as on the local backend: one task per distinct generation, and
+  :func:`deepdistill.engine.runs.prefix_dir`), as on the local backend: one task per distinct generation, and
   every run's later tasks take it as an argument.
-* The record: a last task per run, :func:`deepdistill.train.run_one` (the very function the local
+* The record: a last task per run, :func:`deepdistill.engine.train.run_one` (the very function the local
   backend's runs end with), links the run's generations into its folder and writes ``record.json``
   (atomically, with the full config's run id). Only that task writes a record, so an unfinished chain
   never leaves one that looks complete, and the records, hence the roll-up, are those of the local backend.
-* Claims: each generation is trained under a claim (:mod:`deepdistill.claims`), so a sweep on Ray and
+* Claims: each generation is trained under a claim (:mod:`deepdistill.engine.claims`), so a sweep on Ray and
   a local sweep or shards on the same folder never train one generation twice; a task whose
   generation another process is training waits for it.
 * Faults. A worker that dies (killed, out of memory, node lost) is a system failure, retried by Ray
   up to ``max_retries`` times; the retry resumes from the generation's last mid-generation
-  checkpoint (:func:`deepdistill.runs.partial_path`) and, on CPU, ends with the weights the uninterrupted
+  checkpoint (:func:`deepdistill.engine.runs.partial_path`) and, on CPU, ends with the weights the uninterrupted
   run has. An exception raised by the training itself (a refused config, a non-finite loss) is not
   retried: it would only fail again. Other runs go on; the roll-up is written for every finished
   run; then the failures are reported together.
@@ -43,13 +43,13 @@ import numbers
 from pathlib import Path
 from typing import Callable
 
-from deepdistill.claims import DEFAULT_STALE_AFTER
-from deepdistill.config import TrainConfig, ensure_config
-from deepdistill.io import ensure_writable_dir
-from deepdistill.results import describe_run, write_rollup
-from deepdistill.runs import (RECORD_FILE, checkpoint_path, generation_cache_dir, is_finished, link_or_copy, prefix_dir,
+from deepdistill.engine.claims import DEFAULT_STALE_AFTER
+from deepdistill.core.config import TrainConfig, ensure_config
+from deepdistill.core.io import ensure_writable_dir
+from deepdistill.engine.results import describe_run, write_rollup
+from deepdistill.engine.runs import (RECORD_FILE, checkpoint_path, generation_cache_dir, is_finished, link_or_copy, prefix_dir,
                               read_record, run_dir_for)
-from deepdistill.train import run_one, train_run
+from deepdistill.engine.train import run_one, train_run
 
 __all__ = ["import_ray", "run_sweep_ray", "RAY_INSTALL_HINT"]
 
@@ -90,7 +90,7 @@ def _generation_task(config: TrainConfig, out_dir: str, generation: int, share: 
 
     ``after``: the result of the task of the generation before (an argument only so that Ray starts
     this task once that one is done). The generations before are loaded from their files by
-    :func:`deepdistill.train.train_run`; ``through_generation`` makes it stop after this generation
+    :func:`deepdistill.engine.train.train_run`; ``through_generation`` makes it stop after this generation
     without writing a record. Returns a small dict (the weights stay in the file, never in Ray's
     object store).
     """
@@ -103,7 +103,7 @@ def _generation_task(config: TrainConfig, out_dir: str, generation: int, share: 
 
 
 def _record_task(config: TrainConfig, out_dir: str, share: bool, claim_timeout: float, *after) -> dict:
-    """The last task of a run: :func:`deepdistill.train.run_one`, as on the local backend (writes and returns the record)."""
+    """The last task of a run: :func:`deepdistill.engine.train.run_one`, as on the local backend (writes and returns the record)."""
     return run_one(_device_for_task(config), out_dir, progress=False, share_generations=share,
                    claim_timeout=claim_timeout)
 
@@ -121,7 +121,7 @@ def run_sweep_ray(configs: list[TrainConfig], out_dir, *, address: str | None = 
 
     Parameters
     ----------
-    configs : :class:`TrainConfig`\\ s (as :func:`deepdistill.sweep.expand_grid` makes them; a dict is
+    configs : :class:`TrainConfig`\\ s (as :func:`deepdistill.drivers.sweep.expand_grid` makes them; a dict is
         validated into one here).
     out_dir : the sweep folder, seen by every node; runs go to ``out_dir/runs/<run_id>/``.
     address : a running Ray cluster (``"auto"``, ``"ray://head:10001"``, ``"head:6379"``); ``None``

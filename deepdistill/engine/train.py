@@ -2,7 +2,7 @@
 
 Generation 0 trains a network on the labels. Generation ``g >= 1`` trains a FRESH network of the
 same architecture (its own seeded initialisation) against the frozen, selected generation ``g-1``
-and the labels, with the loss its method names (:data:`deepdistill.config.METHODS`) and the
+and the labels, with the loss its method names (:data:`deepdistill.core.config.METHODS`) and the
 generation's ``gt_weight`` (weight on the ground truth) and ``temperature``
 (``docs/theory.md`` section 4; [BA21], [ZS20], [S21]).
 
@@ -13,14 +13,14 @@ batch.
 
 The run folder holds the config, one checkpoint per finished generation, the mid-generation state of
 the generation in progress (removed at its end) and, once every generation is done, the results
-record; :mod:`deepdistill.runs` names these files and reads them back, every write is atomic
-(:mod:`deepdistill.io`).
+record; :mod:`deepdistill.engine.runs` names these files and reads them back, every write is atomic
+(:mod:`deepdistill.core.io`).
 
 :func:`train_run` trains (or resumes) one run in its folder; :func:`run_one` does so for a run of a
 sweep folder (``<sweep>/runs/<run_id>/``), the unit that every sweep backend executes.
 
 Randomness: every stream (initial weights, batch order, augmentation, Beta draws, dropout) is
-seeded from ``(seed, generation, stream, epoch)`` by :func:`deepdistill.config.derive_seed`; nothing
+seeded from ``(seed, generation, stream, epoch)`` by :func:`deepdistill.core.config.derive_seed`; nothing
 carries across epochs, so a run resumed after epoch ``e`` draws what the uninterrupted run drew and
 ends with the same weights (exactly, on CPU).
 """
@@ -37,16 +37,16 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
-from deepdistill.claims import DEFAULT_STALE_AFTER, Holder, heartbeat_interval, try_claim
-from deepdistill.config import (DEVICES, PER_GENERATION_FIELDS, GenerationSettings, TrainConfig, config_diff,
+from deepdistill.engine.claims import DEFAULT_STALE_AFTER, Holder, heartbeat_interval, try_claim
+from deepdistill.core.config import (DEVICES, PER_GENERATION_FIELDS, GenerationSettings, TrainConfig, config_diff,
                                 derive_seed, ensure_config)
-from deepdistill.ema import EMA
-from deepdistill.io import atomic_torch_save, atomic_write_json, read_json
-from deepdistill.losses import LOSSES, beta_smoothing_targets
-from deepdistill.metrics import headline_metric, softmax, summarize, summarize_regression
-from deepdistill.models import build_model
-from deepdistill.results import describe_run, make_record
-from deepdistill.runs import (CONFIG_FILE, RECORD_FILE, CorruptFileError, checkpoint_path, claim_path,
+from deepdistill.core.ema import EMA
+from deepdistill.core.io import atomic_torch_save, atomic_write_json, read_json
+from deepdistill.core.losses import LOSSES, beta_smoothing_targets
+from deepdistill.core.metrics import headline_metric, softmax, summarize, summarize_regression
+from deepdistill.core.models import build_model
+from deepdistill.engine.results import describe_run, make_record
+from deepdistill.engine.runs import (CONFIG_FILE, RECORD_FILE, CorruptFileError, checkpoint_path, claim_path,
                               generation_cache_dir, inspect_record, is_finished, link_or_copy, load_checkpoint,
                               load_splits, partial_path, prefix_dir, restore_generation, run_dir_for)
 
@@ -116,7 +116,7 @@ def predict_logits(model: nn.Module, x: Tensor, batch_size: int = 1024, autocast
 @torch.no_grad()
 def predict_features(model: nn.Module, x: Tensor, batch_size: int = 1024) -> Tensor:
     """Penultimate activations ``model.features(x)`` ``(n, D)``, in eval mode and without gradients
-    (every model of :data:`deepdistill.models.MODELS` has ``features``); the model's mode is restored."""
+    (every model of :data:`deepdistill.core.models.MODELS` has ``features``); the model's mode is restored."""
     if not hasattr(model, "features"):
         raise ValueError(f"the model must have `features(x)` (its penultimate activations); {type(model).__name__} "
                          "has none.")
@@ -130,8 +130,8 @@ def predict_features(model: nn.Module, x: Tensor, batch_size: int = 1024) -> Ten
 def evaluate(model: nn.Module, x: Tensor, y: Tensor, batch_size: int = 1024, autocast=None,
              task: str = "classification") -> dict[str, float]:
     """The metrics of ``model`` on ``(x, y)``: accuracy, nll, ece, brier, entropy, diversity
-    (:func:`deepdistill.metrics.summarize`) for classification; mse, rmse
-    (:func:`deepdistill.metrics.summarize_regression`) for regression."""
+    (:func:`deepdistill.core.metrics.summarize`) for classification; mse, rmse
+    (:func:`deepdistill.core.metrics.summarize_regression`) for regression."""
     outputs = predict_logits(model, x, batch_size, autocast)             # (n, K)
     if task == "regression":
         return summarize_regression(outputs.cpu().numpy(), y.cpu().numpy())
@@ -202,7 +202,7 @@ def train_generation(config: TrainConfig, settings: GenerationSettings, splits, 
     checkpoint is written; what it raises stops the generation (a claim that another process took over).
     ``model_factory``: builds the fresh network (a user's own ``nn.Module``; called under the
     generation's seeded initialisation); default: ``build_model(config.model, ...)``. This is how
-    :func:`deepdistill.weight_backends.make_train_fn` trains a user's network with this loop.
+    :func:`deepdistill.studies.weight_backends.make_train_fn` trains a user's network with this loop.
     """
     g, cfg = settings.generation, config
     loss_spec = LOSSES[settings.loss]
@@ -434,7 +434,7 @@ def _obtain_generation(config: TrainConfig, g: int, folder: Path, *, splits, dat
     """``(state, model or None)`` of generation ``g`` of ``config`` in ``folder`` (a run folder, or the
     generation cache's folder of that prefix): read when its checkpoint is there, else trained here.
 
-    Training happens under a claim (:mod:`deepdistill.claims`): while another live process holds it,
+    Training happens under a claim (:mod:`deepdistill.engine.claims`): while another live process holds it,
     this call waits for that process's checkpoint (``wait=True``; a stale claim is taken over) or
     raises :class:`GenerationBusy` (``wait=False``, for a scheduler that has other work). The claim is
     checked after every epoch, so a process whose claim was taken over stops.
@@ -504,16 +504,16 @@ def train_run(config: TrainConfig | dict, run_dir=None, *, on_epoch_end: EpochHo
     terminal). A dict ``config`` is validated into a :class:`TrainConfig` here, once.
 
     ``through_generation``: train (or load) only generations ``0..through_generation`` and return
-    ``None`` without writing ``record.json``. The Ray backend (:mod:`deepdistill.ray_backend`) trains
+    ``None`` without writing ``record.json``. The Ray backend (:mod:`deepdistill.drivers.ray_backend`) trains
     one generation per task this way; a record is only ever written for the whole run, so an
     unfinished chain never leaves a record that looks complete.
 
-    ``cache_dir``: a generation cache (:func:`deepdistill.runs.generation_cache_dir`): each generation
+    ``cache_dir``: a generation cache (:func:`deepdistill.engine.runs.generation_cache_dir`): each generation
     is taken from there, or trained there for every run that shares it, and linked into ``run_dir``.
-    Each generation is trained under a claim (:mod:`deepdistill.claims`, ``claim_timeout`` seconds
+    Each generation is trained under a claim (:mod:`deepdistill.engine.claims`, ``claim_timeout`` seconds
     without a heartbeat before a claim is stale): a generation that another process is training is
     waited for (``wait=False``: :class:`GenerationBusy` is raised instead). ``splits``: the config's data,
-    already loaded (:func:`deepdistill.runs.load_splits`; a sweep worker loads a data set once for all its tasks).
+    already loaded (:func:`deepdistill.engine.runs.load_splits`; a sweep worker loads a data set once for all its tasks).
     """
     config = ensure_config(config)
     run_dir = Path(run_dir if run_dir is not None else config.out_dir)

@@ -1,11 +1,11 @@
 """The local backend of a sweep: every generation trained once, ``jobs`` at a time.
 
 The unit of work is one generation of one run prefix, not a whole run: runs that differ only in later
-generations share their first ones through the generation cache (:func:`deepdistill.runs.prefix_dir`),
+generations share their first ones through the generation cache (:func:`deepdistill.engine.runs.prefix_dir`),
 so a sweep over five ``gt_weight`` values trains one teacher and five students. The generations form
 a graph (generation ``g`` of a prefix needs generation ``g - 1``); the driver (this process) starts
 every generation whose teacher is finished on a free slot, longest chains first, and writes each
-run's record once all its generations are there (:func:`deepdistill.train.train_run` with
+run's record once all its generations are there (:func:`deepdistill.engine.train.train_run` with
 ``through_generation`` and the cache, the same calls a Ray task makes).
 
 * **Processes.** ``jobs`` generations train at once, in ``jobs`` worker processes (``spawn``, so that
@@ -20,7 +20,7 @@ run's record once all its generations are there (:func:`deepdistill.train.train_
   the run's seed and the generation; its teacher is read back from the checkpoint, bitwise the
   network held in memory). On the CPU the thread count changes the last bits of floating-point sums,
   so records equal a serial sweep's with the same ``threads_per_job``, whatever ``jobs``.
-* **Claims.** A generation is trained under a claim (:mod:`deepdistill.claims`). One that another
+* **Claims.** A generation is trained under a claim (:mod:`deepdistill.engine.claims`). One that another
   process (another sweep, a shard, a Ray task) holds is left to it: the driver goes on with other work
   and checks back every poll interval, until the checkpoint appears or the claim goes stale (its owner
   died: then it is taken over).
@@ -46,12 +46,12 @@ from typing import Callable
 
 import torch
 
-from deepdistill.claims import DEFAULT_STALE_AFTER, ClaimLostError, heartbeat_interval
-from deepdistill.config import TrainConfig, config_diff
-from deepdistill.results import describe_run
-from deepdistill.runs import (RECORD_FILE, checkpoint_path, is_finished, link_or_copy, load_splits, prefix_dir,
+from deepdistill.engine.claims import DEFAULT_STALE_AFTER, ClaimLostError, heartbeat_interval
+from deepdistill.core.config import TrainConfig, config_diff
+from deepdistill.engine.results import describe_run
+from deepdistill.engine.runs import (RECORD_FILE, checkpoint_path, is_finished, link_or_copy, load_splits, prefix_dir,
                               read_record)
-from deepdistill.train import GenerationBusy, resolve_device, train_run
+from deepdistill.engine.train import GenerationBusy, resolve_device, train_run
 
 __all__ = ["run_local", "default_jobs", "usable_cores", "torch_threads"]
 

@@ -5,15 +5,15 @@ validates every field, so a config that exists is a config that can run, and cod
 ``TrainConfig`` trusts it. Each field carries its help text, and its list of choices where it has
 one, in its dataclass metadata (:func:`field_help`, :func:`field_choices`): the one place those are
 written; validation and the command line (:mod:`deepdistill.cli`) read them from there. The choices
-of the data set, model and loss fields are the registries themselves (``deepdistill.data.DATASETS``,
-``deepdistill.models.MODELS``, :data:`METHODS`), so a registered entry is a valid choice everywhere.
+of the data set, model and loss fields are the registries themselves (``deepdistill.core.data.DATASETS``,
+``deepdistill.core.models.MODELS``, :data:`METHODS`), so a registered entry is a valid choice everywhere.
 
 ``METHODS`` maps a method name to the loss each generation uses (the losses themselves live in
-:mod:`deepdistill.losses`).
+:mod:`deepdistill.core.losses`).
 
 Conventions (``docs/theory.md`` sections 1 and 4): ``gt_weight`` is the weight on the GROUND TRUTH
 (Borup & Andersen's alpha); [ZS20]'s ``w`` weights the teacher and is converted in
-:mod:`deepdistill.losses` (``gt_weight = 1 - w``). Label smoothing names its convention
+:mod:`deepdistill.core.losses` (``gt_weight = 1 - w``). Label smoothing names its convention
 (``ls_convention``: ``"muller"`` [M19] or ``"shen"`` [S21]/[ZS20]).
 """
 from __future__ import annotations
@@ -25,10 +25,10 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from deepdistill.data import DATASETS, NOISE_TYPES, dataset_task
-from deepdistill.ema import EMA_VARIANTS
-from deepdistill.losses import LOSSES, SMOOTHING_CONVENTIONS
-from deepdistill.models import MODELS
+from deepdistill.core.data import DATASETS, NOISE_TYPES, dataset_task
+from deepdistill.core.ema import EMA_VARIANTS
+from deepdistill.core.losses import LOSSES, SMOOTHING_CONVENTIONS
+from deepdistill.core.models import MODELS
 
 __all__ = ["TrainConfig", "MethodSpec", "METHODS", "GenerationSettings", "ensure_config", "derive_seed", "config_diff",
            "field_help", "field_choices", "OPERATIONAL_FIELDS", "PER_GENERATION_FIELDS", "OPTIMIZERS", "SCHEDULES",
@@ -39,7 +39,7 @@ __all__ = ["TrainConfig", "MethodSpec", "METHODS", "GenerationSettings", "ensure
 class MethodSpec:
     """Which loss each generation of a method uses, and which knobs the method reads.
 
-    ``first_loss`` / ``later_loss`` are :data:`deepdistill.losses.LOSSES` names; ``"ls"`` stands
+    ``first_loss`` / ``later_loss`` are :data:`deepdistill.core.losses.LOSSES` names; ``"ls"`` stands
     for ``"ls_" + config.ls_convention`` (:meth:`loss_names`). A method that does not read
     ``gt_weight`` or ``temperature`` must leave them unset (``None``), so that two configs that train
     the same thing never look different.
@@ -54,7 +54,7 @@ class MethodSpec:
     description: str
 
     def loss_names(self, ls_convention: str) -> tuple[str, str]:
-        """``(first, later)`` as :data:`~deepdistill.losses.LOSSES` names: ``"ls"`` becomes ``"ls_<ls_convention>"``."""
+        """``(first, later)`` as :data:`~deepdistill.core.losses.LOSSES` names: ``"ls"`` becomes ``"ls_<ls_convention>"``."""
         def resolve(name: str) -> str:
             return f"ls_{ls_convention}" if name == "ls" else name
 
@@ -68,7 +68,7 @@ class MethodSpec:
     @property
     def accepts_any_weight(self) -> bool:
         """Whether the loss that reads ``gt_weight`` stays bounded below for a weight outside [0, 1]
-        (:attr:`deepdistill.losses.LossSpec.accepts_any_weight`: only [BA21]'s ``mse_mixed``)."""
+        (:attr:`deepdistill.core.losses.LossSpec.accepts_any_weight`: only [BA21]'s ``mse_mixed``)."""
         return self.uses_gt_weight and self.later_loss in LOSSES and LOSSES[self.later_loss].accepts_any_weight
 
 
@@ -239,7 +239,7 @@ class TrainConfig:
 
     def prefix_id(self, generation: int) -> str:
         """The id of generation ``generation`` of this run as the generation cache knows it: a hash of what
-        generations ``0..generation`` compute, the seed included (:mod:`deepdistill.runs`, ``prefix_dir``).
+        generations ``0..generation`` compute, the seed included (:mod:`deepdistill.engine.runs`, ``prefix_dir``).
 
         Runs that differ only in later generations share it: the identity without the fields that hold
         per-generation values or name the method (``method``, ``generations``, ``gt_weight``,
@@ -363,7 +363,7 @@ class TrainConfig:
 @dataclass(frozen=True)
 class GenerationSettings:
     generation: int
-    loss: str              # a deepdistill.losses.LOSSES name
+    loss: str              # a deepdistill.core.losses.LOSSES name
     gt_weight: float       # weight on the ground truth
     temperature: float
     uses_teacher: bool

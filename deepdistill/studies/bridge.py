@@ -2,20 +2,20 @@
 
 The kernel theory of self-distillation (``docs/theory.md`` section 2, [BA21]) is exact for a network in one
 regime: a network linearised at its initialisation ``theta0``, trained to convergence on the
-sum-of-squares loss :func:`deepdistill.losses.output_mixed_mse_loss` with the ridge
+sum-of-squares loss :func:`deepdistill.core.losses.output_mixed_mse_loss` with the ridge
 ``ridge ||theta - theta0||^2``, every generation restarting from ``theta0``, is kernel ridge
 self-distillation with the empirical NTK ``K(x, x') = <J(x), J(x')>`` at ``theta0``. This module
 measures that, and how fast real networks leave it (all networks in float64, centred at
-initialisation, :class:`deepdistill.linearize.CenteredModel`, so that the closed form needs no offset):
+initialisation, :class:`deepdistill.core.linearize.CenteredModel`, so that the closed form needs no offset):
 
-(a) ``exact``: the linearised network (:func:`deepdistill.linearize.linearize`, ``J(x) w`` by
+(a) ``exact``: the linearised network (:func:`deepdistill.core.linearize.linearize`, ``J(x) w`` by
     ``torch.func.jvp``) against ``KernelDistiller(kernel="precomputed")`` on its eNTK, steps
     ``1..S``, several ``gt_weight``, at the training points and at new points. Measured: the relative
     difference ``||f_deep - f_kernel||_2 / ||f_kernel||_2`` over each point set, its maximum over sets,
     weights and steps. Must show: <= 1e-4, or the optimiser's stated tolerance where that is tighter
     (the L-BFGS stop ``max |grad| <= tolerance_grad`` bounds each prediction of a linearised fit by
     ``sqrt(K(x, x)) ||grad||_2 / (2 ridge)``; accumulated over the steps it is reported beside).
-(b) ``width``: the real network in the NTK parameterisation (:class:`deepdistill.ntk.NTKMLP`), same
+(b) ``width``: the real network in the NTK parameterisation (:class:`deepdistill.core.ntk.NTKMLP`), same
     loss, ridge and trainer, at growing widths and several seeds, against the same closed form on its
     own eNTK at ``theta0``. Measured: the relative deviation at the test points per width and step.
     Must show: the deviation (mean over seeds, weights and steps) falls with width, with a least-squares
@@ -28,7 +28,7 @@ initialisation, :class:`deepdistill.linearize.CenteredModel`, so that the closed
     linearised regime). Must show: ``|kernel - deep| <= 0.05`` at the widest width. Then where they
     part (measured, never tuned): the narrow widths, the standard parameterisation, Adam with early
     stopping instead of the ridge-to-init fit, and cross-entropy on MNIST-1D with the toolkit's own
-    trainer (:mod:`deepdistill.bridge_mnist1d`).
+    trainer (:mod:`deepdistill.studies.bridge_mnist1d`).
 (d) ``toy``: [BA21]'s 11-point toy with a wide network: the deep loss per step for gt_weight 0 and 0.25
     beside the closed form on the network's own eNTK and the RBF curves of :mod:`kerneldistill.toy`.
 
@@ -53,12 +53,12 @@ from typing import Callable
 import numpy as np
 import torch
 
-from deepdistill.io import atomic_write_json, read_json
-from deepdistill.lazy import check_ridge, full_batch_self_distillation
-from deepdistill.linearize import CenteredModel, linearize
-from deepdistill.losses import output_mixed_mse_loss
-from deepdistill.ntk import NTKMLP
-from deepdistill.regression import ba_toy, sine
+from deepdistill.core.io import atomic_write_json, read_json
+from deepdistill.engine.lazy import check_ridge, full_batch_self_distillation
+from deepdistill.core.linearize import CenteredModel, linearize
+from deepdistill.core.losses import output_mixed_mse_loss
+from deepdistill.core.ntk import NTKMLP
+from deepdistill.core.regression import ba_toy, sine
 
 __all__ = ["BridgePreset", "PRESETS", "PARTS", "get_preset", "run_bridge_study", "read_bridge_study", "must_shows",
            "format_must_shows",
@@ -190,7 +190,7 @@ def _network(width: int, seed: int, *, in_features: int, input_std: float, activ
 
 def _ntk(net, x_train: torch.Tensor, x_other: torch.Tensor | None = None):
     """The eNTK Gram matrix at the training points and the cross kernel ``K(x_other, x_train)`` (numpy float64)."""
-    from deepdistill.weight_estimators import empirical_ntk_gram
+    from deepdistill.studies.weight_estimators import empirical_ntk_gram
 
     K = empirical_ntk_gram(net, x_train)
     return K, (None if x_other is None else empirical_ntk_gram(net, x_other, x_train))
@@ -463,7 +463,7 @@ def measure_parted(preset: BridgePreset, *, device="cpu", cache_dir=None, out_di
     rows.append(adam)
     out = {"rows": rows}
     if include_mnist1d:
-        from deepdistill.bridge_mnist1d import mnist1d_cross_entropy
+        from deepdistill.studies.bridge_mnist1d import mnist1d_cross_entropy
 
         if out_dir is None:        # nothing is kept: the runs live in a temporary folder
             with tempfile.TemporaryDirectory(prefix="bridge_mnist1d_") as tmp:
@@ -562,7 +562,7 @@ def _read_part(out: Path | None, p: BridgePreset, part: str, include_mnist1d: bo
 
 
 def _study(p: BridgePreset, results: dict, seconds: dict, device) -> dict:
-    from deepdistill.results import device_description, library_versions
+    from deepdistill.engine.results import device_description, library_versions
 
     study = {"schema": SCHEMA, "preset": p.to_dict(), "parts": results, "wall_time_s": seconds,
              "device": device_description(device), "versions": library_versions()}
@@ -593,7 +593,7 @@ def run_bridge_study(out_dir=None, preset="fast", *, parts=PARTS, device="cpu",
     and the MNIST-1D runs go; a part whose file holds the same settings is read, not recomputed
     (``None``: nothing is written or read). ``device``: ``"cpu"``, ``"cuda"`` or a ``torch.device``.
     """
-    from deepdistill.results import device_description, library_versions
+    from deepdistill.engine.results import device_description, library_versions
 
     p = get_preset(preset)
     parts = list(parts)

@@ -4,9 +4,9 @@ One fit minimises, over the model's trainable parameters ``theta`` (starting at 
 
     L(theta) = sum_i ||f(x_i; theta) - t_i||^2 + ridge * ||theta - theta0||^2
 
-with the sum-of-squares loss :func:`deepdistill.losses.output_mixed_mse_loss` (``reduction="sum"``) and
+with the sum-of-squares loss :func:`deepdistill.core.losses.output_mixed_mse_loss` (``reduction="sum"``) and
 targets ``t = alpha y + (1 - alpha) f_teacher(X)``. For a linearised model
-(:func:`deepdistill.linearize.linearize`, ``w = theta - theta0``) this is kernel ridge regression with
+(:func:`deepdistill.core.linearize.linearize`, ``w = theta - theta0``) this is kernel ridge regression with
 the empirical NTK at ``theta0``, so step 1 equals ``KernelRidge(alpha=ridge)`` on that kernel and every
 later step is kernel ridge self-distillation (``docs/theory.md`` section 2, [BA21]).
 
@@ -38,7 +38,7 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
-from deepdistill.losses import output_mixed_mse_loss
+from deepdistill.core.losses import output_mixed_mse_loss
 
 __all__ = ["FullBatchFit", "fit_full_batch", "full_batch_self_distillation", "SelfDistillationPath", "check_ridge"]
 

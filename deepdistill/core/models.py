@@ -13,10 +13,10 @@ penultimate-layer projection and by linear probes) and ``head`` (the final ``nn.
 * ``"resnet18"``: ResNet-18 for 32x32 inputs as used in CIFAR work (kuangliu/pytorch-cifar, [BA21]
   and [ZS20] code): a 3x3 stride-1 stem and no max-pool, four stages of two BasicBlocks
   (64, 128, 256, 512 channels x ``width/64``), global average pool.
-* ``"ntk_mlp"``: :class:`deepdistill.ntk.NTKMLP` (NTK or standard parameterisation, ``width``,
+* ``"ntk_mlp"``: :class:`deepdistill.core.ntk.NTKMLP` (NTK or standard parameterisation, ``width``,
   ``depth``, tanh by default); ``features`` is its last hidden layer, and its output layer is scaled by
   ``weight_std / sqrt(width)`` rather than an ``nn.Linear`` head. The lazy-regime network of
-  :mod:`deepdistill.bridge`, also for regression (one output).
+  :mod:`deepdistill.studies.bridge`, also for regression (one output).
 """
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
-from deepdistill.ntk import NTKMLP
+from deepdistill.core.ntk import NTKMLP
 
 __all__ = ["MODELS", "build_model", "LinearClassifier", "MLP", "CNN1D", "ResNet18", "ntk_mlp"]
 
@@ -163,7 +163,7 @@ class ResNet18(nn.Module):
 def ntk_mlp(input_shape, num_classes: int, *, width: int = 512, depth: int = 1, activation: str = "tanh",
             weight_std: float = 1.0, input_std: float | None = None, bias_std: float = 1.0,
             parameterization: str = "ntk") -> NTKMLP:
-    """:class:`deepdistill.ntk.NTKMLP` on the flattened input, ``num_classes`` outputs (1 for a scalar regression)."""
+    """:class:`deepdistill.core.ntk.NTKMLP` on the flattened input, ``num_classes`` outputs (1 for a scalar regression)."""
     return NTKMLP(_flat_dim(input_shape), width, num_classes, depth=depth, activation=activation, weight_std=weight_std,
                   input_std=input_std, bias_std=bias_std, parameterization=parameterization)
 

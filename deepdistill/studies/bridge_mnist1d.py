@@ -1,21 +1,21 @@
 """Where kernel and deep part: cross-entropy self-distillation on MNIST-1D, with the toolkit's own trainer.
 
 The setting of the toolkit's deep grid: a 1-D CNN trained with AdamW and best-validation selection
-(early stopping) by :func:`deepdistill.train.train_run`, a KD student (``sd_kd``: ``gt_weight CE +
+(early stopping) by :func:`deepdistill.engine.train.train_run`, a KD student (``sd_kd``: ``gt_weight CE +
 (1 - gt_weight) T^2 KL``) of generation 1 at every weight of a grid, one shared teacher per seed (its
 ``generation_0.pt`` copied into each student's run folder, from which ``train_run`` resumes).
 
-Against it, the kernel surrogate of :mod:`deepdistill.weight_estimators`
-(:func:`~deepdistill.weight_estimators.kernel_surrogate_weights`, kernel ridge self-distillation on
+Against it, the kernel surrogate of :mod:`deepdistill.studies.weight_estimators`
+(:func:`~deepdistill.studies.weight_estimators.kernel_surrogate_weights`, kernel ridge self-distillation on
 one-hot targets, closed-form optimum of the validation MSE, ridge matched to the teacher's training
-Brier score) with two kernels from :func:`~deepdistill.weight_estimators.empirical_ntk_gram` on the
+Brier score) with two kernels from :func:`~deepdistill.studies.weight_estimators.empirical_ntk_gram` on the
 same training subsample:
 
 * the eNTK of the TRAINED teacher (what the toolkit's ``kernel_ntk`` estimator uses), and
 * the eNTK at the teacher's INITIALISATION (the kernel of the lazy-regime theory).
 
 The deep optimum is the grid's argmin of the mean validation Brier score over seeds (the squared
-error the surrogate minimises), refined by the caller (:mod:`deepdistill.bridge`). Nothing here is
+error the surrogate minimises), refined by the caller (:mod:`deepdistill.studies.bridge`). Nothing here is
 tuned to make the two agree: the function reports what it measures.
 """
 from __future__ import annotations
@@ -31,7 +31,7 @@ __all__ = ["mnist1d_cross_entropy"]
 
 
 def _surrogate(model, x_sub, y_sub, x_val, y_val, match: float, *, with_ntk_of: str) -> dict:
-    from deepdistill.weight_estimators import empirical_ntk_gram, kernel_surrogate_weights
+    from deepdistill.studies.weight_estimators import empirical_ntk_gram, kernel_surrogate_weights
 
     gram = empirical_ntk_gram(model, x_sub)
     cross = empirical_ntk_gram(model, x_val, x_sub)
@@ -44,12 +44,12 @@ def _surrogate(model, x_sub, y_sub, x_val, y_val, match: float, *, with_ntk_of: 
 
 
 def _seed_study(settings: dict, root: Path, seed: int, device: str, log) -> dict:
-    from deepdistill.config import TrainConfig, derive_seed
-    from deepdistill.io import atomic_write
-    from deepdistill.metrics import brier_score
-    from deepdistill.models import build_model
-    from deepdistill.runs import checkpoint_path, load_generation
-    from deepdistill.train import load_run_data, predict_logits, train_run
+    from deepdistill.core.config import TrainConfig, derive_seed
+    from deepdistill.core.io import atomic_write
+    from deepdistill.core.metrics import brier_score
+    from deepdistill.core.models import build_model
+    from deepdistill.engine.runs import checkpoint_path, load_generation
+    from deepdistill.engine.train import load_run_data, predict_logits, train_run
 
     base = TrainConfig(dataset="mnist1d", model=settings["model"], method=settings["method"], generations=1,
                        n_train=int(settings["n_train"]), label_noise=float(settings["label_noise"]),

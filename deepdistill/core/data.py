@@ -17,10 +17,10 @@ Data sets (``DATASETS``):
   ``class_sep = s``, identity covariance). The Bayes classifier is ``argmax_k x_k`` and its error is
   exact up to quadrature: ``1 - int phi(z) Phi(z + s)^(K-1) dz`` (``meta["bayes_rate"]``).
 * ``"sine"`` and ``"ba_toy"`` (REGRESSION, real-valued targets ``y`` of shape ``(n,)``, ``num_classes``
-  = 1 output): :func:`deepdistill.regression.sine` (``y = prod_j sin(2 pi x_j) + noise``; options
+  = 1 output): :func:`deepdistill.core.regression.sine` (``y = prod_j sin(2 pi x_j) + noise``; options
   ``noise``, ``dim``, ``n_pool`` and ``n_test``, drawn with ``generation_seed``; the test targets are the
   clean function, so the test MSE is the exact risk) and [BA21]'s 11-point toy
-  (:func:`deepdistill.regression.ba_toy`, test on the 101-point grid against ``sin(2 pi x)``). Label
+  (:func:`deepdistill.core.regression.ba_toy`, test on the 101-point grid against ``sin(2 pi x)``). Label
   noise does not apply (the noise is in the data set's own ``noise``); splits are not stratified.
 * ``"cifar10"`` / ``"cifar100"``: torchvision's python pickles, read by a restricted unpickler that
   allows numpy arrays, lists, bytes and str and refuses anything else, from the folder the user names (``root`` holding ``cifar-10-batches-py/`` or
@@ -42,7 +42,6 @@ from __future__ import annotations
 
 import codecs
 import functools
-import importlib
 import inspect
 import os
 import pickle
@@ -297,9 +296,9 @@ class _CifarUnpickler(pickle.Unpickler):
             return getattr(np, name)
         if module == "_codecs":
             return codecs.encode
-        # numpy 2 keeps these in numpy._core; numpy 1 in numpy.core. Either spelling names the same function.
-        core = importlib.import_module("numpy._core" if hasattr(np, "_core") else "numpy.core")
-        return getattr(getattr(core, module.rsplit(".", 1)[1]), name)
+        # The array rebuilders as this numpy's own pickling names them (numpy 2 keeps them in numpy._core,
+        # numpy 1 in numpy.core): taken from an array's reduction, so no module is imported by a name.
+        return np.zeros(1).__reduce__()[0] if name == "_reconstruct" else np.zeros(1).__reduce_ex__(5)[0]
 
 
 def _read_cifar_batch(path) -> dict:
@@ -360,9 +359,9 @@ def _cifar(name: str, *, root=None, seed=0, n_train=None) -> _Raw:
 
 def _sine(*, root=None, seed=0, n_train=None, noise: float = 0.5, dim: int = 1, n_pool: int = 200, n_test: int = 200,
           generation_seed: int = 0) -> _Raw:
-    """:func:`deepdistill.regression.sine`: a pool of ``max(n_pool, n_train)`` noisy points and ``n_test``
+    """:func:`deepdistill.core.regression.sine`: a pool of ``max(n_pool, n_train)`` noisy points and ``n_test``
     clean test targets, drawn with ``generation_seed`` (the test set does not move with the pool)."""
-    from deepdistill.regression import sine
+    from deepdistill.core.regression import sine
 
     d = sine(max(int(n_pool), int(n_train or 0)), noise, dim=dim, n_test=n_test, seed=generation_seed)
     return _Raw(d.x_train, d.y_train, d.x_test, d.y_test, 1, (d.dim,), task="regression", meta={
@@ -370,8 +369,8 @@ def _sine(*, root=None, seed=0, n_train=None, noise: float = 0.5, dim: int = 1, 
 
 
 def _ba_toy(*, root=None, seed=0, n_train=None) -> _Raw:
-    """[BA21]'s toy (:func:`deepdistill.regression.ba_toy`): 11 training points, the 101-point risk grid as test set."""
-    from deepdistill.regression import ba_toy
+    """[BA21]'s toy (:func:`deepdistill.core.regression.ba_toy`): 11 training points, the 101-point risk grid as test set."""
+    from deepdistill.core.regression import ba_toy
 
     d = ba_toy()
     return _Raw(d.x_train, d.y_train, d.x_test, d.y_test, 1, (1,), task="regression",

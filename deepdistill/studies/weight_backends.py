@@ -1,18 +1,18 @@
 """What a weight-estimation study trains and evaluates: the two set-ups it runs on.
 
-A study (:mod:`deepdistill.weight_estimation`) needs a teacher, students at chosen ground-truth
+A study (:mod:`deepdistill.studies.weight_estimation`) needs a teacher, students at chosen ground-truth
 weights, and their outputs on the validation set; a backend provides them and counts each run's cost:
 
-* :class:`ConfigBackend`: one seed of a toolkit :class:`~deepdistill.config.TrainConfig`. The teacher
-  (generations ``0..G-1``) is trained once by :func:`deepdistill.train.train_run`; each student is a
+* :class:`ConfigBackend`: one seed of a toolkit :class:`~deepdistill.core.config.TrainConfig`. The teacher
+  (generations ``0..G-1``) is trained once by :func:`deepdistill.engine.train.train_run`; each student is a
   run of ``G + 1`` generations whose first ``G`` checkpoints are copies of the teacher's, so
   ``train_run`` loads them and trains only generation ``G``. Networks are read back with
-  :func:`deepdistill.runs.load_generation`.
+  :func:`deepdistill.engine.runs.load_generation`.
 * :class:`CallableBackend`: a user's ``train_fn(gt_weight, teacher) -> model`` and data loaders.
 
-Both evaluate through the training loop's own :func:`~deepdistill.train.predict_logits` and
-:func:`~deepdistill.train.predict_features`. :func:`make_train_fn` builds a ``train_fn`` for a
-user's own network on the toolkit's one training loop (:func:`deepdistill.train.train_generation`,
+Both evaluate through the training loop's own :func:`~deepdistill.engine.train.predict_logits` and
+:func:`~deepdistill.engine.train.predict_features`. :func:`make_train_fn` builds a ``train_fn`` for a
+user's own network on the toolkit's one training loop (:func:`deepdistill.engine.train.train_generation`,
 which takes the network's factory): nothing here has a training loop of its own.
 """
 from __future__ import annotations
@@ -29,14 +29,14 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, IterableDataset
 
-from deepdistill.config import METHODS, TrainConfig
-from deepdistill.io import atomic_write
-from deepdistill.local_runner import run_local
-from deepdistill.metrics import softmax, summarize
-from deepdistill.runs import checkpoint_path, load_generation
-from deepdistill.train import (load_run_data, predict_features, predict_logits, resolve_device, train_generation,
+from deepdistill.core.config import METHODS, TrainConfig
+from deepdistill.core.io import atomic_write
+from deepdistill.drivers.local_runner import run_local
+from deepdistill.core.metrics import softmax, summarize
+from deepdistill.engine.runs import checkpoint_path, load_generation
+from deepdistill.engine.train import (load_run_data, predict_features, predict_logits, resolve_device, train_generation,
                                train_run)
-from deepdistill.weight_estimators import as_matrix
+from deepdistill.studies.weight_estimators import as_matrix
 
 __all__ = ["Run", "student_key", "StudyBackend", "ConfigBackend", "CallableBackend", "gather_loader", "make_train_fn"]
 
@@ -327,8 +327,8 @@ def gather_loader(loader, name: str):
 def make_train_fn(model_factory: Callable[[], torch.nn.Module], train_loader, *, method: str = "sd_kd",
                   temperature: float | None = None, epochs: int = 10, lr: float = 1e-3, seed: int = 0,
                   device: str = "cpu", **train_options) -> Callable:
-    """A ``train_fn`` for :func:`~deepdistill.weight_estimation.estimate_gt_weight_for_model` that trains
-    YOUR network with the toolkit's own loop (:func:`deepdistill.train.train_generation`).
+    """A ``train_fn`` for :func:`~deepdistill.studies.weight_estimation.estimate_gt_weight_for_model` that trains
+    YOUR network with the toolkit's own loop (:func:`deepdistill.engine.train.train_generation`).
 
     ``train_fn(gt_weight, teacher, seed=None) -> model`` (eval mode): ``train_fn(None, None)`` trains a
     teacher (generation 0 of ``method``: on the labels alone), ``train_fn(w, teacher)`` a fresh student
@@ -337,7 +337,7 @@ def make_train_fn(model_factory: Callable[[], torch.nn.Module], train_loader, *,
 
     Reproducible: every call seeds the network's initialisation, the batch order (its own generator,
     drawn afresh from the seed at every epoch) and dropout from ``seed`` (or the call's own ``seed``),
-    exactly as a toolkit run does (:func:`deepdistill.config.derive_seed`; teacher and students use
+    exactly as a toolkit run does (:func:`deepdistill.core.config.derive_seed`; teacher and students use
     the streams of generations 0 and 1), and leaves torch's global random state as it found it. Two
     calls with the same arguments give bitwise the same network on CPU.
 
@@ -351,9 +351,9 @@ def make_train_fn(model_factory: Callable[[], torch.nn.Module], train_loader, *,
     model_factory : builds a fresh, untrained network (your ``nn.Module`` class itself will do);
         called under the seeded initialisation. Its outputs are class logits; labels are integers.
     train_loader : a ``DataLoader`` (or any iterable of ``(x, y)`` batches) of the training set.
-    method : ``"sd_kd"``, ``"sd_mse"`` or ``"sd_zs"`` (:data:`deepdistill.config.METHODS`).
-    temperature, epochs, lr, seed, device : as in :class:`~deepdistill.config.TrainConfig`.
-    train_options : any other :class:`~deepdistill.config.TrainConfig` field of the optimisation
+    method : ``"sd_kd"``, ``"sd_mse"`` or ``"sd_zs"`` (:data:`deepdistill.core.config.METHODS`).
+    temperature, epochs, lr, seed, device : as in :class:`~deepdistill.core.config.TrainConfig`.
+    train_options : any other :class:`~deepdistill.core.config.TrainConfig` field of the optimisation
         (``optimizer``, ``weight_decay``, ``momentum``, ``schedule``, ``batch_size``, ``amp``, ...).
         Each generation keeps its last epoch's weights (``selection="last"``: the study's validation
         set must not also pick epochs).

@@ -1,6 +1,6 @@
 """Estimating the optimal ground-truth weight of deep self-distillation at a fraction of a grid's cost: the study.
 
-For one student generation, the study trains what each estimator of :mod:`deepdistill.weight_estimators`
+For one student generation, the study trains what each estimator of :mod:`deepdistill.studies.weight_estimators`
 needs (the two-run affine estimate, the kernel surrogates on the teacher's features or empirical NTK,
 [DPR26]'s one-shot estimate), then one student at each estimate that succeeded, and, when asked, a
 grid search to judge them by (students at every weight of a grid, the best chosen by the mean
@@ -13,17 +13,17 @@ student that is also a grid point, is counted in both).
 Entry points:
 
 * :func:`estimate_gt_weight_for_model`: your own network, training code (a ``train_fn``, e.g. from
-  :func:`deepdistill.weight_backends.make_train_fn`) and data loaders; returns a
-  :class:`~deepdistill.weight_results.WeightEstimate` with the chosen weight, every estimator's
+  :func:`deepdistill.studies.weight_backends.make_train_fn`) and data loaders; returns a
+  :class:`~deepdistill.studies.weight_results.WeightEstimate` with the chosen weight, every estimator's
   status and cost, and the trained teacher and student.
-* :func:`estimate_gt_weight`: a toolkit :class:`~deepdistill.config.TrainConfig` over seeds (one
+* :func:`estimate_gt_weight`: a toolkit :class:`~deepdistill.core.config.TrainConfig` over seeds (one
   teacher per seed, shared by every student through its checkpoints, which
-  :func:`deepdistill.train.train_run` resumes from); returns a
-  :class:`~deepdistill.weight_results.WeightStudy`. ``python -m deepdistill estimate-weight`` wraps it.
+  :func:`deepdistill.engine.train.train_run` resumes from); returns a
+  :class:`~deepdistill.studies.weight_results.WeightStudy`. ``python -m deepdistill estimate-weight`` wraps it.
 
-A failed estimator (status other than ``"ok"``: see :mod:`deepdistill.weight_results`) is never
+A failed estimator (status other than ``"ok"``: see :mod:`deepdistill.studies.weight_results`) is never
 chosen and never trained. The estimators themselves are re-exported here
-(``from deepdistill.weight_estimation import affine_optimal_weight``).
+(``from deepdistill.studies.weight_estimation import affine_optimal_weight``).
 
 References: [BA21] Borup & Andersen, NeurIPS 2021, arXiv 2102.13088; [DPR26] Dang, Patil & Rinaldo,
 arXiv 2602.17565 (the optimum may lie outside [0, 1]; one-shot tuning).
@@ -40,14 +40,14 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 import torch
 
-from deepdistill.config import METHODS, ensure_config
-from deepdistill.data import dataset_task
-from deepdistill.local_runner import default_jobs, run_local, torch_threads
-from deepdistill.runs import GENERATIONS_FOLDER
-from deepdistill.metrics import as_numpy, brier_score
-from deepdistill.weight_backends import CallableBackend, ConfigBackend, Run, StudyBackend, student_key
+from deepdistill.core.config import METHODS, ensure_config
+from deepdistill.core.data import dataset_task
+from deepdistill.drivers.local_runner import default_jobs, run_local, torch_threads
+from deepdistill.engine.runs import GENERATIONS_FOLDER
+from deepdistill.core.metrics import as_numpy, brier_score
+from deepdistill.studies.weight_backends import CallableBackend, ConfigBackend, Run, StudyBackend, student_key
 # The estimators, re-exported: this module is where a user meets them.
-from deepdistill.weight_estimators import (
+from deepdistill.studies.weight_estimators import (
     AffineWeightEstimate,
     KernelWeightEstimate,
     affine_optimal_weight,
@@ -59,7 +59,7 @@ from deepdistill.weight_estimators import (
     label_endpoint_is_generation_zero,
     target_matrix,
 )
-from deepdistill.weight_results import (STATUS_OK, WeightEstimate, WeightStudy, format_summary_table,
+from deepdistill.studies.weight_results import (STATUS_OK, WeightEstimate, WeightStudy, format_summary_table,
                                         summary_rows)
 
 __all__ = [
@@ -432,13 +432,13 @@ def estimate_gt_weight(config, out_dir, *, seeds: Iterable[int] = (0,), generati
     ntk_subsample : training examples used by the empirical-NTK estimators.
     jobs, threads_per_job : with ``jobs`` above 1 (``None``: one per core), the runs known in advance (every
         seed's teacher, the grid's students and the two-run end points) are trained first, that many at
-        once, by the sweep's local runner (:func:`deepdistill.local_runner.run_local`); the students at
+        once, by the sweep's local runner (:func:`deepdistill.drivers.local_runner.run_local`); the students at
         the estimates follow, side by side too. Every run of the study then has ``threads_per_job`` torch threads.
-    cache_dir : the generation cache the runs train in and share (:mod:`deepdistill.runs`; default
+    cache_dir : the generation cache the runs train in and share (:mod:`deepdistill.engine.runs`; default
         ``out_dir/generations``): a sweep's ``generations`` folder lends the study its teachers and students.
 
-    Returns a :class:`~deepdistill.weight_results.WeightStudy` (one
-    :class:`~deepdistill.weight_results.WeightEstimate` per seed, its summary over seeds, the chosen weight).
+    Returns a :class:`~deepdistill.studies.weight_results.WeightStudy` (one
+    :class:`~deepdistill.studies.weight_results.WeightEstimate` per seed, its summary over seeds, the chosen weight).
     """
     config = ensure_config(config)
     spec = METHODS[config.method]
@@ -532,7 +532,7 @@ def estimate_gt_weight_for_model(train_fn: Callable, val_loader, *, test_loader=
     train_fn : ``train_fn(gt_weight, teacher) -> trained model``, or ``train_fn(gt_weight, teacher, seed)``.
         ``train_fn(None, None)`` trains the teacher on the labels; ``train_fn(w, teacher)`` a fresh
         student with ground-truth weight ``w`` (the weight on the LABELS; convert a teacher weight
-        ``w_t`` as ``1 - w_t``). :func:`deepdistill.weight_backends.make_train_fn` makes one from your
+        ``w_t`` as ``1 - w_t``). :func:`deepdistill.studies.weight_backends.make_train_fn` makes one from your
         model class and training loader with the toolkit's loop, seeded on every call.
     val_loader : yields ``(x, y)`` validation batches (labels for ``"brier"``, targets for ``"mse"``).
         A ``DataLoader`` is read in its dataset's order (its shuffling does not matter).
@@ -549,9 +549,9 @@ def estimate_gt_weight_for_model(train_fn: Callable, val_loader, *, test_loader=
     seed : ``None`` (default): ``train_fn`` is called without a seed and seeds itself
         (``make_train_fn``'s own ``seed``); an integer is passed on every call as ``train_fn(...,
         seed=seed)`` (your ``train_fn`` must then take a ``seed`` argument) and seeds the NTK subsample.
-    out_dir : where to :meth:`~deepdistill.weight_results.WeightEstimate.save` the result (``None``: nothing written).
+    out_dir : where to :meth:`~deepdistill.studies.weight_results.WeightEstimate.save` the result (``None``: nothing written).
 
-    Returns a :class:`~deepdistill.weight_results.WeightEstimate`: ``gt_weight``, ``chosen``,
+    Returns a :class:`~deepdistill.studies.weight_results.WeightEstimate`: ``gt_weight``, ``chosen``,
     ``estimators`` (weight, unconstrained optimum, status, runs and wall time of each), ``teacher`` and
     ``student`` with their ``teacher_metrics`` / ``student_metrics``, and ``grid``.
     """

@@ -1,7 +1,7 @@
 """What a weight study returns: the chosen weight, every estimator's outcome, the trained networks.
 
-:func:`deepdistill.weight_estimation.estimate_gt_weight_for_model` (your own network) returns a
-:class:`WeightEstimate`; :func:`deepdistill.weight_estimation.estimate_gt_weight` (a toolkit config,
+:func:`deepdistill.studies.weight_estimation.estimate_gt_weight_for_model` (your own network) returns a
+:class:`WeightEstimate`; :func:`deepdistill.studies.weight_estimation.estimate_gt_weight` (a toolkit config,
 one or more seeds) returns a :class:`WeightStudy` that holds one :class:`WeightEstimate` per seed.
 Both have ``to_dict()``, ``save(dir)`` and ``load(dir)``, and print as a table (``.table()``).
 
@@ -24,8 +24,8 @@ from typing import Callable
 
 import torch
 
-from deepdistill.io import atomic_torch_save, atomic_write_csv, atomic_write_json, read_json
-from deepdistill.results import mean_sd
+from deepdistill.core.io import atomic_torch_save, atomic_write_csv, atomic_write_json, read_json
+from deepdistill.engine.results import mean_sd
 
 __all__ = ["STATUS_OK", "EstimatorResult", "WeightEstimate", "WeightStudy", "summary_rows", "format_summary_table",
            "RESULT_FILE", "SUMMARY_FILE", "SCHEMA"]
@@ -82,7 +82,7 @@ class EstimatorResult:
 
 @dataclass
 class WeightEstimate:
-    """One seed's weight study: what :func:`~deepdistill.weight_estimation.estimate_gt_weight_for_model` returns.
+    """One seed's weight study: what :func:`~deepdistill.studies.weight_estimation.estimate_gt_weight_for_model` returns.
 
     gt_weight : the chosen weight: that of the first estimator asked for whose status is ``"ok"``,
         else the grid's best (when a grid was run), else ``None``.
@@ -192,7 +192,7 @@ class WeightEstimate:
 @dataclass
 class WeightStudy:
     """Several seeds of a toolkit config's weight study: what
-    :func:`~deepdistill.weight_estimation.estimate_gt_weight` returns.
+    :func:`~deepdistill.studies.weight_estimation.estimate_gt_weight` returns.
 
     per_seed : one :class:`WeightEstimate` per seed (its teacher and student loaded from the run folders).
     gt_weight : the mean over seeds of the weight of the first estimator asked for that succeeded in
@@ -265,8 +265,8 @@ def _load_module(model_factory, path: Path, device):
 
 def _load_checkpoints(config: dict, seed_dict: dict, out: Path, device):
     """The teacher and student of one seed of a config study, from the checkpoints it names."""
-    from deepdistill.config import TrainConfig
-    from deepdistill.runs import load_checkpoint, load_splits, restore_generation
+    from deepdistill.core.config import TrainConfig
+    from deepdistill.engine.runs import load_checkpoint, load_splits, restore_generation
 
     # Only the data and the architecture matter here (the per-generation settings are in the checkpoints).
     cfg = TrainConfig.from_dict({**config, "seed": int(seed_dict["seed"]), "generations": 1, "gt_weight": None,

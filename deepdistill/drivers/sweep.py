@@ -5,28 +5,28 @@
   that does not read ``gt_weight``, e.g. ``"ce"``, gets one run per seed, not one per weight).
 * :func:`select_shard` (``--shard i/N``): every N-th run, starting at i.
 * :func:`run_sweep`: every run, then the roll-up ``out_dir/rollup.csv``, on one of :data:`BACKENDS`:
-  ``"local"`` trains on ``jobs`` processes of this machine (:mod:`deepdistill.local_runner`; ``jobs=1``:
+  ``"local"`` trains on ``jobs`` processes of this machine (:mod:`deepdistill.drivers.local_runner`; ``jobs=1``:
   in this process); ``"ray"`` runs each generation as a Ray task, on this machine or a cluster
-  (:mod:`deepdistill.ray_backend`, the optional ``cluster`` extra), in the same folders and with the
+  (:mod:`deepdistill.drivers.ray_backend`, the optional ``cluster`` extra), in the same folders and with the
   same records.
 
-Each run lives in ``out_dir/runs/<run_id>/`` (:mod:`deepdistill.runs`): the id is a hash of its config
+Each run lives in ``out_dir/runs/<run_id>/`` (:mod:`deepdistill.engine.runs`): the id is a hash of its config
 (operational fields such as ``device`` and ``out_dir`` excluded), so the same run has the same folder
 on every machine and every restart, and a run with a complete record is never trained again. Runs
 that share their first generations (a teacher, with students at several weights) train them once, in
 ``out_dir/generations/`` (``share_generations``), and each generation is trained under a claim
-(:mod:`deepdistill.claims`), so that sweeps, shards and Ray tasks on one folder never train it twice.
+(:mod:`deepdistill.engine.claims`), so that sweeps, shards and Ray tasks on one folder never train it twice.
 """
 from __future__ import annotations
 
 from typing import Callable, Iterable
 
-from deepdistill.claims import DEFAULT_STALE_AFTER
-from deepdistill.config import METHODS, TrainConfig, ensure_config
-from deepdistill.io import ensure_writable_dir
-from deepdistill.local_runner import default_jobs, run_local
-from deepdistill.results import write_rollup
-from deepdistill.runs import generation_cache_dir, run_dir_for
+from deepdistill.engine.claims import DEFAULT_STALE_AFTER
+from deepdistill.core.config import METHODS, TrainConfig, ensure_config
+from deepdistill.core.io import ensure_writable_dir
+from deepdistill.drivers.local_runner import default_jobs, run_local
+from deepdistill.engine.results import write_rollup
+from deepdistill.engine.runs import generation_cache_dir, run_dir_for
 
 __all__ = ["expand_grid", "select_shard", "parse_shard", "run_sweep", "run_sweep_local", "BACKENDS", "BACKEND_OPTIONS"]
 
@@ -113,7 +113,7 @@ def run_sweep_local(configs: list[TrainConfig], out_dir, *, log: Callable[[str],
 
 def _run_sweep_ray(configs: list[TrainConfig], out_dir, **options) -> list[dict]:
     # Imported on use: Ray is an optional extra; without it this fails at once, naming the install command.
-    from deepdistill.ray_backend import run_sweep_ray
+    from deepdistill.drivers.ray_backend import run_sweep_ray
 
     return run_sweep_ray(configs, out_dir, **options)
 
@@ -135,10 +135,10 @@ def run_sweep(configs: list, out_dir, backend: str = "local", *, log: Callable[[
     ``configs``: :class:`TrainConfig`\\ s (as :func:`expand_grid` makes them; a dict is validated into
     one here). The roll-up covers every complete record under ``out_dir`` (other shards' included).
     ``backend_options``: for the local backend ``jobs`` (worker processes, default 1; ``None``: one per
-    core, see :func:`deepdistill.local_runner.default_jobs`), ``threads_per_job`` (torch threads of each,
+    core, see :func:`deepdistill.drivers.local_runner.default_jobs`), ``threads_per_job`` (torch threads of each,
     default 1), ``claim_timeout`` (seconds without a heartbeat before another process's claim is stale,
     default 300) and ``share_generations`` (default True: runs that share their first generations train
-    them once); for the ray backend those of :func:`deepdistill.ray_backend.run_sweep_ray`.
+    them once); for the ray backend those of :func:`deepdistill.drivers.ray_backend.run_sweep_ray`.
     """
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; valid backends: {list(BACKENDS)}.")
