@@ -33,10 +33,13 @@ from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.metrics.pairwise import KERNEL_PARAMS, pairwise_kernels
 from sklearn.utils.validation import _num_samples, check_is_fitted, validate_data
 
+from . import _validation
 from ._validation import (
     NEGATIVE_EIGENVALUE_RTOL,
+    check_bool,
     check_gram,
     check_gt_weight,
+    check_numeric,
     check_psd_evals,
     check_ridge,
     check_steps,
@@ -44,10 +47,37 @@ from ._validation import (
 from .filters import filter_diagonals, filter_path
 from .spectrum import eigh_gram, nystroem_landmarks, nystroem_spectrum, topk_spectrum
 
-__all__ = ["KernelDistiller"]
+__all__ = ["KernelDistiller", "fit_memory_bytes"]
 
 _SPECTRA = ("exact", "topk", "nystroem")
 _BACKENDS = (None, "numpy", "torch")
+# Peak host memory of a Nystroem fit, in units of n * m * itemsize: C = K(X, L), the kernel's own
+# temporary of that size, the features Z = C U s^-1/2, and the SVD's left vectors P and workspace.
+_NYSTROEM_COPIES = 5
+
+
+def fit_memory_bytes(n_samples: int, itemsize: int, spectrum: str = "exact", n_components: int | None = None,
+                     *, precomputed: bool = False) -> int:
+    """Estimated peak host memory (bytes) of :meth:`KernelDistiller.fit`, beyond the input itself.
+
+    - ``"exact"``: two ``n x n`` matrices: the Gram matrix and its eigenvectors (LAPACK overwrites a Gram
+      matrix the fit computed; a precomputed one is copied instead, so two either way). Computing the
+      kernel also peaks at two: scikit-learn forms a dot-product or distance matrix, then the kernel.
+      LAPACK's workspace is O(n).
+    - ``"topk"``: the Gram matrix and the kernel's temporary (two ``n x n``); with a precomputed Gram
+      matrix only ARPACK's ``2 m + 1`` Lanczos vectors of length ``n`` (float64).
+    - ``"nystroem"``: ``_NYSTROEM_COPIES`` (5) ``n x m`` matrices (see that constant); never ``n x n``.
+    """
+    n, b = int(n_samples), int(itemsize)
+    if spectrum == "nystroem":
+        return _NYSTROEM_COPIES * n * int(n_components) * b
+    if spectrum == "topk" and precomputed:
+        return (2 * int(n_components) + 1) * n * 8 + n * int(n_components) * b
+    return 2 * n * n * b
+
+
+def _gib(nbytes: float) -> str:
+    return f"{nbytes / 2**30:.1f} GiB"
 
 
 class KernelDistiller(RegressorMixin, BaseEstimator):
@@ -224,6 +254,8 @@ class KernelDistiller(RegressorMixin, BaseEstimator):
         if n_x != n_y:
             raise ValueError(f"`X` and `y` must hold the same number of samples; got X with {n_x} "
                              f"and y with {n_y}.")
+        _check_numeric_input(X, "X")
+        _check_numeric_input(y, "y")
         X, y = validate_data(self, X, y, accept_sparse=False if precomputed else ("csr", "csc"),
                              dtype=[np.float64, np.float32], multi_output=True, y_numeric=True)
         if y.ndim > 2:
@@ -247,7 +279,8 @@ class KernelDistiller(RegressorMixin, BaseEstimator):
         """
         self._check_kernel()
         ridge = check_ridge(self.ridge)
-        gt_weight = check_gt_weight(self.gt_weight, allow_any_weight=self.allow_any_weight)
+        gt_weight = check_gt_weight(self.gt_weight,
+                                    allow_any_weight=check_bool(self.allow_any_weight, name="allow_any_weight"))
         steps = check_steps(self.steps)
         if np.ndim(gt_weight) == 1 and (steps == math.inf or steps > len(gt_weight) + 1):
             raise ValueError(f"`steps`={steps} needs one `gt_weight` per step 2..{steps}, but the "
@@ -268,6 +301,7 @@ class KernelDistiller(RegressorMixin, BaseEstimator):
                               f"{self.spectrum!r} uses the exact spectrum of all {n} samples.",
                               UserWarning, stacklevel=2)
             method = "exact"
+        self._check_memory(n, dtype.itemsize, method, precomputed)
         if method == "nystroem":
             idx = nystroem_landmarks(n, self.n_components, random_state=self.random_state)
             C = X[:, idx] if precomputed else self._kernel(X, X[idx])  # (n, m) = K(X, landmarks)
@@ -311,6 +345,31 @@ class KernelDistiller(RegressorMixin, BaseEstimator):
         self.spectrum_ = spec.method
         return self
 
+    def _check_memory(self, n, itemsize, method, precomputed):
+        """Refuse, before allocating, a fit whose estimated peak memory (:func:`fit_memory_bytes`)
+        exceeds what this process can allocate (:func:`kerneldistill._validation.available_memory_bytes`;
+        no check where that is unknown). The message suggests a Nystroem size that fits."""
+        available = _validation.available_memory_bytes()
+        if available is None:
+            return
+        need = fit_memory_bytes(n, itemsize, method, self.n_components, precomputed=precomputed)
+        if need <= available:
+            return
+        largest = min(n - 1, available // (_NYSTROEM_COPIES * n * itemsize))
+        what = (f"spectrum={self.spectrum!r} with n_components={self.n_components}" if method == "nystroem"
+                else f"spectrum={method!r}")
+        if largest >= 1:
+            advice = (f"use spectrum='nystroem' with n_components <= {largest} (needs {_NYSTROEM_COPIES} x "
+                      f"n_samples x n_components x {itemsize} bytes; time grows as n_samples x n_components^2)")
+            if precomputed and method == "exact":
+                advice += " or spectrum='topk' with a few hundred n_components (ARPACK, on the given Gram matrix)"
+        else:
+            advice = "even spectrum='nystroem' with one landmark does not fit: subsample the training set"
+        raise MemoryError(
+            f"KernelDistiller.fit: {what} at n_samples={n} needs about {_gib(need)} "
+            f"({'two n x n matrices' if method != 'nystroem' else 'n x n_components matrices'} of "
+            f"{itemsize}-byte floats) but about {_gib(available)} is available; {advice}.")
+
     # ----------------------------------------------------------------------------------------------
     # kernels and back end
     def _kernel(self, A, B=None):
@@ -329,6 +388,7 @@ class KernelDistiller(RegressorMixin, BaseEstimator):
         if _num_samples(X) == 0:
             raise ValueError(f"`X` is empty: found array with 0 sample(s) (shape={np.shape(X)}) "
                              f"while a minimum of 1 is required.")
+        _check_numeric_input(X, "X")
         try:
             # scikit-learn's checks first (NaN/inf, 1-D input, n_features_in_), then our hint.
             X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32],
@@ -424,7 +484,7 @@ class KernelDistiller(RegressorMixin, BaseEstimator):
         steps = check_steps(steps, allow_sequence=True)
         steps = steps if isinstance(steps, list) else [steps]
         weight = self.gt_weight_ if gt_weight is None else check_gt_weight(
-            gt_weight, allow_any_weight=self.allow_any_weight)
+            gt_weight, allow_any_weight=check_bool(self.allow_any_weight, name="allow_any_weight"))
         return filter_diagonals(self.evals_, self.ridge_, weight, steps)
 
     def path(self, X, steps, gt_weights=None, *, ridges=None) -> np.ndarray:
@@ -453,7 +513,8 @@ class KernelDistiller(RegressorMixin, BaseEstimator):
             raise ValueError("`ridges` must hold at least one ridge; got an empty sequence.")
         if gt_weights is not None:
             weights = check_gt_weight(np.atleast_1d(np.asarray(gt_weights, dtype=float)),
-                                      allow_any_weight=self.allow_any_weight, name="gt_weights")
+                                      allow_any_weight=check_bool(self.allow_any_weight, name="allow_any_weight"),
+                                      name="gt_weights")
         blocks = []
         for lam in lams:
             if gt_weights is None:
@@ -465,3 +526,16 @@ class KernelDistiller(RegressorMixin, BaseEstimator):
         rows = np.stack(blocks).reshape(-1, self.n_components_)
         out = self._apply_filters(rows, None if X is None else self.kernel_matrix(X))
         return self._finish(out.reshape(*shape, *out.shape[1:]))
+
+
+def _check_numeric_input(v, name):
+    """:func:`~kerneldistill._validation.check_numeric` on array-likes; sparse matrices and inputs that
+    numpy cannot even make an array of are left to scikit-learn's own messages."""
+    if hasattr(v, "dtype") and not hasattr(v, "tocsr"):
+        check_numeric(v, name=name)
+    elif not hasattr(v, "tocsr"):
+        try:
+            arr = np.asarray(v)
+        except (ValueError, TypeError):
+            return
+        check_numeric(arr, name=name)
