@@ -169,7 +169,7 @@ def warn_imprecise_weights(weights, *, name: str = "gt_weight", stacklevel: int 
     if loss > WEIGHT_PRECISION_RTOL:
         digits = max(0.0, -math.log10(loss))
         warnings.warn(
-            f"`{name}` reaches {top:.3g} in absolute value: a fit with it loses about eps * |{name}| = {loss:.1g} "
+            f"`{name}` reaches {top:.3g} in absolute value: a fit with it loses about eps * |{name}| = {loss:.2g} "
             f"relative precision (about {digits:.0f} significant digit(s) left). Such weights come from a ridge "
             f"tiny next to the spectrum; a larger `ridge` gives a weight that float64 can use.",
             PrecisionWarning, stacklevel=stacklevel)
