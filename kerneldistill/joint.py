@@ -48,14 +48,16 @@ from .polynomial import power_coefficients, schedule_from_power_coefficients
 __all__ = ["joint_schedule", "joint_power_coefficients", "MAX_JOINT_STEPS"]
 
 # The largest `steps` joint_schedule accepts. Its cost grows about as steps^2 to steps^3 (each
-# coordinate of a sweep reruns the filter recursion over all steps, and a sweep visits every step),
-# unlike greedy_schedule's ~steps^2 at a far smaller constant. Measured by bench/bench_joint_steps.py
-# (n = 40, one thread, a shared 2-core machine; joint / greedy wall seconds): ReferenceRisk 100 steps
-# 2.3 / 0.11, 200 steps 14 / 0.5; ExpectedTrainingRisk 100: 3.6 / 0.08, 200: 11.7 / 0.17; OneShotRisk
-# 100: 1.2 / 0.05, 200: 5.7 / 0.11; 1000 steps ran for more than 5 minutes. Beyond a few tens of
-# steps the power basis is too ill-conditioned for the certified optimum anyway (module docstring),
-# so the extra steps buy a coordinate-descent polish of the greedy schedule, not a global optimum.
-MAX_JOINT_STEPS = 200
+# coordinate of a sweep reruns the filter recursion over all steps, a sweep visits every step, and
+# the fallback may sweep hundreds of times) and with the number of eigenpairs m. Measured by
+# bench/bench_joint_steps.py (one thread, a shared 2-core machine; wall seconds, joint / greedy), for
+# ReferenceRisk, ExpectedTrainingRisk, OneShotRisk:
+#   n = m = 40:   100 steps 2.3 / 0.11, 3.6 / 0.08, 1.2 / 0.05;  200 steps 14 / 0.5, 11.7 / 0.17, 5.7 / 0.11
+#   n = m = 400:  100 steps 5.9 / 0.25, 10.6 / 0.4, 8.9 / 0.17;  200 steps 40 / 1.0, 38 / 1.2, 20 / 0.46
+# and 1000 steps ran for more than 5 minutes (issue 18), where greedy_schedule takes 11-46 s. Beyond
+# a few tens of steps the power basis is too ill-conditioned for the certified optimum anyway (module
+# docstring), so the extra steps buy a coordinate polish of the greedy schedule, not a global optimum.
+MAX_JOINT_STEPS = 100
 
 # Coordinate sweeps stop when a sweep gains less than this fraction of the risk (each sweep is exact
 # 1-D minimisations, so the risk is monotone; the caps only bound slow zig-zags in a flat valley: a
@@ -163,11 +165,11 @@ def joint_schedule(criterion, steps: int, *, constrained: bool = True) -> Weight
     float64 to mix precisely (a ridge tiny next to the spectrum) come with a
     :class:`~kerneldistill._validation.PrecisionWarning`.
 
-    Cost: about ``steps^2`` to ``steps^3`` (exact coordinate sweeps, each coordinate rerunning the
-    filter recursion over all steps); measured with ``bench/bench_joint_steps.py`` (n = 40, one
-    thread): 100 steps 1.2-3.6 s, 200 steps 6-14 s depending on the criterion, against 0.05-0.5 s for
-    :func:`greedy_schedule`; 1000 steps ran for more than 5 minutes. ``steps`` above
-    :data:`MAX_JOINT_STEPS` (200) is therefore refused: use :func:`greedy_schedule` there.
+    Cost: about ``steps^2`` to ``steps^3``, and growing with the number of eigenpairs (exact coordinate
+    sweeps, each coordinate rerunning the filter recursion over all steps). Measured with
+    ``bench/bench_joint_steps.py`` (one thread): 100 steps 1.2-3.6 s at n = 40 and 6-11 s at n = 400;
+    200 steps 6-14 s and 20-40 s; :func:`greedy_schedule` is 20-80x cheaper. ``steps`` above
+    :data:`MAX_JOINT_STEPS` (100) is refused: use :func:`greedy_schedule` there.
     """
     check_criterion(criterion)
     constrained = check_bool(constrained, name="constrained")
@@ -177,9 +179,9 @@ def joint_schedule(criterion, steps: int, *, constrained: bool = True) -> Weight
     if T > MAX_JOINT_STEPS:
         raise ValueError(
             f"`steps`={T} is more than joint_schedule accepts ({MAX_JOINT_STEPS}): its cost grows as steps^2 to "
-            f"steps^3 (measured 6-14 s at 200 steps, over 5 minutes at 1000). Use greedy_schedule(criterion, {T}) "
-            f"(each step's optimum given the earlier ones; 0.1-0.5 s at 200 steps), or at most "
-            f"{MAX_JOINT_STEPS} steps.")
+            f"steps^3 (measured 20-40 s at 200 steps with 400 training points, over 5 minutes reported at 1000). Use "
+            f"greedy_schedule(criterion, {T}) (each step's optimum given the earlier ones; 20-80x cheaper), or at "
+            f"most {MAX_JOINT_STEPS} steps.")
     greedy = _greedy_schedule(criterion, T, constrained)
     weights, _ = _joint_weights(criterion, T, constrained, greedy.gt_weight)
     if constrained:
