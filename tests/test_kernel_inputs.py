@@ -187,6 +187,31 @@ def test_b5_a_numerically_zero_ridge_is_refused_and_huge_weights_warn(wide):
             greedy_schedule(c, 3, constrained=False)
         with pytest.warns(PrecisionWarning):
             KernelDistiller("linear", ridge=ridge, gt_weight=w, allow_any_weight=True).fit(X, y)
+    # The warning's premise: with |w| = 2e12 (ridge 1e-10) the prediction filters lose about eps |w| against
+    # a 60-digit evaluation of the recursion q_t = (w + (1 - w) d q_(t-1)) / (d + ridge); at a moderate
+    # ridge (|w| ~ 200) they keep full precision.
+    from mpmath import mp, mpf
+
+    from kerneldistill.filters import filter_diagonals
+
+    def q_error(ridge, w):
+        _, q = filter_diagonals(model.evals_, ridge, np.array([w, 0.5]), [3])
+        with mp.workdps(60):
+            ref = []
+            for d in model.evals_:
+                d, lam, qt = mpf(float(d)), mpf(ridge), 1 / (mpf(float(d)) + mpf(ridge))
+                for alpha in (mpf(w), mpf(0.5)):
+                    qt = (alpha + (1 - alpha) * d * qt) / (d + lam)
+                ref.append(float(qt))
+        return float(np.max(np.abs(q[0] - ref)) / np.max(np.abs(ref)))
+
+    eps = np.finfo(np.float64).eps
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PrecisionWarning)
+        w_tiny = optimal_gt_weight(crit.at_ridge(1e-10), constrained=False)
+    w_moderate = optimal_gt_weight(crit.at_ridge(1.0), constrained=False)
+    assert 0.01 * eps * abs(w_tiny) < q_error(1e-10, w_tiny) < eps * abs(w_tiny)
+    assert q_error(1.0, w_moderate) < 1e-13
     # Moderate ridges give moderate weights (hundreds here) and no warning; [0, 1] weights never warn.
     with warnings.catch_warnings():
         warnings.simplefilter("error")
