@@ -408,8 +408,25 @@ class KernelDistiller(RegressorMixin, BaseEstimator):
                 raise ValueError(f"{err} For kernel='precomputed', `X` must be the (n_test, "
                                  f"n_train={n_train}) cross kernel K(X_test, X_train).") from err
             raise
+        if not precomputed:
+            self._check_cross_kernel_memory(X.shape[0], self.X_fit_.shape[0], self.evecs_.dtype.itemsize)
         K = X if self.kernel == "precomputed" else self._kernel(X, self.X_fit_)
         return np.asarray(K, dtype=self.evecs_.dtype)
+
+    @staticmethod
+    def _check_cross_kernel_memory(n_test, n_train, itemsize):
+        """Refuse, before allocating, a cross kernel ``(n_test, n_train)`` that does not fit twice (the
+        kernel and scikit-learn's distance or dot-product temporary) in the memory available."""
+        available = _validation.available_memory_bytes()
+        need = 2 * n_test * n_train * itemsize
+        if available is None or need <= available:
+            return
+        rows = available // (2 * n_train * itemsize)
+        advice = (f"predict in batches of at most {rows} rows" if rows >= 1
+                  else "even one row does not fit: free memory first")
+        raise MemoryError(f"KernelDistiller: the cross kernel of {n_test} points against the {n_train} training "
+                          f"points needs about {_gib(need)} (two {n_test} x {n_train} matrices of {itemsize}-byte "
+                          f"floats) but about {_gib(available)} is available; {advice}.")
 
     def _to_backend(self, a):
         """``a`` as an array of the fit's back end, device and dtype (those of ``_evecs_b``)."""

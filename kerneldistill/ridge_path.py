@@ -28,7 +28,7 @@ from typing import Callable, Sequence
 import numpy as np
 import scipy.optimize
 
-from ._validation import check_bool, check_criterion
+from ._validation import check_bool, check_criterion, warn_imprecise_weights
 
 __all__ = ["minimise_over_ridge", "RidgeWeightGrid", "ridge_weight_grid", "RidgeWeightChoice",
            "tune_ridge_and_weight", "Proposition23", "proposition_2_3"]
@@ -104,6 +104,7 @@ def ridge_weight_grid(criterion, ridges, *, constrained: bool = True) -> RidgeWe
         ridge_risk[i] = quad.risk_labels  # step 2 at alpha = 1 is step 1
         weight[i] = quad.argmin(constrained=constrained)
         sd_risk[i] = quad(weight[i])
+    warn_imprecise_weights(weight, stacklevel=2)  # tiny ridges give weights ~ eigenvalue / ridge
     return RidgeWeightGrid(r, ridge_risk, weight, sd_risk, bool(constrained), type(criterion).__name__)
 
 
@@ -135,6 +136,7 @@ def tune_ridge_and_weight(criterion, ridges, *, constrained: bool = True) -> Rid
     lam, risk = minimise_over_ridge(lambda x: criterion.at_ridge(x).quadratic(2).risk_labels, ridges)
     pair_lam, pair_risk = minimise_over_ridge(lambda x: _sd_at(criterion, x, constrained)[1], ridges, extra=[lam])
     w, pair_risk = _sd_at(criterion, pair_lam, constrained)
+    warn_imprecise_weights(w, stacklevel=2)
     return RidgeWeightChoice(lam, risk, pair_lam, float(w), float(pair_risk), bool(constrained),
                              type(criterion).__name__)
 

@@ -186,6 +186,8 @@ def test_b5_a_numerically_zero_ridge_is_refused_and_huge_weights_warn(wide):
         with pytest.warns(PrecisionWarning):
             greedy_schedule(c, 3, constrained=False)
         with pytest.warns(PrecisionWarning):
+            ridge_weight_grid(c, [ridge, 1.0], constrained=False)
+        with pytest.warns(PrecisionWarning):
             KernelDistiller("linear", ridge=ridge, gt_weight=w, allow_any_weight=True).fit(X, y)
     # The warning's premise: with |w| = 2e12 (ridge 1e-10) the prediction filters lose about eps |w| against
     # a 60-digit evaluation of the recursion q_t = (w + (1 - w) d q_(t-1)) / (d + ridge); at a moderate
@@ -267,6 +269,7 @@ def test_b9_a_fit_too_large_for_memory_is_refused_before_allocating(monkeypatch)
     # The report: n = 60000 under a 6 GB cap died in scikit-learn's pairwise code (13.4 GiB for a float32
     # Gram matrix). With 6 GiB "available", the fit is refused in one line before any kernel is evaluated.
     available = 6 * 2**30
+    fitted = KernelDistiller("rbf", ridge=0.1, gamma=10.0).fit(np.zeros((5, 1), np.float32), np.zeros(5, np.float32))
     monkeypatch.setattr(_validation, "available_memory_bytes", lambda: available)
     monkeypatch.setattr(KernelDistiller, "_kernel", lambda *a, **k: pytest.fail("allocated before the check"))
     n = 60000
@@ -283,6 +286,13 @@ def test_b9_a_fit_too_large_for_memory_is_refused_before_allocating(monkeypatch)
     assert f"use spectrum='nystroem' with n_components <= {largest}" in msg
     # The size suggested fits by the same estimate, one more does not: the advice is consistent.
     assert fit_memory_bytes(n, 4, "nystroem", largest) <= available < fit_memory_bytes(n, 4, "nystroem", largest + 1)
+    # The same flaw at prediction time: the cross kernel against 60000 training points is checked too.
+    fitted.X_fit_ = X  # as if fitted on the 60000 points (the cross kernel is all this test needs)
+    rows = available // (2 * n * 4)
+    with pytest.raises(MemoryError, match=rf"^KernelDistiller: the cross kernel of 20000 points against the 60000 "
+                                          rf"training points needs about 8\.9 GiB .* predict in batches of at most "
+                                          rf"{rows} rows\.$"):
+        fitted.kernel_matrix(np.zeros((20000, 1), dtype=np.float32))
     # topk on a computed kernel needs the n x n Gram matrix too; Nystroem too large is refused the same way.
     with pytest.raises(MemoryError, match=r"spectrum='topk' at n_samples=60000"):
         KernelDistiller("rbf", gamma=1.0, spectrum="topk", n_components=100).fit(X, y)
