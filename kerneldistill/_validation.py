@@ -53,9 +53,11 @@ NEGATIVE_EIGENVALUE_RTOL = 1e-6
 # A ridge below RIDGE_FLOOR_RTOL * (largest eigenvalue) is numerically zero against the spectrum: a
 # symmetric eigensolver returns the eigenvalues to about eps * d_max (backward stability), so a
 # smaller ridge changes the fit by less than the eigenvalues' own round-off. The optimal weights then
-# grow as d / ridge past 1 / eps (measured: p > n linear kernel, d_max = 422, ridge 1e-14 gives
-# weight -2e16, whose 1 - w rounds to -w, and NaN risks; 1e-15 and 1e-300 NaN and a LAPACK error in
-# joint_schedule). 10 eps leaves a factor 10 between the refused ridges and those weights.
+# grow as d / ridge past 1 / eps (measured on issue 18's p > n linear kernel, d_max = 422: the one-shot
+# optimum at ridge 1e-15 and 1e-14 is -2e17 and -2e16, whose 1 - w rounds to -w, and greedy_schedule's
+# risks are NaN; at 1e-300 every risk is NaN and joint_schedule fails inside scipy, "array must not
+# contain infs or NaNs" here, LAPACK's DLASCL error in the report). 10 eps leaves a factor of about
+# 10 between the smallest accepted ridge (9.4e-13 there, weight -2e14) and those weights.
 RIDGE_FLOOR_RTOL = 10 * np.finfo(np.float64).eps
 
 # A ground-truth weight ``w`` enters the filters as ``w + (1 - w) b``: forming it loses about
@@ -189,11 +191,15 @@ def check_ridge_against_spectrum(ridge: float, evals, *, name: str = "ridge") ->
     top = float(d.max()) if d.size else 0.0
     floor = RIDGE_FLOOR_RTOL * top
     if ridge < floor:
+        # Printed rounded UP to 3 digits, so that the value shown is itself accepted.
+        exponent = math.floor(math.log10(floor)) - 2
+        shown = math.ceil(floor / 10.0**exponent) * 10.0**exponent
+        shown = shown if shown >= floor else math.nextafter(shown, math.inf)
         raise ValueError(
             f"`{name}`={ridge:.3g} is numerically zero against the spectrum (largest Gram eigenvalue {top:.4g}): "
-            f"below 10 eps x {top:.4g} = {floor:.3g} the eigenvalues' own round-off exceeds the ridge, and the "
-            f"optimal weights (about eigenvalue / ridge) exceed what float64 can mix. Use `{name}` >= {floor:.3g} "
-            f"(the smallest accepted); ridges that small still give weights that keep few digits.")
+            f"below 10 eps x {top:.4g} the eigenvalues' own round-off exceeds the ridge, and the optimal weights "
+            f"(about eigenvalue / ridge) exceed what float64 can mix. Use `{name}` >= {shown:.3g} (the smallest "
+            f"accepted); ridges that small still give weights that keep few digits.")
     return ridge
 
 
