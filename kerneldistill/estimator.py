@@ -51,6 +51,9 @@ __all__ = ["KernelDistiller", "fit_memory_bytes"]
 
 _SPECTRA = ("exact", "topk", "nystroem")
 _BACKENDS = (None, "numpy", "torch")
+# Allocations below this size are not checked against the memory available: reading it costs about
+# 0.25 ms (procfs and cgroup files), more than a small prediction itself.
+_MEMORY_CHECK_MIN_BYTES = 64 * 2**20
 # Peak host memory of a Nystroem fit, in units of n * m * itemsize: C = K(X, L), the kernel's own
 # temporary of that size, the features Z = C U s^-1/2, and the SVD's left vectors P and workspace.
 _NYSTROEM_COPIES = 5
@@ -356,11 +359,11 @@ class KernelDistiller(RegressorMixin, BaseEstimator):
         """Refuse, before allocating, a fit whose estimated peak memory (:func:`fit_memory_bytes`)
         exceeds what this process can allocate (:func:`kerneldistill._validation.available_memory_bytes`;
         no check where that is unknown). The message suggests a Nystroem size that fits."""
-        available = _validation.available_memory_bytes()
-        if available is None:
-            return
         need = fit_memory_bytes(n, itemsize, method, self.n_components, precomputed=precomputed)
-        if need <= available:
+        if need < _MEMORY_CHECK_MIN_BYTES:
+            return
+        available = _validation.available_memory_bytes()
+        if available is None or need <= available:
             return
         largest = min(n - 1, available // (_NYSTROEM_COPIES * n * itemsize))
         what = (f"spectrum={self.spectrum!r} with n_components={self.n_components}" if method == "nystroem"
@@ -417,8 +420,10 @@ class KernelDistiller(RegressorMixin, BaseEstimator):
     def _check_cross_kernel_memory(n_test, n_train, itemsize):
         """Refuse, before allocating, a cross kernel ``(n_test, n_train)`` that does not fit twice (the
         kernel and scikit-learn's distance or dot-product temporary) in the memory available."""
-        available = _validation.available_memory_bytes()
         need = 2 * n_test * n_train * itemsize
+        if need < _MEMORY_CHECK_MIN_BYTES:
+            return
+        available = _validation.available_memory_bytes()
         if available is None or need <= available:
             return
         rows = available // (2 * n_train * itemsize)
