@@ -12,7 +12,8 @@ eigendecomposition). ``kerneldistill.symbolic`` (sympy), ``kerneldistill.verific
 """
 from .estimator import KernelDistiller
 from .filters import filter_complements, filter_diagonals, filter_path
-from .joint import joint_schedule
+from ._validation import PrecisionWarning
+from .joint import MAX_JOINT_STEPS, joint_schedule
 from .mobahi import MobahiPath, fixed_budget_path, fixed_budget_path_from_distiller
 from .optimal import (
     ExpectedTrainingRisk,
@@ -29,7 +30,8 @@ from .spectrum import Spectrum, eigh_gram, nystroem_spectrum, topk_spectrum
 from .step_selection import StepSelection, select_steps
 
 __all__ = [
-    "KernelDistiller", "filter_complements", "filter_diagonals", "filter_path", "joint_schedule",
+    "KernelDistiller", "filter_complements", "filter_diagonals", "filter_path", "joint_schedule", "MAX_JOINT_STEPS",
+    "PrecisionWarning",
     "MobahiPath", "fixed_budget_path", "fixed_budget_path_from_distiller",
     "ExpectedTrainingRisk", "OneShotRisk", "ReferenceRisk", "StepQuadratic", "WeightSchedule",
     "greedy_schedule", "gt_weight_from_teacher_weight", "optimal_gt_weight", "ridge_from_dpr",

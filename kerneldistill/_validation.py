@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import math
 import numbers
+import os
+import warnings
 
 import numpy as np
 
@@ -20,12 +22,26 @@ from .filters import normalize_steps
 
 __all__ = [
     "check_ridge",
+    "check_ridge_against_spectrum",
     "check_gt_weight",
     "check_steps",
+    "check_bool",
+    "check_criterion",
+    "check_numeric",
     "check_finite_array",
     "check_gram",
+    "warn_imprecise_weights",
+    "available_memory_bytes",
+    "PrecisionWarning",
     "NEGATIVE_EIGENVALUE_RTOL",
+    "RIDGE_FLOOR_RTOL",
+    "WEIGHT_PRECISION_RTOL",
 ]
+
+
+class PrecisionWarning(UserWarning):
+    """A result is finite but keeps few significant digits in float64 (e.g. a ground-truth weight in the
+    billions). A UserWarning, not a RuntimeWarning: nothing overflowed, the caller is told what it costs."""
 
 # A Gram matrix is accepted as positive semi-definite when its most negative eigenvalue is no lower
 # than -NEGATIVE_EIGENVALUE_RTOL * (largest |eigenvalue|). Round-off in a float64 Gram matrix of
@@ -34,8 +50,60 @@ __all__ = [
 NEGATIVE_EIGENVALUE_RTOL = 1e-6
 
 
+# A ridge below RIDGE_FLOOR_RTOL * (largest eigenvalue) is numerically zero against the spectrum: a
+# symmetric eigensolver returns the eigenvalues to about eps * d_max (backward stability), so a
+# smaller ridge changes the fit by less than the eigenvalues' own round-off. The optimal weights then
+# grow as d / ridge past 1 / eps (measured on issue 18's p > n linear kernel, d_max = 422: the one-shot
+# optimum at ridge 1e-15 and 1e-14 is -2e17 and -2e16, whose 1 - w rounds to -w, and greedy_schedule's
+# risks are NaN; at 1e-300 every risk is NaN and joint_schedule fails inside scipy, "array must not
+# contain infs or NaNs" here, LAPACK's DLASCL error in the report). 10 eps leaves a factor of about
+# 10 between the smallest accepted ridge (9.4e-13 there, weight -2e14) and those weights.
+RIDGE_FLOOR_RTOL = 10 * np.finfo(np.float64).eps
+
+# A ground-truth weight ``w`` enters the filters as ``w + (1 - w) b``: forming it loses about
+# ``eps * |w|`` relative precision. Measured against a 60-digit evaluation of the filters (p > n linear
+# kernel of issue 18, the one-shot optimum at ridge 1e-8, 1e-10, 1e-12, i.e. |w| = 2e10, 2e12, 2e14;
+# eps |w| = 4.4e-6, 4.4e-4, 4.4e-2): the prediction filters q of step 2 and of 3-step schedules holding w
+# are off by 4e-7..2e-6, 6e-5..2e-4 and 5e-3..2e-2 relative (0.1-0.5 eps |w|); only the step-2 fitted
+# values of a constant weight (a closed form) stay exact. Above |w| = WEIGHT_PRECISION_RTOL / eps
+# (4.5e9) fewer than 6 digits are left.
+WEIGHT_PRECISION_RTOL = 1e-6
+
+
 def _is_real_number(x) -> bool:
     return isinstance(x, numbers.Real) and not isinstance(x, (bool, np.bool_))
+
+
+def check_bool(value, *, name: str) -> bool:
+    """Return ``value`` as a bool; only ``True``/``False`` (Python or numpy) are accepted.
+
+    A string such as ``'no'`` is truthy, so accepting anything would silently run the other branch.
+    """
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"`{name}` must be a bool (True or False); got {value!r} ({type(value).__name__}).")
+    return bool(value)
+
+
+def check_criterion(criterion, *, name: str = "criterion"):
+    """Return ``criterion`` if it is a criterion of :mod:`kerneldistill.optimal`, else raise naming it.
+
+    A fitted :class:`KernelDistiller` (or a Pipeline ending in one) is the usual mistake: the message
+    says how to build a criterion from it.
+    """
+    from sklearn.pipeline import Pipeline
+
+    from .estimator import KernelDistiller
+    from .optimal import _Criterion
+
+    if isinstance(criterion, _Criterion):
+        return criterion
+    kinds = "ReferenceRisk, ExpectedTrainingRisk or OneShotRisk (kerneldistill.optimal)"
+    if isinstance(criterion, (KernelDistiller, Pipeline)):
+        raise TypeError(
+            f"`{name}` must be a criterion, {kinds}, not a {type(criterion).__name__}; build one from the fitted "
+            f"model, e.g. ReferenceRisk.from_distiller(model, X_val, y_val) (held-out data) or "
+            f"OneShotRisk.from_distiller(model) (training data alone).")
+    raise TypeError(f"`{name}` must be a criterion, {kinds}; got {criterion!r} ({type(criterion).__name__}).")
 
 
 def check_ridge(ridge, *, name: str = "ridge") -> float:
@@ -85,7 +153,54 @@ def check_gt_weight(gt_weight, *, allow_any_weight: bool = False, name: str = "g
             f"Pass allow_any_weight=True to use weights outside [0, 1] (e.g. [DPR26]'s "
             f"unconstrained optimum)."
         )
+    if allow_any_weight:
+        warn_imprecise_weights(w, name=name, stacklevel=4)
     return float(w[0]) if scalar else w
+
+
+def warn_imprecise_weights(weights, *, name: str = "gt_weight", stacklevel: int = 2) -> None:
+    """Warn (:class:`PrecisionWarning`) when a ground-truth weight is so large that the filters keep
+    fewer than 6 significant digits: ``eps * max|w| > WEIGHT_PRECISION_RTOL`` (see that constant).
+
+    Such weights are the exact optimum of a criterion at a ridge tiny next to the spectrum (the
+    optimum grows as ``d / ridge``), so they are returned, not refused; but a fit that uses them is
+    dominated by round-off. The cure is a larger ``ridge``.
+    """
+    w = np.abs(np.atleast_1d(np.asarray(weights, dtype=np.float64)))
+    if w.size == 0 or not np.all(np.isfinite(w)):
+        return
+    top = float(w.max())
+    loss = np.finfo(np.float64).eps * top
+    if loss > WEIGHT_PRECISION_RTOL:
+        digits = max(0.0, -math.log10(loss))
+        warnings.warn(
+            f"`{name}` reaches {top:.3g} in absolute value: a fit with it loses about eps * |{name}| = {loss:.2g} "
+            f"relative precision (about {digits:.0f} significant digit(s) left). Such weights come from a ridge "
+            f"tiny next to the spectrum; a larger `ridge` gives a weight that float64 can use.",
+            PrecisionWarning, stacklevel=stacklevel)
+
+
+def check_ridge_against_spectrum(ridge: float, evals, *, name: str = "ridge") -> float:
+    """Refuse a ridge that is numerically zero against the eigenvalues ``evals``.
+
+    Numerically zero: ``ridge < RIDGE_FLOOR_RTOL * max(evals)`` (10 eps times the largest eigenvalue,
+    below the eigenvalues' own round-off; see :data:`RIDGE_FLOOR_RTOL`). The message gives the
+    smallest ridge accepted. An all-zero spectrum (a zero kernel) accepts any ridge > 0.
+    """
+    d = np.asarray(evals, dtype=np.float64)
+    top = float(d.max()) if d.size else 0.0
+    floor = RIDGE_FLOOR_RTOL * top
+    if ridge < floor:
+        # Printed rounded UP to 3 digits, so that the value shown is itself accepted.
+        exponent = math.floor(math.log10(floor)) - 2
+        shown = math.ceil(floor / 10.0**exponent) * 10.0**exponent
+        shown = shown if shown >= floor else math.nextafter(shown, math.inf)
+        raise ValueError(
+            f"`{name}`={ridge:.3g} is numerically zero against the spectrum (largest Gram eigenvalue {top:.4g}): "
+            f"below 10 eps x {top:.4g} the eigenvalues' own round-off exceeds the ridge, and the optimal weights "
+            f"(about eigenvalue / ridge) exceed what float64 can mix. Use `{name}` >= {shown:.3g} (the smallest "
+            f"accepted); ridges that small still give weights that keep few digits.")
+    return ridge
 
 
 def check_steps(steps, *, name: str = "steps", allow_inf: bool = True,
@@ -113,6 +228,7 @@ def check_finite_array(X, *, name: str, ndim=(1, 2), dtype=(np.float64, np.float
     from sklearn.utils import check_array
 
     arr = np.asarray(X) if not hasattr(X, "shape") else X
+    check_numeric(arr, name=name)
     if np.ndim(arr) not in ndim:
         raise ValueError(f"`{name}` must be a {' or '.join(f'{d}-D' for d in ndim)} array; "
                          f"got an array of shape {np.shape(arr)}.")
@@ -125,6 +241,85 @@ def check_finite_array(X, *, name: str, ndim=(1, 2), dtype=(np.float64, np.float
                            input_name=name)
     except ValueError as err:
         raise ValueError(f"`{name}`: {err}") from err
+
+
+def check_numeric(arr, *, name: str) -> None:
+    """Raise naming ``name`` unless ``arr`` holds numbers (a numeric dtype, or an object array of numbers).
+
+    Strings (e.g. class labels ``['a', 'b']``) would otherwise reach ``np.isfinite`` or a float
+    conversion and fail there with a message that names neither the argument nor the cause.
+    A sparse matrix (numeric by construction) is left to scikit-learn.
+    """
+    dtype = getattr(arr, "dtype", None)
+    if dtype is None or dtype.kind in "biufc":
+        return
+    if dtype.kind == "O":
+        # Only text is caught here: other objects (a dict, say) are left to scikit-learn's conversion,
+        # whose TypeError its estimator checks expect; None becomes NaN there and is reported as missing.
+        bad = next((v for v in np.asarray(arr).ravel() if isinstance(v, (str, bytes))), None)
+        if bad is None:
+            return
+        example = bad
+    elif dtype.kind in "USV":
+        flat = np.asarray(arr).ravel()
+        example = flat[0] if flat.size else None
+    else:  # datetime, timedelta: numbers in disguise, but not what a kernel or a target means
+        example = np.asarray(arr).ravel()[0] if np.size(arr) else None
+    example = example.item() if isinstance(example, np.generic) else example  # 'a', not np.str_('a')
+    hint = (" For class labels, encode them first (e.g. sklearn.preprocessing.LabelBinarizer for one "
+            "column per class)." if name.startswith("y") else "")
+    raise ValueError(f"`{name}` must be numeric (int or float); got an array of dtype {dtype} "
+                     f"(e.g. {example!r}).{hint}")
+
+
+def available_memory_bytes() -> int | None:
+    """Bytes this process can still allocate, or None when no limit can be read.
+
+    The smallest of: ``MemAvailable`` (``/proc/meminfo``); the cgroup's limit minus its usage (v2
+    ``memory.max`` / ``memory.current`` for the process's own cgroup or the root of the mount, v1
+    ``memory.limit_in_bytes`` / ``memory.usage_in_bytes``); and an address-space limit (``ulimit -v``)
+    minus the process's size. Linux only (psutil is not a dependency); elsewhere None.
+    """
+    candidates = []
+
+    def read(path):
+        try:
+            with open(path) as fh:
+                return fh.read()
+        except OSError:
+            return None
+
+    meminfo = read("/proc/meminfo")
+    if meminfo:
+        for line in meminfo.splitlines():
+            if line.startswith("MemAvailable:"):
+                candidates.append(int(line.split()[1]) * 1024)
+    cgroup_dirs = ["/sys/fs/cgroup"]
+    own = read("/proc/self/cgroup") or ""
+    for line in own.splitlines():
+        if line.startswith("0::/") and len(line) > 4:
+            cgroup_dirs.insert(0, "/sys/fs/cgroup" + line[3:].strip())
+    for folder in cgroup_dirs:
+        limit, usage = read(os.path.join(folder, "memory.max")), read(os.path.join(folder, "memory.current"))
+        if limit is not None and limit.strip() != "max" and usage is not None:
+            candidates.append(int(limit) - int(usage))
+            break
+    limit = read("/sys/fs/cgroup/memory/memory.limit_in_bytes")
+    usage = read("/sys/fs/cgroup/memory/memory.usage_in_bytes")
+    if limit is not None and usage is not None and int(limit) < 2**60:  # v1 writes ~2^63 for "no limit"
+        candidates.append(int(limit) - int(usage))
+    try:
+        import resource
+
+        soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+        status = read("/proc/self/status") or ""
+        size = next((int(line.split()[1]) * 1024 for line in status.splitlines() if line.startswith("VmSize:")),
+                    None)
+        if soft != resource.RLIM_INFINITY and size is not None:
+            candidates.append(soft - size)
+    except (ImportError, ValueError, OSError):
+        pass
+    return max(0, min(candidates)) if candidates else None
 
 
 def check_gram(K, *, name: str = "X") -> np.ndarray:

@@ -41,11 +41,23 @@ import numpy as np
 import scipy.linalg
 import scipy.optimize
 
-from ._validation import check_steps
-from .optimal import WeightSchedule, greedy_schedule
+from ._validation import check_bool, check_criterion, check_steps, warn_imprecise_weights
+from .optimal import WeightSchedule, _greedy_schedule
 from .polynomial import power_coefficients, schedule_from_power_coefficients
 
-__all__ = ["joint_schedule", "joint_power_coefficients"]
+__all__ = ["joint_schedule", "joint_power_coefficients", "MAX_JOINT_STEPS"]
+
+# The largest `steps` joint_schedule accepts. Its cost grows about as steps^2 to steps^3 (each
+# coordinate of a sweep reruns the filter recursion over all steps, a sweep visits every step, and
+# the fallback may sweep hundreds of times) and with the number of eigenpairs m. Measured by
+# bench/bench_joint_steps.py (one thread, a shared 2-core machine; wall seconds, joint / greedy), for
+# ReferenceRisk, ExpectedTrainingRisk, OneShotRisk:
+#   n = m = 40:   100 steps 2.3 / 0.11, 3.6 / 0.08, 1.2 / 0.05;  200 steps 14 / 0.5, 11.7 / 0.17, 5.7 / 0.11
+#   n = m = 400:  100 steps 5.9 / 0.25, 10.6 / 0.4, 8.9 / 0.17;  200 steps 40 / 1.0, 38 / 1.2, 20 / 0.46
+# and 1000 steps ran for more than 5 minutes (issue 18), where greedy_schedule takes 11-46 s. Beyond
+# a few tens of steps the power basis is too ill-conditioned for the certified optimum anyway (module
+# docstring), so the extra steps buy a coordinate polish of the greedy schedule, not a global optimum.
+MAX_JOINT_STEPS = 100
 
 # Coordinate sweeps stop when a sweep gains less than this fraction of the risk (each sweep is exact
 # 1-D minimisations, so the risk is monotone; the caps only bound slow zig-zags in a flat valley: a
@@ -82,6 +94,8 @@ def joint_power_coefficients(criterion, steps: int, *, constrained: bool = True)
     Unconstrained: least squares over ``sum beta = 1``; constrained (weights in [0, 1]): the simplex,
     by NNLS. See the module docstring.
     """
+    check_criterion(criterion)
+    constrained = check_bool(constrained, name="constrained")
     T = check_steps(steps, allow_inf=False)
     if T == 1:
         return np.array([1.0])
@@ -147,18 +161,35 @@ def joint_schedule(criterion, steps: int, *, constrained: bool = True) -> Weight
     Guarantee (see the module docstring): the global joint optimum up to round-off, and never worse
     than :func:`greedy_schedule` with the same ``constrained``. Intermediate steps are not optimised:
     ``risk[:-1]`` are what the schedule gives there. ``unconstrained`` holds the unconstrained joint
-    optimum (equal to ``gt_weight`` when ``constrained`` is False).
+    optimum (equal to ``gt_weight`` when ``constrained`` is False). Unconstrained weights too large for
+    float64 to mix precisely (a ridge tiny next to the spectrum) come with a
+    :class:`~kerneldistill._validation.PrecisionWarning`.
+
+    Cost: about ``steps^2`` to ``steps^3``, and growing with the number of eigenpairs (exact coordinate
+    sweeps, each coordinate rerunning the filter recursion over all steps). Measured with
+    ``bench/bench_joint_steps.py`` (one thread): 100 steps 1.2-3.6 s at n = 40 and 6-11 s at n = 400;
+    200 steps 6-14 s and 20-40 s; :func:`greedy_schedule` is 20-80x cheaper. ``steps`` above
+    :data:`MAX_JOINT_STEPS` (100) is refused: use :func:`greedy_schedule` there.
     """
+    check_criterion(criterion)
+    constrained = check_bool(constrained, name="constrained")
     T = check_steps(steps, allow_inf=False)
     if T < 2:
         raise ValueError(f"`steps` must be >= 2 (step 1 has no weight to choose); got {T}.")
-    greedy = greedy_schedule(criterion, T, constrained=constrained)
+    if T > MAX_JOINT_STEPS:
+        raise ValueError(
+            f"`steps`={T} is more than joint_schedule accepts ({MAX_JOINT_STEPS}): its cost grows as steps^2 to "
+            f"steps^3 (measured 20-40 s at 200 steps with 400 training points, over 5 minutes reported at 1000). Use "
+            f"greedy_schedule(criterion, {T}) (each step's optimum given the earlier ones; 20-80x cheaper), or at "
+            f"most {MAX_JOINT_STEPS} steps.")
+    greedy = _greedy_schedule(criterion, T, constrained)
     weights, _ = _joint_weights(criterion, T, constrained, greedy.gt_weight)
     if constrained:
-        free = greedy_schedule(criterion, T, constrained=False)
+        free = _greedy_schedule(criterion, T, False)
         unconstrained, _ = _joint_weights(criterion, T, False, free.gt_weight)
     else:
         unconstrained = weights
+        warn_imprecise_weights(weights, stacklevel=2)
     return WeightSchedule(
         steps=np.arange(1, T + 1),
         gt_weight=weights,

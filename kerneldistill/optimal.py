@@ -54,7 +54,16 @@ from dataclasses import dataclass
 import numpy as np
 
 from ._pipeline import resolve_distiller
-from ._validation import check_finite_array, check_psd_evals, check_ridge, check_steps
+from ._validation import (
+    check_bool,
+    check_criterion,
+    check_finite_array,
+    check_psd_evals,
+    check_ridge,
+    check_ridge_against_spectrum,
+    check_steps,
+    warn_imprecise_weights,
+)
 from .affine import affine_vertex
 from .filters import filter_complements, filter_diagonals, weight_endpoint_filters
 from .polynomial import power_coefficients, power_endpoint_coefficients
@@ -118,6 +127,7 @@ class StepQuadratic:
 
     def argmin(self, *, constrained: bool = False) -> float:
         """``alpha* = (R0 - C) / D``; with ``constrained=True`` clipped to ``[0, 1]`` (convex in alpha)."""
+        constrained = check_bool(constrained, name="constrained")
         # From the risks alone, D is only known to round-off relative to the risks; from the
         # endpoint difference (dist2) it is exact (scale 0: only a zero difference is degenerate).
         scale = 0.0 if self.dist2 is not None else max(abs(self.risk_pd), abs(self.risk_labels))
@@ -183,9 +193,13 @@ class _Criterion:
         """The same criterion at another ridge, from the same eigendecomposition (no recomputation:
         everything a criterion precomputes is ridge-free)."""
         other = copy.copy(self)
-        other.ridge = check_ridge(ridge)
+        other._set_ridge(ridge)
         other._reset_ridge_cache()
         return other
+
+    def _set_ridge(self, ridge, name: str = "ridge"):
+        """Validate ``ridge`` (> 0, and not numerically zero against ``self.evals``) and store it."""
+        self.ridge = check_ridge_against_spectrum(check_ridge(ridge, name=name), self.evals, name=name)
 
     def _reset_ridge_cache(self):
         pass
@@ -246,15 +260,31 @@ def optimal_gt_weight(criterion: _Criterion, step: int = 2, previous=(), *, cons
     ``constrained=True`` (the default, matching :class:`KernelDistiller`'s default
     ``allow_any_weight=False``) clips it to ``[0, 1]``, the optimum there since the risk is a convex
     quadratic in the weight. ``constrained=False`` returns the unconstrained optimum, which
-    :class:`KernelDistiller` accepts only with ``allow_any_weight=True``.
+    :class:`KernelDistiller` accepts only with ``allow_any_weight=True``; one so large that float64
+    cannot mix it precisely (a ridge tiny next to the spectrum) comes with a
+    :class:`~kerneldistill._validation.PrecisionWarning`.
     """
-    return criterion.quadratic(step, previous).argmin(constrained=constrained)
+    check_criterion(criterion)
+    constrained = check_bool(constrained, name="constrained")
+    w = criterion.quadratic(step, previous).argmin(constrained=constrained)
+    warn_imprecise_weights(w, stacklevel=3)
+    return w
 
 
 def greedy_schedule(criterion: _Criterion, steps: int, *, constrained: bool = True) -> WeightSchedule:
     """Greedy optimal weights for steps ``2..steps``: each step minimises ``criterion`` given the
     weights already chosen (not a joint optimum over the whole schedule: see
-    :func:`kerneldistill.joint.joint_schedule`). ``constrained`` as in :func:`optimal_gt_weight`."""
+    :func:`kerneldistill.joint.joint_schedule`). ``constrained`` as in :func:`optimal_gt_weight`
+    (including its :class:`~kerneldistill._validation.PrecisionWarning` for huge weights)."""
+    check_criterion(criterion)
+    constrained = check_bool(constrained, name="constrained")
+    schedule = _greedy_schedule(criterion, steps, constrained)
+    warn_imprecise_weights(schedule.gt_weight, stacklevel=3)
+    return schedule
+
+
+def _greedy_schedule(criterion: _Criterion, steps: int, constrained: bool) -> WeightSchedule:
+    """:func:`greedy_schedule` on validated arguments, without its warning (for :mod:`kerneldistill.joint`)."""
     T = check_steps(steps, allow_inf=False)
     if T < 2:
         raise ValueError(f"`steps` must be >= 2 (step 1 has no weight to choose); got {T}.")
@@ -352,7 +382,7 @@ class ReferenceRisk(_Criterion):
 
     def __init__(self, evals, evecs, y, ridge, K_ref_train, reference):
         self.evals, V, Y = _spectral_inputs(evals, evecs, y)
-        self.ridge = check_ridge(ridge)
+        self._set_ridge(ridge)
         K_ref = check_finite_array(K_ref_train, name="K_ref_train", ndim=(2,))
         if K_ref.shape[1] != V.shape[0]:
             raise ValueError(f"`K_ref_train` must be (n_reference, n_train) with n_train = {V.shape[0]}; "
@@ -388,7 +418,9 @@ class ReferenceRisk(_Criterion):
     def step2_quadratics(self, ridges) -> list[StepQuadratic]:
         # All ridges in one matrix product: 2R prediction vectors as one GEMM instead of 2R GEMVs
         # (measured 13x less CPU for 100 ridges at n = 2000).
-        filters = [weight_endpoint_filters(self.evals, check_ridge(lam, name="ridges"), [0.0], 2) for lam in ridges]
+        lams = [check_ridge_against_spectrum(check_ridge(lam, name="ridges"), self.evals, name="ridges")
+                for lam in ridges]
+        filters = [weight_endpoint_filters(self.evals, lam, [0.0], 2) for lam in lams]
         Q = np.stack([f[1] for f in filters] + [f[4] for f in filters])  # (2R, m): q0 per ridge, then dq
         preds = np.einsum("pm,rm,mk->rpk", self._P, Q, self._z, optimize=True)  # (2R, p, k)
         R = len(filters)
@@ -449,7 +481,7 @@ class ExpectedTrainingRisk(_Criterion):
 
     def __init__(self, evals, evecs, y_star, noise_var, ridge):
         self.evals, V, Y = _spectral_inputs(evals, evecs, y_star, y_name="y_star")
-        self.ridge = check_ridge(ridge)
+        self._set_ridge(ridge)
         noise_var = float(noise_var)
         if not np.isfinite(noise_var) or noise_var < 0:
             raise ValueError(f"`noise_var` must be a finite variance >= 0; got {noise_var!r}.")
@@ -556,7 +588,7 @@ class OneShotRisk(_Criterion):
 
     def __init__(self, evals, evecs, y, ridge):
         self.evals, V, Y = _spectral_inputs(evals, evecs, y)
-        self.ridge = check_ridge(ridge)
+        self._set_ridge(ridge)
         z, self._perp = _project(V, Y)
         self._z2 = np.sum(z**2, axis=1)
         self._n, self._k = Y.shape

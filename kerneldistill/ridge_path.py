@@ -21,29 +21,50 @@ change), and :meth:`KernelDistiller.path` takes ``ridges=`` for predictions. Her
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
 import numpy as np
 import scipy.optimize
 
+from ._validation import check_bool, check_criterion, warn_imprecise_weights
+
 __all__ = ["minimise_over_ridge", "RidgeWeightGrid", "ridge_weight_grid", "RidgeWeightChoice",
            "tune_ridge_and_weight", "Proposition23", "proposition_2_3"]
 
 
-def _check_ridges(ridges) -> np.ndarray:
-    r = np.asarray(ridges, dtype=np.float64)
+def _check_ridges(ridges, name: str = "ridges") -> np.ndarray:
+    try:
+        r = np.asarray(ridges, dtype=np.float64)
+    except (TypeError, ValueError) as err:
+        raise TypeError(f"`{name}` must be a non-empty 1-D sequence of finite ridges > 0; got {ridges!r}.") from err
     if r.ndim != 1 or r.size == 0 or not np.all(np.isfinite(r)) or np.any(r <= 0):
-        raise ValueError(f"`ridges` must be a non-empty 1-D sequence of finite ridges > 0; got {ridges!r}.")
+        raise ValueError(f"`{name}` must be a non-empty 1-D sequence of finite ridges > 0; got {ridges!r}.")
     return r
 
 
 def minimise_over_ridge(fn: Callable[[float], float], ridges: Sequence[float], *, extra: Sequence[float] = ()):
     """``(ridge, fn(ridge))`` minimising ``fn`` over the grid ``ridges`` (plus ``extra`` points), then
     refined by bounded Brent in ``log(ridge)`` between the grid neighbours of the best point. The
-    result is never worse than the best point evaluated."""
-    grid = np.unique(np.concatenate([_check_ridges(ridges), np.asarray(extra, dtype=np.float64).ravel()]))
-    values = np.array([fn(float(lam)) for lam in grid])
+    result is never worse than the best point evaluated.
+
+    Ridges where ``fn`` returns NaN are skipped, with a ``UserWarning`` that says at how many and
+    which (``np.argmin`` would otherwise return the first NaN as the minimum); if ``fn`` is NaN at
+    every ridge, a ``ValueError``. A NaN met by the refinement is never accepted (NaN < x is False).
+    """
+    more = np.asarray(extra, dtype=np.float64).ravel()
+    grid = np.unique(np.concatenate([_check_ridges(ridges), _check_ridges(more, name="extra") if more.size else more]))
+    values = np.array([fn(float(lam)) for lam in grid], dtype=np.float64)
+    nan = np.isnan(values)
+    if nan.all():
+        raise ValueError(f"`fn` returned NaN at every one of the {len(grid)} ridges "
+                         f"({grid[0]:.3g} .. {grid[-1]:.3g}); there is nothing to minimise.")
+    if nan.any():
+        shown = ", ".join(f"{lam:.3g}" for lam in grid[nan][:5]) + (", ..." if nan.sum() > 5 else "")
+        warnings.warn(f"minimise_over_ridge: `fn` returned NaN at {int(nan.sum())} of {len(grid)} ridges "
+                      f"({shown}); they are skipped.", UserWarning, stacklevel=2)
+        grid, values = grid[~nan], values[~nan]
     i = int(np.argmin(values))
     best = (float(grid[i]), float(values[i]))
     lo, hi = grid[max(i - 1, 0)], grid[min(i + 1, len(grid) - 1)]
@@ -75,12 +96,15 @@ class RidgeWeightGrid:
 def ridge_weight_grid(criterion, ridges, *, constrained: bool = True) -> RidgeWeightGrid:
     """:class:`RidgeWeightGrid` of ``criterion`` (any criterion of :mod:`kerneldistill.optimal`) over
     ``ridges``, from the criterion's one eigendecomposition."""
+    check_criterion(criterion)
+    constrained = check_bool(constrained, name="constrained")
     r = _check_ridges(ridges)
     ridge_risk, weight, sd_risk = np.empty(len(r)), np.empty(len(r)), np.empty(len(r))
     for i, quad in enumerate(criterion.step2_quadratics(r)):
         ridge_risk[i] = quad.risk_labels  # step 2 at alpha = 1 is step 1
         weight[i] = quad.argmin(constrained=constrained)
         sd_risk[i] = quad(weight[i])
+    warn_imprecise_weights(weight, stacklevel=2)  # tiny ridges give weights ~ eigenvalue / ridge
     return RidgeWeightGrid(r, ridge_risk, weight, sd_risk, bool(constrained), type(criterion).__name__)
 
 
@@ -107,9 +131,12 @@ def tune_ridge_and_weight(criterion, ridges, *, constrained: bool = True) -> Rid
     """Tune ``ridge`` alone (plain kernel ridge) and ``(ridge, gt_weight)`` jointly (step 2) under
     ``criterion``: grid, then Brent in ``log(ridge)``; the pair's search includes the best ridge, so
     the pair is never worse than it under the criterion."""
+    check_criterion(criterion)
+    constrained = check_bool(constrained, name="constrained")
     lam, risk = minimise_over_ridge(lambda x: criterion.at_ridge(x).quadratic(2).risk_labels, ridges)
     pair_lam, pair_risk = minimise_over_ridge(lambda x: _sd_at(criterion, x, constrained)[1], ridges, extra=[lam])
     w, pair_risk = _sd_at(criterion, pair_lam, constrained)
+    warn_imprecise_weights(w, stacklevel=2)
     return RidgeWeightChoice(lam, risk, pair_lam, float(w), float(pair_risk), bool(constrained),
                              type(criterion).__name__)
 
@@ -141,6 +168,7 @@ def proposition_2_3(criterion, ridges) -> Proposition23:
     """Measure Proposition 2.3 for ``criterion`` (a :class:`ReferenceRisk` or
     :class:`ExpectedTrainingRisk`: the proposition is about the true risk, whose derivatives in the
     ridge these two give in closed form) over the grid ``ridges``."""
+    check_criterion(criterion)
     if not hasattr(criterion, "ridge_derivatives"):
         raise TypeError(f"`criterion` must be a ReferenceRisk or an ExpectedTrainingRisk (a risk with closed-form "
                         f"derivatives in the ridge); got {type(criterion).__name__}.")

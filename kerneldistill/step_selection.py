@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ._pipeline import resolve_distiller
-from ._validation import check_gt_weight, check_steps
+from ._validation import check_bool, check_gt_weight, check_steps
 from .filters import filter_complements
 from .optimal import OneShotRisk, _project
 
@@ -69,7 +69,7 @@ def gcv_scores(evals, z2, perp: float, n_samples: int, n_outputs: int, ridge: fl
 
 
 def select_steps(distiller, max_steps: int, *, gt_weight=None, gt_weights=None,
-                 criterion: str = "gcv") -> StepSelection:
+                 criterion: str = "gcv", allow_any_weight=None) -> StepSelection:
     """Choose the number of steps (``1..max_steps``) of a fitted :class:`KernelDistiller` (or a
     ``Pipeline`` ending in one) from its training data alone.
 
@@ -79,13 +79,19 @@ def select_steps(distiller, max_steps: int, *, gt_weight=None, gt_weights=None,
         must be None).
     criterion : ``"gcv"`` (the smoother's generalised cross-validation) or ``"one_shot"`` (see the
         module docstring).
+    allow_any_weight : None (the distiller's own ``allow_any_weight``) or a bool. Weights outside
+        ``[0, 1]`` are refused unless it is True, by the same check as :class:`KernelDistiller`'s
+        (:func:`kerneldistill._validation.check_gt_weight`), so that a weight scored here can be fitted.
     """
     model, _ = resolve_distiller(distiller)
     if criterion not in _CRITERIA:
         raise ValueError(f"`criterion` must be one of {list(_CRITERIA)}; got {criterion!r}.")
     T = check_steps(max_steps, name="max_steps", allow_inf=False)
     steps = np.arange(1, T + 1)
-    allow = True  # the weights are scored, not fitted: any real weight has a score
+    # One owner of the weight range (check_gt_weight), with the distiller's own opt-in by default: a
+    # weight that select_steps scores is one that KernelDistiller then accepts.
+    allow = check_bool(model.allow_any_weight if allow_any_weight is None else allow_any_weight,
+                       name="allow_any_weight")
     if gt_weights is not None:
         if gt_weight is not None:
             raise ValueError("pass either `gt_weight` (score the steps of one weight or schedule) or `gt_weights` "
