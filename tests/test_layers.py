@@ -4,6 +4,9 @@ Layers: ``kerneldistill`` <- ``deepdistill`` <- ``analysis``. A module never imp
 its own, and no two modules import each other through any chain. Every import counts, the ones inside
 functions too (a lazy import runs as surely as a top-level one); an import that a reader cannot see
 (``importlib.import_module`` or ``__import__`` of a computed name) is refused, so this walk sees them all.
+One exception a reader can still see: a package that lists its submodules in a module-level literal
+``_MODULES = ("a", "b")`` (``kerneldistill.claims``) may import them by computed name; the walk counts
+each listed name as an import of that package.
 Size: no Python file of the repository is longer than 800 lines.
 """
 from __future__ import annotations
@@ -42,11 +45,23 @@ def _dynamic_import_name(node: ast.Call):
     return False
 
 
+def _listed_submodules(tree: ast.Module):
+    """The names of a module-level ``_MODULES = ("a", ...)`` tuple of string literals, or None."""
+    for node in tree.body:
+        targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(node, ast.AnnAssign) else []
+        if any(isinstance(t, ast.Name) and t.id == "_MODULES" for t in targets) and isinstance(node.value, ast.Tuple) \
+                and all(isinstance(e, ast.Constant) and isinstance(e.value, str) for e in node.value.elts):
+            return [e.value for e in node.value.elts]
+    return None
+
+
 def imports_of(name: str, path: Path, modules: dict[str, Path]) -> tuple[set[str], list[str]]:
     """``(modules of ours that ``name`` imports anywhere in its file, imports whose name is computed)``."""
     is_package = path.name == "__init__.py"
     package = name if is_package else name.rpartition(".")[0]
     found, hidden = set(), []
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    listed = _listed_submodules(tree) if is_package else None
 
     def add(target: str) -> None:
         # The deepest module of ours that the dotted name designates (``a.b.c`` may be a name in ``a.b``).
@@ -55,7 +70,9 @@ def imports_of(name: str, path: Path, modules: dict[str, Path]) -> tuple[set[str
         if target:
             found.add(target)
 
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), filename=str(path))):
+    for sub in listed or ():
+        add(f"{name}.{sub}")
+    for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             for alias in node.names:
                 add(alias.name)
@@ -69,7 +86,7 @@ def imports_of(name: str, path: Path, modules: dict[str, Path]) -> tuple[set[str
                 add(f"{base}.{alias.name}" if f"{base}.{alias.name}" in modules else base)
         elif isinstance(node, ast.Call):
             literal = _dynamic_import_name(node)
-            if literal is False:
+            if literal is False and listed is None:
                 hidden.append(f"{path.relative_to(path.parents[len(name.split('.')) - (0 if is_package else 1)])}:"
                               f"{node.lineno}")
             elif literal:
@@ -151,12 +168,16 @@ def test_the_checks_catch_a_lazy_upward_import_and_a_lazy_circle(tmp_path):
     (tmp_path / "low" / "b.py").write_text("from . import c\n")
     (tmp_path / "low" / "c.py").write_text("def g():\n    import low.b\n")
     (tmp_path / "low" / "d.py").write_text("import importlib\nmod = importlib.import_module('low.' + 'a')\n")
+    (tmp_path / "low" / "reg").mkdir()
+    (tmp_path / "low" / "reg" / "__init__.py").write_text(
+        "import importlib\n_MODULES = ('one',)\nfor m in _MODULES:\n    importlib.import_module(__name__ + '.' + m)\n")
+    (tmp_path / "low" / "reg" / "one.py").write_text("from low.reg import x\n")       # a circle through the listing
     (tmp_path / "high" / "__init__.py").write_text("")
     (tmp_path / "high" / "figures.py").write_text("from low.a import f\ndef draw():\n    pass\n")
     graph, hidden = import_graph(tmp_path, ("low", "high"))
     assert upward_imports(graph, ("low", "high")) == ["low.a -> high.figures"]
-    assert sorted(cycles(graph)) == [["high.figures", "low.a"], ["low.b", "low.c"]]
-    assert hidden == ["low/d.py:2"]
+    assert sorted(cycles(graph)) == [["high.figures", "low.a"], ["low.b", "low.c"], ["low.reg", "low.reg.one"]]
+    assert hidden == ["low/d.py:2"]                       # the listed package's computed import is not hidden
 
 
 @pytest.mark.parametrize("folder", ["kerneldistill", "deepdistill", "analysis", "tests", "examples", "bench"])

@@ -36,6 +36,10 @@ class ClaimResult:
     table : the claim's own table (printed under the summary row); may be empty.
     values : the measured numbers by name (for tests and figures).
     seconds : wall time of the run.
+    measured_value, published_value, accept : optional headline number for the summary figure: the
+        measured number, the paper's number (NaN where the paper states an ordering or a sign, not a
+        number) and the closed interval ``(low, high)`` of ``measured_value`` that passes (``-inf`` /
+        ``inf`` for a one-sided criterion). A claim that leaves them out is drawn by its verdict alone.
     """
 
     claim: str
@@ -48,6 +52,9 @@ class ClaimResult:
     table: str = ""
     values: dict = field(default_factory=dict)
     seconds: float = float("nan")
+    measured_value: float = float("nan")
+    published_value: float = float("nan")
+    accept: tuple[float, float] = (float("-inf"), float("inf"))
 
     @property
     def verdict(self) -> str:
