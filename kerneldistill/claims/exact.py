@@ -23,11 +23,11 @@ from sklearn.kernel_ridge import KernelRidge
 from ..estimator import KernelDistiller
 from ..joint import joint_schedule
 from ..mobahi import fixed_budget_path_from_distiller
-from ..optimal import ReferenceRisk, ridge_from_dpr
+from ..optimal import ReferenceRisk
 from ..pareek import pareek_construction
 from ..ridge_path import minimise_over_ridge
 from ..toy import (TOY_GAMMA, TOY_GT_WEIGHTS, TOY_MOBAHI_EPS, TOY_RIDGE, TOY_STEPS, TOY_X, TOY_Y, toy_distiller,
-                   toy_eval_points, toy_results, toy_truth)
+                   toy_eval_points, toy_results)
 from ..verification import ONE_SHOT_SIZES, _grid_argmin, _rel_err, _sine_data, one_shot_gaps
 from .base import ClaimResult, claim
 
@@ -200,7 +200,7 @@ def dpr26_weights(fast: bool = False, *, gt_weight: float | None = None, ridge_d
     weight must FAIL. ``fast``: ``n`` up to 400 instead of 800.
     """
     # (1) closed form against a grid (check_optimal_weight's data)
-    n, _ = (25, 4) if fast else (60, 8)
+    n = 25 if fast else 60
     X, y, _ = _sine_data(n, seed=4, noise=0.5)
     X_ref = np.linspace(0, 1, 201)[:, None]
     reference = np.sin(2 * np.pi * X_ref[:, 0])
