@@ -17,7 +17,7 @@ import time
 import traceback
 from typing import Sequence
 
-from .base import REGISTRY, ClaimResult, ClaimSpec, claim
+from .base import REGISTRY, ClaimResult, ClaimSpec, claim, text_table
 
 # Claim modules (names relative to this package), in table order. Each registers its claims on import.
 _MODULES: tuple[str, ...] = (
@@ -28,7 +28,8 @@ for _name in _MODULES:
     # The names are literals above; tests/test_layers.py reads them as this package's imports.
     importlib.import_module(f"{__name__}.{_name}")
 
-__all__ = ["REGISTRY", "ClaimResult", "ClaimSpec", "claim", "claim_names", "run_claims", "format_claims_table"]
+__all__ = ["REGISTRY", "ClaimResult", "ClaimSpec", "claim", "text_table", "claim_names", "run_claims",
+           "format_claims_table"]
 
 
 def claim_names() -> list[str]:

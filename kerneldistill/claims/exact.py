@@ -29,7 +29,7 @@ from ..ridge_path import minimise_over_ridge
 from ..toy import (TOY_GAMMA, TOY_GT_WEIGHTS, TOY_MOBAHI_EPS, TOY_RIDGE, TOY_STEPS, TOY_X, TOY_Y, toy_distiller,
                    toy_eval_points, toy_results)
 from ..verification import ONE_SHOT_SIZES, _grid_argmin, _rel_err, _sine_data, one_shot_gaps
-from .base import ClaimResult, claim
+from .base import ClaimResult, claim, text_table
 
 __all__ = ["ba21_toy", "mfb20_fixed_budget", "dpr26_weights", "pareek_factor_d"]
 
@@ -37,13 +37,6 @@ BA21 = "Borup & Andersen, NeurIPS 2021 (arXiv 2102.13088)"
 MFB20 = "Mobahi, Farajtabar & Bartlett, NeurIPS 2020 (arXiv 2002.05715)"
 DPR26 = "Dang, Patil & Rinaldo 2026 (arXiv 2602.17565)"
 PDO24 = "Pareek, Du & Oh, NeurIPS 2024 (arXiv 2407.04600)"
-
-
-def _rows(header, rows) -> str:
-    """A plain-text table: ``header`` (names) and ``rows`` (tuples of str), columns padded."""
-    table = [tuple(header)] + [tuple(r) for r in rows]
-    widths = [max(len(r[i]) for r in table) for i in range(len(header))]
-    return "\n".join("  ".join(c.rjust(w) for c, w in zip(r, widths)) for r in table)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -101,7 +94,7 @@ def ba21_toy(fast: bool = False, *, gt_weight: float = 0.25, steps: int = 6, ref
     passed = err <= 1e-8 and shrinks and sparsifies and zero_limit <= 1e-12
     head = ["gt_weight"] + ["limit" if math.isinf(s) else f"step {int(s)}" for s in res.steps]
     table = ("loss against sin(2 pi x) (mean over x = 0, 0.01, ..., 1):\n"
-             + _rows(head, [[f"{w:g}"] + [f"{v:.5f}" for v in row] for w, row in zip(res.gt_weights, res.loss)])
+             + text_table(head, [[f"{w:g}"] + [f"{v:.5f}" for v in row] for w, row in zip(res.gt_weights, res.loss)])
              + f"\nsteps 1..{steps} vs refits: {err_steps:.1e}; limit vs KernelRidge(alpha={lam_limit:g}): {err_limit:.1e}")
     return ClaimResult(
         claim="ba21_toy", paper=BA21,
@@ -158,7 +151,7 @@ def mfb20_fixed_budget(fast: bool = False, *, eps: float = TOY_MOBAHI_EPS, round
     growing = bool(np.all(np.diff(path.ratios[live], axis=0) > 0))
     err = max(refit_err, budget_err)
     passed = err <= 1e-8 and in_bounds and collapsed and growing
-    table = (_rows(["round", "r_t", "c_t lower", "c_t", "c_t upper", "budget rel. error"], rows)
+    table = (text_table(["round", "r_t", "c_t lower", "c_t", "c_t upper", "budget rel. error"], rows)
              + f"\ncollapse at round {tc}; bounds [{lo:.2f}, {hi:.0f}]; r_0 = {path.r[0]:.2f}, kappa = {path.kappa:.2f}")
     return ClaimResult(
         claim="mfb20_fixed_budget", paper=MFB20,
@@ -240,7 +233,7 @@ def dpr26_weights(fast: bool = False, *, gt_weight: float | None = None, ridge_d
              f"(spacing {spacing:.1e})\n"
              f"(2) sign rule at {len(signs)} ridges ({skipped} stationary skipped): {agree} agree; "
              f"gt_weight* > 1 at {sum(xi < 0 for _, _, xi in signs)} of them\n"
-             "(3) " + _rows(["n", "oracle gt_weight", f"{label}", "mean |gap|"],
+             "(3) " + text_table(["n", "oracle gt_weight", f"{label}", "mean |gap|"],
                             [(str(s), f"{o:.3f}", f"{e:.3f}", f"{g:.3f}") for s, o, e, g in
                              zip(sizes, oracle, estimate, gaps)]).replace("\n", "\n    ")
              + f"\n    log-log slope {slope:.2f}; gap(largest n) / gap(smallest n) = {shrink:.2f}")
@@ -309,7 +302,7 @@ def pareek_factor_d(fast: bool = False, *, dims=None, steps: int | None = None, 
                      f"{ratio:.2f}", f"{target:g}", "PASS" if ok else "FAIL"))
         values[d] = {"steps": k, "ridge": ridge_risk, "one_step": one, "k_step": multi, "lower_bound": bound,
                      "ratio": ratio, "factor": target, "excess_over_bound": at_bound}
-    table = _rows(["d", "k", "ridge", "1-step SD", "k-step SD", "lower bound", "1-step / k-step", "factor", "result"],
+    table = text_table(["d", "k", "ridge", "1-step SD", "k-step SD", "lower bound", "1-step / k-step", "factor", "result"],
                   rows)
     last = values[dims[-1]]
     return ClaimResult(
