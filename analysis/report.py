@@ -6,6 +6,8 @@ runs, or reuse the finished ones, in ``out_dir/deep_runs/``), then writes ``repo
 them, atomically. Sections are small functions returning Markdown, in this order:
 
 1. :func:`verification_section`: the pass/fail table of ``kerneldistill.verification.run_checks``;
+   then :func:`claims_section`: the summary table of every registered claim (``python -m kerneldistill
+   claims``), read from the ``claims_summary`` figure's table;
 2. :func:`deep_tables_section`: per data set, method x generation (first and last): test accuracy,
    NLL, ECE and confidence diversity as mean ± sd over seeds, from the shared sweep's roll-up
    (``deep_runs/rollup.csv``), restricted to the method comparison of the preset;
@@ -43,7 +45,7 @@ from .figures.deep import (ESTIMATOR_LABELS, METHOD_LABELS, comparison_configs, 
 from .figures.spec import read_csv
 
 __all__ = ["build_report", "train_deep_runs", "MissingResultsError", "METRIC_COLUMNS", "REGRESSION_METRIC_COLUMNS", "DEEP_RESULTS_COMMAND",
-           "verification_section", "deep_tables_section", "weight_estimates_section", "figures_section", "markdown_table",
+           "verification_section", "claims_section", "deep_tables_section", "weight_estimates_section", "figures_section", "markdown_table",
            "metric_definitions_section"]
 
 #: The columns of one per-generation record (the keys of :func:`deepdistill.core.metrics.summarize`).
@@ -176,6 +178,32 @@ def verification_section(fast: bool) -> str:
     return "\n".join(parts)
 
 
+def claims_section(out_dir: Path, fast: bool) -> str:
+    """The summary table of every registered claim (:mod:`kerneldistill.claims`).
+
+    Read from ``out_dir/claims_summary.csv``, which the ``claims_summary`` figure's data step wrote
+    (the claims then run once per report); run here if that table is absent.
+    """
+    from .figures.claims import claims_summary_columns
+
+    command = f"python -m kerneldistill claims{' --fast' if fast else ''}"
+    path = Path(out_dir) / "claims_summary.csv"
+    if path.is_file():
+        cols = read_csv(path)
+    else:
+        from kerneldistill.claims import run_claims
+        cols = {k: list(v) for k, v in claims_summary_columns(run_claims(fast=fast)).items()}
+    results = [str(r) for r in cols["result"]]
+    table = {"claim": [f"`{c}`" for c in cols["claim"]], "paper": list(cols["paper"]),
+             "published": list(cols["published"]), "measured": list(cols["measured"]),
+             "criterion": list(cols["criterion"]), "result": [r if r == "PASS" else f"**{r}**" for r in results],
+             "seconds": [f"{float(v):.1f}" for v in cols["seconds"]]}
+    return "\n".join(["## Claims: the field's published results", "",
+                      f"Each claim is a paper's result run as a check (`{command}` prints each claim's own table "
+                      f"too; `docs/claims.md` says what matched): **{results.count('PASS')}/{len(results)} passed**.",
+                      "", markdown_table(table)])
+
+
 def _pm(mean: float, sd: float) -> str:
     """``mean ± sd``: 3 decimals for numbers below 10 (accuracies, NLL, weights), else 4 significant digits."""
     if not np.isfinite(mean):
@@ -288,6 +316,7 @@ def build_report(out_dir, fast: bool = False, log: Callable[[str], None] | None 
         "# selfdistill report",
         f"Regenerate with `{command}`" + (" (fast mode: small sizes, for checking only)." if fast else "."),
         verification_section(fast),
+        claims_section(out, fast),
         deep_tables_section(out, fast),
         weight_estimates_section(out),
         bridge_section(out, fast, markdown_table),

@@ -8,7 +8,8 @@ quantity is a diagonal filter on one eigendecomposition of the Gram matrix (:mod
 Beyond one weight at a time: :func:`joint_schedule` (all weights at once), :func:`select_steps` (the
 number of steps by GCV) and :mod:`kerneldistill.ridge_path` (every ridge from the same
 eigendecomposition). ``kerneldistill.symbolic`` (sympy), ``kerneldistill.verification``,
-``kerneldistill.pareek`` and ``kerneldistill.studies`` are imported on demand.
+``kerneldistill.pareek``, ``kerneldistill.studies`` and ``kerneldistill.claims`` (the field's published
+results as runnable claims, ``python -m kerneldistill claims``) are imported on demand.
 """
 from .estimator import KernelDistiller
 from .filters import filter_complements, filter_diagonals, filter_path

@@ -26,7 +26,6 @@ __all__ = [
     "check_gt_weight",
     "check_steps",
     "check_bool",
-    "check_criterion",
     "check_numeric",
     "check_finite_array",
     "check_gram",
@@ -82,28 +81,6 @@ def check_bool(value, *, name: str) -> bool:
     if not isinstance(value, (bool, np.bool_)):
         raise TypeError(f"`{name}` must be a bool (True or False); got {value!r} ({type(value).__name__}).")
     return bool(value)
-
-
-def check_criterion(criterion, *, name: str = "criterion"):
-    """Return ``criterion`` if it is a criterion of :mod:`kerneldistill.optimal`, else raise naming it.
-
-    A fitted :class:`KernelDistiller` (or a Pipeline ending in one) is the usual mistake: the message
-    says how to build a criterion from it.
-    """
-    from sklearn.pipeline import Pipeline
-
-    from .estimator import KernelDistiller
-    from .optimal import _Criterion
-
-    if isinstance(criterion, _Criterion):
-        return criterion
-    kinds = "ReferenceRisk, ExpectedTrainingRisk or OneShotRisk (kerneldistill.optimal)"
-    if isinstance(criterion, (KernelDistiller, Pipeline)):
-        raise TypeError(
-            f"`{name}` must be a criterion, {kinds}, not a {type(criterion).__name__}; build one from the fitted "
-            f"model, e.g. ReferenceRisk.from_distiller(model, X_val, y_val) (held-out data) or "
-            f"OneShotRisk.from_distiller(model) (training data alone).")
-    raise TypeError(f"`{name}` must be a criterion, {kinds}; got {criterion!r} ({type(criterion).__name__}).")
 
 
 def check_ridge(ridge, *, name: str = "ridge") -> float:

@@ -41,8 +41,8 @@ import numpy as np
 import scipy.linalg
 import scipy.optimize
 
-from ._validation import check_bool, check_criterion, check_steps, warn_imprecise_weights
-from .optimal import WeightSchedule, _greedy_schedule
+from ._validation import check_bool, check_steps, warn_imprecise_weights
+from .optimal import WeightSchedule, _greedy_schedule, check_criterion
 from .polynomial import power_coefficients, schedule_from_power_coefficients
 
 __all__ = ["joint_schedule", "joint_power_coefficients", "MAX_JOINT_STEPS"]

@@ -52,11 +52,11 @@ import copy
 from dataclasses import dataclass
 
 import numpy as np
+from sklearn.pipeline import Pipeline
 
 from ._pipeline import resolve_distiller
 from ._validation import (
     check_bool,
-    check_criterion,
     check_finite_array,
     check_psd_evals,
     check_ridge,
@@ -65,6 +65,7 @@ from ._validation import (
     warn_imprecise_weights,
 )
 from .affine import affine_vertex
+from .estimator import KernelDistiller
 from .filters import filter_complements, filter_diagonals, weight_endpoint_filters
 from .polynomial import power_coefficients, power_endpoint_coefficients
 
@@ -251,6 +252,23 @@ class _Criterion:
         base, U, const, norm = self._power_atoms(len(beta))
         resid = base + U.T @ beta[1:]
         return float((resid @ resid + const) / norm)
+
+
+def check_criterion(criterion, *, name: str = "criterion"):
+    """Return ``criterion`` if it is a criterion of this module, else raise naming it.
+
+    A fitted :class:`KernelDistiller` (or a Pipeline ending in one) is the usual mistake: the message
+    says how to build a criterion from it.
+    """
+    if isinstance(criterion, _Criterion):
+        return criterion
+    kinds = "ReferenceRisk, ExpectedTrainingRisk or OneShotRisk (kerneldistill.optimal)"
+    if isinstance(criterion, (KernelDistiller, Pipeline)):
+        raise TypeError(
+            f"`{name}` must be a criterion, {kinds}, not a {type(criterion).__name__}; build one from the fitted "
+            f"model, e.g. ReferenceRisk.from_distiller(model, X_val, y_val) (held-out data) or "
+            f"OneShotRisk.from_distiller(model) (training data alone).")
+    raise TypeError(f"`{name}` must be a criterion, {kinds}; got {criterion!r} ({type(criterion).__name__}).")
 
 
 def optimal_gt_weight(criterion: _Criterion, step: int = 2, previous=(), *, constrained: bool = True) -> float:

@@ -28,7 +28,8 @@ from typing import Callable, Sequence
 import numpy as np
 import scipy.optimize
 
-from ._validation import check_bool, check_criterion, warn_imprecise_weights
+from ._validation import check_bool, warn_imprecise_weights
+from .optimal import check_criterion
 
 __all__ = ["minimise_over_ridge", "RidgeWeightGrid", "ridge_weight_grid", "RidgeWeightChoice",
            "tune_ridge_and_weight", "Proposition23", "proposition_2_3"]

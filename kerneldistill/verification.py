@@ -242,8 +242,12 @@ ONE_SHOT_SIZES = {True: ((25, 50, 100, 200, 400), 12), False: ((25, 50, 100, 200
 
 
 @functools.lru_cache(maxsize=4)
-def one_shot_gaps(sizes: tuple[int, ...], seeds: int, *, ridge_dpr: float = 0.1, noise: float = 0.5):
+def one_shot_gaps(sizes: tuple[int, ...], seeds: int, *, ridge_dpr: float = 0.1, noise: float = 0.5,
+                  fixed_weight: float | None = None):
     """Mean ``|alpha^_one-shot - alpha*_oracle|`` at step 2 over ``seeds`` data sets per size ``n``.
+
+    ``fixed_weight``: a constant weight in place of the one-shot estimate (a control that must not
+    approach the oracle; the claim ``dpr26_weights`` uses it).
 
     The oracle minimises the MSE against ``sin(2 pi x)`` on 1001 test points (the out-of-sample risk
     that [DPR26]'s estimate targets, conditional on the training data). The ridge is [DPR26]'s
@@ -260,7 +264,8 @@ def one_shot_gaps(sizes: tuple[int, ...], seeds: int, *, ridge_dpr: float = 0.1,
             X, y, _ = _sine_data(n, seed=100 + seed, noise=noise)
             model = KernelDistiller("rbf", ridge=ridge_from_dpr(ridge_dpr, n), gamma=_GAMMA).fit(X, y)
             a_oracle = ReferenceRisk.from_distiller(model, X_ref, reference).quadratic().argmin()
-            a_hat = OneShotRisk.from_distiller(model).quadratic().argmin()
+            a_hat = (OneShotRisk.from_distiller(model).quadratic().argmin() if fixed_weight is None
+                     else float(fixed_weight))
             g.append(abs(a_hat - a_oracle)), o.append(a_oracle), e.append(a_hat)
         gaps.append(np.mean(g)), oracle.append(np.mean(o)), one_shot.append(np.mean(e))
     out = tuple(np.array(v) for v in (gaps, oracle, one_shot))

@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
-__all__ = ["ClaimResult", "ClaimSpec", "REGISTRY", "claim"]
+__all__ = ["ClaimResult", "ClaimSpec", "REGISTRY", "claim", "text_table"]
 
 
 @dataclass(frozen=True)
@@ -36,6 +36,10 @@ class ClaimResult:
     table : the claim's own table (printed under the summary row); may be empty.
     values : the measured numbers by name (for tests and figures).
     seconds : wall time of the run.
+    measured_value, published_value, accept : optional headline number for the summary figure: the
+        measured number, the paper's number (NaN where the paper states an ordering or a sign, not a
+        number) and the closed interval ``(low, high)`` of ``measured_value`` that passes (``-inf`` /
+        ``inf`` for a one-sided criterion). A claim that leaves them out is drawn by its verdict alone.
     """
 
     claim: str
@@ -48,6 +52,9 @@ class ClaimResult:
     table: str = ""
     values: dict = field(default_factory=dict)
     seconds: float = float("nan")
+    measured_value: float = float("nan")
+    published_value: float = float("nan")
+    accept: tuple[float, float] = (float("-inf"), float("inf"))
 
     @property
     def verdict(self) -> str:
@@ -89,3 +96,14 @@ def claim(key: str, *, paper: str, summary: str):
         return run
 
     return register
+
+
+def text_table(header, rows) -> str:
+    """A plain-text table for ``ClaimResult.table``: ``header`` (column names) and ``rows`` (sequences of
+    str), each column right-aligned to its widest cell."""
+    table = [tuple(str(c) for c in header)] + [tuple(str(c) for c in r) for r in rows]
+    if any(len(r) != len(table[0]) for r in table):
+        raise ValueError(f"every row must have {len(table[0])} cells (one per header name); got lengths "
+                         f"{sorted({len(r) for r in table})}.")
+    widths = [max(len(r[i]) for r in table) for i in range(len(table[0]))]
+    return "\n".join("  ".join(c.rjust(w) for c, w in zip(r, widths)) for r in table)
