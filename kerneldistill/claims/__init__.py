@@ -6,9 +6,14 @@ contract). Importing this package imports them all, in the order of the table th
 """
 from __future__ import annotations
 
+import importlib
+
 from .base import REGISTRY, ClaimResult, ClaimSpec, claim
 
 # Claim modules, in table order. Each registers its claims on import.
-_MODULES: tuple[str, ...] = ()
+_MODULES: tuple[str, ...] = ("wu_yang_sun", "lecoiu_mukherjee_sur")
+
+for _name in _MODULES:
+    importlib.import_module(f"{__name__}.{_name}")
 
 __all__ = ["REGISTRY", "ClaimResult", "ClaimSpec", "claim"]
