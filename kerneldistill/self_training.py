@@ -139,7 +139,10 @@ def self_training_path(X0, y0, fresh: Sequence, *, ridge: float = 0.0) -> SelfTr
     U, s, Vt = _svd(X0)
     rank = s.size
     uy = U.T @ y0
-    perp = y0 - U @ uy  # the labels outside the column space of X0 (zero when rank == n)
+    # the labels outside the column space of X0, and 1 - ||U_i||^2: exactly zero when rank == n (set so,
+    # since their round-off would swamp ridge / (s^2 + ridge) at a tiny ridge)
+    perp = y0 - U @ uy if rank < n else np.zeros(n)
+    lev_perp = 1.0 - np.einsum("ij,ij->i", U, U) if rank < n else np.zeros(n)
     if ridge > 0.0 or rank < n:
         w = ridge / (s**2 + ridge)  # 1 - the step-0 filter, per direction
         scale = 1.0
@@ -149,7 +152,7 @@ def self_training_path(X0, y0, fresh: Sequence, *, ridge: float = 0.0) -> SelfTr
         w = 1.0 / s**2
         scale = 0.0  # the orthogonal part carries no ridge factor and is zero here anyway
     resid0 = U @ (w * uy) + scale * perp  # (proportional to) r = y - S_0 y
-    diag0 = np.einsum("ij,j,ij->i", U, w, U) + scale * (1.0 - np.einsum("ij,ij->i", U, U))  # 1 - (S_0)_ii
+    diag0 = np.einsum("ij,j,ij->i", U, w, U) + scale * lev_perp  # 1 - (S_0)_ii
     dof_left0 = (w.sum() + scale * (n - rank)) / n  # 1 - tr S_0 / n, same scaling
     g = resid0 / dof_left0
     loo0 = resid0 / diag0
