@@ -14,7 +14,12 @@ What it prints: both claims' tables, then over random spiked settings the fracti
 s + 1 steps reach the oracle (signal along the spikes only, and with signal in the bulk too).
 In this construction fewer than s steps are strictly worse and s + 1 steps always reach the oracle,
 but s steps reach it only in some settings: the spiked claim FAILs at its default (s = 1, 2), and the
-example then exits with 1. The isotropic claim PASSes.
+example prints that FAIL. The isotropic claim PASSes.
+
+Exits with 1 if what this construction establishes breaks: fewer than s steps strictly worse, s + 1
+steps reaching the oracle, no risk below the oracle, the isotropic claim, and s + 1 steps reaching the
+oracle in every random setting. (The paper's s-step statement is reported, not required: see
+docs/claims.md.)
 """
 import argparse
 import sys
@@ -27,18 +32,27 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--fast", action="store_true", help="coarser ridge grids, 4 random settings (seconds)")
     args = parser.parse_args(argv)
-    passed = True
+    results = {}
     for key in ("lecoiu_spiked_optimality", "lecoiu_isotropic_ridge"):
-        r = REGISTRY[key].run(fast=args.fast)
-        passed &= r.passed
+        r = results[key] = REGISTRY[key].run(fast=args.fast)
         print(f"{r.claim}: {r.verdict} ({r.seconds:.1f} s)\n  setting: {r.setting}\n  published: {r.published}\n"
               f"  measured: {r.measured}\n  criterion: {r.criterion}\n\n{r.table}\n")
     count = 4 if args.fast else 30
+    always = True
     for bulk in (False, True):
         s_frac, s1_frac = robustness(count, seed=1, bulk_signal=bulk)
+        always &= s1_frac == 1.0
         print(f"random spiked settings ({count}, signal {'also in the bulk' if bulk else 'along the spikes only'}): "
               f"s steps reach the oracle in {s_frac:.0%}, s + 1 steps in {s1_frac:.0%}")
-    return 0 if passed else 1
+    v = results["lecoiu_spiked_optimality"].values
+    checks = {"fewer than s steps strictly worse": v["fewer_worse"], "s + 1 steps reach the oracle": v["next_reaches"],
+              "no risk below the oracle": v["never_below"], "isotropic: ridge not beaten":
+              results["lecoiu_isotropic_ridge"].passed, "s + 1 steps reach it in every random setting": always}
+    print("\nwhat this construction establishes:")
+    for name, ok in checks.items():
+        print(f"  {name}: {'yes' if ok else 'NO'}")
+    print(f"the paper's s-step statement in this construction: {results['lecoiu_spiked_optimality'].verdict}")
+    return 0 if all(checks.values()) else 1
 
 
 if __name__ == "__main__":
