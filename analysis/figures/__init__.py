@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from . import bridge, deep, kernel, kernel_extensions
-from . import claims
+from . import claims, claims_steps
 from .spec import FigureSpec
 
 __all__ = ["FIGURES", "FigureSpec", "run_figure", "run_all", "figure_names"]
@@ -23,6 +23,7 @@ _SOURCES = (
     (deep, "DEEP_FIGURES"),
     (bridge, "BRIDGE_FIGURES"),
     (claims, "CLAIM_FIGURES"),
+    (claims_steps, "CLAIM_STEPS_FIGURES"),
 )
 
 
