@@ -9,6 +9,12 @@ from __future__ import annotations
 from .base import REGISTRY, ClaimResult, ClaimSpec, claim
 
 # Claim modules, in table order. Each registers its claims on import.
-_MODULES: tuple[str, ...] = ()
+_MODULES: tuple[str, ...] = ("infinite_width",)
+
+# Import every claim module so that its claims register (another branch may replace this loop).
+import importlib as _importlib
+
+for _name in _MODULES:
+    _importlib.import_module(f"{__name__}.{_name}")
 
 __all__ = ["REGISTRY", "ClaimResult", "ClaimSpec", "claim"]
