@@ -7,6 +7,9 @@ jax 0.4.23 and numpy below 2 (the toolkit's own environment is not changed)::
     /work/nt-venv/bin/pip install "neural-tangents==0.6.5" "jax[cpu]==0.4.23" "jaxlib==0.4.23" "numpy<2" scipy scikit-learn
     /work/nt-venv/bin/python bench/check_infinite_ntk_neural_tangents.py          # from the repository root
 
+Without neural-tangents it prints SKIPPED and exits 0 (``--strict``: exit 2), so the toolkit's smoke test of
+``bench/`` passes in the toolkit's own environment.
+
 For erf and ReLU, depth 1..3, several input, weight and bias scales, it builds the same network in
 neural-tangents' ``stax`` (``Dense(W_std, b_std, parameterization="ntk")`` = ``NTKMLP``'s layers; ``stax.Erf()``
 is ``erf``), computes both the NNGP kernel and the NTK of the output in float64 on random inputs (Gram and cross
@@ -55,15 +58,20 @@ def _relu_diagonal(x, depth, s0, sw, beta):
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tolerance", type=float, default=1e-12, help="max relative error allowed (default 1e-12)")
+    parser.add_argument("--quick", action="store_true", help="depth 1 and 2 only (the smoke test's size)")
+    parser.add_argument("--strict", action="store_true",
+                        help="exit with 2 when neural-tangents is not importable (default: print SKIPPED, exit 0)")
     args = parser.parse_args(argv)
     try:
         import jax
         import neural_tangents as nt
         from neural_tangents import stax
     except ImportError as err:
-        print(f"neural-tangents is not importable here ({err}); run this script in its own environment "
-              f"(see the module docstring).", file=sys.stderr)
-        return 2
+        # The toolkit's own environment has no neural-tangents (not a dependency): the check is skipped there,
+        # as the tests skip it, and says so.
+        print(f"SKIPPED: neural-tangents is not importable here ({err}); run this script in its own environment "
+              f"(see the module docstring).")
+        return 2 if args.strict else 0
     jax.config.update("jax_enable_x64", True)
     import numpy as np
 
@@ -77,7 +85,7 @@ def main(argv=None) -> int:
     print(f"neural-tangents {nt.__version__}, jax {jax.__version__}, numpy {np.__version__}")
     print(f"{'activation':<10} {'depth':>5} {'input_std':>9} {'weight_std':>10} {'bias_std':>8}  "
           f"{'NNGP rel. err':>13} {'NTK rel. err':>13}  {'diag ours':>10} {'diag nt':>10}")
-    for act, depth, (s0, sw, beta) in itertools.product(("erf", "relu"), (1, 2, 3),
+    for act, depth, (s0, sw, beta) in itertools.product(("erf", "relu"), (1, 2) if args.quick else (1, 2, 3),
                                                         ((1.0, 1.0, 1.0), (2.0, 1.5, 0.1), (0.5, 1.3, 0.0))):
         layers = [stax.Dense(512, W_std=s0, b_std=beta, parameterization="ntk"), stax_act[act]()]
         for _ in range(depth - 1):

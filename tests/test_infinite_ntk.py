@@ -266,6 +266,6 @@ def test_bridge_claim_passes_with_consistent_numbers_and_fails_with_wrong_ones(b
 
 def test_against_neural_tangents_if_importable():
     pytest.importorskip("neural_tangents")
-    out = subprocess.run([sys.executable, str(ROOT / "bench" / "check_infinite_ntk_neural_tangents.py")],
+    out = subprocess.run([sys.executable, str(ROOT / "bench" / "check_infinite_ntk_neural_tangents.py"), "--strict"],
                          capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stdout + out.stderr
