@@ -269,3 +269,54 @@ def test_against_neural_tangents_if_importable():
     out = subprocess.run([sys.executable, str(ROOT / "bench" / "check_infinite_ntk_neural_tangents.py"), "--strict"],
                          capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+# --------------------------------------------------------------------------------------------------
+# Figures
+
+
+def test_claim_figures_draw_what_the_claims_measured(tmp_path):
+    pytest.importorskip("matplotlib")
+    from analysis.figures import FIGURES, run_figure
+    from analysis.figures.spec import read_csv
+    from kerneldistill.claims import REGISTRY
+
+    assert {"claim_ntk_convergence", "claim_ntk_bridge_weight"} <= set(FIGURES)
+    paths = run_figure("claim_ntk_bridge_weight", tmp_path, fast=True)
+    d = read_csv(paths[0])
+    v = REGISTRY["ntk_bridge_infinite_width"].run(fast=True).values
+    np.testing.assert_allclose(d["w_inf"], v["w_inf"])
+    np.testing.assert_allclose(d["numpy_mean"], v["numpy_mean"])
+    assert [p.suffix for p in paths[1:]] == [".pdf", ".png"] and all(p.is_file() for p in paths)
+
+
+def test_bridge_weight_figure_gains_the_infinite_width_line(tmp_path, monkeypatch):
+    """The bridge figure's data step adds the infinite-width weight (same as the claim's); its plot draws the line."""
+    pytest.importorskip("torch")
+    from analysis.figures import bridge
+    from analysis.figures.spec import write_csv
+    from kerneldistill.claims.infinite_width import _bridge_w_inf
+
+    w_inf = bridge.infinite_width_weight("full")
+    assert w_inf == pytest.approx(_bridge_w_inf(128), abs=1e-12)
+    assert bridge.infinite_width_weight("fast") == pytest.approx(w_inf, abs=1e-12)
+    case = "NTK parameterisation, ridge to init, L-BFGS"
+    data = write_csv(tmp_path / "bridge_weight.csv", {
+        "case": [case, case, "standard parameterisation, ridge to init, L-BFGS"], "width": [64, 4096, 64],
+        "parameterization": ["ntk", "ntk", "standard"], "kernel_gt_weight": [3.9, 4.1, 9.4],
+        "deep_gt_weight": [4.7, 4.13, 2.4], "deep_grid_argmin": [5.0, 4.0, 2.0], "difference": [0.8, 0.03, -7.0],
+        "infinite_width_gt_weight": [w_inf] * 3})
+    import matplotlib.pyplot as plt
+
+    captured = {}
+    real_save = bridge.save_figure
+
+    def spy(fig, out_dir, name):
+        captured["labels"] = [line.get_label() for line in fig.axes[0].get_lines()]
+        return real_save(fig, out_dir, name)
+
+    monkeypatch.setattr(bridge, "save_figure", spy)
+    paths = bridge._weight_plot(data, tmp_path)
+    plt.close("all")
+    assert all(p.is_file() for p in paths)
+    assert any(label.startswith("infinite-width NTK: 4.135") for label in captured["labels"])
