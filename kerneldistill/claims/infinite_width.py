@@ -49,7 +49,7 @@ import numpy as np
 from ..infinite_ntk import NTK_ACTIVATIONS, empirical_ntk, infinite_ntk, random_ntk_mlp
 from .base import ClaimResult, claim
 
-__all__ = ["eNTK_distances", "bridge_sine_data", "bridge_weight_sweep", "run_width_convergence",
+__all__ = ["entk_distances", "bridge_sine_data", "bridge_weight_sweep", "run_width_convergence",
            "run_bridge_infinite_width", "BRIDGE_WIDTHS", "BRIDGE_KERNEL_WEIGHTS", "BRIDGE_DEEP_WEIGHTS"]
 
 PAPER = "Jacot, Gabriel & Hongler 2018 (arXiv 1806.07572); Lee et al. 2019 (arXiv 1902.06720)"
@@ -71,7 +71,7 @@ def _slope(x, y) -> float:
 # (a) the eNTK converges to the infinite-width NTK
 
 
-def eNTK_distances(X, widths, seeds, *, depth: int = 2, activations=NTK_ACTIVATIONS, kernels=None,
+def entk_distances(X, widths, seeds, *, depth: int = 2, activations=NTK_ACTIVATIONS, kernels=None,
                    seed_offset: int = 0) -> dict:
     """``{activation: (len(widths), len(seeds))}`` relative Frobenius distances ``||Theta_n - K||_F / ||K||_F``.
 
@@ -107,7 +107,7 @@ def run_width_convergence(fast: bool = False, *, widths=None, seeds=None, depth:
     widths = tuple(widths or ((64, 128, 256, 512, 1024, 2048) if fast else (64, 128, 256, 512, 1024, 2048, 4096)))
     seeds = tuple(seeds or (range(24) if fast else range(32)))
     X = np.random.default_rng(12345).uniform(-1.0, 1.0, size=(n_points, dim))
-    dist = eNTK_distances(X, widths, seeds, depth=depth, kernels=kernels)
+    dist = entk_distances(X, widths, seeds, depth=depth, kernels=kernels)
     rows, values, ok = [], {"widths": list(widths), "seeds": len(seeds), "depth": depth}, True
     for a, d in dist.items():
         mean = d.mean(axis=1)
@@ -165,8 +165,6 @@ def bridge_weight_sweep(widths, seeds, setting: dict | None = None, *, seed_offs
     Returns ``{"coefficients": (W, S, 5) [risk_pd, risk_labels, cross, gain, dist2], "weights": (W, S)}``
     (the per-seed vertices), on the bridge's setting (:data:`BRIDGE_SETTING`, overridable).
     """
-    from ..optimal import StepQuadratic  # noqa: F401  (the coefficients' order is StepQuadratic's)
-
     s = {**BRIDGE_SETTING, **(setting or {})}
     x_tr, y_tr, x_te, y_te = bridge_sine_data(s["n_train"], s["noise"], n_test=s["n_test"], seed=s["data_seed"])
     X = np.vstack([x_tr, x_te])
