@@ -7,8 +7,10 @@ bridge_exact               (a) linearised network vs the closed form on its eNTK
                            per step and gt_weight, at the training points and at new points
 bridge_width               (b) real networks (NTK parameterisation) vs the same closed form: relative
                            deviation against width, per step, with the fitted log-log slope
-bridge_weight              (c) optimal ground-truth weight, kernel vs deep, against width; and the
-                           cases where they part (standard parameterisation, Adam, MNIST-1D)
+bridge_weight              (c) optimal ground-truth weight, kernel vs deep, against width, with the
+                           infinite-width NTK's weight as a line (no network:
+                           :mod:`kerneldistill.infinite_ntk`); and the cases where they part
+                           (standard parameterisation, Adam, MNIST-1D)
 bridge_toy                 (d) [BA21]'s toy: loss per step of a wide network, of the closed form on its
                            eNTK and of the RBF kernel, for gt_weight 0 and 0.25
 =========================  =========================================================================
@@ -28,7 +30,7 @@ import numpy as np
 from analysis.figures.spec import FigureSpec, read_csv, write_csv
 from analysis.plotting import PALETTE, new_figure, save_figure
 
-__all__ = ["BRIDGE_FIGURES", "RUNS_FOLDER", "runs_dir", "preset_name", "study_parts"]
+__all__ = ["BRIDGE_FIGURES", "RUNS_FOLDER", "runs_dir", "preset_name", "study_parts", "infinite_width_weight"]
 
 #: The study's folder, relative to a figure's ``out_dir``.
 RUNS_FOLDER = "bridge_runs"
@@ -142,15 +144,34 @@ def _width_plot(data_path: Path, out_dir: Path) -> list[Path]:
 
 def _weight_data(out_dir: Path, fast: bool) -> Path:
     parts = study_parts(out_dir, fast, ["width", "parted"])["parts"]
+    w_inf = infinite_width_weight(preset_name(fast))
     cols = {"case": [], "width": [], "parameterization": [], "kernel_gt_weight": [], "deep_gt_weight": [],
-            "deep_grid_argmin": [], "difference": []}
+            "deep_grid_argmin": [], "difference": [], "infinite_width_gt_weight": []}
     for row in parts["width"]["weights"] + parts["parted"]["rows"]:
         cols["case"].append(row["case"])
         cols["width"].append(np.nan if row["width"] is None else row["width"])
         cols["parameterization"].append(row["parameterization"])
         for key in ("kernel_gt_weight", "deep_gt_weight", "deep_grid_argmin", "difference"):
             cols[key].append(row[key])
+        cols["infinite_width_gt_weight"].append(w_inf)
     return write_csv(Path(out_dir) / "bridge_weight.csv", cols)
+
+
+def infinite_width_weight(preset) -> float:
+    """The optimal ground-truth weight of step 2 with the infinite-width NTK of the preset's network, on its data.
+
+    No network: :func:`kerneldistill.infinite_ntk.infinite_width_gt_weight` (one hidden layer, the preset's
+    activation and input scale, weight and bias scale 1 as ``deepdistill.studies.bridge``'s networks), against the clean
+    test targets, with the preset's ridge. 4.1347 on the ``full`` and ``fast`` presets (same data and ridge).
+    """
+    from deepdistill.studies.bridge import get_preset
+    from deepdistill.core.regression import sine
+    from kerneldistill.infinite_ntk import infinite_width_gt_weight
+
+    p = get_preset(preset)
+    data = sine(p.n_train, p.noise, n_val=p.n_val, n_test=p.n_test, seed=p.data_seed)
+    return infinite_width_gt_weight(data.x_train, data.y_train, data.x_test, data.y_test, ridge=p.ridge, step=2,
+                                    depth=1, activation=p.activation, input_std=p.input_std)
 
 
 _SHORT = {"NTK parameterisation, ridge to init, L-BFGS": "NTK param.",
@@ -178,6 +199,9 @@ def _weight_plot(data_path: Path, out_dir: Path) -> list[Path]:
                   label=f"{_short(case)}: kernel (eNTK at init)")
         ax_w.plot(widths, d["deep_gt_weight"][sel][order], "x--", color=c, ms=4, lw=1.0,
                   label=f"{_short(case)}: deep grid (refined)")
+    if "infinite_width_gt_weight" in d and np.isfinite(d["infinite_width_gt_weight"][0]):
+        w_inf = float(d["infinite_width_gt_weight"][0])
+        ax_w.axhline(w_inf, color="k", ls=":", lw=0.9, label=f"infinite-width NTK: {w_inf:.3f}")
     ax_w.set_xscale("log")
     sweep = np.isin(d["case"], ["NTK parameterisation, ridge to init, L-BFGS",
                                 "standard parameterisation, ridge to init, L-BFGS"])
@@ -259,7 +283,8 @@ BRIDGE_FIGURES: dict[str, FigureSpec] = {
         FigureSpec("bridge_width", _width_data, _width_plot,
                    "(b) real networks (NTK parameterisation) vs the eNTK closed form: deviation against width"),
         FigureSpec("bridge_weight", _weight_data, _weight_plot,
-                   "(c) optimal ground-truth weight, kernel vs deep, per width, and where the two part"),
+                   "(c) optimal ground-truth weight, kernel vs deep, per width, the infinite-width NTK's weight, "
+                   "and where the two part"),
         FigureSpec("bridge_toy", _toy_data, _toy_plot,
                    "(d) [BA21] toy with a wide network: deep loss per step beside its eNTK and the RBF closed forms"),
     )
