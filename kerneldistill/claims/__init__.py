@@ -9,6 +9,6 @@ from __future__ import annotations
 from .base import REGISTRY, ClaimResult, ClaimSpec, claim
 
 # Claim modules, in table order. Each registers its claims on import.
-_MODULES: tuple[str, ...] = ()
+_MODULES: tuple[str, ...] = ("jeong_chung", "takanami")
 
 __all__ = ["REGISTRY", "ClaimResult", "ClaimSpec", "claim"]
