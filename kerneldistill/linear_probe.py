@@ -47,6 +47,7 @@ __all__ = [
     "block_gram",
     "block_features",
     "noisy_block_gram",
+    "ridge_factor",
     "ridge_rounds",
     "refit_rounds",
     "spectral_rounds",
@@ -172,14 +173,23 @@ def _check_targets(targets, n: int) -> np.ndarray:
     return T
 
 
-def ridge_rounds(gram, targets, ridge: float, rounds: int, gram_eval=None):
+def ridge_factor(gram, ridge: float):
+    """The Cholesky factor of ``gram + ridge I``, to share between :func:`ridge_rounds` and
+    :func:`partial_label_student` calls on one Gram matrix (``factor=``)."""
+    G = np.asarray(gram, dtype=float)
+    if G.ndim != 2 or G.shape[0] != G.shape[1] or not np.all(np.isfinite(G)):
+        raise ValueError(f"`gram` must be a finite square matrix; got shape {G.shape}.")
+    return cho_factor(G + check_ridge(ridge) * np.eye(G.shape[0]), check_finite=False)
+
+
+def ridge_rounds(gram, targets, ridge: float, rounds: int, gram_eval=None, factor=None):
     """Predictions of rounds 1..``rounds`` (each round refits on the previous round's training predictions).
 
     Returns ``(train, evals)``: one ``(n, K)`` array per round, and per round the predictions at the
     points whose kernel rows against the training points are ``gram_eval`` (``None`` without it).
 
-    Kernel form of ridge on the features: ``P <- G (G + ridge I)^-1 P`` from ``P = targets``; one Cholesky
-    factorisation serves every round. Equals sklearn ``Ridge(alpha=ridge, fit_intercept=False)`` refits on
+    Kernel form of ridge on the features: ``P <- G (G + ridge I)^-1 P = P - ridge (G + ridge I)^-1 P`` from
+    ``P = targets``; one Cholesky factorisation serves every round. Equals sklearn ``Ridge(alpha=ridge, fit_intercept=False)`` refits on
     the features whose Gram matrix is ``gram`` (:func:`refit_rounds`; the tests check the two agree).
     """
     G = np.asarray(gram, dtype=float)
@@ -188,11 +198,12 @@ def ridge_rounds(gram, targets, ridge: float, rounds: int, gram_eval=None):
     P = _check_targets(targets, G.shape[0])
     ridge = check_ridge(ridge)
     rounds = _check_int(rounds, "rounds", 1)
-    factor = cho_factor(G + ridge * np.eye(G.shape[0]))
+    factor = ridge_factor(G, ridge) if factor is None else factor
     train, evals = [], []
     for _ in range(rounds):
-        coef = cho_solve(factor, P)
-        P = G @ coef
+        coef = cho_solve(factor, P, check_finite=False)
+        # G coef = (G + ridge I) coef - ridge coef = P - ridge coef: the fit without a product with G
+        P = P - ridge * coef
         train.append(P)
         evals.append(None if gram_eval is None else np.asarray(gram_eval, dtype=float) @ coef)
     return train, evals
@@ -295,10 +306,8 @@ def partial_labels(predictions, top: int = 2) -> np.ndarray:
     return T
 
 
-def partial_label_student(gram, teacher_predictions, ridge: float, top: int = 2, gram_eval=None):
+def partial_label_student(gram, teacher_predictions, ridge: float, top: int = 2, gram_eval=None, factor=None):
     """One round of ridge on :func:`partial_labels` of the teacher. Returns ``(train predictions, eval predictions)``;
     ``gram_eval`` (rows: evaluation points, columns: training points) gives predictions off the training set."""
-    G = np.asarray(gram, dtype=float)
-    T = partial_labels(teacher_predictions, top)
-    coef = cho_solve(cho_factor(G + check_ridge(ridge) * np.eye(G.shape[0])), T)
-    return G @ coef, (None if gram_eval is None else np.asarray(gram_eval, dtype=float) @ coef)
+    (train,), (evals,) = ridge_rounds(gram, partial_labels(teacher_predictions, top), ridge, 1, gram_eval, factor)
+    return train, evals

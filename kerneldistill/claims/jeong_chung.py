@@ -25,10 +25,12 @@ feature noise of the same entry-wise standard deviation (:func:`~kerneldistill.l
 """
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 
 from ..linear_probe import (block_features, block_gram, block_rounds, corrupt_labels, noisy_block_gram,
-                            paper_ridge, partial_label_student, refit_rounds, ridge_rounds,
+                            paper_ridge, partial_label_student, refit_rounds, ridge_factor, ridge_rounds,
                             rounds_to_full_accuracy, spectral_rounds)
 from .base import ClaimResult, claim
 
@@ -80,7 +82,7 @@ def averaging(fast: bool = False, *, n_classes: int = 4, n_per_class: int = 500,
     y_big = np.repeat(np.arange(n_classes), n_per_class)
     G = block_gram(y_big, intra, inter)
     rows, count_ok, err_block = [], True, 0.0
-    horizon = 40
+    horizon = 30
     for eta, expect_reach in ((corruption, True), (failing_corruption, False)):
         lab = corrupt_labels(y_big, n_classes, eta, seed=seed + 2)
         predicted = rounds_to_full_accuracy(y_big, lab, n_classes, intra, inter, ridge, max_rounds=horizon)
@@ -130,19 +132,30 @@ def averaging(fast: bool = False, *, n_classes: int = 4, n_per_class: int = 500,
                     rounds_refits=rows[0][2], accuracy_by_round_eps=acc_eps))
 
 
-def digits_linear_probe(seed: int, corruption: float, max_rounds: int = 10, lam: float = 1e-5,
+@lru_cache(maxsize=1)
+def _digits():
+    from sklearn.datasets import load_digits
+
+    X, y = load_digits(return_X_y=True)
+    X = X / 16.0
+    X.flags.writeable = False
+    y.flags.writeable = False
+    return X, y
+
+
+def digits_linear_probe(seed: int, corruption, max_rounds: int = 10, lam: float = 1e-5,
                         features: str = "linear", n_train: int = 1000):
     """Test accuracy of rounds 1..``max_rounds`` and of the PLL student on scikit-learn's digits (no download).
 
-    ``features="linear"``: the linear probe on the 64 pixel features (scaled to [0, 1] and centred on the
-    training mean); ``"rbf"``: ridge on the RBF feature map (gamma = 1 / (64 var)), reported beside it.
-    ridge = K N lam with K = 10, N = ``n_train``; symmetric label noise on the training labels only.
+    Returns ``(multi-round accuracies, PLL accuracy)``, or a list of them when ``corruption`` is a sequence
+    (one split and one factorisation serve every corruption level). ``features="linear"``: the linear
+    probe on the 64 pixel features (scaled to [0, 1] and centred on the training mean); ``"rbf"``: ridge on
+    the RBF feature map (gamma = 1 / (64 var)), reported beside it. ridge = K N lam with K = 10,
+    N = ``n_train``; symmetric label noise on the training labels only (seed ``seed + 1000``).
     """
-    from sklearn.datasets import load_digits
     from sklearn.metrics.pairwise import rbf_kernel
 
-    X_all, y_all = load_digits(return_X_y=True)
-    X_all = X_all / 16.0
+    X_all, y_all = _digits()
     perm = np.random.default_rng(seed).permutation(y_all.size)
     tr, te = perm[:n_train], perm[n_train:]
     X, y, Xt, yt = X_all[tr], y_all[tr], X_all[te], y_all[te]
@@ -155,12 +168,15 @@ def digits_linear_probe(seed: int, corruption: float, max_rounds: int = 10, lam:
     else:
         raise ValueError(f"`features` must be 'linear' or 'rbf'; got {features!r}.")
     K = 10
-    labels = corrupt_labels(y, K, corruption, seed=seed + 1000)
     ridge = paper_ridge(lam, K, n_train)
-    train, evals = ridge_rounds(G, np.eye(K)[labels], ridge, max_rounds, gram_eval=Gt)
-    multi = [float(np.mean(E.argmax(1) == yt)) for E in evals]
-    _, pll_eval = partial_label_student(G, train[0], ridge, gram_eval=Gt)
-    return multi, float(np.mean(pll_eval.argmax(1) == yt))
+    factor = ridge_factor(G, ridge)
+    out = []
+    for eta in np.atleast_1d(corruption):
+        labels = corrupt_labels(y, K, float(eta), seed=seed + 1000)
+        train, evals = ridge_rounds(G, np.eye(K)[labels], ridge, max_rounds, gram_eval=Gt, factor=factor)
+        _, pll_eval = partial_label_student(G, train[0], ridge, gram_eval=Gt, factor=factor)
+        out.append(([float(np.mean(E.argmax(1) == yt)) for E in evals], float(np.mean(pll_eval.argmax(1) == yt))))
+    return out if np.ndim(corruption) else out[0]
 
 
 @claim("jeong_chung_partial_labels", paper=PAPER,
@@ -188,22 +204,25 @@ def partial_labels_claim(fast: bool = False, *, n_classes: int = 4, n_per_class:
         raise ValueError(f"`top` other than 2 is supported on the synthetic data only; got top={top}.")
     rows, ok_all, values = [], True, {}
     extra = () if low_noise is None or low_noise in noise_levels else (low_noise,)
+    levels_all = (*noise_levels, *extra)
+    runs = {(data, eta): ([], []) for data in ("synthetic", "digits") for eta in levels_all}
+    for s in range(seeds):                     # one Gram matrix and one factorisation per seed, every noise level
+        G, y = noisy_block_gram(n_per_class, n_classes, intra, inter, epsilon, seed=s)
+        ridge = paper_ridge(lam, n_classes, y.size)
+        factor = ridge_factor(G, ridge)
+        for eta in levels_all:
+            labels = corrupt_labels(y, n_classes, eta, seed=100 + s)
+            train, _ = ridge_rounds(G, np.eye(n_classes)[labels], ridge, max_rounds, factor=factor)
+            pll, _ = partial_label_student(G, train[0], ridge, top=top, factor=factor)
+            runs["synthetic", eta][0].append([float(np.mean(P.argmax(1) == y)) for P in train])
+            runs["synthetic", eta][1].append(float(np.mean(pll.argmax(1) == y)))
+    for s in range(digits_seeds):
+        for eta, (m, p) in zip(levels_all, digits_linear_probe(s, levels_all, max_rounds, lam, digits_features)):
+            runs["digits", eta][0].append(m)
+            runs["digits", eta][1].append(p)
     for data, n_seeds in (("synthetic", seeds), ("digits", digits_seeds)):
-        for eta in (*noise_levels, *extra):
-            multi_runs, pll_runs = [], []
-            for s in range(n_seeds):
-                if data == "synthetic":
-                    G, y = noisy_block_gram(n_per_class, n_classes, intra, inter, epsilon, seed=s)
-                    labels = corrupt_labels(y, n_classes, eta, seed=100 + s)
-                    ridge = paper_ridge(lam, n_classes, y.size)
-                    train, _ = ridge_rounds(G, np.eye(n_classes)[labels], ridge, max_rounds)
-                    multi_runs.append([float(np.mean(P.argmax(1) == y)) for P in train])
-                    pll, _ = partial_label_student(G, train[0], ridge, top=top)
-                    pll_runs.append(float(np.mean(pll.argmax(1) == y)))
-                else:
-                    m, p = digits_linear_probe(s, eta, max_rounds, lam, digits_features)
-                    multi_runs.append(m)
-                    pll_runs.append(p)
+        for eta in levels_all:
+            multi_runs, pll_runs = runs[data, eta]
             multi_runs, pll_runs = np.array(multi_runs), np.array(pll_runs)
             multi = multi_runs.mean(axis=0)
             best_t = int(np.argmax(multi)) + 1
