@@ -191,3 +191,24 @@ def test_noisy_gmm_claim_passes_fast():
 
 def test_noisy_gmm_claim_fails_with_soft_and_hard_swapped():
     assert not takanami.noisy_gmm_claim(fast=True, pseudo_labels=("soft", "hard")).passed
+
+
+# ------------------------------------------------------------------------------------------------
+# The figures
+# ------------------------------------------------------------------------------------------------
+
+def test_the_two_figures_are_registered_and_drawn_from_their_data(tmp_path):
+    from analysis.figures import FIGURES, run_figure
+    from analysis.figures.spec import read_csv
+
+    assert {"claim_label_averaging", "claim_noisy_gmm"} <= set(FIGURES)
+    paths = {name: run_figure(name, tmp_path, fast=True) for name in ("claim_label_averaging", "claim_noisy_gmm")}
+    for files in paths.values():
+        assert [p.suffix for p in files] == [".csv", ".pdf", ".png"] and all(p.stat().st_size > 0 for p in files)
+    d = read_csv(paths["claim_label_averaging"][0])
+    curve = (d["panel"] == "synthetic") & (d["curve"] == "multi-round, block Gram (closed form)")
+    star = d["round"][d["curve"] == "round count (closed form)"][0]
+    # the marked round is the first at which the closed-form curve reaches 100%
+    assert d["accuracy"][curve][star - 1] == 1.0 and np.all(d["accuracy"][curve][: star - 1] < 1.0)
+    g = read_csv(paths["claim_noisy_gmm"][0])
+    assert g["error_mean"][g["labels"] == "bayes"][0] == pytest.approx(bayes_error(0.5))

@@ -64,11 +64,12 @@ def _label_averaging_data(out_dir: Path, fast: bool) -> Path:
         add("synthetic", f"multi-round, eps = {eps}", eta, t, np.mean(P.argmax(1) == y))
     pll, _ = partial_label_student(G, train[0], ridge)
     add("synthetic", f"PLL, eps = {eps}", eta, 1, np.mean(pll.argmax(1) == y))
-    for corruption in (0.5, 0.6):
-        runs = [digits_linear_probe(s, corruption, rounds, lam) for s in range(2 if fast else 10)]
-        for t, acc in enumerate(np.mean([r[0] for r in runs], axis=0), 1):
+    corruptions = (0.5, 0.6)
+    runs = [digits_linear_probe(s, corruptions, rounds, lam) for s in range(2 if fast else 10)]
+    for i, corruption in enumerate(corruptions):
+        for t, acc in enumerate(np.mean([r[i][0] for r in runs], axis=0), 1):
             add("digits", "multi-round", corruption, t, acc)
-        add("digits", "PLL", corruption, 1, np.mean([r[1] for r in runs]))
+        add("digits", "PLL", corruption, 1, np.mean([r[i][1] for r in runs]))
     return write_csv(Path(out_dir) / "claim_label_averaging.csv", cols)
 
 
