@@ -8,16 +8,20 @@ round's targets (round 1 = the teacher fitted to the given, possibly corrupted, 
 The model here is ridge on the features with a sum-of-squares loss (this toolkit's ``ridge``; step 1
 equals ``sklearn.linear_model.Ridge(alpha=ridge, fit_intercept=False)``). It is the linearisation of
 the paper's softmax model: with the mean cross-entropy loss plus ``lam/2 ||W||^2`` the stationary
-point satisfies ``P = softmax((Y - P) G / (N lam))`` (G the Gram matrix, N the number of instances;
-the paper's ``numerical_solving.py``), and ``softmax(z) ~ (1 + z)/K`` near 0 gives
-``P - 1/K = (Y - 1/K) G (G + K N lam I)^-1``: ridge with
+point satisfies ``P = softmax(G (Y - P) / (N lam))`` row-wise (instances as rows of ``P`` and ``Y``,
+G the Gram matrix, N the number of instances; the paper's ``numerical_solving.py`` writes it
+transposed), and ``softmax(z) ~ (1 + z)/K`` near 0 gives ``P - 1/K = G (G + K N lam I)^-1 (Y - 1/K)``
+(the rows of ``Y - P`` sum to 0): ridge with
 
     ridge = K * N * lam          (the paper's lam, e.g. 1e-5, converted at the boundary: paper_ridge).
 
 So after t rounds the training predictions are, with ``G = V diag(s) V^T`` (Jeong & Chung's label
-averaging, their closed form in the linearised model)::
+averaging, in closed form for this model)::
 
-    P_t = Y V diag((s / (s + ridge))^t) V^T            (labels as rows of Y, instances as columns)
+    P_t = V diag((s / (s + ridge))^t) V^T Y            (instances as rows of Y, classes as columns)
+
+(ridge on the one-hot ``Y``; the linearised softmax model's ``P_t - 1/K = S^t (Y - 1/K)`` differs from it
+by a constant per instance, so both predict the same classes.)
 
 each eigen-direction of the Gram matrix is kept with weight ``(s/(s+ridge))^t``: directions of large
 eigenvalue (clusters of correlated instances) survive, the rest are averaged away. For the paper's
@@ -29,7 +33,9 @@ of instance i of class k with label vector y_i is (:func:`block_rounds`)::
 
 with m the mean label vector and m_k the mean label vector of class k: the round count after which
 every instance, including the corrupted ones, is predicted as its class follows in closed form
-(:func:`rounds_to_full_accuracy`); it exists iff each class's own label is its plurality label.
+(:func:`rounds_to_full_accuracy`); it exists iff each class's own label is its plurality label (at the
+paper's sizes, where r1 and r2 are both within 1e-3 of 1). The paper's theorem text was not readable
+here: this condition and count are our derivation in the linearised model.
 
 Partial labels (the paper's PLL student): one round on targets that put 1/2 on each of the teacher's two
 largest outputs (:func:`partial_labels`).
