@@ -21,6 +21,7 @@ from .base import REGISTRY, ClaimResult, ClaimSpec, claim, text_table
 # Claim modules, in table order (the papers of docs/claims.md). Each registers its claims on import.
 from . import exact  # noqa: E402,F401  (must stay first: the exact reproductions)
 from . import wu_yang_sun, lecoiu_mukherjee_sur  # noqa: E402,F401
+from . import jeong_chung, takanami  # noqa: E402,F401
 from . import infinite_width  # noqa: E402,F401
 
 __all__ = ["REGISTRY", "ClaimResult", "ClaimSpec", "claim", "text_table", "claim_names", "run_claims",
