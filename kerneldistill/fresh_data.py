@@ -193,8 +193,16 @@ def simulate_fresh_data(*, n: int, beta, covariance=None, noise: float, gt_weigh
         real = (designs @ beta) + noise * rng.standard_normal((T, n))
         synthetic = syn * rng.standard_normal((T, n))
         err = fit_mixed_rounds(designs, real, synthetic, w, ridge) - beta  # (T, W, p)
-        risks[r] = np.einsum("twp,pq,twq->wt", err, Sigma, err)
+        risks[r] = _sigma_norms(err, Sigma)
     return risks
+
+
+def _sigma_norms(err: np.ndarray, Sigma: np.ndarray) -> np.ndarray:
+    """``(T, W, p)`` errors -> ``(W, T)`` values of ``e^T Sigma e`` (a diagonal ``Sigma`` without the p x p product)."""
+    diag = np.diag(Sigma)
+    if np.count_nonzero(Sigma - np.diag(diag)) == 0:
+        return np.einsum("twp,p->wt", err * err, diag)
+    return np.einsum("twp,pq,twq->wt", err, Sigma, err)
 
 
 def stationary_risk_fixed_design(X, beta, covariance, noise: float, gt_weights, ridge: float,

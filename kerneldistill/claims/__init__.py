@@ -9,6 +9,11 @@ from __future__ import annotations
 from .base import REGISTRY, ClaimResult, ClaimSpec, claim
 
 # Claim modules, in table order. Each registers its claims on import.
-_MODULES: tuple[str, ...] = ()
+_MODULES: tuple[str, ...] = ("das_sanghavi", "garg_mixing")
+
+import importlib as _importlib
+
+for _name in _MODULES:
+    _importlib.import_module(f"{__name__}.{_name}")
 
 __all__ = ["REGISTRY", "ClaimResult", "ClaimSpec", "claim"]
