@@ -2,20 +2,20 @@
 
 ``FIGURES`` maps a figure's name to its :class:`~analysis.figures.spec.FigureSpec`; it merges the
 registries of the figure modules listed in ``_SOURCES`` (``kernel.KERNEL_FIGURES``,
-``kernel_extensions.KERNEL_EXTENSION_FIGURES``, ``deep.DEEP_FIGURES``, ``bridge.BRIDGE_FIGURES``), in report order. A new figure module is imported below and added there.
+``kernel_extensions.KERNEL_EXTENSION_FIGURES``, ``deep.DEEP_FIGURES``, ``bridge.BRIDGE_FIGURES``, ``claims_noise.CLAIM_NOISE_FIGURES``), in report order. A new figure module is imported below and added there.
 """
 from __future__ import annotations
 
 from pathlib import Path
 
-from . import bridge, deep, kernel, kernel_extensions
+from . import bridge, claims_noise, deep, kernel, kernel_extensions
 from .spec import FigureSpec
 
 __all__ = ["FIGURES", "FigureSpec", "run_figure", "run_all", "figure_names"]
 
 # (figure module, name of its registry) for each figure module, in report order.
 _SOURCES = ((kernel, "KERNEL_FIGURES"), (kernel_extensions, "KERNEL_EXTENSION_FIGURES"), (deep, "DEEP_FIGURES"),
-            (bridge, "BRIDGE_FIGURES"))
+            (bridge, "BRIDGE_FIGURES"), (claims_noise, "CLAIM_NOISE_FIGURES"))
 
 
 def _collect(sources=_SOURCES) -> dict[str, FigureSpec]:

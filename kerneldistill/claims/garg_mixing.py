@@ -154,7 +154,8 @@ def garg_mixing(fast: bool = False, *, n: int | None = None, p_over_n: float = 2
              f"{'min-norm interpolation':<40} {'w (MC)':>8} {'MC SE':>7} {'w exact':>8} {'est. bias':>9} "
              f"{'(w-1/phi)/SE':>12}  result"]
     for name, w, se, wx, b, ps in rows:
-        lines.append(f"{name:<40} {w:8.4f} {se:7.4f} {wx:8.4f} {b:+9.4f} {(w - GOLDEN_WEIGHT) / se:12.2f}  "
+        z = (w - GOLDEN_WEIGHT) / se if se > 0 else np.copysign(np.inf, w - GOLDEN_WEIGHT)  # se = 0: a grid edge
+        lines.append(f"{name:<40} {w:8.4f} {se:7.4f} {wx:8.4f} {b:+9.4f} {z:12.2f}  "
                      f"{'PASS' if ps else 'FAIL'}")
     lines.append(f"{'ridge':>8} {'exact (fixed)':>13} {'MC (fixed)':>11} {'SE':>6} {'MC (fresh X)':>13} {'SE':>6}  result")
     for lam, wx, wf, sf, pf, wr, sr, pr in ridge_rows:

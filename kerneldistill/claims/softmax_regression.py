@@ -60,7 +60,10 @@ def fit_softmax_regression(X, targets, ridge: float, *, init=None, gtol: float =
         return loss, grad.ravel()
 
     start = np.zeros(d * K) if init is None else np.asarray(init, dtype=np.float64).ravel()
-    res = minimize(objective, start, jac=True, method="L-BFGS-B", options={"maxiter": max_iter, "gtol": gtol})
+    res = minimize(objective, start, jac=True, method="L-BFGS-B", options={"maxiter": max_iter, "gtol": gtol,
+                                                                               # L-BFGS-B also stops on a relative
+                                                                               # decrease of the loss: tie it to gtol
+                                                                               "ftol": 1e-2 * gtol})
     if not res.success and np.max(np.abs(res.jac)) > 100 * gtol:
         raise RuntimeError(f"softmax regression did not converge: {res.message} (max |gradient| {np.max(np.abs(res.jac)):.3g}).")
     return res.x.reshape(d, K)
