@@ -301,3 +301,47 @@ def test_corrupt_labels_flips_to_another_class_at_the_rate():
     noisy = corrupt_labels(y, 0.3, 10, rng)
     assert np.mean(noisy != y) == pytest.approx(0.3, abs=0.01)
     assert set(np.unique(noisy)) == set(range(10))
+
+
+# ------------------------------------------------------------------------------------------------
+# Examples and figures
+
+
+def _load_example(name):
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "examples" / name
+    spec = importlib.util.spec_from_file_location(f"example_{path.stem}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_fresh_data_example_prints_its_table_and_passes(capsys):
+    assert _load_example("claim_fresh_data_mixing.py").main(["--fast"]) == 0
+    out = capsys.readouterr().out
+    assert "min-norm, fixed design (fresh labels)" in out and "result:    PASS" in out
+
+
+def test_das_sanghavi_example_prints_both_tables_and_exits_with_the_verdict(capsys):
+    code = _load_example("claim_das_sanghavi.py").main(["--fast"])
+    captured = capsys.readouterr()
+    out = captured.out
+    assert "sign flips at s" in out and "softmax regression on digits" in out
+    assert "das_sanghavi_regression" in out and out.count("result:    ") == 2
+    # exit code 1 exactly when a claim failed, and the failure is named on stderr
+    assert code == (1 if "result:    FAIL" in out else 0)
+    assert ("das_sanghavi_classification: FAIL" in captured.err) == ("result:    FAIL" in out)
+
+
+@pytest.mark.parametrize("name", ["claim_das_sanghavi", "claim_fresh_data_mixing"])
+def test_claim_figures_write_a_tidy_table_and_both_images(name, tmp_path):
+    from analysis.figures import FIGURES, run_figure
+    from analysis.figures.spec import read_csv
+
+    assert name in FIGURES
+    data, *images = run_figure(name, tmp_path, fast=True)
+    cols = read_csv(data)
+    assert set(cols) == {"panel", "series", "x", "y", "se"} and cols["x"].size > 10
+    assert sorted(p.suffix for p in images) == [".pdf", ".png"]
