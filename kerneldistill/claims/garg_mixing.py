@@ -78,13 +78,17 @@ def garg_mixing(fast: bool = False, *, n: int | None = None, p_over_n: float = 2
     vertex of a local parabola on a 0.01 grid, its MC standard error from 10 batch means.
 
     PASS when all of:
-    (1) min-norm, fixed design: ``|w_mc - published_weight| <= 3 SE + |b|``, with ``b`` the bias of the
-        local-parabola estimator on the exact curve (the one finite-size bias; the exact stationary
-        optimum is 1/phi at every n, p);
-    (2) min-norm, fresh isotropic covariates: ``|w_mc - w_exact| <= 3 SE + |b|`` (our exact formula;
+    (1) min-norm, fixed design: ``|w_mc - (published_weight + b)| <= 3 SE``, with ``b`` the bias of the
+        local-parabola estimator, computed by applying it to the exact curve (the one finite-size bias:
+        the exact stationary optimum is 1/phi at every n, p; the burn-in leaves a transient of order
+        ``(1 - w)^(2 burn_in) = 1e-8``);
+    (2) min-norm, fresh isotropic covariates: ``|w_mc - (w_exact + b)| <= 3 SE`` (our exact formula;
         its distance to 1/phi is reported, not required);
-    (3) ridge, every ``ridge`` in ``ridges``, fixed design: the exact optimum ``>= ridge_lower_bound``
-        and ``|w_mc - w_exact| <= 3 SE + 0.01`` (half the ridge grid's spacing, as its curve is flatter);
+    (3) ridge, every ``ridge`` in ``ridges``, fixed design (the design of replication 0): the exact
+        optimum ``>= ridge_lower_bound`` and ``|w_mc - (w_exact + b)| <= 3 SE`` (the simulation
+        checks the closed form). In a fixed design the bound holds for any spectrum: per eigen-direction
+        the stationary bias ``(1 - h)^2 beta_i^2 / (1 - (1 - w) h)^2`` decreases in ``w`` and the variance
+        factor ``(w^2 + (1 - w)^2) / (1 - (1 - w)^2 h^2)`` decreases on ``[0, 1/2]``, so the risk does too;
     (4) ridge, fresh covariates: ``w_mc + 3 SE >= ridge_lower_bound`` (not significantly below it).
     """
     n = n or (50 if fast else 100)
@@ -105,7 +109,7 @@ def garg_mixing(fast: bool = False, *, n: int | None = None, p_over_n: float = 2
     g = (GOLDEN_GRID**2 * s2 + (1 - GOLDEN_GRID) ** 2 * ss2) / (1 - (1 - GOLDEN_GRID) ** 2)  # exact curve up to constants
     w_exact = _exact_argmin(lambda w: (w**2 * s2 + (1 - w) ** 2 * ss2) / (1 - (1 - w) ** 2), 0.05, 1.0)
     bias = argmin_by_local_quadratic(GOLDEN_GRID, g) - w_exact
-    passed1 = abs(est.weight - published_weight) <= 3 * est.stderr + abs(bias)
+    passed1 = abs(est.weight - (published_weight + bias)) <= 3 * est.stderr
     ok.append(passed1)
     rows.append(("min-norm, fixed design (fresh labels)", est.weight, est.stderr, w_exact, bias, passed1))
     values.update(minnorm_fixed_weight=est.weight, minnorm_fixed_stderr=est.stderr, minnorm_fixed_exact=w_exact,
@@ -119,7 +123,7 @@ def garg_mixing(fast: bool = False, *, n: int | None = None, p_over_n: float = 2
     exact_fn = lambda w: stationary_risk_fresh_isotropic(n, p, 1.0, noise, w, synthetic_noise)  # noqa: E731
     w_exact2 = _exact_argmin(exact_fn, 0.05, 1.0)
     bias2 = argmin_by_local_quadratic(GOLDEN_GRID, exact_fn(GOLDEN_GRID)) - w_exact2
-    passed2 = abs(est2.weight - w_exact2) <= 3 * est2.stderr + abs(bias2)
+    passed2 = abs(est2.weight - (w_exact2 + bias2)) <= 3 * est2.stderr
     ok.append(passed2)
     rows.append(("min-norm, fresh isotropic covariates", est2.weight, est2.stderr, w_exact2, bias2, passed2))
     values.update(minnorm_fresh_weight=est2.weight, minnorm_fresh_stderr=est2.stderr, minnorm_fresh_exact=w_exact2,
@@ -135,7 +139,8 @@ def garg_mixing(fast: bool = False, *, n: int | None = None, p_over_n: float = 2
         # the MC check of the closed form on that very design: replications redraw only the labels
         risks = _fixed_design_risks(X_fixed, beta, Sigma, noise, synthetic_noise, lam, rounds, reps, seed + 3)
         est_f = estimate_optimal_mixing_weight(risks, RIDGE_GRID, burn_in=burn_in)
-        pass_f = w_ex >= ridge_lower_bound and abs(est_f.weight - w_ex) <= 3 * est_f.stderr + 0.0125
+        bias_f = argmin_by_local_quadratic(RIDGE_GRID, exact_fn(RIDGE_GRID)) - w_ex
+        pass_f = w_ex >= ridge_lower_bound and abs(est_f.weight - (w_ex + bias_f)) <= 3 * est_f.stderr
         risks = simulate_fresh_data(**common, covariance=Sigma, gt_weights=RIDGE_GRID, ridge=lam, covariates="fresh",
                                     replications=reps_fresh, seed=seed + 4)
         est_r = estimate_optimal_mixing_weight(risks, RIDGE_GRID, burn_in=burn_in)
@@ -169,8 +174,8 @@ def garg_mixing(fast: bool = False, *, n: int | None = None, p_over_n: float = 2
         setting=f"linear regression, n={n}, p={p}, retrain {rounds} rounds on w*fresh real + (1-w)*synthetic labels",
         published="min-norm: optimal real weight -> 1/phi = 0.618; ridge: optimal weight >= 1/2",
         measured=measured,
-        criterion=f"|w_mc - {published_weight:.4f}| <= 3 SE + estimator bias (min-norm, fixed design); MC matches "
-                  f"the exact optimum (fresh X, ridge); ridge optimum >= {ridge_lower_bound:g}",
+        criterion=f"|w_mc - ({published_weight:.4f} + estimator bias)| <= 3 MC SE (min-norm, fixed design); MC "
+                  f"matches the exact optimum the same way (fresh X, ridge); ridge optimum >= {ridge_lower_bound:g}",
         passed=bool(all(ok)), table="\n".join(lines), values=values)
 
 
