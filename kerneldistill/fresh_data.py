@@ -19,6 +19,9 @@ first:
   (``covariates="fixed"``: fresh labels on a fixed design) or drawn anew every round
   (``covariates="fresh"``). The iteration is a random linear recursion, not a filter of one ``y``:
   its long-run risk is a stationary expectation, estimated here by simulation (Monte Carlo).
+  With ``w = 0``, zero synthetic noise and fresh covariates, :func:`fit_mixed_rounds` is the
+  self-training of Wu, Yang & Sun (arXiv 2602.14029): round 0 fits the noisy labels, every later
+  round refits fresh covariates on the previous fit's noiseless pseudo-labels.
 
 Conventions: ``gt_weight`` is the weight on the real (ground-truth) labels, which is the papers'
 real-data weight ``w`` itself (no conversion). ``ridge`` multiplies ``||b||^2`` next to the SUM of
