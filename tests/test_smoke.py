@@ -29,6 +29,12 @@ KERNEL_EXAMPLE_FIGURES = {
     "toy_borup_andersen.py": ["kernel_toy_fits", "kernel_toy_filters", "kernel_toy_ratios", "kernel_toy_loss"],
 }
 
+# Examples of a claim that honestly FAILs (docs/claims.md) exit with 1; every other example with 0.
+# claim_das_sanghavi.py: the classification half ties at 30% corruption at its declared regularisation.
+# claim_spiked_optimality.py: s steps miss the spectral oracle for s = 1, 2 in our fixed-design analogue.
+# claim_infinite_width.py: the bridge's published kernel weight at width 2048 lies outside the finite-width range.
+EXPECTED_EXIT = {"claim_das_sanghavi.py": 1, "claim_spiked_optimality.py": 1, "claim_infinite_width.py": 1}
+
 
 def _load(folder: str, name: str):
     module_name = f"smoke_{folder}_{Path(name).stem}"
@@ -56,7 +62,7 @@ def test_every_kernel_example_is_listed():
 
 @pytest.mark.parametrize("name", EXAMPLES)
 def test_example_runs_at_its_fast_size(name, isolated, capsys):
-    assert _load("examples", name).main(["--fast"]) == 0
+    assert _load("examples", name).main(["--fast"]) == EXPECTED_EXIT.get(name, 0)
     out = capsys.readouterr().out
     if name in KERNEL_EXAMPLE_FIGURES:
         assert "PASS" in out and "FAIL" not in out

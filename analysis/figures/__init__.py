@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from . import bridge, deep, kernel, kernel_extensions
-from . import claims, claims_labels, claims_ntk, claims_steps
+from . import claims, claims_labels, claims_noise, claims_ntk, claims_steps
 from .spec import FigureSpec
 
 __all__ = ["FIGURES", "FigureSpec", "run_figure", "run_all", "figure_names"]
@@ -23,6 +23,7 @@ _SOURCES = (
     (deep, "DEEP_FIGURES"),
     (bridge, "BRIDGE_FIGURES"),
     (claims, "CLAIM_FIGURES"),
+    (claims_noise, "CLAIM_NOISE_FIGURES"),
     (claims_steps, "CLAIM_STEPS_FIGURES"),
     (claims_labels, "CLAIM_LABELS_FIGURES"),
     (claims_ntk, "CLAIM_NTK_FIGURES"),

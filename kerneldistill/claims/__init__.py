@@ -20,6 +20,7 @@ from .base import REGISTRY, ClaimResult, ClaimSpec, claim, text_table
 
 # Claim modules, in table order (the papers of docs/claims.md). Each registers its claims on import.
 from . import exact  # noqa: E402,F401  (must stay first: the exact reproductions)
+from . import das_sanghavi, garg_mixing  # noqa: E402,F401
 from . import wu_yang_sun, lecoiu_mukherjee_sur  # noqa: E402,F401
 from . import jeong_chung, takanami  # noqa: E402,F401
 from . import infinite_width  # noqa: E402,F401
