@@ -91,13 +91,18 @@ def figures_section(out_dir: Path, fast: bool, log: Callable[[str], None] | None
     parts.append("| figure | description | data |")
     parts.append("|---|---|---|")
     outputs = {}
-    for i, (name, spec) in enumerate(FIGURES.items(), start=1):
+    drawn = {name: spec for name, spec in FIGURES.items() if spec.fast_report or not fast}
+    for i, (name, spec) in enumerate(drawn.items(), start=1):
         started = time.perf_counter()
         data_path, *figure_paths = run_figure(name, out_dir, fast=fast)
         outputs[name] = figure_paths
         if log:
-            log(f"[{i}/{len(FIGURES)}] figure {name} written ({time.perf_counter() - started:.1f} s)")
+            log(f"[{i}/{len(drawn)}] figure {name} written ({time.perf_counter() - started:.1f} s)")
         parts.append(f"| `{name}` | {spec.description} | `{data_path.name}` |")
+    for name, spec in FIGURES.items():
+        if name not in drawn:
+            parts.append(f"| `{name}` | {spec.description} | not drawn in fast mode: "
+                         f"`python -m analysis figures {name} --out DIR --fast` |")
     for name, figure_paths in outputs.items():
         png = next((p for p in figure_paths if p.suffix == ".png"), None)
         parts += ["", f"### {name}", "", FIGURES[name].description, ""]

@@ -173,8 +173,8 @@ CLAIM_LABELS_FIGURES: dict[str, FigureSpec] = {
     spec.name: spec
     for spec in (
         FigureSpec("claim_label_averaging", _label_averaging_data, _label_averaging_plot,
-                   "Jeong & Chung: accuracy against rounds (closed form, eps-noise, digits) and the PLL student"),
+                   "Jeong & Chung: accuracy against rounds (closed form, eps-noise, digits) and the PLL student", fast_report=False),
         FigureSpec("claim_noisy_gmm", _noisy_gmm_data, _noisy_gmm_plot,
-                   "Takanami et al.: gain of hard vs soft SD against alpha, and the error along the stages"),
+                   "Takanami et al.: gain of hard vs soft SD against alpha, and the error along the stages", fast_report=False),
     )
 }

@@ -175,7 +175,7 @@ def _fresh_plot(data_path: Path, out_dir: Path) -> list[Path]:
 
 CLAIM_NOISE_FIGURES = {
     "claim_das_sanghavi": FigureSpec("claim_das_sanghavi", _das_data, _das_plot,
-                                     "Das & Sanghavi: optimal teacher weight beyond 1 (ridge, closed form; softmax on digits)"),
+                                     "Das & Sanghavi: optimal teacher weight beyond 1 (ridge, closed form; softmax on digits)", fast_report=False),
     "claim_fresh_data_mixing": FigureSpec("claim_fresh_data_mixing", _fresh_data, _fresh_plot,
-                                          "Garg et al.: optimal real-data weight 1/phi (min-norm) and >= 1/2 (ridge)"),
+                                          "Garg et al.: optimal real-data weight 1/phi (min-norm) and >= 1/2 (ridge)", fast_report=False),
 }

@@ -123,9 +123,9 @@ CLAIM_NTK_FIGURES: dict[str, FigureSpec] = {
     spec.name: spec
     for spec in (
         FigureSpec("claim_ntk_convergence", _convergence_data, _convergence_plot,
-                   "eNTK at initialisation vs the infinite-width NTK: relative distance against width, fitted slope"),
+                   "eNTK at initialisation vs the infinite-width NTK: relative distance against width, fitted slope", fast_report=False),
         FigureSpec("claim_ntk_bridge_weight", _bridge_weight_data, _bridge_weight_plot,
                    "the bridge's per-width optimal weights (numpy networks, published kernel and deep) and the "
-                   "infinite-width NTK's weight"),
+                   "infinite-width NTK's weight", fast_report=False),
     )
 }

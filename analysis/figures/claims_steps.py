@@ -144,8 +144,8 @@ CLAIM_STEPS_FIGURES: dict[str, FigureSpec] = {
     spec.name: spec
     for spec in (
         FigureSpec("claim_self_training", _self_training_data, _self_training_plot,
-                   "Wu, Yang & Sun: U-shaped risk, spectral filter and iterated GCV of fresh-covariate self-training"),
+                   "Wu, Yang & Sun: U-shaped risk, spectral filter and iterated GCV of fresh-covariate self-training", fast_report=False),
         FigureSpec("claim_spiked_optimality", _spiked_data, _spiked_plot,
-                   "Lecoiu, Mukherjee & Sur: k-step risk against the spectral oracle; ridge under isotropy"),
+                   "Lecoiu, Mukherjee & Sur: k-step risk against the spectral oracle; ridge under isotropy", fast_report=False),
     )
 }

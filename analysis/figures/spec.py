@@ -36,12 +36,16 @@ class FigureSpec:
     data : ``data(out_dir, fast) -> Path`` writes a tidy CSV or an NPZ in ``out_dir`` and returns its path.
     plot : ``plot(data_path, out_dir) -> list[Path]`` writes the PDF and PNG and returns their paths.
     description : one line for ``python -m analysis list`` and the report.
+    fast_report : whether ``python -m analysis report --fast`` (the main job) draws it; a figure whose
+        data step takes tens of seconds even at its fast size (a claim's own figure, which reruns its
+        claim) is drawn by ``python -m analysis figures NAME`` and by the full report.
     """
 
     name: str
     data: Callable[[Path, bool], Path]
     plot: Callable[[Path, Path], list[Path]]
     description: str
+    fast_report: bool = True
 
 
 def write_csv(path, columns: Mapping[str, Sequence]) -> Path:
