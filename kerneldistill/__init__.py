@@ -10,6 +10,20 @@ number of steps by GCV) and :mod:`kerneldistill.ridge_path` (every ridge from th
 eigendecomposition). ``kerneldistill.symbolic`` (sympy), ``kerneldistill.verification``,
 ``kerneldistill.pareek``, ``kerneldistill.studies`` and ``kerneldistill.claims`` (the field's published
 results as runnable claims, ``python -m kerneldistill claims``) are imported on demand.
+
+Which data each iteration refits on (the one place that says it):
+
+=====================================  ===========================================================
+fixed design: the same ``X``, the      :class:`KernelDistiller` and everything built on its spectrum
+same labels ``y`` every step ([BA21])  (:mod:`.filters`, :mod:`.optimal`, :mod:`.joint`,
+                                       :mod:`.step_selection`, :mod:`.mobahi`, :mod:`.ridge_path`);
+                                       :mod:`.linear_probe` (fixed features, Jeong & Chung);
+                                       :mod:`.noisy_gmm` (stages on one training set, Takanami et al.)
+fresh labels each round, mixed with    :mod:`.fresh_data` (Garg et al., He et al.): the same design
+the previous fit's synthetic labels    and new label noise, or (``covariates="fresh"``) new ``X``
+fresh covariates each step, labelled   :mod:`.self_training` (Wu, Yang & Sun): step 0 fits the noisy
+by the previous fit, no noise          labels, later steps new ``X`` on noiseless pseudo-labels
+=====================================  ===========================================================
 """
 from .estimator import KernelDistiller
 from .filters import filter_complements, filter_diagonals, filter_path
