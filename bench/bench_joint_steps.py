@@ -6,7 +6,7 @@ fallback may need up to 500 sweeps, so the cost grows about as T^2 to T^3. This 
 of ``joint_schedule`` and ``greedy_schedule`` for each criterion and each ``T`` on one problem, which is
 where ``kerneldistill.joint.MAX_JOINT_STEPS`` (the largest ``steps`` accepted) comes from.
 
-Usage: OMP_NUM_THREADS=1 python bench/bench_joint_steps.py [--n 40] [--steps 10 25 50 100 150 200]
+Usage: OMP_NUM_THREADS=1 python bench/bench_joint_steps.py [--n 40] [--steps 10 25 50 100 150 200] [--quick]
 """
 from __future__ import annotations
 
@@ -24,7 +24,10 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=40, help="training points (the BA21 toy: sin(2 pi x) + noise)")
     parser.add_argument("--steps", type=int, nargs="+", default=[10, 25, 50, 100, 150, 200])
+    parser.add_argument("--quick", action="store_true", help="steps 5 and 10 only (seconds; the smoke test)")
     args = parser.parse_args(argv)
+    if args.quick:
+        args.steps = [5, 10]
     rng = np.random.default_rng(0)
     X = rng.uniform(size=(args.n, 1))
     y_star = np.sin(2 * np.pi * X[:, 0])
@@ -37,7 +40,7 @@ def main(argv=None):
         "OneShotRisk": OneShotRisk.from_distiller(model),
     }
     print(f"n = {args.n}, m = {model.n_components_} eigenpairs; wall seconds (one thread)")
-    print(f"{'criterion':22s} {'steps':>6s} {'joint_s':>9s} {'greedy_s':>9s}")
+    print(f"{'criterion':22s} {'steps':>6s} {'joint_s':>9s} {'greedy_s':>9s} {'joint/greedy':>12s}")
     for name, crit in criteria.items():
         for T in args.steps:
             t0 = time.perf_counter()
@@ -45,8 +48,9 @@ def main(argv=None):
             t1 = time.perf_counter()
             greedy_schedule(crit, T)
             t2 = time.perf_counter()
-            print(f"{name:22s} {T:6d} {t1 - t0:9.2f} {t2 - t1:9.3f}", flush=True)
+            print(f"{name:22s} {T:6d} {t1 - t0:9.2f} {t2 - t1:9.3f} {(t1 - t0) / (t2 - t1):12.1f}", flush=True)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

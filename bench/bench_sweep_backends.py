@@ -97,7 +97,7 @@ def main(argv=None) -> int:
 
     pythonpath = os.pathsep.join(p for p in (REPO, os.environ.get("PYTHONPATH")) if p)
     t0 = time.perf_counter()
-    ray.init(num_cpus=2, include_dashboard=False, logging_level="error",
+    ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level="error",
              runtime_env={"env_vars": {"PYTHONPATH": pythonpath}})
     init_s = time.perf_counter() - t0
     times = {"local_default": [], "local_one": [], "ray_serial": [], "ray_parallel": []}

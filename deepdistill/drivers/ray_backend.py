@@ -166,7 +166,9 @@ def run_sweep_ray(configs: list[TrainConfig], out_dir, *, address: str | None = 
 
     started_here = not ray.is_initialized()
     if started_here:
-        init_kwargs = dict(address=address, include_dashboard=False, logging_level="warning",
+        # address=None starts an instance of our own ("local"): Ray's own default would attach to a cluster
+        # that `ray start` (or another program) left on this machine and then refuse num_cpus.
+        init_kwargs = dict(address=address or "local", include_dashboard=False, logging_level="warning",
                            runtime_env=runtime_env)
         if address is None:
             init_kwargs["num_cpus"] = num_cpus
