@@ -176,7 +176,8 @@ def test_a_worker_killed_mid_generation_is_retried_and_nothing_is_lost(ray_insta
     driver = threading.Thread(target=sweep)
     driver.start()
     killed = []
-    deadline = time.monotonic() + 180      # a bound, not a wait: generous for a loaded machine (the retry of
+    # A bound, not a wait: generous, since on a loaded machine generation 0's retry and generation 1 take long.
+    deadline = time.monotonic() + 180
     for g in (0, 1):   # generation 0: an intermediate task; generation 1: the task that writes the record
         folder = prefix_dir(cfg, g, cache)
         partial, done = partial_path(folder, g), checkpoint_path(folder, g)
