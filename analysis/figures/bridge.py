@@ -227,10 +227,13 @@ def _weight_plot(data_path: Path, out_dir: Path) -> list[Path]:
     ax_p.set_yticks(y)
     ax_p.set_yticklabels(labels, fontsize=6)
     ax_p.invert_yaxis()
-    ax_p.axvline(1.0, color="0.6", lw=0.5)
+    # alpha = 1 is the edge of [0, 1]: all weight on the ground truth (the teacher ignored); right of it the
+    # teacher gets a negative weight (extrapolation away from it), which these optima all do.
+    ax_p.axvline(1.0, color="0.6", lw=0.6, ls="--",
+                 label=r"$\alpha$ = 1: labels alone; right of it the teacher's weight $1-\alpha$ is negative")
     ax_p.set_xlabel(r"optimal ground-truth weight $\alpha^*$")
     ax_p.set_title("where they part")
-    ax_p.legend(loc="best", fontsize=6)
+    ax_p.legend(loc="upper center", bbox_to_anchor=(0.5, -0.22), fontsize=6, frameon=False)
     return save_figure(fig, out_dir, "bridge_weight")
 
 

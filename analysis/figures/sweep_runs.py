@@ -19,7 +19,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Callable
 
-from analysis.figures.deep import DEEP_FIGURES, _splits_for
+from analysis.figures.deep import DEEP_FIGURES
 from analysis.figures.spec import MissingRunsError
 from deepdistill.engine import runs as run_files
 from deepdistill.core.config import METHODS, OPERATIONAL_FIELDS, TrainConfig
@@ -121,8 +121,10 @@ class SweepRuns:
                                    f"{generation} of run {record['run_id']} ({record['config']['method']}, seed "
                                    f"{record['seed']}).")
         config = TrainConfig.from_dict(record["config"])
-        model, _ = run_files.load_generation(path.parent, generation, config, _splits_for(config), "cpu")
-        return model, _splits_for(config)
+        # The training loop's own call (deepdistill.engine.runs owns the split's fields and its cache).
+        splits = run_files.load_splits(config)
+        model, _ = run_files.load_generation(path.parent, generation, config, splits, "cpu")
+        return model, splits
 
     def label(self, record: dict) -> str:
         return self._labels[record["group_id"]]
