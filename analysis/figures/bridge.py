@@ -228,7 +228,7 @@ def _weight_plot(data_path: Path, out_dir: Path) -> list[Path]:
     ax_p.set_yticklabels(labels, fontsize=6)
     ax_p.invert_yaxis()
     # alpha = 1 is the edge of [0, 1]: all weight on the ground truth (the teacher ignored); right of it the
-    # teacher gets a negative weight (extrapolation away from it), which these optima all do.
+    # teacher gets a negative weight (extrapolation away from it), as most of these optima do.
     ax_p.axvline(1.0, color="0.6", lw=0.6, ls="--",
                  label=r"$\alpha$ = 1: labels alone; right of it the teacher's weight $1-\alpha$ is negative")
     ax_p.set_xlabel(r"optimal ground-truth weight $\alpha^*$")

@@ -148,10 +148,10 @@ def gt_weight_plot(data_path: Path, out_dir: Path) -> list[Path]:
               handler_map={tuple: HandlerTuple(ndivide=None, pad=0)}, loc="upper center", bbox_to_anchor=(0.5, -0.18),
               ncol=1, fontsize=6, frameon=False)
     temperature = float(cols["temperature"][run][0])
-    hollow_note = "; hollow: the estimator's student at 1 is its teacher" if (
+    hollow_note = "\n(hollow: at 1 the estimator keeps its teacher as the student)" if (
         "student_is_teacher" in cols and np.any(cols["student_is_teacher"][estimate] == 1)) else ""
     ax.set_title(f"SD (KD, $T$ = {temperature:g}), generation 1 ({setting_note(cols)})\n"
-                 f"estimates: one marker per seed, at its student's accuracy{hollow_note}", fontsize=7)
+                 f"estimates: a marker per seed, at its student's test accuracy{hollow_note}", fontsize=7)
     return save_figure(fig, out_dir, "deep_gt_weight")
 
 
