@@ -67,7 +67,8 @@ def reliability_plot(data_path: Path, out_dir: Path) -> list[Path]:
     cols = read_csv(data_path)
     methods = list(dict.fromkeys(cols["method"].tolist()))
     styles = series_styles(methods)
-    fig, axes = new_figure("full", height=2.6, ncols=len(methods), sharey=True)
+    # About 2.4 in per panel (square panels), so that two panels of a user's sweep are not far apart.
+    fig, axes = new_figure(min(7.0, 0.4 + 2.3 * len(methods)), height=2.9, ncols=len(methods), sharey=True)
     for ax, method in zip(np.atleast_1d(axes), methods):
         m = cols["method"] == method
         lower, upper = cols["lower"][m], cols["upper"][m]
@@ -96,7 +97,7 @@ def reliability_plot(data_path: Path, out_dir: Path) -> list[Path]:
     first.set_ylabel("accuracy")
     handles, labels = first.get_legend_handles_labels()
     fig.legend(handles, labels, loc="outside lower center", ncols=2)
-    fig.suptitle(f"Reliability ({setting_note(cols)}; {pooled}); bars above the diagonal: under-confident")
+    fig.suptitle(f"Reliability ({setting_note(cols)}; {pooled})\nbars above the diagonal: under-confident")
     return save_figure(fig, out_dir, "deep_reliability")
 
 
@@ -261,7 +262,7 @@ def penultimate_caption(data_path: Path) -> str:
     return (f"Penultimate activations of classes {', '.join(str(c) for c in classes)} (first seed, generation 0) "
             f"projected on the plane of their last-layer templates [M19], for {', '.join(SERIES_LABELS.get(m, m) for m in methods)}, "
             f"train and test. Mean distance of a training point to its class centre in that plane: "
-            f"{', '.join(spreads)} (label smoothing should tighten the clusters [M19]).")
+            f"{', '.join(spreads)}" + (" ([M19] report tighter clusters with label smoothing)." if len(methods) > 1 else "."))
 
 
 def stability_caption(data_path: Path) -> str:

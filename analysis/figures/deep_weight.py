@@ -170,7 +170,8 @@ def gt_weight_caption(data_path: Path) -> str:
              + (f", with the estimates of {', '.join(names)} drawn where their students landed." if names
                 else "; the grid's best weight by validation accuracy is marked."))
     grid_best = cols["gt_weight"][cols["estimator"] == "grid_best_val"]
-    found = (f"The best mean test accuracy, {at[best]:.3f}, is at gt_weight {best:g} (against {at[min(weights)]:.3f} "
-             f"at {min(weights):g} and {at[max(weights)]:.3f} at {max(weights):g})"
+    shown = weights if len(weights) <= 6 else [min(weights), best, max(weights)]
+    found = (f"The best mean test accuracy, {at[best]:.3f}, is at gt_weight {best:g} ("
+             + ", ".join(f"{at[w]:.3f} at {w:g}" for w in shown) + ")"
              + (f"; validation accuracy picks {float(grid_best[0]):g}." if len(grid_best) else "."))
     return f"{shows} {found}"
