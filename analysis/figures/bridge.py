@@ -237,6 +237,22 @@ def _weight_plot(data_path: Path, out_dir: Path) -> list[Path]:
     return save_figure(fig, out_dir, "bridge_weight")
 
 
+def _weight_caption(data_path: Path) -> str:
+    d = read_csv(data_path)
+    ntk = d["case"] == "NTK parameterisation, ridge to init, L-BFGS"
+    widths = d["width"][ntk]
+    i_lo, i_hi = int(np.flatnonzero(ntk)[np.argmin(widths)]), int(np.flatnonzero(ntk)[np.argmax(widths)])
+    w_inf = float(d["infinite_width_gt_weight"][0]) if "infinite_width_gt_weight" in d else float("nan")
+    shows = ("The step-2 optimal ground-truth weight of kernel ridge on the network's eNTK at initialisation and of "
+             "the trained network, per width (NTK parameterisation), with the infinite-width NTK's weight; right: "
+             "the cases where they part. Weights above 1 (dashed line) give the teacher a negative weight.")
+    found = (f"The deep-minus-kernel difference is {d['difference'][i_lo]:+.2f} at width "
+             f"{int(d['width'][i_lo])} and {d['difference'][i_hi]:+.2f} at width {int(d['width'][i_hi])} "
+             f"(kernel {d['kernel_gt_weight'][i_hi]:.2f}, deep {d['deep_gt_weight'][i_hi]:.2f}"
+             + (f", infinite width {w_inf:.3f}" if np.isfinite(w_inf) else "") + "); one draw of seeds per width.")
+    return f"{shows} {found}"
+
+
 # --------------------------------------------------------------------------------------------------
 # bridge_toy
 
@@ -287,7 +303,7 @@ BRIDGE_FIGURES: dict[str, FigureSpec] = {
                    "(b) real networks (NTK parameterisation) vs the eNTK closed form: deviation against width"),
         FigureSpec("bridge_weight", _weight_data, _weight_plot,
                    "(c) optimal ground-truth weight, kernel vs deep, per width, the infinite-width NTK's weight, "
-                   "and where the two part"),
+                   "and where the two part", _weight_caption),
         FigureSpec("bridge_toy", _toy_data, _toy_plot,
                    "(d) [BA21] toy with a wide network: deep loss per step beside its eNTK and the RBF closed forms"),
     )

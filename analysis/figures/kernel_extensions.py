@@ -65,6 +65,24 @@ def _joint_schedules_data(out_dir: Path, fast: bool) -> Path:
     return write_csv(Path(out_dir) / "kernel_joint_schedules.csv", cols)
 
 
+def _joint_schedules_caption(data_path: Path) -> str:
+    d = read_csv(data_path)
+
+    def risk(setting, method, steps):
+        m = (d["setting"] == setting) & (d["method"] == method) & (d["steps"] == steps)
+        return float(d["risk"][m][0])
+
+    toy_T = int(d["steps"][d["setting"] == "toy"].max())
+    pareek = str(d["setting"][d["setting"] != "toy"][0])
+    k = int(d["steps"][d["setting"] == pareek].max())
+    return (f"Risk of the last step of greedy and jointly optimal weight schedules on [BA21]'s toy (T = 2..{toy_T}, "
+            f"weights in [0, 1] and unconstrained) and excess risk of k-step self-distillation in a Pareek et al. "
+            f"construction ({pareek.split()[-1]}). At T = {toy_T} on the toy the joint unconstrained schedule reaches "
+            f"{risk('toy', 'joint, any weights', toy_T):.4f} against the greedy {risk('toy', 'greedy, any weights', toy_T):.4f}; "
+            f"in the construction at k = {k} joint {risk(pareek, 'joint', k):.4f}, greedy {risk(pareek, 'greedy', k):.4f}, "
+            f"best ridge {risk(pareek, 'ridge (best ridge)', k):.4f}, lower bound {risk(pareek, 'best diagonal filter', k):.4f}.")
+
+
 def _plain_log_ticks(ax, values) -> None:
     """Log-axis ticks as plain numbers, with one at the lowest value (rounded to 3 significant digits) so
     that the curves' floor can be read off; the default locator left none below 0.2."""
@@ -234,7 +252,8 @@ KERNEL_EXTENSION_FIGURES: dict[str, FigureSpec] = {
     spec.name: spec
     for spec in (
         FigureSpec("kernel_joint_schedules", _joint_schedules_data, _joint_schedules_plot,
-                   "greedy vs joint weight schedules: [BA21] toy and the Pareek et al. construction"),
+                   "greedy vs joint weight schedules: [BA21] toy and the Pareek et al. construction",
+                   _joint_schedules_caption),
         FigureSpec("kernel_select_steps", _select_steps_data, _select_steps_plot,
                    "number of steps by GCV against the oracle: one curve, and the risk ratio against n"),
         FigureSpec("kernel_ridge_weight", _ridge_weight_data, _ridge_weight_plot,
