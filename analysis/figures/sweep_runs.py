@@ -5,7 +5,7 @@ this module. ``DIR`` is what ``python -m deepdistill sweep --out-dir DIR`` write
 with ``record.json`` and ``generation_<g>.pt``); any folder holding run folders at any depth works.
 
 :class:`SweepRuns` gives each figure's data step (:mod:`analysis.figures.deep`) the runs of the
-sweep instead of the preset's, through the interface of :class:`~analysis.figures.deep.PresetRuns`.
+sweep instead of the preset's, through the interface of :class:`~analysis.figures.deep_runs.PresetRuns`.
 What each figure needs is checked first (:func:`missing_runs`); a figure whose runs are not there is
 not drawn, and the reason names them. Series: a method with one group of runs (runs that differ
 only in their seed) is drawn under its name; a method with several groups gets one series per group,
@@ -90,7 +90,7 @@ class SweepRuns:
                     f"{k}={_short(s.get(k))}" for k in differ) + ")"
         return labels
 
-    # -- the interface of analysis.figures.deep.PresetRuns ----------------------------------------
+    # -- the interface of analysis.figures.deep_runs.PresetRuns ----------------------------------------
     def comparison(self) -> list[dict]:
         return self.records
 
