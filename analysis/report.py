@@ -42,7 +42,7 @@ from .bridge_report import bridge_section
 from .figures import FIGURES, run_figure
 from .figures.deep import (ESTIMATOR_LABELS, METHOD_LABELS, comparison_configs, ensure_runs, get_preset,
                            gt_weight_configs, runs_dir)
-from .figures.spec import read_csv
+from .figures.spec import figure_caption, read_csv
 
 __all__ = ["build_report", "train_deep_runs", "MissingResultsError", "METRIC_COLUMNS", "REGRESSION_METRIC_COLUMNS", "DEEP_RESULTS_COMMAND",
            "verification_section", "claims_section", "deep_tables_section", "weight_estimates_section", "figures_section", "markdown_table",
@@ -90,12 +90,13 @@ def figures_section(out_dir: Path, fast: bool, log: Callable[[str], None] | None
     parts = ["## Figures", ""]
     parts.append("| figure | description | data |")
     parts.append("|---|---|---|")
-    outputs = {}
+    outputs, captions = {}, {}
     drawn = {name: spec for name, spec in FIGURES.items() if spec.fast_report or not fast}
     for i, (name, spec) in enumerate(drawn.items(), start=1):
         started = time.perf_counter()
         data_path, *figure_paths = run_figure(name, out_dir, fast=fast)
         outputs[name] = figure_paths
+        captions[name] = figure_caption(spec, data_path)   # from the runs present: what it shows, what it found
         if log:
             log(f"[{i}/{len(drawn)}] figure {name} written ({time.perf_counter() - started:.1f} s)")
         parts.append(f"| `{name}` | {spec.description} | `{data_path.name}` |")
@@ -105,7 +106,7 @@ def figures_section(out_dir: Path, fast: bool, log: Callable[[str], None] | None
                          f"`python -m analysis figures {name} --out DIR --fast` |")
     for name, figure_paths in outputs.items():
         png = next((p for p in figure_paths if p.suffix == ".png"), None)
-        parts += ["", f"### {name}", "", FIGURES[name].description, ""]
+        parts += ["", f"### {name}", "", captions[name], ""]
         if png is not None:
             parts.append(f"![{name}]({png.name})")
     return "\n".join(parts)

@@ -32,7 +32,7 @@ from deepdistill.core.io import atomic_write_text
 from deepdistill.engine.results import rollup_rows
 
 from .figures.deep import DEEP_FIGURES, METHOD_LABELS
-from .figures.spec import MissingRunsError, read_csv
+from .figures.spec import MissingRunsError, figure_caption, read_csv
 from .figures.sweep_runs import draw_from_sweep, find_runs
 from .report import (DEEP_RESULTS_COMMAND, METRIC_COLUMNS, MissingResultsError, markdown_table,
                      metric_definitions_section)
@@ -234,7 +234,8 @@ def _figures_section(drawn: dict, missing: dict, note: str) -> str:
     parts = ["## Figures from these runs", "", note]
     for name, paths in drawn.items():
         png = next((p for p in paths if p.suffix == ".png"), None)
-        parts += ["", f"### {name}", "", DEEP_FIGURES[name].description, ""]
+        # Built from the figure's own table: it names only the runs of this sweep, and what they measured.
+        parts += ["", f"### {name}", "", figure_caption(DEEP_FIGURES[name], paths[0]), ""]
         if png is not None:
             parts.append(f"![{name}]({png.name})")
     if missing:

@@ -28,6 +28,11 @@ RTOL = 1e-12  # "never worse" allows round-off only
 BOUND_RTOL = 1e-5
 
 
+def _weight(x: float) -> str:
+    """A weight to 3 significant digits; a zero as ``0`` (the solver may return -0.0, which prints ``-0``)."""
+    return "0" if x == 0 else f"{x:.3g}"
+
+
 def toy_rows(max_steps: int = 6):
     model = toy_distiller()
     X_eval = toy_eval_points()
@@ -52,7 +57,7 @@ def main(argv=None) -> int:
     print(f"{'weights':>13} {'T':>2} {'greedy':>9} {'joint':>9}  joint weights (steps 2..T)")
     for constrained, T, g, j, w in toy_rows():
         print(f"{'in [0, 1]' if constrained else 'any':>13} {T:>2} {g:9.5f} {j:9.5f}  "
-              + " ".join(f"{x:.3g}" for x in w))
+              + " ".join(_weight(x) for x in w))
         if j > g * (1 + RTOL):
             kind = "constrained" if constrained else "unconstrained"
             failures.append(f"toy T={T} ({kind}): joint {j} > greedy {g}")

@@ -21,7 +21,7 @@ import argparse
 import sys
 import time
 
-from .verification import CHECK_GROUPS, run_and_print
+from .verification import CHECK_GROUPS, run_and_print, time_line
 
 FIGURES_COMMAND = "python -m analysis verify --out DIR"
 
@@ -75,7 +75,7 @@ def _claims(parser: argparse.ArgumentParser, args) -> int:
     with threadpool_limits(limits=1):
         results = run_claims(args.names or None, fast=args.fast)
     print(format_claims_table(results))
-    print(f"time: {time.perf_counter() - start:.1f} s")
+    print(time_line(start, "the claims"))
     failed = [r.claim for r in results if not r.passed]
     if failed:
         print(f"FAILED: {', '.join(failed)}", file=sys.stderr)

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import functools
 import math
+import os
 import sys
 import time
 from dataclasses import dataclass
@@ -51,7 +52,7 @@ from .toy import (
     TOY_GAMMA, TOY_MOBAHI_EPS, TOY_RIDGE, TOY_X, TOY_Y, toy_distiller, toy_eval_points, toy_results, toy_truth,
 )
 
-__all__ = ["CheckResult", "CHECK_GROUPS", "run_checks", "format_table", "run_and_print"]
+__all__ = ["CheckResult", "CHECK_GROUPS", "run_checks", "format_table", "run_and_print", "time_line"]
 
 
 @dataclass(frozen=True)
@@ -242,9 +243,10 @@ ONE_SHOT_SIZES = {True: ((25, 50, 100, 200, 400), 12), False: ((25, 50, 100, 200
 
 
 @functools.lru_cache(maxsize=4)
-def one_shot_gaps(sizes: tuple[int, ...], seeds: int, *, ridge_dpr: float = 0.1, noise: float = 0.5,
-                  fixed_weight: float | None = None):
-    """Mean ``|alpha^_one-shot - alpha*_oracle|`` at step 2 over ``seeds`` data sets per size ``n``.
+def one_shot_weights(sizes: tuple[int, ...], seeds: int, *, ridge_dpr: float = 0.1, noise: float = 0.5,
+                     fixed_weight: float | None = None):
+    """Step-2 weights per data set: ``(oracle, one_shot)``, each ``(len(sizes), seeds)``, row ``i`` for
+    ``n = sizes[i]``, column ``s`` for the data set of seed ``100 + s`` (read-only: the result is cached).
 
     ``fixed_weight``: a constant weight in place of the one-shot estimate (a control that must not
     approach the oracle; the claim ``dpr26_weights`` uses it).
@@ -252,23 +254,30 @@ def one_shot_gaps(sizes: tuple[int, ...], seeds: int, *, ridge_dpr: float = 0.1,
     The oracle minimises the MSE against ``sin(2 pi x)`` on 1001 test points (the out-of-sample risk
     that [DPR26]'s estimate targets, conditional on the training data). The ridge is [DPR26]'s
     1/n-normalised ``ridge_dpr`` (0.1: over-regularised, so ``alpha* > 1``), converted with
-    :func:`ridge_from_dpr`. Returns ``(gaps, mean oracle weights, mean one-shot weights)``, each
-    ``(len(sizes),)`` (read-only: the result is cached).
+    :func:`ridge_from_dpr`.
     """
     X_ref = np.linspace(0, 1, 1001)[:, None]
     reference = np.sin(2 * np.pi * X_ref[:, 0])
-    gaps, oracle, one_shot = [], [], []
-    for n in sizes:
-        g, o, e = [], [], []
+    oracle, one_shot = np.empty((len(sizes), seeds)), np.empty((len(sizes), seeds))
+    for i, n in enumerate(sizes):
         for seed in range(seeds):
             X, y, _ = _sine_data(n, seed=100 + seed, noise=noise)
             model = KernelDistiller("rbf", ridge=ridge_from_dpr(ridge_dpr, n), gamma=_GAMMA).fit(X, y)
-            a_oracle = ReferenceRisk.from_distiller(model, X_ref, reference).quadratic().argmin()
-            a_hat = (OneShotRisk.from_distiller(model).quadratic().argmin() if fixed_weight is None
-                     else float(fixed_weight))
-            g.append(abs(a_hat - a_oracle)), o.append(a_oracle), e.append(a_hat)
-        gaps.append(np.mean(g)), oracle.append(np.mean(o)), one_shot.append(np.mean(e))
-    out = tuple(np.array(v) for v in (gaps, oracle, one_shot))
+            oracle[i, seed] = ReferenceRisk.from_distiller(model, X_ref, reference).quadratic().argmin()
+            one_shot[i, seed] = (OneShotRisk.from_distiller(model).quadratic().argmin() if fixed_weight is None
+                                 else float(fixed_weight))
+    for a in (oracle, one_shot):
+        a.flags.writeable = False
+    return oracle, one_shot
+
+
+def one_shot_gaps(sizes: tuple[int, ...], seeds: int, *, ridge_dpr: float = 0.1, noise: float = 0.5,
+                  fixed_weight: float | None = None):
+    """Mean ``|alpha^_one-shot - alpha*_oracle|`` at step 2 over ``seeds`` data sets per size ``n``, from
+    :func:`one_shot_weights` (same arguments). Returns ``(gaps, mean oracle weights, mean one-shot
+    weights)``, each ``(len(sizes),)`` (read-only)."""
+    oracle, one_shot = one_shot_weights(tuple(sizes), seeds, ridge_dpr=ridge_dpr, noise=noise, fixed_weight=fixed_weight)
+    out = tuple(np.array([np.mean(row) for row in v]) for v in (np.abs(one_shot - oracle), oracle, one_shot))
     for a in out:
         a.flags.writeable = False
     return out
@@ -390,6 +399,29 @@ def format_table(results: Sequence[CheckResult]) -> str:
     return "\n".join(lines)
 
 
+def _seconds_since_process_start() -> float | None:
+    """Wall seconds since this process started (Linux: ``/proc``), or ``None`` where that cannot be read."""
+    try:
+        with open("/proc/self/stat") as fh:
+            # Field 22 is the start time in clock ticks after boot; the fields after the ")" that ends the
+            # command name start at field 3.
+            start_ticks = int(fh.read().rsplit(")", 1)[1].split()[19])
+        with open("/proc/uptime") as fh:
+            uptime = float(fh.read().split()[0])
+        return max(0.0, uptime - start_ticks / os.sysconf("SC_CLK_TCK"))
+    except (OSError, ValueError, IndexError, AttributeError):
+        return None
+
+
+def time_line(started: float, what: str) -> str:
+    """``time: X s for WHAT, Y s in all since the command started (imports included)``: what the clock
+    measured, said, and the whole run beside it, so that a table that took 0.1 s in a command that took
+    8 s reads as such. ``started``: the ``time.perf_counter()`` when WHAT began."""
+    line = f"time: {time.perf_counter() - started:.1f} s for {what}"
+    total = _seconds_since_process_start()
+    return line + (f"; {total:.1f} s in all since the command started (imports included)" if total is not None else "")
+
+
 def run_and_print(groups: Sequence[str] | None = None, fast: bool = False,
                   then: Callable[[], None] | None = None) -> int:
     """Run the check groups, print the pass/fail table, call ``then()`` (what a caller prints or writes
@@ -404,7 +436,7 @@ def run_and_print(groups: Sequence[str] | None = None, fast: bool = False,
         print(format_table(results))
         if then is not None:
             then()
-    print(f"time: {time.perf_counter() - start:.1f} s")
+    print(time_line(start, "the checks" + (" and what follows them" if then is not None else "")))
     failed = [r for r in results if not r.passed]
     if failed:
         print(f"FAILED: {', '.join(f'{r.group}: {r.name}' for r in failed)}", file=sys.stderr)

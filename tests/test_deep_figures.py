@@ -256,6 +256,9 @@ def test_report_embeds_every_figure_and_the_tables(produced):
     for method in PRESET.methods:
         assert f"| {method} | 0 | 2 |" in text and f"| {method} | {PRESET.generations - 1} | 2 |" in text
     assert "| grid best (val. acc.) |" in text
+    # Each deep figure's caption is the one built from its table (the runs present, a measured number).
+    for name in DEEP_NAMES:
+        assert deep.DEEP_FIGURES[name].caption(out / f"{name}.csv") in text, name
 
 
 def test_full_preset_is_a_valid_paper_sized_sweep():
@@ -272,3 +275,173 @@ def test_full_preset_is_a_valid_paper_sized_sweep():
     # The two presets never share a run (different settings, different run ids).
     fast_ids = {c.run_id() for c in deep.comparison_configs(PRESET)}
     assert fast_ids.isdisjoint(c.run_id() for c in comparison)
+
+
+# --------------------------------------------------------------------------------------------------
+# Styles, captions and legends on a user's sweep: synthetic tables, no training (fast)
+# --------------------------------------------------------------------------------------------------
+
+def _user_generations_table(path, series=("ls", "sd_kd (gt_weight=0.5)"), generations=3, seeds=(0, 1)):
+    """A deep_generations table of a user's sweep with only ``series`` (accuracy falls 0.01 per generation)."""
+    from analysis.figures.spec import write_csv
+
+    rows = {k: [] for k in ("dataset", "model", "epochs", "method", "seed", "generation", "loss", "gt_weight",
+                            "temperature", "test_accuracy", "test_ece")}
+    for i, name in enumerate(series):
+        for s in seeds:
+            for g in range(generations):
+                for k, v in (("dataset", "digits"), ("model", "mlp"), ("epochs", 3), ("method", name), ("seed", s),
+                             ("generation", g), ("loss", "kd"), ("gt_weight", 0.5), ("temperature", 4.0),
+                             ("test_accuracy", 0.9 - 0.01 * g - 0.001 * i + 0.0005 * s), ("test_ece", 0.1)):
+                    rows[k].append(v)
+    return write_csv(path, rows)
+
+
+def _capture_figures(monkeypatch, module):
+    """Replace ``module.save_figure`` by one that keeps the figure's texts (legend entries, titles)."""
+    kept = []
+
+    def keep(fig, out_dir, name):
+        texts = [t.get_text() for legend in fig.legends + [a.get_legend() for a in fig.axes if a.get_legend()]
+                 for t in legend.get_texts()]
+        titles = [a.get_title() for a in fig.axes] + ([fig._suptitle.get_text()] if fig._suptitle else [])
+        kept.append({"legend": texts, "titles": titles, "fig": fig})
+        return []
+
+    monkeypatch.setattr(module, "save_figure", keep)
+    return kept
+
+
+def test_every_series_has_its_own_colour_and_marker_the_same_in_every_figure():
+    from analysis.plotting import SERIES_LABELS, series_styles
+
+    variants = ["sd_kd (gt_weight=0.25)", "sd_kd (gt_weight=0.5)", "ls (smoothing=0.1)", "ls (smoothing=0.2)",
+                "sd_mse (gt_weight=0.5)", "sd_mse (gt_weight=0.8)"]
+    for names in (list(SERIES_LABELS), ["ls", "sd_kd (gt_weight=0.5)"], ["ce", "ls"] + variants[:2], variants):
+        styles = series_styles(names)
+        pairs = [(s["color"], s["marker"]) for s in styles.values()]
+        assert len(set(pairs)) == len(pairs), names                       # no two series alike...
+        assert len({c for c, _ in pairs}) == len(pairs), names            # ... not even in colour alone
+    # The issue's case: label smoothing and sd_kd (0.5) must not share orange.
+    two = series_styles(["ls", "sd_kd (gt_weight=0.5)"])
+    assert two["ls"]["color"] != two["sd_kd (gt_weight=0.5)"]["color"]
+    # Stable: a method's style does not depend on which other series a figure shows, and deep_diversity
+    # (teacher methods only) draws each sd_kd series as deep_generations (all series) does.
+    everything = series_styles(variants + ["ce"])
+    teachers_only = series_styles([v for v in variants if not v.startswith("ls")])
+    for name, style in teachers_only.items():
+        assert everything[name] == style, name
+    for method in SERIES_LABELS:
+        assert series_styles([method])[method] == series_styles(list(SERIES_LABELS))[method]
+
+
+def test_generations_figure_on_a_user_sweep_draws_each_series_in_its_own_style(tmp_path, monkeypatch):
+    from analysis.figures import deep_generations
+
+    table = _user_generations_table(tmp_path / "deep_generations.csv")
+    kept = _capture_figures(monkeypatch, deep_generations)
+    deep_generations.generations_plot(table, tmp_path)
+    fig = kept[0]["fig"]
+    lines = [ln for ln in fig.axes[0].get_lines() if ln.get_marker() not in ("None", "_", None, "")]
+    styles = {(ln.get_color(), ln.get_marker()) for ln in lines}
+    assert len(styles) == 2                       # ls and sd_kd (0.5): two colours, two markers
+    assert len({c for c, _ in styles}) == 2
+
+
+def test_captions_name_only_the_series_present_and_a_measured_number(tmp_path):
+    import re
+
+    from analysis.figures import deep
+
+    table = _user_generations_table(tmp_path / "deep_generations.csv")
+    caption = deep.DEEP_FIGURES["deep_generations"].caption(table)
+    for absent in ("Beta", "MSE", "ls_kd", "KD from LS", r"\bCE\b"):
+        assert not re.search(absent, caption), (absent, caption)
+    assert "label smoothing" in caption and "SD (KD) (gt_weight=0.5)" in caption
+    # What it found: the measured change of the first series, from the table (0.9 + 0.00025 -> 0.88 + 0.00025).
+    assert "0.900 to 0.880 (-0.020)" in caption
+    assert len(re.findall(r"\.\s", caption)) >= 1 and caption.endswith(".")   # two sentences at least
+    # The registry's generic text is no longer what a user's sweep sees.
+    assert "Beta" not in deep.DEEP_FIGURES["deep_generations"].description
+
+
+def test_diversity_legend_never_prints_nan_and_marker_size_is_explained_only_when_it_varies(tmp_path, monkeypatch):
+    from analysis.figures import deep_generations
+    from analysis.figures.spec import write_csv
+
+    def table(generations):
+        rows = {k: [] for k in ("dataset", "model", "epochs", "method", "seed", "generation", "train_diversity",
+                                "train_entropy", "train_accuracy", "test_accuracy", "student_test_accuracy")}
+        for name in ("sd_kd (gt_weight=0.25)", "sd_kd (gt_weight=0.5)"):
+            for s in (0, 1):
+                for g in range(generations):
+                    student = 0.9 - 0.01 * (g + 1) if g + 1 < generations else float("nan")
+                    for k, v in (("dataset", "digits"), ("model", "mlp"), ("epochs", 3), ("method", name), ("seed", s),
+                                 ("generation", g), ("train_diversity", 0.05 + 0.01 * g + 0.001 * s),
+                                 ("train_entropy", 0.5), ("train_accuracy", 0.95), ("test_accuracy", 0.9 - 0.01 * g),
+                                 ("student_test_accuracy", student)):
+                        rows[k].append(v)
+        return write_csv(tmp_path / f"diversity_{generations}.csv", rows)
+
+    kept = _capture_figures(monkeypatch, deep_generations)
+    deep_generations.diversity_plot(table(2), tmp_path)      # 2 pairs per series: rho undefined
+    deep_generations.diversity_plot(table(4), tmp_path)      # 6 pairs per series: rho defined
+    two, four = kept
+    assert not any("nan" in t.lower() for t in two["legend"] + two["titles"])
+    assert sum("no $\\rho$" in t for t in two["legend"]) == 2
+    assert not any("marker size" in t or "larger marker" in t for t in two["titles"])
+    assert not any("marker size" in str(a.get_legend() and a.get_legend().get_title().get_text())
+                   for a in two["fig"].axes)
+    assert not any("nan" in t.lower() for t in four["legend"])
+    assert sum("Spearman $\\rho$ = " in t for t in four["legend"]) == 2
+    # With three teacher generations the scatter's sizes differ, and a size legend says which is which.
+    sizes = four["fig"].axes[2].collections[0].get_sizes()
+    assert len(set(sizes.tolist())) == 3
+    assert any(a.get_legend() is not None and a.get_legend().get_title().get_text() == "marker size"
+               for a in four["fig"].axes)
+    assert deep_generations.spearman_or_none([1, 2], [3, 4]) is None
+    assert deep_generations.spearman_or_none([1, 2, 3], [5, 5, 5]) is None
+    assert deep_generations.spearman_or_none([1, 2, 3], [3, 2, 1]) == pytest.approx(-1.0)
+
+
+def test_gt_weight_figure_draws_estimates_where_their_students_landed(produced, monkeypatch):
+    from analysis.figures import deep_weight
+
+    out, paths = produced
+    cols = read_csv(paths["deep_gt_weight"][0])
+    kept = _capture_figures(monkeypatch, deep_weight)
+    deep_weight.gt_weight_plot(paths["deep_gt_weight"][0], out / "plots")
+    ax = kept[0]["fig"].axes[0]
+    est = (cols["kind"] == "estimate") & (cols["estimator"] != "grid_best_val")
+    # One marker per seed and estimator, at (its weight + an offset that only separates coincident markers,
+    # the test accuracy of its own student): the y values are exactly the table's.
+    drawn = [ln for ln in ax.get_lines() if len(ln.get_xdata()) == 1 and ln.get_zorder() == 4]
+    assert len(drawn) == est.sum() + 1                                   # + the grid's best
+    ys = sorted(float(ln.get_ydata()[0]) for ln in drawn)
+    want = sorted(cols["test_accuracy"][est].tolist() + cols["test_accuracy"][cols["estimator"] == "grid_best_val"].tolist())
+    np.testing.assert_allclose(ys, want, rtol=0, atol=0)
+    points = [(round(float(ln.get_xdata()[0]), 9), round(float(ln.get_ydata()[0]), 9)) for ln in drawn]
+    assert len(set(points)) == len(points)                               # none hidden under another
+    xs = np.array([float(ln.get_xdata()[0]) for ln in drawn])
+    assert np.all(np.abs(xs - np.round(xs * 4) / 4) <= 0.1)               # offsets are small
+    # A student that is the teacher is flagged in the table and drawn hollow; the teacher's band is in the legend.
+    assert set(np.unique(cols["student_is_teacher"][est])) <= {0, 1}
+    assert any(t.startswith("teacher, generation 0") and "band" in t for t in kept[0]["legend"])
+
+
+def test_reliability_names_the_weight_of_the_distilled_panel(produced):
+    out, paths = produced
+    cols = read_csv(paths["deep_reliability"][0])
+    sd = cols["method"] == "sd_kd"
+    from deepdistill.core.config import METHODS
+
+    assert np.all(cols["gt_weight"][sd] == 0.5) and np.all(cols["temperature"][sd] == METHODS["sd_kd"].default_temperature)
+    caption = deep.DEEP_FIGURES["deep_reliability"].caption(paths["deep_reliability"][0])
+    assert "gt_weight 0.5" in caption and "ECE" in caption
+
+
+def test_report_captions_come_from_the_tables(produced):
+    out, paths = produced
+    for name in DEEP_NAMES:
+        caption = deep.DEEP_FIGURES[name].caption(paths[name][0])
+        assert "nan" not in caption.lower() and any(ch.isdigit() for ch in caption), (name, caption)

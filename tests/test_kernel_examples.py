@@ -3,6 +3,7 @@ checks and figures), the pass/fail exit code, and what the kernel examples print
 (``test_smoke.py`` runs every example at its fast size)."""
 import importlib.util
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -51,6 +52,10 @@ def test_kerneldistill_verify_prints_the_checks_and_names_the_figures_command(tm
     out = capsys.readouterr().out
     assert "\nlimit " in out and "\ntoy " in out and "\nclosed_form " not in out
     assert "python -m analysis verify --out DIR --fast" in out
+    # The time says what it measured, and the whole command beside it (imports included), which is longer.
+    line = next(ln for ln in out.splitlines() if ln.startswith("time: "))
+    checks, total = (float(x) for x in re.findall(r"([0-9.]+) s", line))
+    assert "for the checks" in line and "since the command started" in line and total >= checks
     assert list(tmp_path.iterdir()) == []                  # kerneldistill draws nothing
     # The former option is refused with the command that draws the figures.
     with pytest.raises(SystemExit) as exc:
@@ -80,3 +85,46 @@ def test_failed_check_gives_exit_code_one(monkeypatch, tmp_path, capsys):
     with pytest.raises(SystemExit) as exc:
         kerneldistill_main(["bogus"])
     assert exc.value.code == 2
+
+
+def test_one_shot_figure_keeps_every_data_set_and_its_means_are_the_checks(tmp_path):
+    from analysis.figures.spec import read_csv
+
+    data = KERNEL_FIGURES["kernel_one_shot"].data(tmp_path, True)
+    cols = read_csv(data)
+    sizes, seeds = verification.ONE_SHOT_SIZES[True]
+    assert len(cols["n"]) == len(sizes) * seeds                               # one row per n and data set
+    assert sorted(set(cols["data_set"].tolist())) == list(range(seeds))
+    np.testing.assert_array_equal(cols["abs_gap"], np.abs(cols["one_shot_weight"] - cols["oracle_weight"]))
+    # The check's means (one_shot_gaps) are the means of these rows, bit for bit.
+    gaps, oracle, one_shot = verification.one_shot_gaps(sizes, seeds)
+    for i, n in enumerate(sizes):
+        m = cols["n"] == n
+        assert np.mean(cols["abs_gap"][m]) == gaps[i] and np.mean(cols["oracle_weight"][m]) == oracle[i]
+    # The data sets really spread (the figure shows it): at the smallest n the gap varies several-fold.
+    small = cols["abs_gap"][cols["n"] == sizes[0]]
+    assert small.max() > 2 * small.min()
+    caption = KERNEL_FIGURES["kernel_one_shot"].caption(data)
+    assert f"{seeds} data sets per n" in caption and f"{gaps[0]:.3f}" in caption
+
+
+def test_joint_schedules_log_axis_has_a_tick_at_its_floor():
+    from analysis.figures.kernel_extensions import _plain_log_ticks
+    from analysis.plotting import new_figure
+
+    fig, ax = new_figure()
+    ax.set_yscale("log")
+    values = np.array([0.4956, 0.1298, 0.1238, 0.4956, 0.1851])
+    ax.plot(np.arange(5), values)
+    _plain_log_ticks(ax, values)
+    ticks = ax.get_yticks()
+    assert ticks.min() == pytest.approx(0.124) and ticks.min() <= values.min() * 1.01    # one at the floor
+    assert len(ticks) >= 4 and np.all(np.diff(ticks) > 0)
+    labels = [ax.yaxis.get_major_formatter()(t, 0) for t in ticks]
+    assert "0.124" in labels and not any("10^" in s for s in labels)
+
+
+def test_joint_schedules_example_prints_zero_not_minus_zero(capsys):
+    example = _load("joint_schedules.py")
+    assert example._weight(-0.0) == "0" and example._weight(0.0) == "0"
+    assert example._weight(-1e-20) == "-1e-20" and example._weight(0.3241) == "0.324"

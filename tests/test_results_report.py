@@ -9,7 +9,7 @@ import shutil
 
 import pytest
 
-import analysis.figures.deep as deep
+import analysis.figures.deep_runs as deep_runs
 import deepdistill.engine.train as train
 from analysis.__main__ import main
 from analysis.figures.spec import read_csv
@@ -41,8 +41,8 @@ def no_training(monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("a report or figure on --results must not train")
 
-    monkeypatch.setattr(deep, "run_sweep", refuse)
-    monkeypatch.setattr(deep, "estimate_gt_weight", refuse)
+    monkeypatch.setattr(deep_runs, "run_sweep", refuse)           # the deep figures' sweep driver
+    monkeypatch.setattr(deep_runs, "estimate_gt_weight", refuse)
     monkeypatch.setattr(train, "train_generation", refuse)
 
 

@@ -227,11 +227,30 @@ def _weight_plot(data_path: Path, out_dir: Path) -> list[Path]:
     ax_p.set_yticks(y)
     ax_p.set_yticklabels(labels, fontsize=6)
     ax_p.invert_yaxis()
-    ax_p.axvline(1.0, color="0.6", lw=0.5)
+    # alpha = 1 is the edge of [0, 1]: all weight on the ground truth (the teacher ignored); right of it the
+    # teacher gets a negative weight (extrapolation away from it), as most of these optima do.
+    ax_p.axvline(1.0, color="0.6", lw=0.6, ls="--",
+                 label=r"$\alpha$ = 1: labels alone; right of it the teacher's weight $1-\alpha$ is negative")
     ax_p.set_xlabel(r"optimal ground-truth weight $\alpha^*$")
     ax_p.set_title("where they part")
-    ax_p.legend(loc="best", fontsize=6)
+    ax_p.legend(loc="upper center", bbox_to_anchor=(0.5, -0.22), fontsize=6, frameon=False)
     return save_figure(fig, out_dir, "bridge_weight")
+
+
+def _weight_caption(data_path: Path) -> str:
+    d = read_csv(data_path)
+    ntk = d["case"] == "NTK parameterisation, ridge to init, L-BFGS"
+    widths = d["width"][ntk]
+    i_lo, i_hi = int(np.flatnonzero(ntk)[np.argmin(widths)]), int(np.flatnonzero(ntk)[np.argmax(widths)])
+    w_inf = float(d["infinite_width_gt_weight"][0]) if "infinite_width_gt_weight" in d else float("nan")
+    shows = ("The step-2 optimal ground-truth weight of kernel ridge on the network's eNTK at initialisation and of "
+             "the trained network, per width (NTK parameterisation), with the infinite-width NTK's weight; right: "
+             "the cases where they part. Weights above 1 (dashed line) give the teacher a negative weight.")
+    found = (f"The deep-minus-kernel difference is {d['difference'][i_lo]:+.2f} at width "
+             f"{int(d['width'][i_lo])} and {d['difference'][i_hi]:+.2f} at width {int(d['width'][i_hi])} "
+             f"(kernel {d['kernel_gt_weight'][i_hi]:.2f}, deep {d['deep_gt_weight'][i_hi]:.2f}"
+             + (f", infinite width {w_inf:.3f}" if np.isfinite(w_inf) else "") + "); one draw of seeds per width.")
+    return f"{shows} {found}"
 
 
 # --------------------------------------------------------------------------------------------------
@@ -284,7 +303,7 @@ BRIDGE_FIGURES: dict[str, FigureSpec] = {
                    "(b) real networks (NTK parameterisation) vs the eNTK closed form: deviation against width"),
         FigureSpec("bridge_weight", _weight_data, _weight_plot,
                    "(c) optimal ground-truth weight, kernel vs deep, per width, the infinite-width NTK's weight, "
-                   "and where the two part"),
+                   "and where the two part", _weight_caption),
         FigureSpec("bridge_toy", _toy_data, _toy_plot,
                    "(d) [BA21] toy with a wide network: deep loss per step beside its eNTK and the RBF closed forms"),
     )

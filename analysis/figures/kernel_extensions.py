@@ -22,6 +22,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from matplotlib import ticker
 
 from analysis.figures.spec import FigureSpec, read_csv, write_csv, write_npz
 from analysis.plotting import PALETTE, new_figure, save_figure
@@ -64,21 +65,60 @@ def _joint_schedules_data(out_dir: Path, fast: bool) -> Path:
     return write_csv(Path(out_dir) / "kernel_joint_schedules.csv", cols)
 
 
+def _joint_schedules_caption(data_path: Path) -> str:
+    d = read_csv(data_path)
+
+    def risk(setting, method, steps):
+        m = (d["setting"] == setting) & (d["method"] == method) & (d["steps"] == steps)
+        return float(d["risk"][m][0])
+
+    toy_T = int(d["steps"][d["setting"] == "toy"].max())
+    pareek = str(d["setting"][d["setting"] != "toy"][0])
+    k = int(d["steps"][d["setting"] == pareek].max())
+    return (f"Risk of the last step of greedy and jointly optimal weight schedules on [BA21]'s toy (T = 2..{toy_T}, "
+            f"weights in [0, 1] and unconstrained) and excess risk of k-step self-distillation in a Pareek et al. "
+            f"construction ({pareek.split()[-1]}). At T = {toy_T} on the toy the joint unconstrained schedule reaches "
+            f"{risk('toy', 'joint, any weights', toy_T):.4f} against the greedy {risk('toy', 'greedy, any weights', toy_T):.4f}; "
+            f"in the construction at k = {k} joint {risk(pareek, 'joint', k):.4f}, greedy {risk(pareek, 'greedy', k):.4f}, "
+            f"best ridge {risk(pareek, 'ridge (best ridge)', k):.4f}, lower bound {risk(pareek, 'best diagonal filter', k):.4f}.")
+
+
+def _plain_log_ticks(ax, values) -> None:
+    """Log-axis ticks as plain numbers, with one at the lowest value (rounded to 3 significant digits) so
+    that the curves' floor can be read off; the default locator left none below 0.2."""
+    lo, hi = float(np.min(values)), float(np.max(values))
+    candidates = [0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.7, 1.0, 1.5, 2.0, 3.0, 5.0]
+    ticks = [float(f"{lo:.3g}")] + [t for t in candidates if lo * 1.12 < t <= hi * 1.05]
+    ax.set_yticks(ticks)
+    ax.yaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.yaxis.set_minor_formatter(ticker.NullFormatter())
+
+
 def _joint_schedules_plot(data_path: Path, out_dir: Path) -> list[Path]:
     d = read_csv(data_path)
-    fig, (ax_toy, ax_p) = new_figure("full", height=2.4, ncols=2)
+    fig, (ax_toy, ax_zoom, ax_p) = new_figure("full", height=2.5, ncols=3, width_ratios=[1, 0.8, 1.1])
     styles = {"greedy": ("o--", PALETTE[1]), "joint": ("s-", PALETTE[0])}
     toy = d["setting"] == "toy"
-    for i, method in enumerate(dict.fromkeys(d["method"][toy])):
+    for method in dict.fromkeys(d["method"][toy]):
         sel = toy & (d["method"] == method)
         marker, colour = styles[method.split(",")[0]]
+        any_weights = "any" in method
+        # The [0, 1] curves differ by less than 1e-3 here: drawn faintly beside the others, and on their own
+        # scale in the middle panel, where they separate.
         ax_toy.plot(d["steps"][sel], d["risk"][sel], marker, color=colour, ms=3, lw=1.0,
-                    alpha=1.0 if "any" in method else 0.55, label=method)
-    ax_toy.set_xticks(np.unique(d["steps"][toy]))
-    ax_toy.set_xlabel("steps $T$")
+                    alpha=1.0 if any_weights else 0.45, mfc=colour if any_weights else "white", label=method)
+        if not any_weights:
+            ax_zoom.plot(d["steps"][sel], d["risk"][sel], marker, color=colour, ms=3, lw=1.0, mfc="white",
+                         label=method.split(",")[0])
+    for ax in (ax_toy, ax_zoom):
+        ax.set_xticks(np.unique(d["steps"][toy]))
+        ax.set_xlabel("steps $T$")
+        ax.yaxis.set_major_locator(ticker.MaxNLocator(5))
     ax_toy.set_ylabel(r"risk of step $T$ vs $\sin(2\pi x)$")
     ax_toy.set_title("[BA21] toy")
-    ax_toy.legend(loc="best", fontsize=6)
+    ax_toy.legend(loc="lower left", fontsize=6)
+    ax_zoom.set_title("toy, weights in [0, 1] (own scale)")
+    ax_zoom.legend(loc="upper right", fontsize=6)
     pareek = ~toy
     setting = str(d["setting"][pareek][0])
     for method in dict.fromkeys(d["method"][pareek]):
@@ -90,6 +130,7 @@ def _joint_schedules_plot(data_path: Path, out_dir: Path) -> list[Path]:
             ax_p.axhline(d["risk"][sel][0], color="0.3" if method.startswith("ridge") else PALETTE[2],
                          ls=":" if method.startswith("ridge") else "-.", lw=1.0, label=method)
     ax_p.set_yscale("log")
+    _plain_log_ticks(ax_p, d["risk"][pareek])
     ax_p.set_xticks(np.unique(d["steps"][pareek]))
     ax_p.set_xlabel("distillation steps $k$ (estimator step $k + 1$)")
     ax_p.set_ylabel("excess risk (fixed design)")
@@ -211,7 +252,8 @@ KERNEL_EXTENSION_FIGURES: dict[str, FigureSpec] = {
     spec.name: spec
     for spec in (
         FigureSpec("kernel_joint_schedules", _joint_schedules_data, _joint_schedules_plot,
-                   "greedy vs joint weight schedules: [BA21] toy and the Pareek et al. construction"),
+                   "greedy vs joint weight schedules: [BA21] toy and the Pareek et al. construction",
+                   _joint_schedules_caption),
         FigureSpec("kernel_select_steps", _select_steps_data, _select_steps_plot,
                    "number of steps by GCV against the oracle: one curve, and the risk ratio against n"),
         FigureSpec("kernel_ridge_weight", _ridge_weight_data, _ridge_weight_plot,

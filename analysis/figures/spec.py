@@ -21,7 +21,7 @@ import numpy as np
 
 from deepdistill.core.io import atomic_write
 
-__all__ = ["FigureSpec", "MissingRunsError", "write_csv", "read_csv", "write_npz"]
+__all__ = ["FigureSpec", "MissingRunsError", "write_csv", "read_csv", "write_npz", "figure_caption"]
 
 
 class MissingRunsError(ValueError):
@@ -35,7 +35,10 @@ class FigureSpec:
     name : the figure's name, also the stem of its PDF/PNG files.
     data : ``data(out_dir, fast) -> Path`` writes a tidy CSV or an NPZ in ``out_dir`` and returns its path.
     plot : ``plot(data_path, out_dir) -> list[Path]`` writes the PDF and PNG and returns their paths.
-    description : one line for ``python -m analysis list`` and the report.
+    description : one line for ``python -m analysis list`` (what the figure is, in general).
+    caption : ``caption(data_path) -> str``, optional: the report's caption, built from the table the
+        data step wrote, so that it names only the runs present: one sentence on what the figure shows,
+        one on what it found (a measured number). Without one the report shows ``description``.
     fast_report : whether ``python -m analysis report --fast`` (the main job) draws it; a figure whose
         data step takes tens of seconds even at its fast size (a claim's own figure, which reruns its
         claim) is drawn by ``python -m analysis figures NAME`` and by the full report.
@@ -45,7 +48,16 @@ class FigureSpec:
     data: Callable[[Path, bool], Path]
     plot: Callable[[Path, Path], list[Path]]
     description: str
+    caption: Callable[[Path], str] | None = None
     fast_report: bool = True
+
+
+def figure_caption(spec: FigureSpec, data_path) -> str:
+    """The report's caption of ``spec``'s figure drawn from ``data_path``: ``spec.caption(data_path)``, or
+    ``spec.description`` for a figure without one."""
+    if spec.caption is None:
+        return spec.description
+    return spec.caption(Path(data_path))
 
 
 def write_csv(path, columns: Mapping[str, Sequence]) -> Path:

@@ -5,7 +5,7 @@ this module. ``DIR`` is what ``python -m deepdistill sweep --out-dir DIR`` write
 with ``record.json`` and ``generation_<g>.pt``); any folder holding run folders at any depth works.
 
 :class:`SweepRuns` gives each figure's data step (:mod:`analysis.figures.deep`) the runs of the
-sweep instead of the preset's, through the interface of :class:`~analysis.figures.deep.PresetRuns`.
+sweep instead of the preset's, through the interface of :class:`~analysis.figures.deep_runs.PresetRuns`.
 What each figure needs is checked first (:func:`missing_runs`); a figure whose runs are not there is
 not drawn, and the reason names them. Series: a method with one group of runs (runs that differ
 only in their seed) is drawn under its name; a method with several groups gets one series per group,
@@ -19,7 +19,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Callable
 
-from analysis.figures.deep import DEEP_FIGURES, _splits_for
+from analysis.figures.deep import DEEP_FIGURES
 from analysis.figures.spec import MissingRunsError
 from deepdistill.engine import runs as run_files
 from deepdistill.core.config import METHODS, OPERATIONAL_FIELDS, TrainConfig
@@ -90,7 +90,7 @@ class SweepRuns:
                     f"{k}={_short(s.get(k))}" for k in differ) + ")"
         return labels
 
-    # -- the interface of analysis.figures.deep.PresetRuns ----------------------------------------
+    # -- the interface of analysis.figures.deep_runs.PresetRuns ----------------------------------------
     def comparison(self) -> list[dict]:
         return self.records
 
@@ -121,8 +121,10 @@ class SweepRuns:
                                    f"{generation} of run {record['run_id']} ({record['config']['method']}, seed "
                                    f"{record['seed']}).")
         config = TrainConfig.from_dict(record["config"])
-        model, _ = run_files.load_generation(path.parent, generation, config, _splits_for(config), "cpu")
-        return model, _splits_for(config)
+        # The training loop's own call (deepdistill.engine.runs owns the split's fields and its cache).
+        splits = run_files.load_splits(config)
+        model, _ = run_files.load_generation(path.parent, generation, config, splits, "cpu")
+        return model, splits
 
     def label(self, record: dict) -> str:
         return self._labels[record["group_id"]]
