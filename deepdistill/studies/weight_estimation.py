@@ -301,7 +301,7 @@ class _SeedStudy:
                  "parabola_values": per_ex.mean(axis=1).tolist(), "curvature": par.curvature,
                  "predicted_val_criterion": par.criterion_at_estimate,
                  "affine_at_probe": {"predicted": affine_at_probe, "trained": float(per_ex[1].mean())},
-                 "retrained": bool(final_w != probe), "endpoint_keys": [k0, k1],
+                 "retrained": bool(final_w != probe), "concave": bool(par.concave), "endpoint_keys": [k0, k1],
                  "alpha1_endpoint": "teacher (generation 0)" if use_teacher else "student at gt_weight 1",
                  "overhead_s": time.perf_counter() - started, "overhead_cpu_s": time.process_time() - cpu,
                  "run_keys": used}
@@ -455,7 +455,7 @@ class _SeedStudy:
                     if abs(gap) > floor:
                         flags.append(f"{_MODEL_WORDS.get(name, 'the model')} does not hold here: predicted "
                                      f"{pred.mean():.3f}, trained {achieved.mean():.3f} at gt_weight {w:g} "
-                                     f"(floor {floor:.3f})")
+                                     f"(floor {floor:.2g})")
             elif final is not None:
                 entry["achieved_val_criterion"] = self.val_criterion(final)
                 entry.setdefault("check", "none: this estimator predicts the kernel's criterion, not the network's")
@@ -465,6 +465,8 @@ class _SeedStudy:
                 floor = max(boot, seed_sd or 0.0)
                 gap = float(pred.mean() - trained.mean())
                 entry["affine_at_probe"].update(floor=floor, holds=bool(abs(gap) <= floor))
+            if entry.get("concave"):
+                flags.append(entry["clip_reason"])
             entry["flags"] = flags
             if entry["status"] == STATUS_OK or entry.get("warned"):
                 entry["status"] = STATUS_OK if not flags else "; ".join(flags)
