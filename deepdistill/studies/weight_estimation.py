@@ -175,6 +175,7 @@ class _SeedStudy:
         # name -> (weight, the affine per-example prediction there, the per-example criterion trained there)
         self.affine_checks: dict[str, tuple] = {}
         self.bounds = (0.0, 1.0)
+        self.training_wall = self.training_cpu = 0.0
 
     def student(self, w) -> str:
         """The key of the student at ``w``, trained the first time it is asked for."""
@@ -182,8 +183,16 @@ class _SeedStudy:
         key = student_key(w)
         if key not in self.runs:
             self.say(f"seed {self.seed}: student at gt_weight {w:g}")
+            wall, cpu = time.perf_counter(), time.process_time()
             self.runs[key] = self.backend.student(w)
+            # Time spent training (and loading) runs, kept apart from an estimator's own computation.
+            self.training_wall += time.perf_counter() - wall
+            self.training_cpu += time.process_time() - cpu
         return key
+
+    def clock(self) -> tuple[float, float]:
+        """Wall and CPU seconds so far, less the time spent in training runs (an estimator's own computation)."""
+        return time.perf_counter() - self.training_wall, time.process_time() - self.training_cpu
 
     def val_criterion(self, run: Run) -> float:
         # "brier": the multi-class Brier score (summed over classes, mean over examples: the
@@ -205,7 +214,7 @@ class _SeedStudy:
     def two_run(self, use_teacher: bool, bounds, grid, grid_entry: dict | None, name: str = "two_run") -> dict:
         """The two-run affine estimate: the alpha = 0 student and the labels end point (the teacher when
         ``use_teacher``, else a student at gt_weight 1), and its affine residuals against the grid."""
-        started = time.perf_counter()
+        started, cpu = self.clock()
         k0 = self.student(0.0)
         k1 = self.label_run.key if use_teacher else self.student(1.0)
         used = self.teacher_keys + [k0] + ([] if use_teacher else [k1])
@@ -216,7 +225,7 @@ class _SeedStudy:
         est = affine_optimal_weight(p0, p1, self.y_val, criterion=self.criterion, bounds=bounds)
         if est.degenerate:
             return _failed("the two end points predict the same on the validation set: every weight fits equally "
-                           "(no information)", used, time.perf_counter() - started, endpoint_keys=[k0, k1])
+                           "(no information)", used, self.clock()[0] - started, endpoint_keys=[k0, k1])
         free = affine_optimal_weight(p0, p1, self.y_val, criterion=self.criterion, bounds=None)
         lo, hi = affine_weight_interval(p0, p1, self.y_val, criterion=self.criterion, seed=self.seed or 0)
         entry = {"gt_weight": est.gt_weight, "unconstrained": est.unconstrained, "status": STATUS_OK,
@@ -227,7 +236,7 @@ class _SeedStudy:
                  "predicted_val_criterion_unconstrained": free.criterion_at_estimate,
                  "endpoint_keys": [k0, k1],
                  "alpha1_endpoint": "teacher (generation 0)" if use_teacher else "student at gt_weight 1",
-                 "overhead_s": time.perf_counter() - started, "run_keys": used}
+                 "overhead_s": self.clock()[0] - started, "overhead_cpu_s": self.clock()[1] - cpu, "run_keys": used}
         # The per-example prediction at the estimate, for the check against the student trained there.
         self.predictions[name] = (est.gt_weight, _affine_per_example(p0, p1, self.y_val, est.gt_weight,
                                                                      self.criterion), [k0, k1])
@@ -257,7 +266,7 @@ class _SeedStudy:
         the vertex of the parabola through the three (exact when the outputs are affine), and a student
         at that vertex only when it lies outside the parabola's own 90% interval around the third point
         ... at most 4 runs with the teacher (5 with ``use_teacher=False``)."""
-        started, cpu = time.perf_counter(), time.process_time()
+        started, cpu = self.clock()
         k0 = self.student(0.0)
         k1 = self.label_run.key if use_teacher else self.student(1.0)
         used = self.teacher_keys + [k0] + ([] if use_teacher else [k1])
@@ -268,7 +277,7 @@ class _SeedStudy:
         first = affine_optimal_weight(p0, p1, self.y_val, criterion=self.criterion, bounds=bounds)
         if first.degenerate:
             return _failed("the two end points predict the same on the validation set: every weight fits equally "
-                           "(no information)", used, time.perf_counter() - started)
+                           "(no information)", used, self.clock()[0] - started)
         lo_b, hi_b = bounds if bounds is not None else (min(0.0, first.gt_weight), max(1.0, first.gt_weight))
         span = hi_b - lo_b
         probe = float(np.clip(first.gt_weight, lo_b + 0.25 * span, hi_b - 0.25 * span))
@@ -285,7 +294,9 @@ class _SeedStudy:
         affine_at_probe = float(affine_optimal_weight(p0, p1, self.y_val, criterion=self.criterion, bounds=None,
                                                       curve_weights=[probe]).criterion_values[0])
         lo, hi = par.interval
-        moved = not (lo <= probe <= hi) if par.interval_draws else True
+        # Train again only when the refinement leaves its own interval around the third point (or,
+        # with no convex parabola, when the best measured point is not the third point).
+        moved = par.concave or not (lo <= probe <= hi)
         final_w = probe
         if moved and abs(par.gt_weight - probe) > 1e-9:
             final_w = float(np.round(par.gt_weight, 6))
@@ -303,7 +314,7 @@ class _SeedStudy:
                  "affine_at_probe": {"predicted": affine_at_probe, "trained": float(per_ex[1].mean())},
                  "retrained": bool(final_w != probe), "concave": bool(par.concave), "endpoint_keys": [k0, k1],
                  "alpha1_endpoint": "teacher (generation 0)" if use_teacher else "student at gt_weight 1",
-                 "overhead_s": time.perf_counter() - started, "overhead_cpu_s": time.process_time() - cpu,
+                 "overhead_s": self.clock()[0] - started, "overhead_cpu_s": self.clock()[1] - cpu,
                  "run_keys": used}
         # Lagrange basis at the final weight: the parabola's per-example prediction there.
         basis = np.linalg.solve(np.vander(np.asarray(weights), 3).T, np.vander([final_w], 3)[0])
@@ -332,6 +343,13 @@ class _SeedStudy:
             return float(np.sum((train_out[rows] - t_train[rows]) ** 2) / train_out[rows].shape[0])
 
         def fit(kind, make_inputs) -> dict:
+            cpu = time.process_time()
+            entries = _fit(kind, make_inputs)
+            for e in entries.values():
+                e["overhead_cpu_s"] = time.process_time() - cpu
+            return entries
+
+        def _fit(kind, make_inputs) -> dict:
             started = time.perf_counter()
             try:
                 inputs, kw = make_inputs()
@@ -496,7 +514,7 @@ class _SeedStudy:
             cpu = [runs[k].cpu_time_s for k in paid]
             entry["cpu_time_s"] = float(sum(cpu) + entry.get("overhead_cpu_s", entry.get("overhead_s", 0.0)))
             if name != "grid":
-                final = runs.get(entry.get("final_key")) if entry["status"] == STATUS_OK else None
+                final = runs.get(entry.get("final_key")) if entry.get("gt_weight") is not None else None
                 entry["test"], entry["val"] = (final.test, final.val) if final is not None else (None, None)
                 entry["val_criterion"] = self.val_criterion(final) if final is not None else float("nan")
             out["approaches"][name] = entry

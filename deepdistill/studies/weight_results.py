@@ -350,6 +350,28 @@ def _load_checkpoints(config: dict, seed_dict: dict, out: Path, device):
 # The summary over seeds, and its text table
 # ------------------------------------------------------------------------------------------------
 
+def _clip_summary(reasons) -> str | None:
+    """The seeds' clip reasons as one: the words once, the unconstrained values as a range."""
+    import re
+    given = [r for r in reasons if r]
+    if not given:
+        return None
+    if len(given) == 1 and len(reasons) == 1:
+        return given[0]
+    pattern = re.compile(r"\(unconstrained (-?[0-9.e+-]+)\)")
+    kinds = {}
+    for r in given:
+        m = pattern.search(r)
+        key = pattern.sub("(unconstrained {})", r) if m else r
+        kinds.setdefault(key, []).append(float(m.group(1)) if m else None)
+    parts = []
+    for key, values in kinds.items():
+        nums = [v for v in values if v is not None]
+        rng = f"{min(nums):.3g}..{max(nums):.3g}" if len(nums) > 1 else (f"{nums[0]:.3g}" if nums else "")
+        parts.append(f"{len(values)}/{len(reasons)} seeds: " + (key.format(rng) if "{}" in key else key))
+    return "; ".join(parts)
+
+
 def _interval_over(entries, seeds_n: int):
     """The row's 90% interval: the seed's own (one seed) or a t interval of the mean weight over seeds."""
     if seeds_n == 1:
@@ -410,12 +432,12 @@ def summary_rows(per_seed: list[dict], metrics=("accuracy", "nll", "ece")) -> li
         row["n_seeds"] = len(ok)
         row["gt_weight_mean"], row["gt_weight_sd"] = mean_sd([e.get("gt_weight") for e in ok])
         row["unconstrained_mean"], row["unconstrained_sd"] = mean_sd([e.get("unconstrained") for e in ok])
-        lo, hi, kind = _interval_over(ok, len(ok)) if ok and name != "teacher" else (None, None, None)
+        # The grid's weight is chosen once for all seeds: it has no interval of its own.
+        lo, hi, kind = _interval_over(ok, len(ok)) if ok and name not in ("teacher", "grid") else (None, None, None)
         row["interval_low"], row["interval_high"], row["interval_kind"] = lo, hi, kind
         row["predicted_val_mean"] = mean_sd([e.get("predicted_val_criterion") for e in ok])[0]
         row["achieved_val_mean"] = mean_sd([e.get("achieved_val_criterion", e.get("val_criterion")) for e in ok])[0]
-        clips = sorted({e["clip_reason"] for e in ok if e.get("clip_reason")})
-        row["clip_reason"] = "; ".join(clips) if clips else None
+        row["clip_reason"] = _clip_summary([e.get("clip_reason") for e in ok])
         tested = [e for e in ok if e.get("test")]
         for m in metrics:
             row[f"test_{m}_mean"], row[f"test_{m}_sd"] = mean_sd([e["test"][m] for e in tested])
