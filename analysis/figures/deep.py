@@ -455,24 +455,36 @@ def _weight_estimates(out_dir: Path, preset: DeepPreset) -> list[dict]:
         # closely as the network did, and then gives uninformative optima (the module warns so); the
         # full-rank RBF kernel can (measured on the fast preset: linear -8e4 unconstrained, RBF 3.3,
         # next to 2.0 for the two-run estimate and a grid optimum at 1).
+        # The default estimator first ("refined"), then the ones it is compared with.
         result = estimate_gt_weight(config, runs_dir(out_dir) / "weight_estimation", seeds=preset.seeds, generation=1,
                                     grid=None, kernel="rbf", jobs=preset.jobs, threads_per_job=preset.torch_threads,
+                                    estimators=("refined", "two_run", "kernel_features", "one_shot_features"),
                                     cache_dir=generation_cache_dir(runs_dir(out_dir)) if preset.share_generations else None)
     out = []
     for per_seed in result.per_seed:
         for name, entry in per_seed.estimators.items():
-            if not entry.ok:                   # a failed estimate has no weight and no student
+            if not entry.has_weight:           # a failed estimate has no weight and no student
                 continue
+            low, high = entry.interval or (math.nan, math.nan)
             out.append({"estimator": name, "seed": per_seed.seed, "gt_weight": entry.gt_weight,
                         "unconstrained_gt_weight": entry.unconstrained,
                         "val_accuracy": (entry.val or {}).get("accuracy", math.nan),
                         "test_accuracy": (entry.test or {}).get("accuracy", math.nan),
-                        "training_runs": entry.training_runs, "wall_time_s": entry.wall_time_s})
+                        "training_runs": entry.training_runs, "wall_time_s": entry.wall_time_s,
+                        "interval_low": math.nan if low is None else low,
+                        "interval_high": math.nan if high is None else high,
+                        "predicted_val_brier": entry.predicted_val_criterion if entry.predicted_val_criterion
+                        is not None else math.nan,
+                        "achieved_val_brier": entry.achieved_val_criterion if entry.achieved_val_criterion
+                        is not None else math.nan,
+                        "cpu_time_s": math.nan if entry.cpu_time_s is None else entry.cpu_time_s,
+                        "status": entry.status})
     return out
 
 
 _GT_COLUMNS = ("dataset", "model", "epochs", "kind", "estimator", "seed", "temperature", "gt_weight", "unconstrained_gt_weight",
-               "val_accuracy", "test_accuracy", "teacher_test_accuracy", "training_runs", "wall_time_s")
+               "val_accuracy", "test_accuracy", "teacher_test_accuracy", "training_runs", "wall_time_s",
+               "interval_low", "interval_high", "predicted_val_brier", "achieved_val_brier", "cpu_time_s", "status")
 
 
 def _gt_weight_data(out_dir: Path, fast: bool, runs=None) -> Path:
@@ -493,7 +505,7 @@ def _gt_weight_data(out_dir: Path, fast: bool, runs=None) -> Path:
         for k, v in _setting_columns(rec).items():
             rows[k].append(v)
         for k in _GT_COLUMNS[3:]:
-            rows[k].append(values.get(k, "" if k == "estimator" else math.nan))
+            rows[k].append(values.get(k, "" if k in ("estimator", "status") else math.nan))
 
     for rec in records:
         g0, g1 = rec["generations"][:2]
@@ -553,6 +565,7 @@ def _gt_weight_plot(data_path: Path, out_dir: Path) -> list[Path]:
 
 ESTIMATOR_LABELS = {
     "grid_best_val": "grid best (val. acc.)",
+    "refined": "refined (parabola, default)",
     "two_run": "two-run affine",
     "two_run_student": "two-run affine (student end point)",
     "kernel_features": "kernel surrogate (features)",
