@@ -43,11 +43,13 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--small", action="store_true", help="fewer epochs and examples")
     parser.add_argument("--mnist1d", action="store_true", help="add MNIST-1D at 25%% noise")
+    parser.add_argument("--no-digits", action="store_true", help="leave out the digits settings")
     parser.add_argument("--seeds", type=int, nargs="+", default=list(SEEDS))
     parser.add_argument("--out-dir", default="out/bench_weight_default")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
-    settings = [("digits", 0.15, DIGITS), ("digits", 0.35, DIGITS)] + ([("mnist1d", 0.25, MNIST1D)] if args.mnist1d else [])
+    settings = ([] if args.no_digits else [("digits", 0.15, DIGITS), ("digits", 0.35, DIGITS)]) \
+        + ([("mnist1d", 0.25, MNIST1D)] if args.mnist1d else [])
     verdict = {name: {"within": 0, "settings": 0, "runs": [], "acc_gap": []} for name in CANDIDATES}
     out = {}
     for dataset, noise, base in settings:

@@ -335,17 +335,11 @@ def test_a_network_that_outputs_nan_is_named_with_its_run(readme_data):
 
 @pytest.fixture(scope="module")
 def saved_at_one(tmp_path_factory):
-    """An estimate whose chosen weight is 1 with the teacher as that student (two_run clipped at 1)."""
-    train_fn, val, _ = _hand_case(bump=0.0)
-
-    def teacher_best(gt_weight, teacher):                  # the labels end point is right everywhere
-        model = train_fn(gt_weight, teacher)
-        if gt_weight is None:
-            with torch.no_grad():
-                model.lin.weight.mul_(0).add_(torch.as_tensor(np.eye(K)[next(iter(val))[1].numpy()] * 0))
-        return model
-
+    """An estimate whose chosen weight is 1, its student the teacher itself (the labels end point):
+    the alpha = 0 student outputs zero logits, the teacher is right everywhere."""
+    train_fn, val, _ = _hand_case(bump=0.0, frac=0.0)
     res = estimate_gt_weight_for_model(train_fn, val, estimators=("two_run",))
+    assert res.gt_weight == 1.0 and res.student is res.teacher
     out = tmp_path_factory.mktemp("saved")
     res.save(out)
     return res, out

@@ -1,14 +1,15 @@
 """Estimating the optimal ground-truth weight of deep self-distillation at a fraction of a grid's cost: the study.
 
 For one student generation, the study trains what each estimator of :mod:`deepdistill.studies.weight_estimators`
-needs (the two-run affine estimate, the kernel surrogates on the teacher's features or empirical NTK,
-[DPR26]'s one-shot estimate), then one student at each estimate that succeeded, and, when asked, a
-grid search to judge them by (students at every weight of a grid, the best chosen by the mean
-validation criterion over seeds). The theory is in ``docs/theory.md`` section 6.
-
-Cost is counted in training runs and wall time, the teacher counted once for each approach, each
-run's wall time measured when it was trained (a run shared by two approaches, e.g. the alpha = 0
-student that is also a grid point, is counted in both).
+needs (the two-run affine estimate; the refined estimate, the DEFAULT: a third student at the two-run
+estimate and the vertex of the parabola through the three points; the kernel surrogates on the teacher's
+features or empirical NTK; [DPR26]'s one-shot estimate), then one student at each estimate, and, when
+asked, a grid search to judge them by (best by the mean validation criterion over seeds). Each estimate
+comes with a 90% interval, the validation criterion it predicts at its weight against the one its student
+achieved (the status says so in words when they differ by more than the floor), and why it was clipped.
+Costs: each run counted once per approach; CPU and wall seconds of the runs this study trained (cached
+runs cost nothing and are marked, as are runs shared between approaches), plus the estimator's own
+computation. Theory: ``docs/theory.md`` section 6.
 
 Entry points:
 
@@ -54,8 +55,13 @@ from deepdistill.studies.weight_estimators import (
     INTERVAL_LEVEL,
     affine_optimal_weight,
     affine_residuals,
+    affine_per_example,
     affine_weight_interval,
     as_matrix,
+    clip_interval,
+    clip_reason,
+    interval_kind,
+    paired_halfwidth,
     check_criterion,
     empirical_ntk_gram,
     kernel_surrogate_weights,
@@ -112,46 +118,6 @@ def _failed(reason: str, run_keys, overhead_s: float = 0.0, **details) -> dict:
     """An estimator entry that failed: no weight, nothing trained at it, the reason as its status."""
     return {"gt_weight": None, "unconstrained": None, "status": reason, "overhead_s": overhead_s,
             "run_keys": list(run_keys), **details}
-
-
-def _boot_kind(n: int) -> str:
-    return f"{int(round(100 * INTERVAL_LEVEL))}% bootstrap over {n} validation examples"
-
-
-def _clip_interval(interval, bounds):
-    lo, hi = interval
-    if bounds is None or not (np.isfinite(lo) and np.isfinite(hi)):
-        return [lo, hi]
-    return [float(np.clip(lo, *bounds)), float(np.clip(hi, *bounds))]
-
-
-def _clip_reason(unconstrained, bounds, what: str) -> str | None:
-    """Why a weight was clipped, in words (``None`` when it was not)."""
-    if unconstrained is None or bounds is None or not np.isfinite(unconstrained):
-        return None
-    lo, hi = bounds
-    if unconstrained > hi:
-        return (f"clipped to {hi:g}: the optimum lies beyond {hi:g} (unconstrained {unconstrained:.3g}): along "
-                f"{what}'s curve the teacher's outputs help less than the labels at every weight")
-    if unconstrained < lo:
-        return (f"clipped to {lo:g}: the optimum lies below {lo:g} (unconstrained {unconstrained:.3g}): the teacher's "
-                "outputs help more than the labels at every weight in the bounds (allow_any_weight for weights "
-                "below 0, with sd_mse)")
-    return None
-
-
-def _affine_per_example(p0, p1, y, w: float, criterion: str) -> np.ndarray:
-    """The affine model's per-example criterion at weight ``w`` (``pred = p0 + w (p1 - p0)``)."""
-    P0, P1 = as_matrix(p0, "pred_0"), as_matrix(p1, "pred_1")
-    return per_example_criterion(P0 + w * (P1 - P0), y, criterion)
-
-
-def _paired_halfwidth(diff: np.ndarray, seed: int, n_boot: int = 2000) -> float:
-    """Half the width of the 90% percentile-bootstrap interval of ``mean(diff)`` over examples."""
-    idx = np.random.default_rng(seed).integers(0, len(diff), size=(n_boot, len(diff)))
-    tail = 50.0 * (1.0 - INTERVAL_LEVEL)
-    lo, hi = np.percentile(diff[idx].mean(axis=1), [tail, 100.0 - tail])
-    return float((hi - lo) / 2.0)
 
 
 _MODEL_WORDS = {"two_run": "the affine model", "two_run_student": "the affine model", "refined": "the parabola"}
@@ -229,16 +195,16 @@ class _SeedStudy:
         free = affine_optimal_weight(p0, p1, self.y_val, criterion=self.criterion, bounds=None)
         lo, hi = affine_weight_interval(p0, p1, self.y_val, criterion=self.criterion, seed=self.seed or 0)
         entry = {"gt_weight": est.gt_weight, "unconstrained": est.unconstrained, "status": STATUS_OK,
-                 "interval": _clip_interval((lo, hi), bounds), "interval_unconstrained": [lo, hi],
-                 "interval_kind": _boot_kind(len(p0)),
-                 "clip_reason": _clip_reason(est.unconstrained, bounds, "two_run"),
+                 "interval": clip_interval((lo, hi), bounds), "interval_unconstrained": [lo, hi],
+                 "interval_kind": interval_kind(len(p0)),
+                 "clip_reason": clip_reason(est.unconstrained, bounds, "two_run"),
                  "predicted_val_criterion": est.criterion_at_estimate,
                  "predicted_val_criterion_unconstrained": free.criterion_at_estimate,
                  "endpoint_keys": [k0, k1],
                  "alpha1_endpoint": "teacher (generation 0)" if use_teacher else "student at gt_weight 1",
                  "overhead_s": self.clock()[0] - started, "overhead_cpu_s": self.clock()[1] - cpu, "run_keys": used}
         # The per-example prediction at the estimate, for the check against the student trained there.
-        self.predictions[name] = (est.gt_weight, _affine_per_example(p0, p1, self.y_val, est.gt_weight,
+        self.predictions[name] = (est.gt_weight, affine_per_example(p0, p1, self.y_val, est.gt_weight,
                                                                      self.criterion), [k0, k1])
         # The assumption: students at the grid's inner weights against the path through the end points.
         inner = [float(w) for w in (grid or ()) if 0.0 < float(w) < 1.0
@@ -261,11 +227,9 @@ class _SeedStudy:
         return entry
 
     def refined(self, use_teacher: bool, bounds) -> dict:
-        """The refined estimate: the two-run vertex, a student there (or at the nearest point of
-        [0.25, 0.75], so that the three weights are apart) as a third point of the validation criterion,
-        the vertex of the parabola through the three (exact when the outputs are affine), and a student
-        at that vertex only when it lies outside the parabola's own 90% interval around the third point
-        ... at most 4 runs with the teacher (5 with ``use_teacher=False``)."""
+        """The two-run vertex; a student there (moved into [0.25, 0.75] to keep the points apart) as a third
+        point; the vertex of the parabola through the three (exact for affine outputs); a student at it only
+        when the third point is outside its 90% interval. At most 4 runs with the teacher (5 without)."""
         started, cpu = self.clock()
         k0 = self.student(0.0)
         k1 = self.label_run.key if use_teacher else self.student(1.0)
@@ -280,8 +244,7 @@ class _SeedStudy:
                            "(no information)", used, self.clock()[0] - started)
         lo_b, hi_b = bounds if bounds is not None else (min(0.0, first.gt_weight), max(1.0, first.gt_weight))
         span = hi_b - lo_b
-        probe = float(np.clip(first.gt_weight, lo_b + 0.25 * span, hi_b - 0.25 * span))
-        probe = float(np.round(probe, 6))
+        probe = float(np.round(np.clip(first.gt_weight, lo_b + 0.25 * span, hi_b - 0.25 * span), 6))
         kp = self.student(probe)
         used = used + [kp]
         if self.runs[kp].val_outputs is None:
@@ -301,10 +264,10 @@ class _SeedStudy:
         if moved and abs(par.gt_weight - probe) > 1e-9:
             final_w = float(np.round(par.gt_weight, 6))
         entry = {"gt_weight": final_w, "unconstrained": par.unconstrained, "status": STATUS_OK,
-                 "interval": _clip_interval(par.interval, bounds), "interval_unconstrained": list(par.interval),
-                 "interval_kind": _boot_kind(per_ex.shape[1]) + f" (of the parabola's vertex; "
+                 "interval": clip_interval(par.interval, bounds), "interval_unconstrained": list(par.interval),
+                 "interval_kind": interval_kind(per_ex.shape[1]) + f" (of the parabola's vertex; "
                                                                 f"{par.interval_draws} draws convex)",
-                 "clip_reason": _clip_reason(par.unconstrained, bounds, "refined") if not par.concave else
+                 "clip_reason": clip_reason(par.unconstrained, bounds, "refined") if not par.concave else
                  (f"the criterion at gt_weight {weights} is {np.round(per_ex.mean(axis=1), 4).tolist()}: "
                   "not convex through the three points, so the best measured point is used"),
                  "first_estimate": first.gt_weight, "first_unconstrained": first.unconstrained,
@@ -319,7 +282,7 @@ class _SeedStudy:
         # Lagrange basis at the final weight: the parabola's per-example prediction there.
         basis = np.linalg.solve(np.vander(np.asarray(weights), 3).T, np.vander([final_w], 3)[0])
         self.predictions["refined"] = (final_w, basis @ per_ex, keys)
-        self.affine_checks["refined"] = (probe, _affine_per_example(p0, p1, self.y_val, probe, self.criterion),
+        self.affine_checks["refined"] = (probe, affine_per_example(p0, p1, self.y_val, probe, self.criterion),
                                          per_ex[1])
         return entry
 
@@ -407,13 +370,13 @@ class _SeedStudy:
         for name in names:
             entry = {"gt_weight": picks[name][0], "unconstrained": picks[name][1], "status": STATUS_OK,
                      "overhead_s": cost, "kernel": kest.to_dict(), "run_keys": list(self.teacher_keys),
-                     "clip_reason": _clip_reason(picks[name][1], bounds, "kernel"),
+                     "clip_reason": clip_reason(picks[name][1], bounds, "kernel"),
                      "interval": None, "interval_unconstrained": None,
                      "interval_kind": "none within one seed (the training data only); across seeds in the summary"}
             if name.startswith("kernel_") and kest.validation_interval is not None:
-                entry.update(interval=_clip_interval(kest.validation_interval, bounds),
+                entry.update(interval=clip_interval(kest.validation_interval, bounds),
                              interval_unconstrained=list(kest.validation_interval),
-                             interval_kind=_boot_kind(len(self.y_val)) + " (of the kernel's validation optimum)")
+                             interval_kind=interval_kind(len(self.y_val)) + " (of the kernel's validation optimum)")
             out[name] = entry
         return out
 
@@ -463,7 +426,7 @@ class _SeedStudy:
                 if final.key in own:
                     entry["check"] = "none: the student at the estimate is one of the estimate's own points"
                 else:
-                    boot = _paired_halfwidth(pred - achieved, self.seed or 0)
+                    boot = paired_halfwidth(pred - achieved, self.seed or 0)
                     floor = max(boot, seed_sd or 0.0)
                     entry.update(seed_floor=floor, seed_floor_source=(
                         seed_sd_source if seed_sd is not None and seed_sd >= boot
@@ -479,7 +442,7 @@ class _SeedStudy:
                 entry.setdefault("check", "none: this estimator predicts the kernel's criterion, not the network's")
             if name in self.affine_checks:
                 w, pred, trained = self.affine_checks[name]
-                boot = _paired_halfwidth(pred - trained, self.seed or 0)
+                boot = paired_halfwidth(pred - trained, self.seed or 0)
                 floor = max(boot, seed_sd or 0.0)
                 gap = float(pred.mean() - trained.mean())
                 entry["affine_at_probe"].update(floor=floor, holds=bool(abs(gap) <= floor))

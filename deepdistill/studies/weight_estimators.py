@@ -82,6 +82,11 @@ __all__ = [
     "ParabolaWeightEstimate",
     "parabola_optimal_weight",
     "kernel_validation_paths",
+    "interval_kind",
+    "clip_interval",
+    "clip_reason",
+    "affine_per_example",
+    "paired_halfwidth",
 ]
 
 #: The level of every interval the estimators report (two-sided, percentile bootstrap).
@@ -396,6 +401,48 @@ def parabola_optimal_weight(weights, per_example, *, bounds=(0.0, 1.0), level: f
     return ParabolaWeightEstimate(gt_weight=est, unconstrained=float(vertex), criterion_at_estimate=at,
                                   curvature=float(a), interval=interval, interval_draws=int(up.sum()),
                                   concave=bool(concave), level=level)
+
+
+def interval_kind(n: int) -> str:
+    """How a bootstrap interval over ``n`` validation examples is described in the results."""
+    return f"{int(round(100 * INTERVAL_LEVEL))}% bootstrap over {n} validation examples"
+
+
+def clip_interval(interval, bounds):
+    """An interval of an unconstrained weight, clipped to ``bounds`` like the weight (``None``: as is)."""
+    lo, hi = interval
+    if bounds is None or not (np.isfinite(lo) and np.isfinite(hi)):
+        return [lo, hi]
+    return [float(np.clip(lo, *bounds)), float(np.clip(hi, *bounds))]
+
+
+def clip_reason(unconstrained, bounds, what: str) -> str | None:
+    """Why a weight was clipped, in words (``None`` when it was not)."""
+    if unconstrained is None or bounds is None or not np.isfinite(unconstrained):
+        return None
+    lo, hi = bounds
+    if unconstrained > hi:
+        return (f"clipped to {hi:g}: the optimum lies beyond {hi:g} (unconstrained {unconstrained:.3g}): along "
+                f"{what}'s curve the teacher's outputs help less than the labels at every weight")
+    if unconstrained < lo:
+        return (f"clipped to {lo:g}: the optimum lies below {lo:g} (unconstrained {unconstrained:.3g}): the teacher's "
+                "outputs help more than the labels at every weight in the bounds (allow_any_weight for weights "
+                "below 0, with sd_mse)")
+    return None
+
+
+def affine_per_example(p0, p1, y, w: float, criterion: str) -> np.ndarray:
+    """The affine model's per-example criterion at weight ``w`` (``pred = p0 + w (p1 - p0)``)."""
+    P0, P1 = as_matrix(p0, "pred_0"), as_matrix(p1, "pred_1")
+    return per_example_criterion(P0 + w * (P1 - P0), y, criterion)
+
+
+def paired_halfwidth(diff: np.ndarray, seed: int, n_boot: int = 2000) -> float:
+    """Half the width of the 90% percentile-bootstrap interval of ``mean(diff)`` over examples."""
+    idx = np.random.default_rng(seed).integers(0, len(diff), size=(n_boot, len(diff)))
+    tail = 50.0 * (1.0 - INTERVAL_LEVEL)
+    lo, hi = np.percentile(diff[idx].mean(axis=1), [tail, 100.0 - tail])
+    return float((hi - lo) / 2.0)
 
 
 # ------------------------------------------------------------------------------------------------
