@@ -240,8 +240,7 @@ class _SeedStudy:
         p0, p1 = self.runs[k0].val_outputs, self.runs[k1].val_outputs
         first = affine_optimal_weight(p0, p1, self.y_val, criterion=self.criterion, bounds=bounds)
         if first.degenerate:
-            return _failed("the two end points predict the same on the validation set: every weight fits equally "
-                           "(no information)", used, self.clock()[0] - started)
+            return _failed("the two end points predict the same on the validation set (no information)", used)
         lo_b, hi_b = bounds if bounds is not None else (min(0.0, first.gt_weight), max(1.0, first.gt_weight))
         span = hi_b - lo_b
         probe = float(np.round(np.clip(first.gt_weight, lo_b + 0.25 * span, hi_b - 0.25 * span), 6))
@@ -626,7 +625,7 @@ def estimate_gt_weight(config, out_dir, *, seeds: Iterable[int] = (0,), generati
         ``allow_any_weight=True`` (sd_mse only; for sd_kd/sd_zs the config refuses such a weight and that run reports the error).
     teacher_as_alpha1 : use generation 0 as the alpha = 1 end point (default: when
         :func:`label_endpoint_is_generation_zero` holds for the method).
-    kernel, kernel_params : the kernel on the teacher's features (``"linear"``, ``"rbf"`` with ``gamma``...).
+    kernel, kernel_params : the kernel on the teacher's features (default ``"rbf"``; ``"linear"``, ... with ``gamma``...).
     ntk_subsample : training examples used by the empirical-NTK estimators.
     jobs, threads_per_job : with ``jobs`` above 1 (``None``: one per core), the runs known in advance (every
         seed's teacher, the grid's students and the two-run end points) are trained first, that many at
@@ -746,8 +745,9 @@ def estimate_gt_weight_for_model(train_fn: Callable, val_loader, *, test_loader=
     test_loader : optional; test metrics of every trained network.
     train_loader : needed by the kernel estimators (the teacher's features on the training set).
     grid : weights for a reference grid search (``None``: no grid, the cheap estimates only).
-    estimators : names from :data:`ESTIMATORS`, in the order in which the chosen weight is looked for:
-        the first that succeeds gives ``result.gt_weight`` and ``result.student``.
+    estimators : names from :data:`ESTIMATORS` (default :data:`DEFAULT_ESTIMATORS`: ``refined``), in the order
+        in which the chosen weight is looked for: the first whose status is "ok" (else the first with a
+        weight) gives ``result.gt_weight`` and ``result.student``.
     criterion : ``"brier"`` (classification: probabilities against labels) or ``"mse"`` (regression:
         the network's raw outputs against the targets).
     teacher_as_alpha1 : generation 0 serves as the alpha = 1 end point; set ``False`` if your student

@@ -5,11 +5,13 @@
 one or more seeds) returns a :class:`WeightStudy` that holds one :class:`WeightEstimate` per seed.
 Both have ``to_dict()``, ``save(dir)`` and ``load(dir)``, and print as a table (``.table()``).
 
-Status. Every estimator entry carries ``status``: ``"ok"``, or the reason it failed (the kernel
-surrogate could not match the teacher's training fit, the two end points predict the same, a run it
-needed did not train ...). A failed estimator has no weight, is never chosen and nothing is trained
-at it; its status shows in the table, the CSV and the JSON. The chosen weight is that of the first
-estimator asked for that succeeded (in the order given), else the grid's best when a grid was run.
+Status. Every estimator entry carries ``status``: ``"ok"``; or a WARNING in words, the estimate kept
+(its prediction of the validation criterion missed what its student achieved by more than the floor:
+"the affine model does not hold here: predicted 0.395, trained 0.319 ..."; or the parabola had no
+minimum); or the reason it FAILED (no weight: the kernel surrogate could not match the teacher's
+training fit, the two end points predict the same, a run it needed did not train or output NaN ...).
+A failed estimator is never chosen and nothing is trained at it. The chosen weight is that of the
+first estimator asked for whose status is "ok", else the first with a weight, else the grid's best.
 
 The summary (:func:`summary_rows`, the CSV) has one row per approach: its weight and test metrics as
 mean and sample sd over seeds (failed seeds left out), its cost in training runs and wall time and
@@ -50,8 +52,12 @@ class EstimatorResult:
     gt_weight : the estimate (clipped to [0, 1] unless the study allowed any weight); ``None`` when it failed.
     unconstrained : the optimum before clipping ([DPR26]: it may lie outside [0, 1]); ``None`` when it failed.
     status : ``"ok"`` or the reason it failed.
-    training_runs : the training runs it cost, the teacher counted once, its final student included.
-    wall_time_s : their wall times (each measured when the run was trained) plus the estimator's own computation.
+    training_runs : the training runs it used, each once, the teacher included, its final student included
+        (``new_runs`` of them trained by this study; ``cached_runs`` found finished; ``shared_runs`` used by
+        another approach too).
+    wall_time_s : the wall times of the runs this study trained (each once; cached runs count 0) plus the
+        estimator's own computation; ``cpu_time_s`` the same in CPU seconds. Runs trained side by side
+        (``jobs`` > 1) overlap: the study's own wall-clock is ``settings["elapsed_s"]``.
     val, test : metrics of the student trained at ``gt_weight`` (``None`` when it failed).
     details : what else the estimator computed (the kernel fit and its ridge, the affine residuals
         against the grid, the keys of the runs it used, ...).
