@@ -149,6 +149,27 @@ def test_an_affine_case_passes_the_check_and_a_broken_one_says_so_in_words():
     assert "WARNING: the affine model does not hold here" in broken.table()
 
 
+def test_exactly_affine_outputs_pass_the_check_with_status_ok():
+    # Regression outputs exactly affine in w (criterion "mse" on raw outputs): the affine prediction
+    # at the estimate IS what the student there scores, and the parabola has the same vertex.
+    rng = np.random.default_rng(5)
+    A, B = rng.normal(size=(N, K)), rng.normal(size=(N, K))
+    target = 0.3 * A + 0.7 * B + 0.5 * rng.normal(size=(N, K))
+
+    def train_fn(gt_weight, teacher):
+        w = 1.0 if gt_weight is None else float(gt_weight)
+        return Table((1 - w) * A + w * B).eval()
+
+    val = DataLoader(TensorDataset(torch.eye(N), torch.as_tensor(target)), batch_size=64)
+    res = estimate_gt_weight_for_model(train_fn, val, estimators=("two_run", "refined"), criterion="mse")
+    two, ref = res.estimators["two_run"], res.estimators["refined"]
+    assert two.ok and ref.ok and two.details["check"] == "holds" and two.flags == []
+    assert two.predicted_val_criterion == pytest.approx(two.achieved_val_criterion, rel=1e-6)
+    assert ref.unconstrained == pytest.approx(two.unconstrained, rel=1e-5)      # float32 outputs
+    assert two.interval[0] <= two.gt_weight <= two.interval[1]
+    assert ref.training_runs == 3 and not ref.details["retrained"]            # the vertex stays at the third point
+
+
 @pytest.mark.parametrize("bump", [0.0, 0.3, 0.5])
 def test_the_refined_estimate_does_better_than_the_broken_affine_model_within_its_budget(bump):
     # 70% of the examples favour the alpha = 0 student: the optimum is inside, near 0.3 without the bump.
