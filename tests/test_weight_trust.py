@@ -279,6 +279,33 @@ def test_costs_count_each_run_once_and_a_rerun_pays_nothing(tmp_path):
     assert "the whole study:" in table
 
 
+def test_an_estimators_own_time_excludes_the_runs_it_trains(monkeypatch):
+    # A clock that moves only while train_fn runs (100 s per run): every approach's wall and CPU seconds
+    # must then be exactly 100 per run it trained (its own computation takes 0 on this clock), and the
+    # whole study 100 per run. Counting the alpha = 0 student also in two_run's own time (the old
+    # double count: 50.2 s of runs in a 49.3 s script) would give 100 more.
+    import types
+
+    from deepdistill.studies import weight_backends, weight_estimation
+    now = [0.0]
+    clock = types.SimpleNamespace(perf_counter=lambda: now[0], process_time=lambda: now[0], time=lambda: 0.0)
+    monkeypatch.setattr(weight_estimation, "time", clock)
+    monkeypatch.setattr(weight_backends, "time", clock)
+    train_fn, val, calls = _hand_case(bump=0.3, frac=0.7)
+
+    def slow(gt_weight, teacher):
+        now[0] += 100.0
+        return train_fn(gt_weight, teacher)
+
+    res = estimate_gt_weight_for_model(slow, val, estimators=("two_run", "refined"))   # two_run trains w = 0
+    trained = len(res.runs)
+    assert res.settings["elapsed_s"] == pytest.approx(100.0 * trained)
+    for name, e in res.approaches().items():
+        assert e.new_runs == e.training_runs
+        assert e.wall_time_s == pytest.approx(100.0 * e.new_runs), name
+        assert e.cpu_time_s == pytest.approx(100.0 * e.new_runs), name
+
+
 # ------------------------------------------------------------------------------------------------
 # Bad input: one line, before anything trains
 # ------------------------------------------------------------------------------------------------
