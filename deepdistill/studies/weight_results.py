@@ -491,8 +491,8 @@ def _short_status(status: str, width: int = 100) -> str:
 
 def _runs_cell(r) -> str:
     """``4`` or ``4 (1c 2s)``: the runs, of them cached (c: cost nothing here) and shared with another approach (s)."""
-    marks = [f"{r[k]:g}{m}" for k, m in (("cached_runs", "c"), ("shared_runs", "s")) if r.get(k)]
-    return f"{r['training_runs']:g}" + (f" ({' '.join(marks)})" if marks else "")
+    marks = [f"{r[k]:.2g}{m}" for k, m in (("cached_runs", "c"), ("shared_runs", "s")) if r.get(k)]
+    return f"{r['training_runs']:.3g}" + (f" ({' '.join(marks)})" if marks else "")
 
 
 def format_summary_table(rows: list[dict]) -> str:
