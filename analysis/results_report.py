@@ -224,6 +224,22 @@ def _weight_estimates_section(results_dir: Path) -> str:
         for m in ("accuracy", "nll", "ece", "mse"):
             if f"test_{m}_mean" in cols:
                 table[f"test {m}"] = [_pm3(cols[f"test_{m}_mean"][i], cols[f"test_{m}_sd"][i]) for i in range(n)]
+        if "interval_low" in cols:           # estimate_weight.csv of schema 3: interval, check, CPU seconds
+            def num(col, i, fmt):
+                v = cols[col][i] if col in cols else float("nan")
+                try:
+                    v = float(v)
+                except (TypeError, ValueError):
+                    return "-"
+                return "-" if v != v else format(v, fmt)
+            table["unconstrained"] = [num("unconstrained_mean", i, ".3f") for i in range(n)]
+            table["90% interval"] = ["-" if num("interval_low", i, ".2f") == "-" else
+                                     f"[{num('interval_low', i, '.2f')}, {num('interval_high', i, '.2f')}]"
+                                     for i in range(n)]
+            table["val. criterion pred./trained"] = [
+                "-" if num("predicted_val_mean", i, ".3f") == "-" else
+                f"{num('predicted_val_mean', i, '.3f')} / {num('achieved_val_mean', i, '.3f')}" for i in range(n)]
+            table["CPU (s)"] = [num("cpu_time_s", i, ".1f") for i in range(n)]
         table["training runs"] = [_cell(float(v)) for v in cols["training_runs"]]
         table["wall time (s)"] = [f"{float(v):.1f}" for v in cols["wall_time_s"]]
         parts += ["", f"### `{path.relative_to(results_dir)}`", "", markdown_table(table)]

@@ -197,7 +197,7 @@ def _add_estimate_parser(sub, fmt) -> None:
                      help="; ".join(f"{k}: {v}" for k, v in ESTIMATORS.items()))
     est.add_argument("--train-alpha1", action="store_true",
                      help="train a student at gt_weight 1 for the two-run estimate instead of using generation 0")
-    est.add_argument("--kernel", default="linear", help="kernel on the teacher's features (a sklearn pairwise kernel)")
+    est.add_argument("--kernel", default="rbf", help="kernel on the teacher's features (a sklearn pairwise kernel)")
     est.add_argument("--gamma", type=float, default=None, help="kernel gamma (rbf, laplacian, polynomial, sigmoid)")
     est.add_argument("--ntk-subsample", type=int, default=500, help="training examples used by the NTK estimators")
     est.add_argument("--out-dir", default="out/estimate_weight", dest="out_dir",

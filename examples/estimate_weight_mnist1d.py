@@ -10,7 +10,9 @@
 
 Small sizes so that it runs in a minute or two on a laptop CPU; raise ``--epochs`` / ``--n-train`` for
 real numbers, and pass ``--grid`` to compare with an 11-point grid search (12 runs instead of 3).
-``--fast`` is a few seconds' version for checks (tiny data, one epoch).
+``--fast`` is a version for checks (1000 examples, 8 epochs of batches of 32) that still learns: measured
+on 2 shared CPU cores, its teachers and students reach test accuracy 0.46-0.48 against the 0.10 of
+chance (the earlier one-epoch version ended at 0.158), in about 90 s.
 
     python examples/estimate_weight_mnist1d.py [--fast] [--epochs 6] [--n-train 2000] [--grid] [--out-dir DIR]
 """
@@ -33,29 +35,33 @@ from deepdistill.studies.weight_estimation import DEFAULT_GRID  # noqa: E402
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--fast", action="store_true", help="a few seconds: 400 examples, one epoch (for checks)")
+    parser.add_argument("--fast", action="store_true",
+                        help="about a minute: 1000 examples, 8 epochs of batches of 32 (for checks; it learns: see the docstring)")
     parser.add_argument("--epochs", type=int, default=6)
     parser.add_argument("--n-train", type=int, default=2000)
     parser.add_argument("--grid", action="store_true", help="also run the 11-point grid search for comparison")
     parser.add_argument("--out-dir", default="out/example_estimate_weight")
     args = parser.parse_args(argv)
+    batch_size = 128
     if args.fast:
-        args.epochs, args.n_train = 1, 400
+        args.epochs, args.n_train, batch_size = 8, 1000, 32
     torch.set_num_threads(1)   # tiny networks: one thread avoids contention
     grid = DEFAULT_GRID if args.grid else None
 
     # -- 1. a toolkit config ----------------------------------------------------------------------
     config = dict(dataset="mnist1d", model="cnn1d", method="sd_kd", label_noise=0.2, n_train=args.n_train,
-                  epochs=args.epochs, batch_size=128, lr=1e-2, device="cpu", checkpoint_every=0)
+                  epochs=args.epochs, batch_size=batch_size, lr=1e-2, device="cpu", checkpoint_every=0)
     result = estimate_gt_weight(config, Path(args.out_dir) / "config", seeds=(0,), grid=grid,
-                                estimators=("two_run", "kernel_features", "one_shot_features"), kernel="rbf")
+                                estimators=("refined", "two_run", "kernel_features"), kernel="rbf")
     print("== toolkit config (sd_kd, T=4) ==")
     print(result.table())
-    print(f"chosen gt_weight {result.gt_weight:.3f} (from {result.chosen})")
+    print(f"chosen gt_weight {result.gt_weight:.3f} (from {result.chosen}); teacher test accuracy "
+          f"{result.per_seed[0].teacher_metrics['test']['accuracy']:.3f}, student "
+          f"{result.per_seed[0].student_metrics['test']['accuracy']:.3f} (chance 0.10)")
 
     # -- 2. your own model and data loaders -------------------------------------------------------
     splits = load_dataset("mnist1d", seed=0, label_noise=0.2, n_train=args.n_train)
-    loader = DataLoader(splits.train, batch_size=128, shuffle=True, generator=torch.Generator().manual_seed(0))
+    loader = DataLoader(splits.train, batch_size=batch_size, shuffle=True, generator=torch.Generator().manual_seed(0))
     val_loader, test_loader = DataLoader(splits.val, batch_size=512), DataLoader(splits.test, batch_size=512)
 
     def model_factory():
@@ -64,12 +70,13 @@ def main(argv=None) -> int:
     train_fn = make_train_fn(model_factory, loader, method="sd_kd", temperature=4.0, epochs=args.epochs, lr=1e-2,
                              seed=0)
     result = estimate_gt_weight_for_model(train_fn, val_loader, test_loader=test_loader, train_loader=loader,
-                                          grid=grid, estimators=("two_run", "kernel_features", "one_shot_features"),
+                                          grid=grid, estimators=("refined", "two_run", "kernel_features"),
                                           kernel="rbf", out_dir=Path(args.out_dir) / "own_model")
     print("== own model and loaders ==")
     print(result.table())
     print(f"chosen gt_weight {result.gt_weight:.3f} (from {result.chosen}); the student trained there: "
-          f"test accuracy {result.student_metrics['test']['accuracy']:.3f}")
+          f"test accuracy {result.student_metrics['test']['accuracy']:.3f} (teacher "
+          f"{result.teacher_metrics['test']['accuracy']:.3f}; chance 0.10)")
     return 0
 
 

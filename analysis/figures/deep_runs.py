@@ -139,14 +139,17 @@ def weight_estimates(out_dir: Path, preset: DeepPreset) -> list[dict]:
         # closely as the network did, and then gives uninformative optima (the module warns so); the
         # full-rank RBF kernel can (measured on the fast preset: linear -8e4 unconstrained, RBF 3.3,
         # next to 2.0 for the two-run estimate and a grid optimum at 1).
+        # The default estimator first ("refined"), then the ones it is compared with.
         result = estimate_gt_weight(config, runs_dir(out_dir) / "weight_estimation", seeds=preset.seeds, generation=1,
                                     grid=None, kernel="rbf", jobs=preset.jobs, threads_per_job=preset.torch_threads,
+                                    estimators=("refined", "two_run", "kernel_features", "one_shot_features"),
                                     cache_dir=generation_cache_dir(runs_dir(out_dir)) if preset.share_generations else None)
     out = []
     for per_seed in result.per_seed:
         for name, entry in per_seed.estimators.items():
-            if not entry.ok:                   # a failed estimate has no weight and no student
+            if not entry.has_weight:           # a failed estimate has no weight and no student
                 continue
+            low, high = entry.interval or (math.nan, math.nan)
             out.append({"estimator": name, "seed": per_seed.seed, "gt_weight": entry.gt_weight,
                         "unconstrained_gt_weight": entry.unconstrained,
                         "val_accuracy": (entry.val or {}).get("accuracy", math.nan),
@@ -154,7 +157,15 @@ def weight_estimates(out_dir: Path, preset: DeepPreset) -> list[dict]:
                         "teacher_test_accuracy": ((per_seed.teacher_metrics or {}).get("test") or {}).get("accuracy", math.nan),
                         # At weight 1 the estimator may keep its teacher (the labels end point) as the student.
                         "student_is_teacher": int(entry.details.get("final_key") in per_seed.teacher_keys),
-                        "training_runs": entry.training_runs, "wall_time_s": entry.wall_time_s})
+                        "training_runs": entry.training_runs, "wall_time_s": entry.wall_time_s,
+                        "interval_low": math.nan if low is None else low,
+                        "interval_high": math.nan if high is None else high,
+                        "predicted_val_brier": entry.predicted_val_criterion if entry.predicted_val_criterion
+                        is not None else math.nan,
+                        "achieved_val_brier": entry.achieved_val_criterion if entry.achieved_val_criterion
+                        is not None else math.nan,
+                        "cpu_time_s": math.nan if entry.cpu_time_s is None else entry.cpu_time_s,
+                        "status": entry.status})
     return out
 
 

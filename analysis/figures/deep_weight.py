@@ -20,6 +20,7 @@ __all__ = ["ESTIMATOR_LABELS", "gt_weight_data", "gt_weight_plot", "gt_weight_ca
 
 ESTIMATOR_LABELS = {
     "grid_best_val": "grid best (val. acc.)",
+    "refined": "refined (parabola, default)",
     "two_run": "two-run affine",
     "two_run_student": "two-run affine (student end point)",
     "kernel_features": "kernel surrogate (features)",
@@ -28,14 +29,15 @@ ESTIMATOR_LABELS = {
     "one_shot_ntk": "one-shot [DPR26] (NTK)",
 }
 # One (colour, marker) per estimator, the same in every drawing (the grid's student curve is PALETTE[0]).
-_ESTIMATOR_STYLES = {"grid_best_val": (PALETTE[7], "*"), "two_run": (PALETTE[3], "D"),
+_ESTIMATOR_STYLES = {"grid_best_val": (PALETTE[7], "*"), "refined": (PALETTE[6], "o"), "two_run": (PALETTE[3], "D"),
                      "two_run_student": (PALETTE[1], "d"), "kernel_features": (PALETTE[2], "s"),
                      "one_shot_features": (PALETTE[4], "^"), "kernel_ntk": (PALETTE[5], "v"),
                      "one_shot_ntk": ("#882255", "P")}
 
 _GT_COLUMNS = ("dataset", "model", "epochs", "kind", "estimator", "seed", "temperature", "gt_weight",
                "unconstrained_gt_weight", "val_accuracy", "test_accuracy", "teacher_test_accuracy", "training_runs",
-               "wall_time_s", "student_is_teacher")
+               "wall_time_s", "student_is_teacher", "interval_low", "interval_high", "predicted_val_brier",
+               "achieved_val_brier", "cpu_time_s", "status")
 
 
 def gt_weight_data(out_dir: Path, fast: bool, runs=None) -> Path:
@@ -57,7 +59,8 @@ def gt_weight_data(out_dir: Path, fast: bool, runs=None) -> Path:
         for k, v in setting_columns(rec).items():
             rows[k].append(v)
         for k in _GT_COLUMNS[3:]:
-            rows[k].append(values.get(k, "" if k == "estimator" else 0 if k == "student_is_teacher" else math.nan))
+            rows[k].append(values.get(k, "" if k in ("estimator", "status") else 0 if k == "student_is_teacher"
+                                      else math.nan))
 
     for rec in records:
         g0, g1 = rec["generations"][:2]

@@ -254,7 +254,7 @@ def train_generation(config: TrainConfig, settings: GenerationSettings, splits, 
         if splits.augment is None and cfg.cache_teacher:
             cached_teacher = predict_logits(teacher, x_train, cfg.eval_batch_size, autocast)  # (n, K)
 
-    t_start = time.perf_counter()
+    t_start, cpu_start = time.perf_counter(), time.process_time()
     for epoch in range(start_epoch, cfg.epochs):
         model.train()
         torch.manual_seed(derive_seed(cfg.seed, g, "dropout", epoch))   # global RNG: dropout, if any
@@ -344,6 +344,9 @@ def train_generation(config: TrainConfig, settings: GenerationSettings, splits, 
         "selected_epoch": best_epoch,
         "epochs_trained": len(history),
         "wall_time_s": elapsed + time.perf_counter() - t_start,
+        # CPU seconds of this process while it trained (this session; a resumed generation's earlier
+        # sessions are not in it): with several runs side by side, the sum of wall times is not the cost.
+        "cpu_time_s": time.process_time() - cpu_start,
         "teacher_cached": cached_teacher is not None,
         "val": evaluate(model, data["x_val"], data["y_val"], cfg.eval_batch_size, autocast, task),
         "test": evaluate(model, data["x_test"], data["y_test"], cfg.eval_batch_size, autocast, task),

@@ -33,12 +33,13 @@ from deepdistill.core.config import METHODS, TrainConfig
 from deepdistill.core.io import atomic_write
 from deepdistill.drivers.local_runner import run_local
 from deepdistill.core.metrics import softmax, summarize
-from deepdistill.engine.runs import checkpoint_path, load_generation
+from deepdistill.engine.runs import checkpoint_path, load_generation, prefix_dir
 from deepdistill.engine.train import (load_run_data, predict_features, predict_logits, resolve_device, train_generation,
                                train_run)
 from deepdistill.studies.weight_estimators import as_matrix
 
-__all__ = ["Run", "student_key", "StudyBackend", "ConfigBackend", "CallableBackend", "gather_loader", "make_train_fn"]
+__all__ = ["Run", "student_key", "StudyBackend", "ConfigBackend", "CallableBackend", "gather_loader", "make_train_fn",
+           "kept_as_is", "check_output_width"]
 
 
 @dataclass
@@ -54,6 +55,16 @@ class Run:
     val_outputs: np.ndarray | None = field(repr=False, default=None)
     error: str | None = None
     checkpoint: str | None = None        # the file holding its weights (config studies), else None
+    cpu_time_s: float = float("nan")     # CPU seconds of its training (nan: not measured)
+    # "trained": here, alone; "trained side by side": here, with other runs at once (its wall time
+    # overlaps theirs); "cached": found finished (an earlier study or sweep paid for it: it costs this
+    # study nothing); "given": the user's own teacher (its training is not counted).
+    source: str = "trained"
+
+    @property
+    def paid(self) -> bool:
+        """Whether this study paid for the run (trained it here)."""
+        return self.source.startswith("trained")
 
 
 def student_key(gt_weight: float) -> str:
@@ -86,10 +97,16 @@ class StudyBackend:
     def train_ahead(self, weights) -> None:
         """Train the students at ``weights`` now, side by side where the backend can (else: one by one, when asked)."""
 
-    def outputs(self, model, x) -> np.ndarray:
-        """Probabilities (``"brier"``) or raw outputs (``"mse"``) of ``model`` on ``x``, float64 ``(n, k)``."""
+    def outputs(self, model, x, run: str | None = None) -> np.ndarray:
+        """Probabilities (``"brier"``) or raw outputs (``"mse"``) of ``model`` on ``x``, float64 ``(n, k)``.
+        Non-finite outputs raise an error naming ``run`` (the run that trained ``model``)."""
         model.eval()       # left in eval mode: a study never trains a network it evaluates
         logits = predict_logits(model, x.to(self.device), self.eval_batch_size, dtype=self.output_dtype).cpu()
+        bad = ~torch.isfinite(logits)
+        if bool(bad.any()):
+            rows = int(bad.reshape(bad.shape[0], -1).any(dim=1).sum())
+            raise ValueError(f"the network of {run or 'a run'} outputs NaN/inf on {rows} of {logits.shape[0]} "
+                             "examples (it diverged in training: lower the learning rate, or check the inputs)")
         if self.criterion == "brier":
             return softmax(logits.numpy())
         return logits.numpy().reshape(logits.shape[0], -1).astype(np.float64)
@@ -112,6 +129,9 @@ class ConfigBackend(StudyBackend):
         # Runs train in (and take shared generations from) the generation cache ``cache_dir``; with ``jobs``
         # above 1, train_ahead trains several at once on the sweep's local runner.
         self.cache_dir, self.jobs, self.threads_per_job = cache_dir, jobs, threads_per_job
+        # A checkpoint written before this moment was trained by someone else (an earlier study, a
+        # sweep sharing the cache): "cached", free here.
+        self._started = time.time()
         self.device = resolve_device(config.device)
         self.eval_batch_size = config.eval_batch_size
         gt, temp = config.gt_weight, config.temperature
@@ -165,16 +185,33 @@ class ConfigBackend(StudyBackend):
     def _ensure_prefix(self) -> list[Run]:
         if self._prefix is None:
             cfg = self.teacher_config
+            before = self._finished_before(cfg, Path(cfg.out_dir), range(self.G))
             train_run(cfg, cfg.out_dir, log=self.log, progress=False, cache_dir=self.cache_dir)
             self._prefix = [self._as_run("generation 0" if g == 0 else f"generation {g}", Path(cfg.out_dir), g,
-                                         1.0 if g == 0 else self.previous[g - 1]) for g in range(self.G)]
+                                         1.0 if g == 0 else self.previous[g - 1], before[g]) for g in range(self.G)]
         return self._prefix
 
-    def _as_run(self, key: str, run_dir: Path, generation: int, w: float) -> Run:
+    def _finished_before(self, cfg: TrainConfig, run_dir: Path, generations) -> dict:
+        """For each generation: ``"cached"`` if its checkpoint was written before this study began,
+        ``"trained side by side"`` if written since (by :meth:`train_ahead`), else ``"trained"``."""
+        out = {}
+        for g in generations:
+            paths = [checkpoint_path(run_dir, g)]
+            if self.cache_dir is not None:
+                paths.append(checkpoint_path(prefix_dir(cfg, g, self.cache_dir), g))
+            times = [p.stat().st_mtime for p in paths if p.is_file()]
+            if not times:
+                out[g] = "trained"
+            else:
+                out[g] = "cached" if min(times) < self._started else "trained side by side"
+        return out
+
+    def _as_run(self, key: str, run_dir: Path, generation: int, w: float, source: str = "trained") -> Run:
         model, summary = load_generation(run_dir, generation, self.config, self.splits, self.device)
         return Run(key=key, gt_weight=w, wall_time_s=float(summary["wall_time_s"]), model=model,
-                   test=summary["test"], val=summary["val"], val_outputs=self.outputs(model, self.x["val"]),
-                   checkpoint=str(checkpoint_path(run_dir, generation)))
+                   test=summary["test"], val=summary["val"], val_outputs=self.outputs(model, self.x["val"], key),
+                   checkpoint=str(checkpoint_path(run_dir, generation)),
+                   cpu_time_s=float(summary.get("cpu_time_s", float("nan"))), source=source)
 
     # backend API --------------------------------------------------------------------------------
     def teacher_runs(self):
@@ -191,6 +228,7 @@ class ConfigBackend(StudyBackend):
             return Run(key=student_key(w), gt_weight=w, wall_time_s=0.0, error=str(err))
         run_dir = Path(cfg.out_dir)
         run_dir.mkdir(parents=True, exist_ok=True)
+        source = self._finished_before(cfg, run_dir, [self.G])[self.G]
         # Share the teacher: train_run loads finished generations from their checkpoints (it checks
         # their per-generation settings, which do not depend on the student's weight).
         for g in range(self.G):
@@ -201,7 +239,10 @@ class ConfigBackend(StudyBackend):
                         atomic_write(dst, "wb") as out:
                     shutil.copyfileobj(src, out)
         train_run(cfg, run_dir, log=self.log, progress=False, cache_dir=self.cache_dir)
-        return self._as_run(student_key(w), run_dir, self.G, w)
+        try:
+            return self._as_run(student_key(w), run_dir, self.G, w, source)
+        except ValueError as err:               # a network that diverged: this run failed, the study goes on
+            return Run(key=student_key(w), gt_weight=w, wall_time_s=0.0, error=str(err))
 
     def val_targets(self):
         return self.y["val"].numpy()
@@ -237,35 +278,46 @@ class CallableBackend(StudyBackend):
         self._teacher = None
 
     def _timed(self, key, w, fn) -> Run:
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         try:
             model = fn()
         except ValueError as err:
             return Run(key=key, gt_weight=w, wall_time_s=time.perf_counter() - started,
-                       error=f"{type(err).__name__}: {err}")
-        wall = time.perf_counter() - started
+                       error=f"{type(err).__name__}: {err}", cpu_time_s=time.process_time() - cpu)
+        wall, cpu = time.perf_counter() - started, time.process_time() - cpu
         if not isinstance(model, torch.nn.Module):
             raise TypeError(f"train_fn must return the trained torch.nn.Module; for gt_weight {w} it returned "
                             f"{type(model).__name__}.")
-        return self._evaluate(key, w, wall, model)
+        try:
+            return self._evaluate(key, w, wall, model, cpu)
+        except ValueError as err:
+            if key == "generation 0":
+                raise
+            return Run(key=key, gt_weight=w, wall_time_s=wall, error=str(err), cpu_time_s=cpu)
 
-    def _evaluate(self, key, w, wall, model) -> Run:
-        run = Run(key=key, gt_weight=w, wall_time_s=wall, model=model, val_outputs=self.outputs(model, self.x_val))
+    def _evaluate(self, key, w, wall, model, cpu=float("nan"), source="trained") -> Run:
+        what = "the teacher (train_fn(None, None))" if key == "generation 0" else f"the student at gt_weight {w:g}"
+        outputs = self.outputs(model, self.x_val, what)
+        run = Run(key=key, gt_weight=w, wall_time_s=wall, model=model, val_outputs=outputs, cpu_time_s=cpu,
+                  source=source)
         if self.criterion == "brier":
+            check_output_width(outputs.shape[1], self.y_val, "val_loader", what)
             run.val = summarize(run.val_outputs, self.y_val.numpy())
             if self.test is not None:
-                run.test = summarize(self.outputs(model, self.test[0]), self.test[1].numpy())
+                check_output_width(outputs.shape[1], self.test[1], "test_loader", what)
+                run.test = summarize(self.outputs(model, self.test[0], what), self.test[1].numpy())
         else:
             run.val = {"mse": float(np.mean((run.val_outputs - as_matrix(self.y_val, "y")) ** 2))}
             if self.test is not None:
-                run.test = {"mse": float(np.mean((self.outputs(model, self.test[0]) - as_matrix(self.test[1], "y")) ** 2))}
+                run.test = {"mse": float(np.mean((self.outputs(model, self.test[0], what)
+                                                  - as_matrix(self.test[1], "y")) ** 2))}
         return run
 
     def label_model(self):
         if self._teacher is None:
             if self._given_teacher is not None:
                 # An already-trained teacher costs nothing more here (its training is the user's).
-                self._teacher = self._evaluate("generation 0", 1.0, 0.0, self._given_teacher)
+                self._teacher = self._evaluate("generation 0", 1.0, 0.0, self._given_teacher, source="given")
             else:
                 self._teacher = self._timed("generation 0", 1.0, lambda: self.train_fn(None, None, **self.seed_kwargs))
             if self._teacher.error:
@@ -277,7 +329,8 @@ class CallableBackend(StudyBackend):
 
     def student(self, w):
         teacher = self.label_model().model
-        return self._timed(student_key(w), w, lambda: self.train_fn(w, teacher, **self.seed_kwargs))
+        with kept_as_is(teacher):            # a train_fn may freeze it; the user's teacher stays as it was
+            return self._timed(student_key(w), w, lambda: self.train_fn(w, teacher, **self.seed_kwargs))
 
     def val_targets(self):
         return self.y_val.numpy()
@@ -289,6 +342,36 @@ class CallableBackend(StudyBackend):
         if self.train is None:
             raise ValueError("the kernel estimators need `train_loader` (the teacher's features on the training set).")
         return self.train[0], self.train[1].numpy()
+
+
+class kept_as_is:
+    """Context manager: ``model``'s ``requires_grad`` flags and train/eval mode are restored on exit
+    (training a student freezes its teacher: :func:`deepdistill.engine.train.train_generation`)."""
+
+    def __init__(self, model):
+        self.model = model
+
+    def __enter__(self):
+        self.flags = [p.requires_grad for p in self.model.parameters()]
+        self.training = [m.training for m in self.model.modules()]
+        return self.model
+
+    def __exit__(self, *exc):
+        for p, flag in zip(self.model.parameters(), self.flags):
+            p.requires_grad_(flag)
+        for m, mode in zip(self.model.modules(), self.training):
+            m.training = mode
+        return False
+
+
+def check_output_width(width: int, labels, loader: str, what: str) -> None:
+    """Refuse a classifier with fewer outputs than ``labels`` has classes, naming both."""
+    y = torch.as_tensor(labels)
+    if y.ndim == 1 and not y.is_floating_point() and y.numel():
+        top = int(y.max())
+        if width <= top:
+            raise ValueError(f"{what}: the network has {width} output(s), but `{loader}` holds labels up to {top}: "
+                             f"a classifier needs one output per class, at least {top + 1}.")
 
 
 def _takes_seed(fn) -> bool:
@@ -378,6 +461,15 @@ def make_train_fn(model_factory: Callable[[], torch.nn.Module], train_loader, *,
     base = TrainConfig(method=method, generations=2, temperature=temperature, epochs=epochs, lr=lr, seed=seed,
                        device=device, batch_size=batch_size, selection="last", checkpoint_every=0, **train_options)
     dev = resolve_device(base.device)
+    # The network's output width, checked now: before anything trains (a forward pass of one batch on a
+    # network built under a forked RNG, so no seed stream moves).
+    with torch.random.fork_rng(devices=[]):
+        probe = model_factory()
+    if not isinstance(probe, torch.nn.Module):
+        raise TypeError(f"`model_factory` must build a torch.nn.Module; it built {type(probe).__name__}.")
+    with torch.no_grad():
+        width = probe.eval()(x[:2]).reshape(min(2, len(x)), -1).shape[1]
+    check_output_width(width, y, "train_loader", f"model_factory ({getattr(model_factory, '__name__', 'model')})")
     # The loop's bookkeeping: no augmentation, the input shape and class count (read by build_model
     # and Beta smoothing only, neither of which runs here).
     splits = SimpleNamespace(augment=None, input_shape=tuple(x.shape[1:]), num_classes=int(y.max()) + 1)
@@ -401,8 +493,14 @@ def make_train_fn(model_factory: Callable[[], torch.nn.Module], train_loader, *,
             cfg = cfg.replace(seed=seed)
         fork = [dev.index or 0] if dev.type == "cuda" else []
         with torch.random.fork_rng(devices=fork):
-            model, _ = train_generation(cfg, cfg.generation_settings(generation), splits, data, teacher, dev,
-                                        model_factory=model_factory)
+            if teacher is None:
+                model, _ = train_generation(cfg, cfg.generation_settings(generation), splits, data, None, dev,
+                                            model_factory=model_factory)
+            else:
+                with kept_as_is(teacher):          # the loop freezes the teacher; give it back as it came
+                    model, _ = train_generation(cfg, cfg.generation_settings(generation), splits, data, teacher,
+                                                dev, model_factory=model_factory)
         return model.eval()
 
+    train_fn.num_outputs = width         # read by estimate_gt_weight_for_model to check the labels up front
     return train_fn

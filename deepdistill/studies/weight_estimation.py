@@ -1,14 +1,15 @@
 """Estimating the optimal ground-truth weight of deep self-distillation at a fraction of a grid's cost: the study.
 
 For one student generation, the study trains what each estimator of :mod:`deepdistill.studies.weight_estimators`
-needs (the two-run affine estimate, the kernel surrogates on the teacher's features or empirical NTK,
-[DPR26]'s one-shot estimate), then one student at each estimate that succeeded, and, when asked, a
-grid search to judge them by (students at every weight of a grid, the best chosen by the mean
-validation criterion over seeds). The theory is in ``docs/theory.md`` section 6.
-
-Cost is counted in training runs and wall time, the teacher counted once for each approach, each
-run's wall time measured when it was trained (a run shared by two approaches, e.g. the alpha = 0
-student that is also a grid point, is counted in both).
+needs (the two-run affine estimate; the refined estimate, the DEFAULT: a third student at the two-run
+estimate and the vertex of the parabola through the three points; the kernel surrogates on the teacher's
+features or empirical NTK; [DPR26]'s one-shot estimate), then one student at each estimate, and, when
+asked, a grid search to judge them by (best by the mean validation criterion over seeds). Each estimate
+comes with a 90% interval, the validation criterion it predicts at its weight against the one its student
+achieved (the status says so in words when they differ by more than the floor), and why it was clipped.
+Costs: each run counted once per approach; CPU and wall seconds of the runs this study trained (cached
+runs cost nothing and are marked, as are runs shared between approaches), plus the estimator's own
+computation. Theory: ``docs/theory.md`` section 6.
 
 Entry points:
 
@@ -45,18 +46,28 @@ from deepdistill.core.data import dataset_task
 from deepdistill.drivers.local_runner import default_jobs, run_local, torch_threads
 from deepdistill.engine.runs import GENERATIONS_FOLDER
 from deepdistill.core.metrics import as_numpy, brier_score
-from deepdistill.studies.weight_backends import CallableBackend, ConfigBackend, Run, StudyBackend, student_key
+from deepdistill.studies.weight_backends import (CallableBackend, ConfigBackend, Run, StudyBackend, check_output_width,
+                                                 student_key)
 # The estimators, re-exported: this module is where a user meets them.
 from deepdistill.studies.weight_estimators import (
     AffineWeightEstimate,
     KernelWeightEstimate,
+    INTERVAL_LEVEL,
     affine_optimal_weight,
     affine_residuals,
+    affine_per_example,
+    affine_weight_interval,
     as_matrix,
+    clip_interval,
+    clip_reason,
+    interval_kind,
+    paired_halfwidth,
     check_criterion,
     empirical_ntk_gram,
     kernel_surrogate_weights,
     label_endpoint_is_generation_zero,
+    parabola_optimal_weight,
+    per_example_criterion,
     target_matrix,
 )
 from deepdistill.studies.weight_results import (STATUS_OK, WeightEstimate, WeightStudy, format_summary_table,
@@ -86,14 +97,17 @@ DEFAULT_GRID = tuple(float(w) for w in np.round(np.linspace(0.0, 1.0, 11), 10))
 ESTIMATORS = {
     "two_run": "affine interpolation of the alpha=0 student and the alpha=1 end point (the teacher when "
                "teacher_as_alpha1), Brier/MSE optimum on validation",
+    "refined": "two_run, then a student at its estimate as a third point of the validation criterion and the vertex "
+               "of the parabola through the three (exact for affine outputs); one more student only when the "
+               "vertex leaves its own 90% interval. At most 4 runs with the teacher",
     "two_run_student": "as two_run, with a student trained at gt_weight 1 as the end point (one run more)",
     "kernel_features": "kernel ridge surrogate on the teacher's penultimate features, closed-form validation optimum",
     "one_shot_features": "[DPR26] one-shot estimate on the teacher's features, training data only",
     "kernel_ntk": "kernel ridge surrogate on the teacher's empirical NTK (training subsample), validation optimum",
     "one_shot_ntk": "[DPR26] one-shot estimate on the teacher's empirical NTK (training subsample only)",
 }
-#: The estimators a config study runs unless told otherwise: one training run each beyond the teacher's.
-DEFAULT_ESTIMATORS = ("two_run", "kernel_features", "one_shot_features")
+#: The estimator every entry point runs unless told otherwise (chosen by measurement: see the README).
+DEFAULT_ESTIMATORS = ("refined",)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -104,6 +118,9 @@ def _failed(reason: str, run_keys, overhead_s: float = 0.0, **details) -> dict:
     """An estimator entry that failed: no weight, nothing trained at it, the reason as its status."""
     return {"gt_weight": None, "unconstrained": None, "status": reason, "overhead_s": overhead_s,
             "run_keys": list(run_keys), **details}
+
+
+_MODEL_WORDS = {"two_run": "the affine model", "two_run_student": "the affine model", "refined": "the parabola"}
 
 
 class _SeedStudy:
@@ -119,6 +136,12 @@ class _SeedStudy:
         self.runs[self.label_run.key] = self.label_run
         self.y_val = backend.val_targets()
         self.criterion = backend.criterion
+        # name -> (weight, per-example predicted criterion at it, the keys of the runs the prediction used)
+        self.predictions: dict[str, tuple] = {}
+        # name -> (weight, the affine per-example prediction there, the per-example criterion trained there)
+        self.affine_checks: dict[str, tuple] = {}
+        self.bounds = (0.0, 1.0)
+        self.training_wall = self.training_cpu = 0.0
 
     def student(self, w) -> str:
         """The key of the student at ``w``, trained the first time it is asked for."""
@@ -126,8 +149,16 @@ class _SeedStudy:
         key = student_key(w)
         if key not in self.runs:
             self.say(f"seed {self.seed}: student at gt_weight {w:g}")
+            wall, cpu = time.perf_counter(), time.process_time()
             self.runs[key] = self.backend.student(w)
+            # Time spent training (and loading) runs, kept apart from an estimator's own computation.
+            self.training_wall += time.perf_counter() - wall
+            self.training_cpu += time.process_time() - cpu
         return key
+
+    def clock(self) -> tuple[float, float]:
+        """Wall and CPU seconds so far, less the time spent in training runs (an estimator's own computation)."""
+        return time.perf_counter() - self.training_wall, time.process_time() - self.training_cpu
 
     def val_criterion(self, run: Run) -> float:
         # "brier": the multi-class Brier score (summed over classes, mean over examples: the
@@ -146,10 +177,10 @@ class _SeedStudy:
              "error": self.runs[k].error}
             for k in keys]}
 
-    def two_run(self, use_teacher: bool, bounds, grid, grid_entry: dict | None) -> dict:
+    def two_run(self, use_teacher: bool, bounds, grid, grid_entry: dict | None, name: str = "two_run") -> dict:
         """The two-run affine estimate: the alpha = 0 student and the labels end point (the teacher when
         ``use_teacher``, else a student at gt_weight 1), and its affine residuals against the grid."""
-        started = time.perf_counter()
+        started, cpu = self.clock()
         k0 = self.student(0.0)
         k1 = self.label_run.key if use_teacher else self.student(1.0)
         used = self.teacher_keys + [k0] + ([] if use_teacher else [k1])
@@ -160,14 +191,21 @@ class _SeedStudy:
         est = affine_optimal_weight(p0, p1, self.y_val, criterion=self.criterion, bounds=bounds)
         if est.degenerate:
             return _failed("the two end points predict the same on the validation set: every weight fits equally "
-                           "(no information)", used, time.perf_counter() - started, endpoint_keys=[k0, k1])
+                           "(no information)", used, self.clock()[0] - started, endpoint_keys=[k0, k1])
         free = affine_optimal_weight(p0, p1, self.y_val, criterion=self.criterion, bounds=None)
+        lo, hi = affine_weight_interval(p0, p1, self.y_val, criterion=self.criterion, seed=self.seed or 0)
         entry = {"gt_weight": est.gt_weight, "unconstrained": est.unconstrained, "status": STATUS_OK,
+                 "interval": clip_interval((lo, hi), bounds), "interval_unconstrained": [lo, hi],
+                 "interval_kind": interval_kind(len(p0)),
+                 "clip_reason": clip_reason(est.unconstrained, bounds, "two_run"),
                  "predicted_val_criterion": est.criterion_at_estimate,
                  "predicted_val_criterion_unconstrained": free.criterion_at_estimate,
                  "endpoint_keys": [k0, k1],
                  "alpha1_endpoint": "teacher (generation 0)" if use_teacher else "student at gt_weight 1",
-                 "overhead_s": time.perf_counter() - started, "run_keys": used}
+                 "overhead_s": self.clock()[0] - started, "overhead_cpu_s": self.clock()[1] - cpu, "run_keys": used}
+        # The per-example prediction at the estimate, for the check against the student trained there.
+        self.predictions[name] = (est.gt_weight, affine_per_example(p0, p1, self.y_val, est.gt_weight,
+                                                                     self.criterion), [k0, k1])
         # The assumption: students at the grid's inner weights against the path through the end points.
         inner = [float(w) for w in (grid or ()) if 0.0 < float(w) < 1.0
                  and self.runs[student_key(w)].val_outputs is not None]
@@ -186,6 +224,65 @@ class _SeedStudy:
                  "predicted": float(affine_optimal_weight(p0, p1, self.y_val, criterion=self.criterion, bounds=None,
                                                           curve_weights=[c["gt_weight"]]).criterion_values[0])}
                 for c in grid_entry["curve"]]
+        return entry
+
+    def refined(self, use_teacher: bool, bounds) -> dict:
+        """The two-run vertex; a student there (moved into [0.25, 0.75] to keep the points apart) as a third
+        point; the vertex of the parabola through the three (exact for affine outputs); a student at it only
+        when the third point is outside its 90% interval. At most 4 runs with the teacher (5 without)."""
+        started, cpu = self.clock()
+        k0 = self.student(0.0)
+        k1 = self.label_run.key if use_teacher else self.student(1.0)
+        used = self.teacher_keys + [k0] + ([] if use_teacher else [k1])
+        for k in (k0, k1):
+            if self.runs[k].val_outputs is None:
+                return _failed(f"the end point {k} did not train ({self.runs[k].error})", used)
+        p0, p1 = self.runs[k0].val_outputs, self.runs[k1].val_outputs
+        first = affine_optimal_weight(p0, p1, self.y_val, criterion=self.criterion, bounds=bounds)
+        if first.degenerate:
+            return _failed("the two end points predict the same on the validation set (no information)", used)
+        lo_b, hi_b = bounds if bounds is not None else (min(0.0, first.gt_weight), max(1.0, first.gt_weight))
+        span = hi_b - lo_b
+        probe = float(np.round(np.clip(first.gt_weight, lo_b + 0.25 * span, hi_b - 0.25 * span), 6))
+        kp = self.student(probe)
+        used = used + [kp]
+        if self.runs[kp].val_outputs is None:
+            return _failed(f"the student at the first estimate {probe:g} did not train ({self.runs[kp].error})", used)
+        weights = [0.0, probe, 1.0]
+        keys = [k0, kp, k1]
+        per_ex = np.stack([per_example_criterion(self.runs[k].val_outputs, self.y_val, self.criterion) for k in keys])
+        par = parabola_optimal_weight(weights, per_ex, bounds=bounds, seed=self.seed or 0)
+        # The affine model's prediction at the third point, against what was trained there.
+        affine_at_probe = float(affine_optimal_weight(p0, p1, self.y_val, criterion=self.criterion, bounds=None,
+                                                      curve_weights=[probe]).criterion_values[0])
+        lo, hi = par.interval
+        # Train again only when the refinement leaves its own interval around the third point (or,
+        # with no convex parabola, when the best measured point is not the third point).
+        moved = par.concave or not (lo <= probe <= hi)
+        final_w = probe
+        if moved and abs(par.gt_weight - probe) > 1e-9:
+            final_w = float(np.round(par.gt_weight, 6))
+        entry = {"gt_weight": final_w, "unconstrained": par.unconstrained, "status": STATUS_OK,
+                 "interval": clip_interval(par.interval, bounds), "interval_unconstrained": list(par.interval),
+                 "interval_kind": interval_kind(per_ex.shape[1]) + f" (of the parabola's vertex; "
+                                                                f"{par.interval_draws} draws convex)",
+                 "clip_reason": clip_reason(par.unconstrained, bounds, "refined") if not par.concave else
+                 (f"the criterion at gt_weight {weights} is {np.round(per_ex.mean(axis=1), 4).tolist()}: "
+                  "not convex through the three points, so the best measured point is used"),
+                 "first_estimate": first.gt_weight, "first_unconstrained": first.unconstrained,
+                 "probe": probe, "parabola_weights": weights,
+                 "parabola_values": per_ex.mean(axis=1).tolist(), "curvature": par.curvature,
+                 "predicted_val_criterion": par.criterion_at_estimate,
+                 "affine_at_probe": {"predicted": affine_at_probe, "trained": float(per_ex[1].mean())},
+                 "retrained": bool(final_w != probe), "concave": bool(par.concave), "endpoint_keys": [k0, k1],
+                 "alpha1_endpoint": "teacher (generation 0)" if use_teacher else "student at gt_weight 1",
+                 "overhead_s": self.clock()[0] - started, "overhead_cpu_s": self.clock()[1] - cpu,
+                 "run_keys": used}
+        # Lagrange basis at the final weight: the parabola's per-example prediction there.
+        basis = np.linalg.solve(np.vander(np.asarray(weights), 3).T, np.vander([final_w], 3)[0])
+        self.predictions["refined"] = (final_w, basis @ per_ex, keys)
+        self.affine_checks["refined"] = (probe, affine_per_example(p0, p1, self.y_val, probe, self.criterion),
+                                         per_ex[1])
         return entry
 
     def kernel_surrogates(self, jobs, *, kernel: str, kernel_params: dict, ntk_subsample: int | None, bounds) -> dict:
@@ -208,6 +305,13 @@ class _SeedStudy:
             return float(np.sum((train_out[rows] - t_train[rows]) ** 2) / train_out[rows].shape[0])
 
         def fit(kind, make_inputs) -> dict:
+            cpu = time.process_time()
+            entries = _fit(kind, make_inputs)
+            for e in entries.values():
+                e["overhead_cpu_s"] = time.process_time() - cpu
+            return entries
+
+        def _fit(kind, make_inputs) -> dict:
             started = time.perf_counter()
             try:
                 inputs, kw = make_inputs()
@@ -260,9 +364,20 @@ class _SeedStudy:
             return {name: _failed(status, self.teacher_keys, cost, **extra) for name in names}
         picks = {f"kernel_{kind}": (kest.validation, kest.validation_unconstrained),
                  f"one_shot_{kind}": (kest.one_shot, kest.one_shot_unconstrained)}
-        return {name: {"gt_weight": picks[name][0], "unconstrained": picks[name][1], "status": STATUS_OK,
-                       "overhead_s": cost, "kernel": kest.to_dict(), "run_keys": list(self.teacher_keys)}
-                for name in names}
+        bounds = self.bounds
+        out = {}
+        for name in names:
+            entry = {"gt_weight": picks[name][0], "unconstrained": picks[name][1], "status": STATUS_OK,
+                     "overhead_s": cost, "kernel": kest.to_dict(), "run_keys": list(self.teacher_keys),
+                     "clip_reason": clip_reason(picks[name][1], bounds, "kernel"),
+                     "interval": None, "interval_unconstrained": None,
+                     "interval_kind": "none within one seed (the training data only); across seeds in the summary"}
+            if name.startswith("kernel_") and kest.validation_interval is not None:
+                entry.update(interval=clip_interval(kest.validation_interval, bounds),
+                             interval_unconstrained=list(kest.validation_interval),
+                             interval_kind=interval_kind(len(self.y_val)) + " (of the kernel's validation optimum)")
+            out[name] = entry
+        return out
 
     def train_finals(self, approaches: dict, teacher_as_alpha1: bool) -> None:
         """One student at each estimate that succeeded (the labels end point serves for an estimate of 1
@@ -284,18 +399,84 @@ class _SeedStudy:
             if self.runs[final].error:
                 entry["status"] = f"the student at gt_weight {w:g} did not train ({self.runs[final].error})"
 
+    def check_predictions(self, approaches: dict, seed_sd: float | None = None, seed_sd_source: str | None = None):
+        """Predicted against achieved validation criterion at each estimate; the status says so in
+        words when they differ by more than the floor: the larger of the 90% bootstrap half-width of
+        the paired difference over validation examples and the seed-to-seed sd (``seed_sd``: of the
+        teachers' validation criterion over seeds; within one seed, of the teacher against a student
+        at gt_weight 1 when both were trained). Rerunnable: the status is rebuilt from the flags."""
+        if seed_sd is None:
+            at_one = self.runs.get(student_key(1.0))
+            teacher = self.runs[self.teacher_keys[0]]
+            if (at_one is not None and at_one.val_outputs is not None and at_one.key != teacher.key
+                    and self.G0_is_labels):
+                seed_sd = abs(self.val_criterion(at_one) - self.val_criterion(teacher)) / np.sqrt(2.0)
+                seed_sd_source = "teacher against the student at gt_weight 1 (one pair of seeds)"
+        for name, entry in approaches.items():
+            if name == "grid" or entry.get("gt_weight") is None:
+                continue
+            flags = []
+            final = self.runs.get(entry.get("final_key"))
+            if name in self.predictions and final is not None and final.val_outputs is not None:
+                w, pred, own = self.predictions[name]
+                achieved = per_example_criterion(final.val_outputs, self.y_val, self.criterion)
+                entry["achieved_val_criterion"] = float(achieved.mean())
+                entry["predicted_val_criterion"] = float(pred.mean())
+                if final.key in own:
+                    entry["check"] = "none: the student at the estimate is one of the estimate's own points"
+                else:
+                    boot = paired_halfwidth(pred - achieved, self.seed or 0)
+                    floor = max(boot, seed_sd or 0.0)
+                    entry.update(seed_floor=floor, seed_floor_source=(
+                        seed_sd_source if seed_sd is not None and seed_sd >= boot
+                        else "90% bootstrap half-width over validation examples (paired)"))
+                    gap = float(pred.mean() - achieved.mean())
+                    entry["check"] = "holds" if abs(gap) <= floor else "fails"
+                    if abs(gap) > floor:
+                        flags.append(f"{_MODEL_WORDS.get(name, 'the model')} does not hold here: predicted "
+                                     f"{pred.mean():.3f}, trained {achieved.mean():.3f} at gt_weight {w:g} "
+                                     f"(floor {floor:.2g})")
+            elif final is not None:
+                entry["achieved_val_criterion"] = self.val_criterion(final)
+                entry.setdefault("check", "none: this estimator predicts the kernel's criterion, not the network's")
+            if name in self.affine_checks:
+                w, pred, trained = self.affine_checks[name]
+                boot = paired_halfwidth(pred - trained, self.seed or 0)
+                floor = max(boot, seed_sd or 0.0)
+                gap = float(pred.mean() - trained.mean())
+                entry["affine_at_probe"].update(floor=floor, holds=bool(abs(gap) <= floor))
+            if entry.get("concave"):
+                flags.append(entry["clip_reason"])
+            entry["flags"] = flags
+            if entry["status"] == STATUS_OK or entry.get("warned"):
+                entry["status"] = STATUS_OK if not flags else "; ".join(flags)
+                entry["warned"] = bool(flags)
+
     def itemise(self, approaches: dict) -> dict:
         """Every run and approach of the seed, with costs and results (the JSON form of the seed's study)."""
         runs = self.runs
         out = {"seed": self.seed, "criterion": self.criterion, "teacher_keys": self.teacher_keys, "approaches": {},
-               "runs": {k: {"gt_weight": r.gt_weight, "wall_time_s": r.wall_time_s, "test": r.test, "val": r.val,
+               "runs": {k: {"gt_weight": r.gt_weight, "wall_time_s": r.wall_time_s, "cpu_time_s": r.cpu_time_s,
+                            "source": r.source, "test": r.test, "val": r.val,
                             "val_criterion": self.val_criterion(r), "error": r.error} for k, r in runs.items()}}
+        users: dict[str, int] = {}
+        for entry in approaches.values():
+            for k in entry["run_keys"]:
+                users[k] = users.get(k, 0) + 1
         for name, entry in approaches.items():
             keys = entry["run_keys"]
+            # Each run once; what this study did not pay for (cached, given) costs nothing here and is marked.
+            paid = [k for k in keys if runs[k].paid]
             entry["training_runs"] = len(keys)
-            entry["wall_time_s"] = float(sum(runs[k].wall_time_s for k in keys) + entry.get("overhead_s", 0.0))
+            entry["new_runs"] = len(paid)
+            entry["cached_runs"] = [k for k in keys if not runs[k].paid]
+            entry["side_by_side_runs"] = [k for k in paid if runs[k].source != "trained"]
+            entry["shared_runs"] = [k for k in keys if users[k] > 1 and k not in self.teacher_keys]
+            entry["wall_time_s"] = float(sum(runs[k].wall_time_s for k in paid) + entry.get("overhead_s", 0.0))
+            cpu = [runs[k].cpu_time_s for k in paid]
+            entry["cpu_time_s"] = float(sum(cpu) + entry.get("overhead_cpu_s", entry.get("overhead_s", 0.0)))
             if name != "grid":
-                final = runs.get(entry.get("final_key")) if entry["status"] == STATUS_OK else None
+                final = runs.get(entry.get("final_key")) if entry.get("gt_weight") is not None else None
                 entry["test"], entry["val"] = (final.test, final.val) if final is not None else (None, None)
                 entry["val_criterion"] = self.val_criterion(final) if final is not None else float("nan")
             out["approaches"][name] = entry
@@ -305,7 +486,12 @@ class _SeedStudy:
         """The seed's :class:`WeightEstimate`: the first estimator asked for that succeeded (else the
         grid's best), its student, and the teacher, with the metrics computed on those modules."""
         approaches = itemised["approaches"]
+        # The first estimator asked for whose status is "ok", else the first with a weight (its status
+        # then warns in words), else the grid's best.
         chosen = next((n for n in estimators if approaches[n]["status"] == STATUS_OK), None)
+        if chosen is None:
+            chosen = next((n for n in estimators if approaches[n].get("gt_weight") is not None
+                           and approaches[n].get("final_key")), None)
         if chosen is None and "grid" in approaches:
             chosen = "grid"                            # its student was trained with the grid
             approaches["grid"]["final_key"] = student_key(approaches["grid"]["gt_weight"])
@@ -325,22 +511,27 @@ def _study_one_seed(backend: StudyBackend, *, grid, estimators, bounds, allow_an
                     settings: dict) -> tuple[_SeedStudy, dict]:
     """Teacher, grid, the estimates and their final runs for one seed; every cost itemised."""
     study = _SeedStudy(backend, seed, log)
+    study.G0_is_labels = teacher_as_alpha1
     approaches: dict[str, dict] = {}
     if grid is not None:
         approaches["grid"] = study.grid(grid)
     bounds_used = None if allow_any_weight else bounds
+    study.bounds = bounds_used
     # "two_run": the labels end point is generation 0 when teacher_as_alpha1 (one run saved);
     # "two_run_student": always a student trained at gt_weight 1 (same seed streams as the alpha = 0
     # student, hence a less noisy path, one run more).
     for name in ("two_run", "two_run_student"):
         if name in estimators:
             use_teacher = teacher_as_alpha1 if name == "two_run" else False
-            approaches[name] = study.two_run(use_teacher, bounds_used, grid, approaches.get("grid"))
-    kernel_jobs = [e for e in estimators if not e.startswith("two_run")]
+            approaches[name] = study.two_run(use_teacher, bounds_used, grid, approaches.get("grid"), name)
+    if "refined" in estimators:
+        approaches["refined"] = study.refined(teacher_as_alpha1, bounds_used)
+    kernel_jobs = [e for e in estimators if not e.startswith("two_run") and e != "refined"]
     if kernel_jobs:
         approaches.update(study.kernel_surrogates(kernel_jobs, kernel=kernel, kernel_params=kernel_params,
                                                   ntk_subsample=ntk_subsample, bounds=bounds_used))
     study.train_finals(approaches, teacher_as_alpha1)
+    study.check_predictions(approaches)
     # In the order asked for (the grid first): the order in which the chosen weight is looked for.
     ordered = {n: approaches[n] for n in (["grid"] if "grid" in approaches else []) + list(estimators)}
     return study, study.itemise(ordered)
@@ -371,7 +562,12 @@ def _finish_grid(per_seed: list[dict]) -> None:
 def _check_estimators(estimators) -> list[str]:
     if isinstance(estimators, str):
         estimators = [estimators]
+    if estimators is None:
+        raise ValueError(f"`estimators` must name at least one of {sorted(ESTIMATORS)}; got None.")
     estimators = list(dict.fromkeys(estimators))
+    if not estimators:
+        raise ValueError(f"`estimators` must name at least one of {sorted(ESTIMATORS)} (default "
+                         f"{list(DEFAULT_ESTIMATORS)}); got none.")
     unknown = sorted(set(estimators) - set(ESTIMATORS))
     if unknown:
         raise ValueError(f"unknown estimator(s) {unknown}; valid: {sorted(ESTIMATORS)}.")
@@ -391,10 +587,11 @@ def _check_grid(grid, allow_any_weight: bool):
 
 def _chosen_over_seeds(per_seed: list[WeightEstimate], estimators) -> tuple[str | None, float | None]:
     """The first estimator asked for that succeeded in every seed (else the grid), and its mean weight."""
-    for name in list(estimators) + ["grid"]:
-        entries = [s.approaches().get(name) for s in per_seed]
-        if entries and all(e is not None and e.ok for e in entries):
-            return name, float(statistics.fmean(e.gt_weight for e in entries))
+    for usable in (lambda e: e.ok, lambda e: e.gt_weight is not None):
+        for name in list(estimators) + ["grid"]:
+            entries = [s.approaches().get(name) for s in per_seed]
+            if entries and all(e is not None and usable(e) for e in entries):
+                return name, float(statistics.fmean(e.gt_weight for e in entries))
     return None, None
 
 
@@ -405,7 +602,7 @@ def _chosen_over_seeds(per_seed: list[WeightEstimate], estimators) -> tuple[str 
 def estimate_gt_weight(config, out_dir, *, seeds: Iterable[int] = (0,), generation: int = 1,
                        grid: Sequence[float] | None = DEFAULT_GRID,
                        estimators: Iterable[str] = DEFAULT_ESTIMATORS,
-                       allow_any_weight: bool = False, teacher_as_alpha1: bool | None = None, kernel: str = "linear",
+                       allow_any_weight: bool = False, teacher_as_alpha1: bool | None = None, kernel: str = "rbf",
                        kernel_params: dict | None = None, ntk_subsample: int | None = 500,
                        log: Callable[[str], None] | None = None, jobs: int | None = 1,
                        threads_per_job: int | None = 1, cache_dir=None) -> WeightStudy:
@@ -428,7 +625,7 @@ def estimate_gt_weight(config, out_dir, *, seeds: Iterable[int] = (0,), generati
         ``allow_any_weight=True`` (sd_mse only; for sd_kd/sd_zs the config refuses such a weight and that run reports the error).
     teacher_as_alpha1 : use generation 0 as the alpha = 1 end point (default: when
         :func:`label_endpoint_is_generation_zero` holds for the method).
-    kernel, kernel_params : the kernel on the teacher's features (``"linear"``, ``"rbf"`` with ``gamma``...).
+    kernel, kernel_params : the kernel on the teacher's features (default ``"rbf"``; ``"linear"``, ... with ``gamma``...).
     ntk_subsample : training examples used by the empirical-NTK estimators.
     jobs, threads_per_job : with ``jobs`` above 1 (``None``: one per core), the runs known in advance (every
         seed's teacher, the grid's students and the two-run end points) are trained first, that many at
@@ -474,6 +671,7 @@ def estimate_gt_weight(config, out_dir, *, seeds: Iterable[int] = (0,), generati
                 "teacher_as_alpha1": teacher_as_alpha1, "criterion": "brier", "kernel": kernel,
                 "kernel_params": dict(kernel_params or {}), "ntk_subsample": ntk_subsample}
     studies = []
+    started = time.perf_counter()
     with torch_threads(threads_per_job if jobs != 1 else None):
         jobs = jobs or default_jobs(threads_per_job, config.device)
         cache_dir = Path(cache_dir) if cache_dir is not None else out_dir / GENERATIONS_FOLDER
@@ -481,7 +679,7 @@ def estimate_gt_weight(config, out_dir, *, seeds: Iterable[int] = (0,), generati
                                   cache_dir=cache_dir, jobs=jobs, threads_per_job=threads_per_job) for seed in seeds]
         if jobs != 1:
             # What every seed needs before its estimates, all at once: teachers, grid students, two-run end points.
-            ahead = set(grid or ()) | ({0.0} if {"two_run", "two_run_student"} & set(estimators) else set())
+            ahead = set(grid or ()) | ({0.0} if {"two_run", "two_run_student", "refined"} & set(estimators) else set())
             ahead |= {1.0} if "two_run_student" in estimators or ("two_run" in estimators and not teacher_as_alpha1) else set()
             run_local([item for b in backends for item in b.runs_ahead(sorted(ahead))], cache_dir, jobs=jobs,
                       threads_per_job=threads_per_job, log=log)
@@ -493,6 +691,14 @@ def estimate_gt_weight(config, out_dir, *, seeds: Iterable[int] = (0,), generati
                                            kernel=kernel, kernel_params=dict(kernel_params or {}),
                                            ntk_subsample=ntk_subsample, seed=seed, log=log, settings={}))
     _finish_grid([itemised for _, itemised in studies])
+    if len(studies) > 1:
+        # The seed floor of the predicted-vs-trained check: the teachers are one draw per seed of the same run.
+        crit = [st.val_criterion(st.runs[st.teacher_keys[-1]]) for st, _ in studies]
+        seed_sd = float(np.std(crit, ddof=1))
+        for study, itemised in studies:
+            study.check_predictions(itemised["approaches"], seed_sd,
+                                    f"sd over {len(studies)} seeds of the teacher's validation criterion")
+    settings["elapsed_s"] = time.perf_counter() - started
     per_seed = []
     for study, itemised in studies:
         est = study.result(itemised, estimators, {})    # the study's settings are stated once, at the top
@@ -516,9 +722,9 @@ def _recorded_config(config, generation: int) -> dict:
 
 def estimate_gt_weight_for_model(train_fn: Callable, val_loader, *, test_loader=None, train_loader=None,
                                  grid: Sequence[float] | None = None,
-                                 estimators: Iterable[str] = ("two_run",), criterion: str = "brier",
+                                 estimators: Iterable[str] = DEFAULT_ESTIMATORS, criterion: str = "brier",
                                  allow_any_weight: bool = False, teacher_as_alpha1: bool = True, teacher=None,
-                                 kernel: str = "linear", kernel_params: dict | None = None,
+                                 kernel: str = "rbf", kernel_params: dict | None = None,
                                  ntk_subsample: int | None = 500, device="cpu", seed: int | None = None,
                                  out_dir=None, log: Callable[[str], None] | None = None) -> WeightEstimate:
     """Estimate the optimal ground-truth weight for your own network, training code and data loaders.
@@ -539,8 +745,9 @@ def estimate_gt_weight_for_model(train_fn: Callable, val_loader, *, test_loader=
     test_loader : optional; test metrics of every trained network.
     train_loader : needed by the kernel estimators (the teacher's features on the training set).
     grid : weights for a reference grid search (``None``: no grid, the cheap estimates only).
-    estimators : names from :data:`ESTIMATORS`, in the order in which the chosen weight is looked for:
-        the first that succeeds gives ``result.gt_weight`` and ``result.student``.
+    estimators : names from :data:`ESTIMATORS` (default :data:`DEFAULT_ESTIMATORS`: ``refined``), in the order
+        in which the chosen weight is looked for: the first whose status is "ok" (else the first with a
+        weight) gives ``result.gt_weight`` and ``result.student``.
     criterion : ``"brier"`` (classification: probabilities against labels) or ``"mse"`` (regression:
         the network's raw outputs against the targets).
     teacher_as_alpha1 : generation 0 serves as the alpha = 1 end point; set ``False`` if your student
@@ -558,15 +765,25 @@ def estimate_gt_weight_for_model(train_fn: Callable, val_loader, *, test_loader=
     criterion = check_criterion(criterion)
     estimators = _check_estimators(estimators)
     grid = _check_grid(grid, allow_any_weight)
+    if val_loader is None:
+        raise ValueError("`val_loader` is required: the estimators judge each weight on validation (x, y) batches; "
+                         "got None.")
     if not callable(train_fn):
         raise TypeError(f"`train_fn` must be callable as train_fn(gt_weight, teacher); got {type(train_fn).__name__}.")
-    if train_loader is None and any(not e.startswith("two_run") for e in estimators):
-        raise ValueError(f"estimators {[e for e in estimators if not e.startswith('two_run')]} need `train_loader` "
-                         "(the teacher's features or NTK on the training set); pass it, or use estimators=('two_run',).")
+    kernel_names = [e for e in estimators if e.startswith(("kernel_", "one_shot_"))]
+    if train_loader is None and kernel_names:
+        raise ValueError(f"estimators {kernel_names} need `train_loader` "
+                         "(the teacher's features or NTK on the training set); pass it, or use estimators=('refined',) or ('two_run',).")
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
         raise TypeError(f"`seed` must be None or an integer; got {seed!r}.")
+    started = time.perf_counter()
     backend = CallableBackend(train_fn, val_loader, test_loader, train_loader, criterion, device, teacher, log,
                               seed=seed)
+    width = getattr(train_fn, "num_outputs", None)          # make_train_fn's: checked before anything trains
+    if criterion == "brier" and isinstance(width, int):
+        check_output_width(width, backend.y_val, "val_loader", "train_fn's network")
+        if backend.test is not None:
+            check_output_width(width, backend.test[1], "test_loader", "train_fn's network")
     settings = {"grid": grid, "estimators": estimators, "allow_any_weight": allow_any_weight,
                 "teacher_as_alpha1": teacher_as_alpha1, "kernel": kernel, "kernel_params": dict(kernel_params or {}),
                 "ntk_subsample": ntk_subsample, "seed": seed, "criterion": criterion}
@@ -575,6 +792,7 @@ def estimate_gt_weight_for_model(train_fn: Callable, val_loader, *, test_loader=
                                       kernel=kernel, kernel_params=dict(kernel_params or {}),
                                       ntk_subsample=ntk_subsample, seed=seed, log=log, settings=settings)
     _finish_grid([itemised])
+    settings["elapsed_s"] = time.perf_counter() - started
     result = study.result(itemised, estimators, settings)
     if out_dir is not None:
         result.save(out_dir)

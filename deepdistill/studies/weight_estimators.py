@@ -43,6 +43,7 @@ arXiv 2602.17565 (the optimum may lie outside [0, 1]; one-shot tuning).
 """
 from __future__ import annotations
 
+import copy
 import math
 import time
 import warnings
@@ -59,7 +60,7 @@ from deepdistill.core.losses import LOSSES
 from deepdistill.core.metrics import as_numpy
 from kerneldistill.affine import affine_vertex
 from kerneldistill.estimator import KernelDistiller
-from kerneldistill.filters import filter_diagonals
+from kerneldistill.filters import filter_diagonals, weight_endpoint_filters
 from kerneldistill.optimal import OneShotRisk, ReferenceRisk, optimal_gt_weight, project_onto_basis
 
 __all__ = [
@@ -74,7 +75,22 @@ __all__ = [
     "as_matrix",
     "target_matrix",
     "check_criterion",
+    "INTERVAL_LEVEL",
+    "affine_weight_interval",
+    "per_example_criterion",
+    "parabola_vertex",
+    "ParabolaWeightEstimate",
+    "parabola_optimal_weight",
+    "kernel_validation_paths",
+    "interval_kind",
+    "clip_interval",
+    "clip_reason",
+    "affine_per_example",
+    "paired_halfwidth",
 ]
+
+#: The level of every interval the estimators report (two-sided, percentile bootstrap).
+INTERVAL_LEVEL = 0.9
 
 #: The squared-error criteria: the Brier score of probabilities (classification), the MSE of outputs (regression).
 CRITERIA = ("brier", "mse")
@@ -245,6 +261,190 @@ def affine_residuals(weights: Sequence[float], preds: Sequence, pred_0, pred_1, 
     return np.array(out)
 
 
+def _bootstrap_indices(n: int, n_boot: int, seed: int) -> np.ndarray:
+    """``(n_boot, n)`` resampled example indices (with replacement), reproducible from ``seed``."""
+    return np.random.default_rng(seed).integers(0, n, size=(int(n_boot), n))
+
+
+def _percentiles(values: np.ndarray, level: float) -> tuple[float, float]:
+    v = np.asarray(values, dtype=np.float64)
+    v = v[np.isfinite(v)]
+    if v.size == 0:
+        return math.nan, math.nan
+    tail = 50.0 * (1.0 - level)
+    lo, hi = np.percentile(v, [tail, 100.0 - tail])
+    return float(lo), float(hi)
+
+
+def affine_weight_interval(pred_0, pred_1, targets, criterion: str = "brier", *, weight_0: float = 0.0,
+                           weight_1: float = 1.0, level: float = INTERVAL_LEVEL, n_boot: int = 2000,
+                           seed: int = 0) -> tuple[float, float]:
+    """A percentile-bootstrap interval of the UNCONSTRAINED affine vertex over validation examples.
+
+    The vertex ``t* = <D, E> / ||D||^2`` (:func:`affine_optimal_weight`) is a ratio of two sums over
+    examples, ``sum_i d_i / sum_i s_i`` with ``d_i = <D_i, E_i>`` and ``s_i = ||D_i||^2``; each
+    bootstrap draw resamples the examples (Efron & Tibshirani 1993, ch. 13: percentile interval) and
+    recomputes the ratio. It measures how much the estimate depends on WHICH validation examples were
+    drawn, not the training noise of the two students (that needs several seeds). Clip both ends to
+    the bounds yourself for a constrained weight.
+    """
+    criterion = check_criterion(criterion)
+    P0, P1 = as_matrix(pred_0, "pred_0"), as_matrix(pred_1, "pred_1")
+    if P0.shape != P1.shape:
+        raise ValueError(f"`pred_0` and `pred_1` must have the same shape; got {P0.shape} and {P1.shape}.")
+    if not 0.0 < level < 1.0:
+        raise ValueError(f"`level` must lie in (0, 1); got {level!r}.")
+    T = target_matrix(targets, *P0.shape, criterion)
+    D, E = P1 - P0, T - P0
+    d, sq = np.sum(D * E, axis=1), np.sum(D * D, axis=1)               # (n,), (n,)
+    idx = _bootstrap_indices(len(d), n_boot, seed)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t = d[idx].sum(axis=1) / sq[idx].sum(axis=1)                   # (n_boot,)
+    lo, hi = _percentiles(weight_0 + t * (weight_1 - weight_0), level)
+    return (lo, hi) if weight_1 > weight_0 else (hi, lo)
+
+
+def per_example_criterion(pred, targets, criterion: str = "brier") -> np.ndarray:
+    """The criterion of each example: ``sum_k (p_ik - t_ik)^2`` (``"brier"``, whose mean is the
+    multi-class Brier score) or ``mean_k (p_ik - t_ik)^2`` (``"mse"``), ``(n,)``."""
+    criterion = check_criterion(criterion)
+    P = as_matrix(pred, "pred")
+    T = target_matrix(targets, *P.shape, criterion)
+    sq = (P - T) ** 2
+    return sq.sum(axis=1) if criterion == "brier" else sq.mean(axis=1)
+
+
+def parabola_vertex(weights, values) -> tuple[float, float, float]:
+    """The parabola ``c(w) = a w^2 + b w + c0`` through three points ``(w_j, c_j)`` (distinct ``w_j``):
+    returns ``(vertex, a, value at the vertex)``; ``vertex`` is ``nan`` when ``a <= 0`` (no minimum).
+
+    Exact for a criterion that IS a quadratic in the weight, as a squared error of outputs that are
+    affine in the weight is (:func:`affine_optimal_weight`). Lagrange's form, solved by numpy."""
+    w = np.asarray(weights, dtype=np.float64).ravel()
+    c = np.asarray(values, dtype=np.float64).ravel()
+    if w.shape != (3,) or c.shape != (3,):
+        raise ValueError(f"`weights` and `values` must hold 3 numbers each; got {w.shape} and {c.shape}.")
+    if len(set(w.tolist())) != 3 or not np.all(np.isfinite(w)) or not np.all(np.isfinite(c)):
+        raise ValueError(f"`weights` must be 3 distinct finite weights and `values` finite; got {w.tolist()}, "
+                         f"{c.tolist()}.")
+    a, b, c0 = np.linalg.solve(np.vander(w, 3), c)
+    if not a > 0:
+        return math.nan, float(a), math.nan
+    v = -b / (2.0 * a)
+    return float(v), float(a), float(c0 - b * b / (4.0 * a))
+
+
+@dataclass(frozen=True)
+class ParabolaWeightEstimate:
+    """The minimiser of the parabola through three measured points of the validation criterion.
+
+    gt_weight : the vertex clipped to ``bounds`` (when the parabola opens downward, or is flat: the
+        measured point of least criterion, and ``concave`` is True).
+    unconstrained : the vertex (``nan`` when there is none).
+    criterion_at_estimate : the parabola's value at ``gt_weight``.
+    interval : percentile-bootstrap interval of the unconstrained vertex over validation examples
+        (``level``), from the draws whose parabola opens upward; ``interval_draws`` says how many did.
+    """
+
+    gt_weight: float
+    unconstrained: float
+    criterion_at_estimate: float
+    curvature: float
+    interval: tuple
+    interval_draws: int
+    concave: bool
+    level: float = INTERVAL_LEVEL
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def parabola_optimal_weight(weights, per_example, *, bounds=(0.0, 1.0), level: float = INTERVAL_LEVEL,
+                            n_boot: int = 2000, seed: int = 0) -> ParabolaWeightEstimate:
+    """Refine a weight from three trained students: the vertex of the parabola through their mean
+    validation criteria (:func:`parabola_vertex`), with a bootstrap interval over validation examples.
+
+    ``weights``: the 3 distinct weights; ``per_example``: a ``(3, n)`` array of each student's
+    per-example criterion on the same validation examples (:func:`per_example_criterion`). Unlike the
+    two-run estimate, this needs no assumption that the OUTPUTS are affine in the weight, only that
+    the criterion is close to a quadratic between the points; it is exact when the outputs are affine.
+    """
+    bounds = _check_bounds(bounds)
+    w = np.asarray(weights, dtype=np.float64).ravel()
+    C = np.asarray(per_example, dtype=np.float64)
+    if C.ndim != 2 or C.shape[0] != 3 or w.shape != (3,):
+        raise ValueError(f"`per_example` must be (3, n) (one row per weight of `weights`); got {C.shape}.")
+    if not np.all(np.isfinite(C)):
+        raise ValueError("`per_example` must be finite.")
+    means = C.mean(axis=1)
+    vertex, a, _ = parabola_vertex(w, means)
+
+    def clip(v):
+        return float(v) if bounds is None else float(np.clip(v, *bounds))
+
+    # The parabola's coefficients are linear in the three means: one solve for every bootstrap draw.
+    inv = np.linalg.inv(np.vander(w, 3))                                # coefficients = inv @ means
+    idx = _bootstrap_indices(C.shape[1], n_boot, seed)
+    boot_means = C[:, idx].mean(axis=2)                                 # (3, n_boot)
+    coef = inv @ boot_means                                             # (3, n_boot): a, b, c0
+    up = coef[0] > 0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        draws = -coef[1, up] / (2.0 * coef[0, up])
+    interval = _percentiles(draws, level)
+    concave = not math.isfinite(vertex)
+    if concave:
+        # No minimum between the points: the best measured point (the criterion falls towards it).
+        est = clip(float(w[int(np.argmin(means))]))
+    else:
+        est = clip(vertex)
+    at = float(np.polyval(np.linalg.solve(np.vander(w, 3), means), est))
+    return ParabolaWeightEstimate(gt_weight=est, unconstrained=float(vertex), criterion_at_estimate=at,
+                                  curvature=float(a), interval=interval, interval_draws=int(up.sum()),
+                                  concave=bool(concave), level=level)
+
+
+def interval_kind(n: int) -> str:
+    """How a bootstrap interval over ``n`` validation examples is described in the results."""
+    return f"{int(round(100 * INTERVAL_LEVEL))}% bootstrap over {n} validation examples"
+
+
+def clip_interval(interval, bounds):
+    """An interval of an unconstrained weight, clipped to ``bounds`` like the weight (``None``: as is)."""
+    lo, hi = interval
+    if bounds is None or not (np.isfinite(lo) and np.isfinite(hi)):
+        return [lo, hi]
+    return [float(np.clip(lo, *bounds)), float(np.clip(hi, *bounds))]
+
+
+def clip_reason(unconstrained, bounds, what: str) -> str | None:
+    """Why a weight was clipped, in words (``None`` when it was not)."""
+    if unconstrained is None or bounds is None or not np.isfinite(unconstrained):
+        return None
+    lo, hi = bounds
+    if unconstrained > hi:
+        return (f"clipped to {hi:g}: the optimum lies beyond {hi:g} (unconstrained {unconstrained:.3g}): along "
+                f"{what}'s curve the teacher's outputs help less than the labels at every weight")
+    if unconstrained < lo:
+        return (f"clipped to {lo:g}: the optimum lies below {lo:g} (unconstrained {unconstrained:.3g}): the teacher's "
+                "outputs help more than the labels at every weight in the bounds (allow_any_weight for weights "
+                "below 0, with sd_mse)")
+    return None
+
+
+def affine_per_example(p0, p1, y, w: float, criterion: str) -> np.ndarray:
+    """The affine model's per-example criterion at weight ``w`` (``pred = p0 + w (p1 - p0)``)."""
+    P0, P1 = as_matrix(p0, "pred_0"), as_matrix(p1, "pred_1")
+    return per_example_criterion(P0 + w * (P1 - P0), y, criterion)
+
+
+def paired_halfwidth(diff: np.ndarray, seed: int, n_boot: int = 2000) -> float:
+    """Half the width of the 90% percentile-bootstrap interval of ``mean(diff)`` over examples."""
+    idx = np.random.default_rng(seed).integers(0, len(diff), size=(n_boot, len(diff)))
+    tail = 50.0 * (1.0 - INTERVAL_LEVEL)
+    lo, hi = np.percentile(diff[idx].mean(axis=1), [tail, 100.0 - tail])
+    return float((hi - lo) / 2.0)
+
+
 # ------------------------------------------------------------------------------------------------
 # The kernel surrogate
 # ------------------------------------------------------------------------------------------------
@@ -273,9 +473,23 @@ class KernelWeightEstimate:
     step: int
     wall_time_s: float
     ridge_unreachable: bool = False
+    validation_interval: tuple | None = None   # 90% bootstrap over validation examples, unconstrained
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+def kernel_validation_paths(evals, evecs, y_train, ridge: float, K_val, step: int = 2, previous=()):
+    """The kernel student's validation predictions at weight 0 and weight 1 of step ``step`` (the
+    earlier steps at ``previous``): ``(f_0, f_1)``, each ``(n_val, k)``. The student is exactly affine
+    in its weight between them (docs/theory.md 2.3), so :func:`affine_weight_interval` on them gives the
+    bootstrap interval of the kernel's validation optimum."""
+    schedule = list(previous) + [0.0]
+    _, q0, _, _, dq = weight_endpoint_filters(evals, ridge, schedule, step)
+    P = np.asarray(K_val, dtype=np.float64) @ evecs                    # (n_val, m)
+    z = evecs.T @ np.asarray(y_train, dtype=np.float64)                # (m, k)
+    f0 = P @ (q0[:, None] * z)
+    return f0, f0 + P @ (dq[:, None] * z)
 
 
 def _step1_train_residual(evals, z2, perp, ridge, n):
@@ -387,7 +601,7 @@ def kernel_surrogate_weights(X_train, targets_train, X_val=None, targets_val=Non
         return float(w) if bounds is None else float(np.clip(w, *bounds))
 
     one_shot = optimal_gt_weight(OneShotRisk(evals, evecs, Ytr - offset, lam), step, previous, constrained=False)
-    val = None
+    val = val_interval = None
     if X_val is not None:
         if targets_val is None:
             raise ValueError("`targets_val` is needed with `X_val`.")
@@ -395,11 +609,13 @@ def kernel_surrogate_weights(X_train, targets_train, X_val=None, targets_val=Non
         Yva = _one_hot_or_2d(targets_val, K_val.shape[0], "targets_val", num_classes=k)
         val = optimal_gt_weight(ReferenceRisk(evals, evecs, Ytr - offset, lam, K_val, Yva - offset), step, previous,
                                 constrained=False)
+        f0, f1 = kernel_validation_paths(evals, evecs, Ytr - offset, lam, K_val, step, previous)
+        val_interval = affine_weight_interval(f0, f1, Yva - offset, criterion="mse")
     return KernelWeightEstimate(
         validation=None if val is None else clip(val), validation_unconstrained=val,
         one_shot=clip(one_shot), one_shot_unconstrained=float(one_shot), ridge=lam, ridge_rule=rule,
         train_residual=_step1_train_residual(evals, z2, perp, lam, n), n_train=n, step=int(step),
-        wall_time_s=time.perf_counter() - started, ridge_unreachable=bool(at_bound))
+        wall_time_s=time.perf_counter() - started, ridge_unreachable=bool(at_bound), validation_interval=val_interval)
 
 
 def _one_hot_or_2d(targets, n: int, name: str, num_classes: int | None = None) -> np.ndarray:
@@ -418,18 +634,25 @@ def _one_hot_or_2d(targets, n: int, name: str, num_classes: int | None = None) -
 def empirical_ntk_gram(model, x_a, x_b=None, *, batch_size: int = 128) -> np.ndarray:
     """The trace empirical neural tangent kernel ``K(x, x') = sum_k <d f_k(x)/d theta, d f_k(x')/d theta>``.
 
-    ``f_k`` are the model's outputs (logits), ``theta`` all its trainable parameters, evaluated in
-    eval mode at the current weights. Per-example Jacobians by ``torch.func`` (``vmap(jacrev)``), one
+    ``f_k`` are the model's outputs (logits), ``theta`` ALL its parameters (whatever their
+    ``requires_grad``: a frozen teacher has the same kernel), evaluated in eval mode at the current
+    weights, on a copy (``model`` itself is left as it was). Per-example Jacobians by ``torch.func`` (``vmap(jacrev)``), one
     batch at a time: memory ``batch_size * K * n_params`` floats, plus the ``(n_a, n_b)`` result.
     Returns float64 numpy. (The trace over outputs gives one scalar kernel for all k outputs, the
     usual choice for kernel regression on one-hot targets.)
     """
-    was_training = model.training
-    model.eval()
-    device = next(model.parameters()).device
+    # On a copy, in eval mode: the caller's network (often a frozen teacher, requires_grad=False)
+    # keeps its flags, mode and weights. Every parameter counts, whatever its requires_grad: the
+    # kernel is the network's, not that of what an optimiser would update (torch.func
+    # differentiates the detached copies it is given, so no flag is needed).
+    model = copy.deepcopy(model).eval()
+    named = dict(model.named_parameters())
+    if not named:
+        raise ValueError(f"`model` ({type(model).__name__}) has no parameter: its empirical NTK is empty.")
+    device = next(iter(named.values())).device
     x_a = x_a.to(device)
     x_b = None if x_b is None else x_b.to(device)
-    params = {k: v.detach() for k, v in model.named_parameters() if v.requires_grad}
+    params = {k: v.detach() for k, v in named.items()}
     buffers = {k: v.detach() for k, v in model.named_buffers()}
 
     def f(p, x):                                                       # one example -> (K,)
@@ -444,17 +667,14 @@ def empirical_ntk_gram(model, x_a, x_b=None, *, batch_size: int = 128) -> np.nda
     def batches(x):
         return [x[s:s + batch_size] for s in range(0, x.shape[0], batch_size)]
 
-    try:
-        # Jacobians of the second argument are kept (float64, n_b x K x P); rows of the first are
-        # streamed one batch at a time.
-        J_other = torch.cat([jacobian(xb) for xb in batches(x_a if x_b is None else x_b)])   # (n_b, K, P)
-        if x_b is None:
-            gram = torch.einsum("ikp,jkp->ij", J_other, J_other)
-            gram = 0.5 * (gram + gram.T)                               # exact symmetry for the eigensolver
-        else:
-            gram = torch.cat([torch.einsum("ikp,jkp->ij", jacobian(xa), J_other) for xa in batches(x_a)])
-    finally:
-        model.train(was_training)
+    # Jacobians of the second argument are kept (float64, n_b x K x P); rows of the first are
+    # streamed one batch at a time.
+    J_other = torch.cat([jacobian(xb) for xb in batches(x_a if x_b is None else x_b)])   # (n_b, K, P)
+    if x_b is None:
+        gram = torch.einsum("ikp,jkp->ij", J_other, J_other)
+        gram = 0.5 * (gram + gram.T)                                   # exact symmetry for the eigensolver
+    else:
+        gram = torch.cat([torch.einsum("ikp,jkp->ij", jacobian(xa), J_other) for xa in batches(x_a)])
     return gram.cpu().numpy()
 
 
