@@ -35,17 +35,15 @@ from sklearn.utils.validation import _num_samples, check_is_fitted, validate_dat
 
 from . import _validation
 from ._validation import (
-    NEGATIVE_EIGENVALUE_RTOL,
     check_bool,
     check_gram,
     check_gt_weight,
     check_numeric,
-    check_psd_evals,
     check_ridge,
     check_steps,
 )
 from .filters import filter_diagonals, filter_path
-from .spectrum import eigh_gram, nystroem_landmarks, nystroem_spectrum, topk_spectrum
+from .spectrum import eigh_gram, nystroem_landmarks, nystroem_spectrum, psd_evals, topk_spectrum
 
 __all__ = ["KernelDistiller", "fit_memory_bytes"]
 
@@ -325,13 +323,9 @@ class KernelDistiller(RegressorMixin, BaseEstimator):
                 spec = eigh_gram(K, device, overwrite=not precomputed)
             del K
 
-        evals = spec.evals if isinstance(spec.evals, np.ndarray) else spec.evals.cpu().numpy()
-        # Round-off leaves eigenvalues of a PSD Gram matrix slightly negative (of order
-        # n * eps * d_max); clip those to 0 (the filters need d >= 0) but refuse clearly negative
-        # ones: the filters would then be wrong, not slightly off.
-        rtol = max(NEGATIVE_EIGENVALUE_RTOL, 10 * n * np.finfo(dtype).eps)
+        # Round-off negatives clipped to 0, clearly negative eigenvalues refused (spectrum.psd_evals).
         what = "`X` (precomputed Gram matrix)" if precomputed else f"kernel={self.kernel!r}"
-        self.evals_ = check_psd_evals(evals.astype(np.float64), name=what, rtol=rtol)
+        self.evals_ = psd_evals(spec.evals, n, dtype, name=what)
 
         y2 = np.asarray(y, dtype=dtype).reshape(n, -1)  # (n, k)
         self._device = device

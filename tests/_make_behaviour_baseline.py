@@ -52,11 +52,12 @@ def ids():
 
 def bridge_ids():
     from deepdistill.studies import bridge
+    h = getattr(bridge, "stable_hash", None) or bridge._hash     # bridge._hash on main
     out = {}
     for name, preset in sorted(bridge.PRESETS.items()):
         d = preset.to_dict()
-        out[name] = {"preset": bridge._hash(d), "mnist1d": bridge._hash(d["mnist1d"]),
-                     "cell": bridge._hash({"width": 64, "seed": 0, "parameterization": "ntk", "ridge": 1e-3})}
+        out[name] = {"preset": h(d), "mnist1d": h(d["mnist1d"]),
+                     "cell": h({"width": 64, "seed": 0, "parameterization": "ntk", "ridge": 1e-3})}
     return out
 
 

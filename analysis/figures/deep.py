@@ -43,7 +43,6 @@ generation ``g >= 1`` is a fresh network distilled from generation ``g - 1``. Ev
 """
 from __future__ import annotations
 
-import json
 import math
 import sys
 from dataclasses import dataclass, field
@@ -59,7 +58,7 @@ from deepdistill.engine import runs
 from deepdistill.core.config import METHODS, TrainConfig
 from deepdistill.drivers.local_runner import torch_threads
 from deepdistill.engine.results import mean_sd
-from deepdistill.engine.runs import (RECORD_FILE, checkpoint_path, generation_cache_dir, is_finished, load_splits,
+from deepdistill.engine.runs import (RECORD_FILE, SplitCache, checkpoint_path, generation_cache_dir, is_finished,
                              read_record, run_dir_for)
 from deepdistill.drivers.sweep import expand_grid, run_sweep
 from deepdistill.engine.train import predict_logits
@@ -246,8 +245,7 @@ class PresetRuns:
 
 # Data sets loaded in this process, by the config fields that determine them (MNIST-1D is generated
 # on every load, ~1 s; a figure asks for the same split once per run and generation).
-_SPLITS_CACHE: dict[str, object] = {}
-_DATA_FIELDS = ("dataset", "data_root", "seed", "label_noise", "noise_type", "val_fraction", "n_train", "data_options")
+_SPLITS_CACHE = SplitCache()
 
 
 def _splits_for(config: TrainConfig):
@@ -257,10 +255,7 @@ def _splits_for(config: TrainConfig):
     The test ``test_checkpoint_predictions_reproduce_the_record`` checks that predictions on these
     splits give back the record's metrics, so a drift from the training loader would be caught.
     """
-    key = json.dumps({k: getattr(config, k) for k in _DATA_FIELDS}, sort_keys=True)
-    if key not in _SPLITS_CACHE:
-        _SPLITS_CACHE[key] = load_splits(config)
-    return _SPLITS_CACHE[key]
+    return _SPLITS_CACHE(config)
 
 
 def load_generation(record: dict, generation: int, out_dir, device: str = "cpu"):

@@ -31,6 +31,7 @@ from deepdistill.core.losses import LOSSES, SMOOTHING_CONVENTIONS
 from deepdistill.core.models import MODELS
 
 __all__ = ["TrainConfig", "MethodSpec", "METHODS", "GenerationSettings", "ensure_config", "derive_seed", "config_diff",
+           "stable_hash",
            "field_help", "field_choices", "OPERATIONAL_FIELDS", "PER_GENERATION_FIELDS", "OPTIMIZERS", "SCHEDULES",
            "SELECTIONS", "DEFAULT_SELECTION", "DEVICES", "AMP_MODES"]
 
@@ -235,7 +236,7 @@ class TrainConfig:
 
     def run_id(self) -> str:
         """A stable 12-hex-digit id: SHA-1 of the canonical JSON of :meth:`identity`."""
-        return _hash(self.identity())
+        return stable_hash(self.identity())
 
     def prefix_id(self, generation: int) -> str:
         """The id of generation ``generation`` of this run as the generation cache knows it: a hash of what
@@ -254,13 +255,13 @@ class TrainConfig:
         for name in ("method", "generations", "gt_weight", "temperature", "allow_any_weight"):
             ident.pop(name)
         ident["generation_settings"] = [self.generation_settings(g).to_dict() for g in range(generation + 1)]
-        return _hash(ident)
+        return stable_hash(ident)
 
     def group_id(self) -> str:
         """The run id without the seed: runs that differ only in their seed share it."""
         ident = self.identity()
         ident.pop("seed")
-        return _hash(ident)
+        return stable_hash(ident)
 
     # -- per-generation settings ----------------------------------------------------------------
     def generation_settings(self, generation: int) -> "GenerationSettings":
@@ -429,8 +430,12 @@ def _canonical(value) -> str:
     return json.dumps(value, sort_keys=True, default=str)
 
 
-def _hash(d: dict) -> str:
+def stable_hash(d: dict) -> str:
+    """The 12-hex-digit id of a settings mapping: SHA-1 of its canonical JSON (keys sorted; what JSON cannot
+    hold written by ``str``). The one hash of the toolkit: run ids, generation-cache ids and the bridge
+    study's cache keys; changing it would orphan every stored run folder and cache."""
     return hashlib.sha1(_canonical(d).encode()).hexdigest()[:12]
+
 
 
 def _nth(value, i: int):

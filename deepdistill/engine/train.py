@@ -47,8 +47,8 @@ from deepdistill.core.metrics import headline_metric, softmax, summarize, summar
 from deepdistill.core.models import build_model
 from deepdistill.engine.results import describe_run, make_record
 from deepdistill.engine.runs import (CONFIG_FILE, RECORD_FILE, CorruptFileError, checkpoint_path, claim_path,
-                              generation_cache_dir, inspect_record, is_finished, link_or_copy, load_checkpoint,
-                              load_splits, partial_path, prefix_dir, restore_generation, run_dir_for)
+                              generation_cache_dir, generation_home, inspect_record, is_finished, link_generation,
+                              load_checkpoint, load_splits, partial_path, restore_generation, run_dir_for)
 
 __all__ = ["train_run", "run_one", "train_generation", "load_run_data", "resolve_device", "predict_logits",
            "predict_features", "evaluate", "NonFiniteLossError", "ConfigMismatchError", "GenerationBusy"]
@@ -595,20 +595,20 @@ def _train_run(config: TrainConfig, run_dir: Path, existing: dict | None, *, on_
         for g in bar:
             done_path = checkpoint_path(run_dir, g)
             model = None
+            # Where generation g lives (the run folder, or the generation cache); a checkpoint this run
+            # finished before is offered to the runs that share it.
+            _, folder = generation_home(config, g, run_dir, cache_dir)
             if g in finished:                      # trained before: load it, never retrain it
                 state = finished.pop(g)
-                if cache_dir is not None:          # and offer it to the runs that share it
-                    link_or_copy(done_path, checkpoint_path(prefix_dir(config, g, cache_dir), g))
                 if log:
                     log(f"generation {g}: loaded from {done_path}")
             else:
-                folder = run_dir if cache_dir is None else prefix_dir(config, g, cache_dir)
                 state, model = _obtain_generation(config, g, folder, splits=splits, data=data, teacher_fn=teacher,
                                                   device=device, claim_timeout=claim_timeout, wait=wait,
                                                   adopt_from=run_dir if cache_dir is not None else None,
                                                   on_epoch_end=on_epoch_end, log=log)
                 if cache_dir is not None:
-                    link_or_copy(checkpoint_path(folder, g), done_path)
+                    link_generation(config, g, run_dir, cache_dir)
                     # An epoch checkpoint of this run from before another run finished the shared generation.
                     partial_path(run_dir, g).unlink(missing_ok=True)
                 if model is None and log:
