@@ -276,7 +276,7 @@ def train_generation(config: TrainConfig, settings: GenerationSettings, splits, 
             xb, yb = x_train[idx], y_train[idx]                          # (b, *input_shape), (b,)
             if aug_gen is not None:
                 xb = splits.augment(xb, aug_gen)
-            # Without a teacher (generation 0) a teacher loss runs at gt_weight 1: its labels term alone.
+            # Without a teacher (GenerationSettings.labels_alone: generation 0) a teacher loss runs on its labels term.
             teacher_logits = beta_targets = None
             if teacher is not None:
                 if cached_teacher is not None:

@@ -121,7 +121,7 @@ class BridgePreset:
 
     def __post_init__(self):
         check_ridge(self.ridge)
-        check_ridge(self.toy_ridge)
+        check_ridge(self.toy_ridge, name="toy_ridge")
         for name in ("exact_width", "adam_width", "toy_width"):
             _check_width(name, getattr(self, name))
         for name in ("widths", "standard_widths"):
