@@ -44,8 +44,6 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from kerneldistill._validation import check_gt_weight
-
 __all__ = [
     "cross_entropy",
     "soft_cross_entropy",
@@ -86,6 +84,10 @@ def _check_weight(value, name: str = "gt_weight", allow_any_weight: bool = False
         value = value.item()
     if np.ndim(value) != 0:
         raise TypeError(f"`{name}` must be one real number here (the loss of one generation); got {value!r}.")
+    # Imported here: `import kerneldistill` loads scikit-learn and scipy (its estimator), which the losses need
+    # nowhere else; after the first call this is a dictionary lookup.
+    from kerneldistill._validation import check_gt_weight
+
     return check_gt_weight(value, allow_any_weight=allow_any_weight, name=name)
 
 
