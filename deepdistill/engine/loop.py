@@ -50,7 +50,6 @@ class NonFiniteLossError(FloatingPointError):
     """The training loss became NaN or infinite; the message names generation, epoch and step."""
 
 
-
 # ------------------------------------------------------------------------------------------------
 # Small helpers
 # ------------------------------------------------------------------------------------------------
@@ -179,7 +178,6 @@ def _read_partial(path: Path, generation: int, device, log=None) -> dict | None:
             log(f"warning: {message}")
         path.unlink(missing_ok=True)
         return None
-
 
 
 # ------------------------------------------------------------------------------------------------
