@@ -101,10 +101,7 @@ def config_fields(args: argparse.Namespace, skip=()) -> dict:
     for f in dataclasses.fields(TrainConfig):
         if f.name in skip or not hasattr(args, f.name):
             continue
-        value = getattr(args, f.name)
-        if f.name in ("gt_weight", "temperature") and isinstance(value, list) and len(value) == 1:
-            value = value[0]
-        out[f.name] = value
+        out[f.name] = getattr(args, f.name)      # a one-element --gt-weight list: TrainConfig makes it a number
     return out
 
 

@@ -101,6 +101,10 @@ def check_gt_weight(gt_weight, *, allow_any_weight: bool = False, name: str = "g
     ``gt_weight`` is a real number or a 1-D sequence with one weight per step 2..T. Each weight must
     be finite and, unless ``allow_any_weight=True``, lie in ``[0, 1]`` (the convex mix of ground
     truth and teacher that [BA21] studies).
+
+    The one owner of this rule and its messages: :mod:`deepdistill` checks a loss's weight and a
+    config's weights with it too (``deepdistill.core.losses.LossSpec.check_gt_weight``, which adds only
+    which losses may take a weight outside [0, 1]).
     """
     if np.ndim(gt_weight) == 0:
         if not _is_real_number(gt_weight):
@@ -126,7 +130,7 @@ def check_gt_weight(gt_weight, *, allow_any_weight: bool = False, name: str = "g
     if not allow_any_weight and (np.any(w < 0.0) or np.any(w > 1.0)):
         bad = w[(w < 0.0) | (w > 1.0)]
         raise ValueError(
-            f"`{name}` must lie in [0, 1] (the weight on the ground truth); got {bad.tolist()}. "
+            f"`{name}` must lie in [0, 1] (the weight on the ground truth); got {float(bad[0]) if scalar else bad.tolist()}. "
             f"Pass allow_any_weight=True to use weights outside [0, 1] (e.g. [DPR26]'s "
             f"unconstrained optimum)."
         )

@@ -27,25 +27,25 @@ from __future__ import annotations
 
 import math
 import warnings
+from numbers import Integral, Real
 
 import numpy as np
 from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.metrics.pairwise import KERNEL_PARAMS, pairwise_kernels
+from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import _num_samples, check_is_fitted, validate_data
 
 from . import _validation
 from ._validation import (
-    NEGATIVE_EIGENVALUE_RTOL,
     check_bool,
     check_gram,
     check_gt_weight,
     check_numeric,
-    check_psd_evals,
     check_ridge,
     check_steps,
 )
 from .filters import filter_diagonals, filter_path
-from .spectrum import eigh_gram, nystroem_landmarks, nystroem_spectrum, topk_spectrum
+from .spectrum import eigh_gram, nystroem_landmarks, nystroem_spectrum, psd_evals, topk_spectrum
 
 __all__ = ["KernelDistiller", "fit_memory_bytes"]
 
@@ -128,11 +128,21 @@ class KernelDistiller(RegressorMixin, BaseEstimator):
         device is given.
     random_state : int, RandomState or None, default=None
         Seeds the ARPACK start vector (``"topk"``) and the landmarks (``"nystroem"``).
-    **kernel_params
-        Parameters of the named kernel (e.g. ``gamma=80`` for ``"rbf"``) or keyword arguments of the
-        callable. They are ordinary estimator parameters: ``get_params``/``set_params``/``clone`` and
-        ``GridSearchCV`` see them. ``set_params`` accepts a new name as a kernel parameter; ``fit``
-        rejects names the named kernel does not take.
+    gamma : float >= 0 or None, default=None
+        Parameter of the RBF, laplacian, polynomial, exponential chi2 and sigmoid kernels, as in
+        :class:`sklearn.kernel_ridge.KernelRidge` (``None``: scikit-learn's default, 1 / n_features).
+        Ignored by the other kernels.
+    degree : float >= 0, default=3
+        Degree of the polynomial kernel. Ignored by the other kernels.
+    coef0 : float, default=1
+        Zero coefficient of the polynomial and sigmoid kernels. Ignored by the other kernels.
+    kernel_params : dict or None, default=None
+        Keyword arguments of a callable ``kernel`` (refused with a named kernel, whose parameters are
+        ``gamma``, ``degree`` and ``coef0``, and with ``"precomputed"``).
+
+    The parameters follow :class:`sklearn.kernel_ridge.KernelRidge`: every one is named in ``__init__``
+    and declared in ``_parameter_constraints``, so ``get_params``/``set_params``/``clone`` and
+    ``GridSearchCV`` are scikit-learn's own, and ``set_params`` refuses a name the estimator does not have.
 
     Attributes
     ----------
@@ -154,9 +164,28 @@ class KernelDistiller(RegressorMixin, BaseEstimator):
     ((11,), (2, 3, 11))
     """
 
+    # Declared as KernelRidge declares its own; fit checks them after the named checks below, whose
+    # messages say more (e.g. why a ridge must be > 0), so these catch only what those do not cover.
+    _parameter_constraints: dict = {
+        "kernel": [StrOptions(set(KERNEL_PARAMS) | {"precomputed"}), callable],
+        "ridge": [Interval(Real, 0, None, closed="neither")],
+        "gt_weight": [Interval(Real, None, None, closed="neither"), "array-like"],
+        "steps": [Interval(Real, 1, None, closed="both")],        # math.inf: the infinite-step limit
+        "allow_any_weight": ["boolean"],
+        "spectrum": [StrOptions(set(_SPECTRA))],
+        "n_components": [Interval(Integral, 1, None, closed="left"), None],
+        "device": "no_validation",          # None, a device name or a torch.device: checked in _check_solver
+        "backend": [StrOptions({"numpy", "torch"}), None],
+        "random_state": ["random_state"],
+        "gamma": [Interval(Real, 0, None, closed="left"), None],
+        "degree": [Interval(Real, 0, None, closed="left")],
+        "coef0": [Interval(Real, None, None, closed="neither")],
+        "kernel_params": [dict, None],
+    }
+
     def __init__(self, kernel="linear", ridge=1.0, gt_weight=0.5, steps=2, *,
                  allow_any_weight=False, spectrum="exact", n_components=None, device=None,
-                 backend=None, random_state=None, **kernel_params):
+                 backend=None, random_state=None, gamma=None, degree=3, coef0=1, kernel_params=None):
         self.kernel = kernel
         self.ridge = ridge
         self.gt_weight = gt_weight
@@ -167,29 +196,10 @@ class KernelDistiller(RegressorMixin, BaseEstimator):
         self.device = device
         self.backend = backend
         self.random_state = random_state
-        # scikit-learn's get_params reads only named __init__ arguments; the kernel parameters are
-        # stored as attributes (like KernelRidge's ``gamma``) and listed here so get_params, clone
-        # and GridSearchCV see them.
-        self._kernel_param_names = tuple(kernel_params)
-        for name, value in kernel_params.items():
-            setattr(self, name, value)
-
-    # ----------------------------------------------------------------------------------------------
-    # scikit-learn parameter protocol, extended by **kernel_params
-    def get_params(self, deep=True):
-        params = super().get_params(deep=deep)
-        params.update({name: getattr(self, name) for name in self._kernel_param_names})
-        return params
-
-    def set_params(self, **params):
-        own = set(self._get_param_names())
-        new = [k for k in params if k not in own and "__" not in k and k not in self._kernel_param_names]
-        # A new name becomes a kernel parameter (so GridSearchCV can tune e.g. ``gamma`` on an
-        # estimator built without it); fit() rejects names the named kernel does not take.
-        for name in new:
-            setattr(self, name, params.pop(name))
-        self._kernel_param_names = self._kernel_param_names + tuple(new)
-        return super().set_params(**params)
+        self.gamma = gamma
+        self.degree = degree
+        self.coef0 = coef0
+        self.kernel_params = kernel_params
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -201,26 +211,35 @@ class KernelDistiller(RegressorMixin, BaseEstimator):
     # ----------------------------------------------------------------------------------------------
     # parameter validation
     def _kernel_params(self) -> dict:
-        return {name: getattr(self, name) for name in self._kernel_param_names}
+        """The keyword arguments of the kernel, as KernelRidge passes them: ``kernel_params`` to a callable,
+        ``gamma``/``degree``/``coef0`` to a named kernel (which takes those it has: ``filter_params``)."""
+        if callable(self.kernel):
+            return dict(self.kernel_params or {})
+        return {"gamma": self.gamma, "degree": self.degree, "coef0": self.coef0}
 
     def _check_kernel(self):
-        params = self._kernel_params()
         if callable(self.kernel):
+            if self.kernel_params is not None and not isinstance(self.kernel_params, dict):
+                raise TypeError(f"`kernel_params` must be None or a dict of the callable kernel's keyword "
+                                f"arguments; got {self.kernel_params!r}.")
             return
         if not isinstance(self.kernel, str):
             raise TypeError(f"`kernel` must be a kernel name, 'precomputed' or a callable; got "
                             f"{self.kernel!r} ({type(self.kernel).__name__}).")
-        if self.kernel == "precomputed":
-            if params:
-                raise ValueError(f"kernel='precomputed' takes no kernel parameters; got {params}.")
-            return
-        if self.kernel not in KERNEL_PARAMS:
+        if self.kernel != "precomputed" and self.kernel not in KERNEL_PARAMS:
             raise ValueError(f"`kernel` must be one of {sorted(KERNEL_PARAMS)}, 'precomputed' or a "
                              f"callable; got {self.kernel!r}.")
-        unknown = sorted(set(params) - set(KERNEL_PARAMS[self.kernel]))
-        if unknown:
-            raise ValueError(f"kernel={self.kernel!r} takes the parameters "
-                             f"{sorted(KERNEL_PARAMS[self.kernel])}; got unknown {unknown}.")
+        if self.kernel == "precomputed":
+            # degree and coef0 have defaults that cannot be told from a choice; gamma (None) and kernel_params can.
+            given = {k: v for k, v in (("gamma", self.gamma), ("kernel_params", self.kernel_params)) if v}
+            if given:
+                raise ValueError(f"kernel='precomputed' takes no kernel parameters (the Gram matrix is given); "
+                                 f"got {given}.")
+            return
+        if self.kernel_params:
+            raise ValueError(f"`kernel_params` is for a callable kernel; kernel={self.kernel!r} takes `gamma`, "
+                             f"`degree`, `coef0` (those it has: {sorted(KERNEL_PARAMS[self.kernel])}) as parameters "
+                             f"of the estimator; got kernel_params={self.kernel_params!r}.")
 
     def _check_solver(self):
         """Return (torch device or None) after checking spectrum/n_components/device/backend."""
@@ -297,6 +316,7 @@ class KernelDistiller(RegressorMixin, BaseEstimator):
                              f"schedule holds {len(gt_weight)} (steps 2..{len(gt_weight) + 1}); "
                              f"lengthen the schedule or lower `steps`.")
         device = self._check_solver()
+        self._validate_params()         # the declared constraints: what the named checks above do not cover
         X, y = self._validate_fit_data(X, y)
         dtype = X.dtype
         n = X.shape[0]
@@ -325,13 +345,9 @@ class KernelDistiller(RegressorMixin, BaseEstimator):
                 spec = eigh_gram(K, device, overwrite=not precomputed)
             del K
 
-        evals = spec.evals if isinstance(spec.evals, np.ndarray) else spec.evals.cpu().numpy()
-        # Round-off leaves eigenvalues of a PSD Gram matrix slightly negative (of order
-        # n * eps * d_max); clip those to 0 (the filters need d >= 0) but refuse clearly negative
-        # ones: the filters would then be wrong, not slightly off.
-        rtol = max(NEGATIVE_EIGENVALUE_RTOL, 10 * n * np.finfo(dtype).eps)
+        # Round-off negatives clipped to 0, clearly negative eigenvalues refused (spectrum.psd_evals).
         what = "`X` (precomputed Gram matrix)" if precomputed else f"kernel={self.kernel!r}"
-        self.evals_ = check_psd_evals(evals.astype(np.float64), name=what, rtol=rtol)
+        self.evals_ = psd_evals(spec.evals, n, dtype, name=what)
 
         y2 = np.asarray(y, dtype=dtype).reshape(n, -1)  # (n, k)
         self._device = device
@@ -386,8 +402,7 @@ class KernelDistiller(RegressorMixin, BaseEstimator):
     # ----------------------------------------------------------------------------------------------
     # kernels and back end
     def _kernel(self, A, B=None):
-        return pairwise_kernels(A, B, metric=self.kernel, filter_params=False,
-                                **self._kernel_params())
+        return pairwise_kernels(A, B, metric=self.kernel, filter_params=True, **self._kernel_params())
 
     def kernel_matrix(self, X) -> np.ndarray:
         """``K(X, X_fit_)`` as a numpy array (n_test, n_train), in the fit's dtype.

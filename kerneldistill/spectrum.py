@@ -39,8 +39,8 @@ import scipy.sparse.linalg
 
 from ._validation import NEGATIVE_EIGENVALUE_RTOL, check_psd_evals
 
-__all__ = ["Spectrum", "eigh_gram", "exact_eigh_solver", "EXACT_EIGH_SOLVERS", "topk_spectrum",
-           "nystroem_spectrum", "nystroem_landmarks"]
+__all__ = ["Spectrum", "eigh_gram", "eigh_psd", "psd_evals", "exact_eigh_solver", "EXACT_EIGH_SOLVERS",
+           "topk_spectrum", "nystroem_spectrum", "nystroem_landmarks"]
 
 
 @dataclass(frozen=True)
@@ -142,6 +142,30 @@ def eigh_gram(K, device=None, *, overwrite: bool = False, solver: str | None = N
     Kt = torch.as_tensor(K, device=torch.device(device))  # shares K's memory on the CPU; eigh reads it only
     d, V = torch.linalg.eigh(Kt)
     return Spectrum(*_descending(d, V), method="exact")
+
+
+def psd_evals(evals, n_samples: int, dtype, *, name: str = "the kernel") -> np.ndarray:
+    """The eigenvalues of a PSD Gram matrix of ``n_samples`` points as float64, round-off negatives set to 0.
+
+    The one rule for a spectrum's sign (:class:`kerneldistill.KernelDistiller` and every caller of
+    :func:`eigh_psd`): round-off leaves eigenvalues of a PSD Gram matrix slightly negative, of order
+    ``n eps d_max`` in the matrix's ``dtype``; those are clipped to 0 (the filters need ``d >= 0``), and
+    clearly negative ones, below ``-max(NEGATIVE_EIGENVALUE_RTOL, 10 n eps) * max|d|``, are refused
+    (:func:`kerneldistill._validation.check_psd_evals`): the filters would then be wrong, not slightly off.
+    ``evals``: numpy array or torch tensor. ``name``: what the message calls the matrix.
+    """
+    if not isinstance(evals, np.ndarray):
+        evals = evals.detach().cpu().numpy()
+    rtol = max(NEGATIVE_EIGENVALUE_RTOL, 10 * int(n_samples) * np.finfo(dtype).eps)
+    return check_psd_evals(np.asarray(evals).astype(np.float64), name=name, rtol=rtol)
+
+
+def eigh_psd(K, device=None, *, name: str = "the kernel", overwrite: bool = False) -> Spectrum:
+    """:func:`eigh_gram` of a PSD Gram matrix ``K``, its eigenvalues checked and clipped by :func:`psd_evals`
+    (float64 numpy); the eigenvectors as :func:`eigh_gram` returns them."""
+    K = np.asarray(K)
+    spec = eigh_gram(K, device, overwrite=overwrite)
+    return Spectrum(psd_evals(spec.evals, K.shape[0], K.dtype, name=name), spec.evecs, spec.method)
 
 
 def topk_spectrum(K, n_components: int, *, random_state=None) -> Spectrum:

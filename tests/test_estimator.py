@@ -5,9 +5,6 @@ limit), the estimator itself step by step (path vs predict), column-wise fits (m
 
 scikit-learn's estimator checks (``parametrize_with_checks``) run on eight configurations below.
 Checks that do not apply, and why (marked as expected failures, so a change is noticed):
-- check_no_attributes_set_in_init, for instances built with kernel parameters (``gamma=0.5``):
-  ``**kernel_params`` are estimator parameters stored as attributes (``get_params``/``clone`` see
-  them), but the check only knows the names in the ``__init__`` signature.
 - check_estimators_dtypes, for kernel="precomputed": the check casts a Gram matrix to integers,
   which truncates it into an indefinite matrix (eigenvalue -2 against 216); it is refused, as any
   clearly non-PSD kernel is.
@@ -76,7 +73,7 @@ KERNEL_CASES = {
     "linear": (dict(kernel="linear"), dict(kernel="linear")),
     "polynomial": (dict(kernel="polynomial", degree=3, gamma=0.5, coef0=1.0),
                    dict(kernel="polynomial", degree=3, gamma=0.5, coef0=1.0)),
-    "callable": (dict(kernel=_my_kernel, scale=2.0),
+    "callable": (dict(kernel=_my_kernel, kernel_params=dict(scale=2.0)),
                  dict(kernel=_my_kernel, kernel_params=dict(scale=2.0))),
 }
 
@@ -278,8 +275,21 @@ def test_clone_get_set_params_round_trip_with_kernel_params():
     X, y, Xt = _data()
     np.testing.assert_allclose(bare.fit(X, y).kernel_matrix(Xt), rbf_kernel(Xt, X, gamma=3.0),
                                **TOL64)
-    with pytest.raises(ValueError, match=r"kernel='rbf' takes the parameters \['gamma'\]; got unknown \['degree'\]"):
-        KernelDistiller("rbf", degree=3).fit(X, y)
+    # As KernelRidge: gamma, degree, coef0 are parameters; the ones a named kernel does not have are ignored.
+    np.testing.assert_allclose(KernelDistiller("rbf", gamma=3.0, degree=7, coef0=-4.0).fit(X, y).kernel_matrix(Xt),
+                               rbf_kernel(Xt, X, gamma=3.0), **TOL64)
+    # set_params refuses a name the estimator does not have (it used to store any name as a kernel parameter).
+    with pytest.raises(ValueError, match=r"Invalid parameter 'gama' for estimator KernelDistiller"):
+        KernelDistiller("rbf").set_params(gama=3.0)
+    # kernel_params is for a callable kernel only.
+    with pytest.raises(ValueError, match=r"`kernel_params` is for a callable kernel; kernel='rbf' takes `gamma`"):
+        KernelDistiller("rbf", kernel_params={"gamma": 3.0}).fit(X, y)
+    with pytest.raises(ValueError, match=r"kernel='precomputed' takes no kernel parameters.*kernel_params"):
+        KernelDistiller("precomputed", kernel_params={"gamma": 3.0}).fit(rbf_kernel(X), y)
+    # The declared constraints catch what the named checks do not (a negative gamma).
+    with pytest.raises(ValueError, match=r"'gamma' parameter of KernelDistiller must be"):
+        KernelDistiller("rbf", gamma=-1.0).fit(X, y)
+    assert set(KernelDistiller._parameter_constraints) == set(KernelDistiller().get_params())
 
 
 def test_grid_search_agrees_with_path_on_each_fold():
@@ -423,10 +433,6 @@ def test_predict_errors():
 
 def _expected_failed_checks(estimator):
     failed = {}
-    if estimator._kernel_param_names:
-        failed["check_no_attributes_set_in_init"] = (
-            "**kernel_params are parameters stored as attributes; the check only knows __init__'s "
-            "named arguments")
     if estimator.kernel == "precomputed":
         failed["check_estimators_dtypes"] = (
             "casts a Gram matrix to int, which makes it indefinite; refused as non-PSD")

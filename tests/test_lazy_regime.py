@@ -74,13 +74,21 @@ def test_every_step_restarts_from_theta0_and_the_model_is_left_there():
     assert path.all_converged and path.worst_fit.grad_max <= 1e-7
 
 
-@pytest.mark.parametrize("ridge", [0, -1.0, math.nan, math.inf, "1"])
-def test_ridge_must_be_positive(ridge):
+@pytest.mark.parametrize("ridge, error", [(0, ValueError), (-1.0, ValueError), (math.nan, ValueError),
+                                          (math.inf, ValueError), ("1", TypeError), (True, TypeError)])
+def test_ridge_must_be_positive(ridge, error):
+    # kerneldistill's check_ridge is the one owner: a non-number is a TypeError, a bad number a ValueError,
+    # with the same message as KernelDistiller's.
+    from kerneldistill._validation import check_ridge as owner
+
     model = nn.Linear(1, 1).double()
     x, y = torch.zeros(3, 1, dtype=torch.float64), torch.zeros(3, dtype=torch.float64)
-    with pytest.raises(ValueError, match="ridge"):
+    with pytest.raises(error) as expected:
+        owner(ridge)
+    with pytest.raises(error, match="^`ridge` must be a (finite )?real number > 0") as got:
         fit_full_batch(model, x, y, ridge=ridge)
-    with pytest.raises(ValueError, match="ridge"):
+    assert str(got.value) == str(expected.value)
+    with pytest.raises(error, match="ridge"):
         full_batch_self_distillation(model, x, y, ridge=ridge, gt_weights=[0.5], steps=2)
 
 

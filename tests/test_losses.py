@@ -139,9 +139,9 @@ def test_mixed_target_mse_outside_unit_interval_by_hand_and_as_mse_to_mixed_targ
     # The registry adapter (T = 1) takes the same weight when told to, and refuses it otherwise.
     adapter = L.LOSSES["mse_mixed"].fn
     assert torch.allclose(adapter(s, y, teacher_logits=t, gt_weight=a, allow_any_weight=True), got, rtol=1e-12, atol=0)
-    with pytest.raises(ValueError, match=r"`gt_weight` must be in \[0, 1\]"):
+    with pytest.raises(ValueError, match=r"`gt_weight` must lie in \[0, 1\]"):
         adapter(s, y, teacher_logits=t, gt_weight=a)
-    with pytest.raises(ValueError, match=r"`gt_weight` must be in \[0, 1\]"):
+    with pytest.raises(ValueError, match=r"`gt_weight` must lie in \[0, 1\]"):
         L.mixed_target_mse_loss(s, pt, y, gt_weight=a)
     # = ||p - m||^2 + a (1 - a) ||onehot - p_t||^2 with m = a onehot + (1 - a) p_t (outside the simplex here)
     onehot = F.one_hot(y, 3).double()

@@ -19,7 +19,7 @@ from analysis.figures.deep_runs import PresetRuns, generation_probs, setting_col
 from analysis.figures.spec import read_csv, write_csv
 from analysis.plotting import (PALETTE, SERIES_LABELS, mean_sd_drawn, new_figure, save_figure, series_styles)
 from deepdistill.core import metrics
-from deepdistill.drivers.local_runner import torch_threads
+from deepdistill.core.threads import torch_threads
 
 __all__ = ["reliability_data", "reliability_plot", "reliability_caption", "penultimate_data", "penultimate_plot",
            "penultimate_caption", "stability_data", "stability_plot", "stability_caption"]

@@ -24,7 +24,7 @@ from analysis.figures.spec import MissingRunsError, read_csv, write_csv
 from analysis.plotting import dodge, mean_sd_drawn, new_figure, save_figure, series_label, series_styles
 from deepdistill.core import metrics
 from deepdistill.core.config import METHODS
-from deepdistill.drivers.local_runner import torch_threads
+from deepdistill.core.threads import torch_threads
 
 __all__ = ["generations_data", "generations_plot", "generations_caption", "diversity_data", "diversity_plot",
            "diversity_caption", "spearman_or_none"]

@@ -35,6 +35,10 @@ from deepdistill.studies.weight_estimation import estimate_gt_weight
 __all__ = ["ensure_runs", "PresetRuns", "load_generation", "generation_probs", "weight_estimates",
            "setting_columns", "setting_note", "method_order"]
 
+# The figures read many checkpoints of few data splits: each split is loaded once per process
+# (runs.SplitCache, the one owner of the split fields and their cache; 4 splits at most in memory).
+SPLITS = runs.SplitCache(max_size=4)
+
 
 def _stderr_log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
@@ -114,7 +118,7 @@ def load_generation(record: dict, generation: int, out_dir, device: str = "cpu")
     if not checkpoint_path(run_dir, generation).is_file():
         raise FileNotFoundError(f"checkpoint {checkpoint_path(run_dir, generation)} is missing; rerun the figure's "
                                 f"data step to train it (python -m analysis figures NAME --out {out_dir}).")
-    splits = runs.load_splits(config)
+    splits = SPLITS(config)
     model, _ = runs.load_generation(run_dir, generation, config, splits, device)
     return model, splits
 

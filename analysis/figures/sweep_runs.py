@@ -33,6 +33,10 @@ _FIGURE_METHODS = {"deep_reliability": ("ce", "ls", "sd_kd"), "deep_penultimate"
 # Methods whose generations >= 1 learn from a teacher (deep_diversity needs one).
 _TEACHER_METHODS = sorted(m for m, s in METHODS.items() if s.uses_teacher)
 
+# Each data split of a user's sweep is loaded once per process (runs.SplitCache: the one owner of the split
+# fields and their cache; 4 splits at most in memory).
+SPLITS = run_files.SplitCache(max_size=4)
+
 
 def find_runs(sweep_dir) -> list[tuple[dict, Path]]:
     """``(record, run folder)`` of every complete run under ``sweep_dir`` (any depth), in path order;
@@ -122,7 +126,7 @@ class SweepRuns:
                                    f"{record['seed']}).")
         config = TrainConfig.from_dict(record["config"])
         # The training loop's own call (deepdistill.engine.runs owns the split's fields and its cache).
-        splits = run_files.load_splits(config)
+        splits = SPLITS(config)
         model, _ = run_files.load_generation(path.parent, generation, config, splits, "cpu")
         return model, splits
 

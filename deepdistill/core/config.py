@@ -27,10 +27,11 @@ from typing import Any
 
 from deepdistill.core.data import DATASETS, NOISE_TYPES, dataset_task
 from deepdistill.core.ema import EMA_VARIANTS
-from deepdistill.core.losses import LOSSES, SMOOTHING_CONVENTIONS
+from deepdistill.core.losses import LABELS_ALONE_GT_WEIGHT, LOSSES, SMOOTHING_CONVENTIONS
 from deepdistill.core.models import MODELS
 
 __all__ = ["TrainConfig", "MethodSpec", "METHODS", "GenerationSettings", "ensure_config", "derive_seed", "config_diff",
+           "stable_hash", "one_or_list", "METHOD_KNOBS",
            "field_help", "field_choices", "OPERATIONAL_FIELDS", "PER_GENERATION_FIELDS", "OPTIMIZERS", "SCHEDULES",
            "SELECTIONS", "DEFAULT_SELECTION", "DEVICES", "AMP_MODES"]
 
@@ -60,6 +61,26 @@ class MethodSpec:
 
         return resolve(self.first_loss), resolve(self.later_loss)
 
+    def reads(self, knob: str) -> bool:
+        """Whether this method reads the :class:`TrainConfig` field ``knob`` (one of :data:`METHOD_KNOBS`): the one
+        place that decides it, for validation (a knob that is not read must stay unset), the run id (a knob that
+        is not read is left out of it) and :func:`deepdistill.drivers.sweep.expand_grid` (a weight axis gives a
+        method that does not read the weight one run, not one per weight)."""
+        if knob == "gt_weight":
+            return self.uses_gt_weight
+        if knob == "temperature":
+            return self.uses_temperature
+        if knob in ("smoothing", "ls_convention"):
+            return "ls" in (self.first_loss, self.later_loss)
+        if knob in ("beta_a", "ema_variant"):
+            return "beta" in (self.first_loss, self.later_loss)
+        raise ValueError(f"unknown method knob {knob!r}; valid: {list(METHOD_KNOBS)}.")
+
+    def drop_unread(self, fields: dict) -> dict:
+        """``fields`` (a config mapping) with ``gt_weight`` and ``temperature`` set to ``None`` where this method
+        does not read them, as :class:`TrainConfig` requires (:meth:`reads`)."""
+        return {**fields, **{k: None for k in ("gt_weight", "temperature") if not self.reads(k)}}
+
     @property
     def uses_teacher(self) -> bool:
         """Whether generations >= 1 learn from the previous generation (the loss registry says)."""
@@ -68,7 +89,8 @@ class MethodSpec:
     @property
     def accepts_any_weight(self) -> bool:
         """Whether the loss that reads ``gt_weight`` stays bounded below for a weight outside [0, 1]
-        (:attr:`deepdistill.core.losses.LossSpec.accepts_any_weight`: only [BA21]'s ``mse_mixed``)."""
+        (:attr:`deepdistill.core.losses.LossSpec.accepts_any_weight`: the squared-error losses ``mse_mixed``,
+        ``mse_logits`` and ``mse_outputs``, i.e. methods ``sd_mse``, ``sd_logits`` and ``sd_reg``)."""
         return self.uses_gt_weight and self.later_loss in LOSSES and LOSSES[self.later_loss].accepts_any_weight
 
 
@@ -98,6 +120,9 @@ METHODS: dict[str, MethodSpec] = {
                          "REGRESSION (real-valued targets): squared error of the outputs to gt_weight y + "
                          "(1-gt_weight) teacher outputs; generation 0 at gt_weight=1"),
 }
+
+#: The config fields that only some methods read (:meth:`MethodSpec.reads`).
+METHOD_KNOBS = ("gt_weight", "temperature", "smoothing", "ls_convention", "beta_a", "ema_variant")
 
 # Fields that change how a run is executed or where it is written, not what it computes: they are
 # left out of the run id and may differ when a run is resumed.
@@ -223,19 +248,16 @@ class TrainConfig:
         ``ema_variant`` outside ``beta``; ``ema_variant`` at its default either), so that a sweep's base
         options do not split identical runs into different ids."""
         spec = METHODS[self.method]
-        losses = (spec.first_loss, spec.later_loss)
         unread = set(OPERATIONAL_FIELDS)
-        if "ls" not in losses:
-            unread |= {"smoothing", "ls_convention"}
-        if "beta" not in losses:
-            unread |= {"beta_a", "ema_variant"}
+        # gt_weight and temperature stay: a method that does not read them holds None there.
+        unread |= {k for k in ("smoothing", "ls_convention", "beta_a", "ema_variant") if not spec.reads(k)}
         if self.ema_variant == "copy":
             unread.add("ema_variant")      # the default: run ids made before the option existed stay valid
         return {k: v for k, v in self.to_dict().items() if k not in unread}
 
     def run_id(self) -> str:
         """A stable 12-hex-digit id: SHA-1 of the canonical JSON of :meth:`identity`."""
-        return _hash(self.identity())
+        return stable_hash(self.identity())
 
     def prefix_id(self, generation: int) -> str:
         """The id of generation ``generation`` of this run as the generation cache knows it: a hash of what
@@ -254,13 +276,13 @@ class TrainConfig:
         for name in ("method", "generations", "gt_weight", "temperature", "allow_any_weight"):
             ident.pop(name)
         ident["generation_settings"] = [self.generation_settings(g).to_dict() for g in range(generation + 1)]
-        return _hash(ident)
+        return stable_hash(ident)
 
     def group_id(self) -> str:
         """The run id without the seed: runs that differ only in their seed share it."""
         ident = self.identity()
         ident.pop("seed")
-        return _hash(ident)
+        return stable_hash(ident)
 
     # -- per-generation settings ----------------------------------------------------------------
     def generation_settings(self, generation: int) -> "GenerationSettings":
@@ -270,11 +292,12 @@ class TrainConfig:
         spec = METHODS[self.method]
         first_loss, later_loss = spec.loss_names(self.ls_convention)
         if generation == 0:
-            loss = first_loss
-            # Generation 0 has no teacher: a distillation method trains on the labels alone there
-            # (sd_mse: MSE to the one-hot labels, i.e. its mixed target with gt_weight = 1).
-            gt = 1.0 if spec.uses_teacher else _nth(self.gt_weight, 0)
-            return GenerationSettings(generation, loss, gt if gt is not None else 1.0, 1.0, False)
+            if spec.uses_teacher:
+                # Generation 0 has no teacher: a distillation method trains on the labels alone there
+                # (sd_mse: MSE to the one-hot labels, i.e. its mixed target with gt_weight = 1).
+                return GenerationSettings.labels_alone(generation, first_loss)
+            gt = _nth(self.gt_weight, 0)
+            return GenerationSettings(generation, first_loss, gt if gt is not None else 1.0, 1.0, False)
         loss = later_loss
         if self.method == "ls_kd":
             # [S21]: teacher term only, T = 1.
@@ -319,42 +342,30 @@ class TrainConfig:
         _check_task(self.dataset, self.method, spec, self.selection)
         # Fill method defaults, and refuse knobs the method does not read: a config that says
         # gt_weight=0.3 for plain "ce" would look different from the same run without it.
-        for name, uses, default in (("gt_weight", spec.uses_gt_weight, spec.default_gt_weight),
-                                    ("temperature", spec.uses_temperature, spec.default_temperature)):
+        for name, default in (("gt_weight", spec.default_gt_weight), ("temperature", spec.default_temperature)):
             value = getattr(self, name)
-            if not uses:
+            if not spec.reads(name):
                 if value is not None:
                     raise ValueError(f"method {self.method!r} does not use `{name}`; leave it unset (None); got {value!r}.")
                 continue
             if value is None:
                 value = default
-            if isinstance(value, tuple):
-                value = list(value)
+            value = one_or_list(value)
             if isinstance(value, list):
                 if not spec.uses_teacher:
                     raise ValueError(f"method {self.method!r} applies `{name}` to every generation alike: give one "
                                      f"number, not a list; got {value!r}.")
-                if len(value) == 1:
-                    value = value[0]
-                elif len(value) != self.generations - 1:
+                if len(value) != self.generations - 1:
                     raise ValueError(f"`{name}` as a list needs one value per generation >= 1, i.e. "
                                      f"{self.generations - 1} value(s) for generations={self.generations}; got {len(value)}: {value!r}.")
             for v in (value if isinstance(value, list) else [value]):
                 if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
                     raise TypeError(f"`{name}` values must be finite numbers; got {v!r}.")
-                if name == "gt_weight" and not 0.0 <= v <= 1.0:
-                    if not self.allow_any_weight:
-                        raise ValueError(f"`gt_weight` (weight on the ground truth) must be in [0, 1]; got {v!r} "
-                                         "(set allow_any_weight=True for an unconstrained weight).")
-                    if not spec.accepts_any_weight:
-                        # Refused here, before any training: the loss would be unbounded below.
-                        raise ValueError(
-                            f"method {self.method!r} cannot use `gt_weight` {v!r} outside [0, 1], even with "
-                            f"allow_any_weight=True: its loss ({spec.later_loss!r}) mixes cross-entropy/KL terms, and a "
-                            "weight outside [0, 1] gives one of them a negative coefficient, so the loss is unbounded "
-                            "below and training diverges. Use method 'sd_mse' ([BA21]'s MSE to the mixed target; or 'sd_logits', "
-                            "'sd_reg' on the raw outputs: "
-                            "bounded below for any weight) for unconstrained weights.")
+                if name == "gt_weight":
+                    # The loss's own check (refused here, before any training, if the loss would be unbounded below).
+                    fitting = ", ".join(repr(m) for m, sp in METHODS.items() if sp.accepts_any_weight)
+                    LOSSES[spec.later_loss].check_gt_weight(v, allow_any_weight=self.allow_any_weight,
+                                                            who=f"method {self.method!r}", instead=f"methods {fitting}")
                 if name == "temperature" and not v > 0:
                     raise ValueError(f"`temperature` must be > 0; got {v!r}.")
             setattr(self, name, [float(v) for v in value] if isinstance(value, list) else float(value))
@@ -370,6 +381,26 @@ class GenerationSettings:
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+    @classmethod
+    def labels_alone(cls, generation: int, loss: str) -> "GenerationSettings":
+        """A generation without a teacher, trained on the labels alone: ``gt_weight`` 1
+        (:data:`deepdistill.core.losses.LABELS_ALONE_GT_WEIGHT`: the teacher's weight is 0), temperature 1, no
+        teacher. The one statement of the rule "generation 0 trains on the labels alone" (every method with a
+        teacher); the training loop passes a teacher only where ``uses_teacher``, and
+        :meth:`deepdistill.core.losses.LossSpec.bind` runs a teacher loss at this weight on its labels term."""
+        return cls(generation, loss, LABELS_ALONE_GT_WEIGHT, 1.0, False)
+
+
+def one_or_list(value):
+    """A per-generation setting as one number or a list: a tuple becomes a list, and a one-element list its
+    element (one value for every generation >= 1, as the command line's ``--gt-weight 0.3`` gives it). The one
+    place this happens; other values are returned as they are (validated by :class:`TrainConfig`)."""
+    if isinstance(value, tuple):
+        value = list(value)
+    if isinstance(value, list) and len(value) == 1:
+        return value[0]
+    return value
 
 
 def _check_task(dataset: str, method: str, spec: MethodSpec, selection: str) -> None:
@@ -429,8 +460,12 @@ def _canonical(value) -> str:
     return json.dumps(value, sort_keys=True, default=str)
 
 
-def _hash(d: dict) -> str:
+def stable_hash(d: dict) -> str:
+    """The 12-hex-digit id of a settings mapping: SHA-1 of its canonical JSON (keys sorted; what JSON cannot
+    hold written by ``str``). The one hash of the toolkit: run ids, generation-cache ids and the bridge
+    study's cache keys; changing it would orphan every stored run folder and cache."""
     return hashlib.sha1(_canonical(d).encode()).hexdigest()[:12]
+
 
 
 def _nth(value, i: int):

@@ -19,8 +19,10 @@ References: [BA21] Borup & Andersen 2021 (arXiv 2102.13088); [ZS20] Zhang & Sabu
 (arXiv 1906.02629); Hinton, Vinyals & Dean 2015 (arXiv 1503.02531); [DPR26] Dang, Patil & Rinaldo
 (arXiv 2602.17565: the optimal weight may lie outside [0, 1]).
 
-``gt_weight`` must lie in [0, 1], except for ``mse_mixed`` with ``allow_any_weight=True``: the one
-distillation loss here that stays bounded below for any weight (see :class:`LossSpec`).
+``gt_weight`` must lie in [0, 1], except with ``allow_any_weight=True`` for the three squared-error
+losses ``mse_mixed``, ``mse_logits`` and ``mse_outputs``: the distillation losses here that stay bounded
+below for any weight (:attr:`LossSpec.accepts_any_weight`). The range and its escape are checked by
+:func:`kerneldistill._validation.check_gt_weight`, the one owner of that rule (also for the kernel side).
 
 Where arguments are checked. The public functions check theirs on every call (cheap scalar and shape
 checks, for a user calling them directly). The training loop calls a loss on every batch, so it goes
@@ -30,9 +32,13 @@ without checking them again.
 """
 from __future__ import annotations
 
+import functools
+import inspect
 import math
 from dataclasses import dataclass
 from typing import Callable
+
+import numpy as np
 
 import torch
 import torch.nn.functional as F
@@ -55,6 +61,7 @@ __all__ = [
     "LOSSES",
     "get_loss",
     "SMOOTHING_CONVENTIONS",
+    "LABELS_ALONE_GT_WEIGHT",
 ]
 
 SMOOTHING_CONVENTIONS = ("muller", "shen")
@@ -64,21 +71,24 @@ SMOOTHING_CONVENTIONS = ("muller", "shen")
 # Argument checks (shared by the pure functions and the registry adapters)
 # --------------------------------------------------------------------------------------------
 
-def _check_unit_interval(value, name: str) -> float:
-    value = float(value)
-    if not (0.0 <= value <= 1.0) or math.isnan(value):
-        raise ValueError(f"`{name}` must be in [0, 1] (the weight on the ground truth); got {value!r}.")
-    return value
+#: The weight on the ground truth of a generation that has no teacher (generation 0 of every distillation
+#: method): at 1 the teacher's weight ``1 - gt_weight`` is 0, so a loss trains on the labels alone and needs no
+#: teacher (:meth:`LossSpec.bind`; :meth:`deepdistill.core.config.GenerationSettings.labels_alone`).
+LABELS_ALONE_GT_WEIGHT = 1.0
 
 
-def _check_weight(value, name: str, allow_any_weight: bool) -> float:
-    """``value`` in [0, 1], or any finite number when ``allow_any_weight`` ([DPR26]'s unconstrained weight)."""
-    if not allow_any_weight:
-        return _check_unit_interval(value, name)
-    value = float(value)
-    if not math.isfinite(value):
-        raise ValueError(f"`{name}` must be a finite number (allow_any_weight=True); got {value!r}.")
-    return value
+def _check_weight(value, name: str = "gt_weight", allow_any_weight: bool = False) -> float:
+    """One ground-truth weight as a float: in [0, 1], or any finite number when ``allow_any_weight``
+    ([DPR26]'s unconstrained weight). :func:`kerneldistill._validation.check_gt_weight` decides and words it."""
+    if isinstance(value, Tensor) and value.ndim == 0:
+        value = value.item()
+    if np.ndim(value) != 0:
+        raise TypeError(f"`{name}` must be one real number here (the loss of one generation); got {value!r}.")
+    # Imported here: `import kerneldistill` loads scikit-learn and scipy (its estimator), which the losses need
+    # nowhere else; after the first call this is a dictionary lookup.
+    from kerneldistill._validation import check_gt_weight
+
+    return check_gt_weight(value, allow_any_weight=allow_any_weight, name=name)
 
 
 def _check_temperature(temperature) -> float:
@@ -196,7 +206,7 @@ def _kd_kl(student_logits: Tensor, teacher_logits: Tensor, temperature: float) -
 def hinton_kd_loss(student_logits: Tensor, teacher_logits: Tensor, labels: Tensor, *,
                    gt_weight: float, temperature: float) -> Tensor:
     """``gt_weight * CE(y, s) + (1 - gt_weight) * kd_kl(s, t, T)`` (Hinton et al. 2015)."""
-    gt_weight = _check_unit_interval(gt_weight, "gt_weight")
+    gt_weight = _check_weight(gt_weight)
     _check_pair(student_logits, teacher_logits, "teacher_logits")
     return _hinton_kd(student_logits, teacher_logits, labels, gt_weight, _check_temperature(temperature))
 
@@ -225,9 +235,10 @@ def mixed_target_mse_loss(student_logits: Tensor, teacher_probs: Tensor, labels:
     quadratic in ``p`` is 1 whatever alpha is, so the loss stays bounded below (by
     ``alpha (1 - alpha) ||u - v||^2``, finite) also for alpha outside [0, 1], where ``m`` leaves the
     simplex (e.g. alpha = 1.5 pushes the true class beyond 1 and the teacher's other classes below
-    0) and the student moves as close to it as a softmax can. That is why this is the one
-    distillation loss that accepts ``allow_any_weight=True`` ([DPR26]: the optimal weight can lie
-    outside [0, 1]); a cross-entropy or KL term with a negative coefficient would be unbounded below.
+    0) and the student moves as close to it as a softmax can. That is why it accepts
+    ``allow_any_weight=True`` ([DPR26]: the optimal weight can lie outside [0, 1]), as do the other two
+    squared distances to a mixed target (:func:`output_mixed_mse_loss`: ``mse_logits``, ``mse_outputs``);
+    a cross-entropy or KL term with a negative coefficient would be unbounded below.
     """
     _check_pair(student_logits, teacher_probs, "teacher_probs")
     return _mixed_target_mse(student_logits, teacher_probs, labels, _check_weight(gt_weight, "gt_weight", allow_any_weight))
@@ -261,7 +272,7 @@ def output_mixed_mse_loss(student_outputs: Tensor, targets: Tensor, teacher_outp
     * Regression: ``targets`` are real values with the outputs' shape (or ``(n,)`` for ``(n, 1)`` outputs).
     * Classification: ``targets`` are integer labels ``(n,)``, turned into one-hot rows ``(n, K)``.
 
-    ``teacher_outputs`` may be ``None`` only when ``gt_weight == 1`` (generation 0: the labels alone).
+    ``teacher_outputs`` may be ``None`` only when ``gt_weight == 1`` (:data:`LABELS_ALONE_GT_WEIGHT`: the labels alone).
     The loss is a squared distance to a mixed target, bounded below for any real weight, so
     ``allow_any_weight=True`` accepts any finite ``gt_weight`` ([DPR26]).
     """
@@ -284,7 +295,7 @@ def output_mixed_mse_loss(student_outputs: Tensor, targets: Tensor, teacher_outp
             raise ValueError(f"`targets` must have the outputs' shape {tuple(out.shape)}; got {tuple(targets.shape)}.")
         target = target.to(out.dtype)
     if teacher_outputs is None:
-        if gt_weight != 1.0:
+        if gt_weight != LABELS_ALONE_GT_WEIGHT:
             raise ValueError(f"`teacher_outputs` is needed unless gt_weight == 1; got None with gt_weight {gt_weight!r}.")
         mixed = target
     else:
@@ -307,7 +318,7 @@ def zhang_sabuncu_loss(student_logits: Tensor, teacher_logits: Tensor, labels: T
     and there is no ``T^2`` factor (unlike :func:`hinton_kd_loss`).
     """
     _check_pair(student_logits, teacher_logits, "teacher_logits")
-    return _zhang_sabuncu(student_logits, teacher_logits, labels, _check_unit_interval(gt_weight, "gt_weight"),
+    return _zhang_sabuncu(student_logits, teacher_logits, labels, _check_weight(gt_weight),
                           _check_temperature(temperature))
 
 
@@ -377,7 +388,7 @@ def beta_smoothing_loss(logits: Tensor, labels: Tensor, targets: Tensor, *, gt_w
     Converted at the boundary: their ``w = 0.6`` weights the smoothed target, so the default
     ``gt_weight = 1 - w = 0.4``.
     """
-    gt_weight = _check_unit_interval(gt_weight, "gt_weight")
+    gt_weight = _check_weight(gt_weight)
     _check_pair(logits, targets, "targets")
     return _beta_smoothing(logits, labels, targets, gt_weight)
 
@@ -392,38 +403,88 @@ def _beta_smoothing(logits: Tensor, labels: Tensor, targets: Tensor, gt_weight: 
 # Registry for the training loop
 # --------------------------------------------------------------------------------------------
 
+# The names a loss function may take: per batch (what the training loop has at each step) and settings (checked
+# once per generation by LossSpec.bind). A loss declares what it uses by naming it, as torchdistill's loss
+# classes take their settings by keyword; nothing is passed by position, so no two can be swapped.
+BATCH_ARGUMENTS = ("student_logits", "labels", "teacher_logits", "beta_targets")
+SETTINGS = ("gt_weight", "temperature", "smoothing")
+
+
 @dataclass(frozen=True)
 class LossSpec:
     """A loss as the training loop sees it.
 
-    ``compute(student_logits, labels, teacher_logits, gt_weight, temperature, smoothing, beta_targets)``
-    computes the loss from already-checked settings, using the arguments it needs. :meth:`bind` checks
-    the settings once and returns the per-batch loss; :meth:`fn` checks everything on one call.
+    ``compute``: a function whose parameters are named from :data:`BATCH_ARGUMENTS` (``student_logits``,
+    ``labels``, ``teacher_logits``, ``beta_targets``) and, keyword-only, :data:`SETTINGS` (``gt_weight``,
+    ``temperature``, ``smoothing``): it takes exactly what it uses, by name, and computes the loss from
+    already-checked settings. :meth:`bind` checks the settings once and returns the per-batch loss; :meth:`fn`
+    checks everything on one call. :attr:`needs_teacher` and :attr:`needs_beta_targets` are read from the
+    parameters ``compute`` names.
 
-    ``labels_term(student_logits, labels)``: for a loss with a teacher term, the loss at
-    ``gt_weight = 1`` (where the teacher's weight is 0), which then needs no teacher; ``None`` for a
-    loss that always needs its teacher. Generation 0 of ``sd_mse`` trains this way.
+    ``labels_term(student_logits, labels)``: for a loss with a teacher term, the loss at ``gt_weight = 1``
+    (:data:`LABELS_ALONE_GT_WEIGHT`, where the teacher's weight is 0), which then needs no teacher; ``None`` for a
+    loss that always needs its teacher. Generation 0 of ``sd_mse``, ``sd_logits`` and ``sd_reg`` trains this way.
 
     ``targets``: ``"labels"`` (integer class labels: every classification loss) or ``"values"`` (real-valued
     regression targets: ``mse_outputs``). :class:`~deepdistill.core.config.TrainConfig` refuses a loss whose
     targets are not the data set's.
 
     ``accepts_any_weight``: the loss stays bounded below for EVERY real ``gt_weight``, so
-    ``allow_any_weight=True`` may take the weight outside [0, 1] ([DPR26]). Only ``mse_mixed`` does
-    (a quadratic in the student's probabilities with leading coefficient 1, see
-    :func:`mixed_target_mse_loss`). Every other distillation loss mixes cross-entropy/KL terms: a
-    weight outside [0, 1] gives one of them a negative coefficient, and a cross-entropy is unbounded
-    above (``-log p -> inf`` as ``p -> 0``), so the loss is unbounded below and training diverges.
+    ``allow_any_weight=True`` may take the weight outside [0, 1] ([DPR26]). The three squared distances to a
+    mixed target do: ``mse_mixed`` (a quadratic in the student's probabilities with leading coefficient 1,
+    see :func:`mixed_target_mse_loss`), ``mse_logits`` and ``mse_outputs`` (the same in the raw outputs,
+    :func:`output_mixed_mse_loss`). Every other distillation loss mixes cross-entropy/KL terms: a weight
+    outside [0, 1] gives one of them a negative coefficient, and a cross-entropy is unbounded above
+    (``-log p -> inf`` as ``p -> 0``), so the loss is unbounded below and training diverges.
     """
 
     name: str
     compute: Callable[..., Tensor]
-    needs_teacher: bool
-    needs_beta_targets: bool
     description: str
     accepts_any_weight: bool = False
     labels_term: Callable[[Tensor, Tensor], Tensor] | None = None
     targets: str = "labels"        # what the loss trains on: "labels" (classification) or "values" (regression)
+
+    def __post_init__(self):
+        params = inspect.signature(self.compute).parameters
+        unknown = sorted(set(params) - set(BATCH_ARGUMENTS) - set(SETTINGS))
+        if unknown:
+            raise ValueError(f"loss {self.name!r}: `compute` takes unknown argument(s) {unknown}; it may take "
+                             f"{list(BATCH_ARGUMENTS)} and, by keyword, {list(SETTINGS)}.")
+        positional = [n for n in SETTINGS if n in params and params[n].kind != inspect.Parameter.KEYWORD_ONLY]
+        if positional:
+            raise ValueError(f"loss {self.name!r}: the settings {positional} must be keyword-only in `compute`.")
+
+    @property
+    def uses(self) -> tuple[str, ...]:
+        """The names ``compute`` takes (from :data:`BATCH_ARGUMENTS` and :data:`SETTINGS`)."""
+        return tuple(inspect.signature(self.compute).parameters)
+
+    @property
+    def needs_teacher(self) -> bool:
+        return "teacher_logits" in self.uses
+
+    @property
+    def needs_beta_targets(self) -> bool:
+        return "beta_targets" in self.uses
+
+    def check_gt_weight(self, gt_weight, *, allow_any_weight: bool = False, who: str | None = None,
+                        instead: str | None = None) -> float:
+        """``gt_weight`` as a float, checked for this loss: in [0, 1] (:func:`kerneldistill._validation.check_gt_weight`),
+        or, with ``allow_any_weight``, any finite number if the loss :attr:`accepts_any_weight`; a loss that does
+        not is refused, saying why. ``who`` names the caller in that message (default: the loss) and ``instead``
+        lists what accepts any weight (default: those losses)."""
+        if allow_any_weight and not self.accepts_any_weight:
+            value = _check_weight(gt_weight, "gt_weight", True)
+            if not 0.0 <= value <= 1.0:
+                fitting = [n for n, sp in LOSSES.items() if sp.accepts_any_weight]
+                raise ValueError(
+                    f"{who or f'loss {self.name!r}'} cannot use `gt_weight` {value!r} outside [0, 1], even with "
+                    f"allow_any_weight=True: its loss ({self.name!r}) mixes cross-entropy/KL terms, and a weight outside "
+                    "[0, 1] gives one of them a negative coefficient, so the loss is unbounded below and training "
+                    f"diverges. Only the squared-error losses accept any weight: {instead or ', '.join(map(repr, fitting))}.")
+            return value
+        return _check_weight(gt_weight, "gt_weight", allow_any_weight)
 
     def bind(self, *, gt_weight: float = 1.0, temperature: float = 1.0, smoothing: float = 0.0,
              allow_any_weight: bool = False) -> Callable[..., Tensor]:
@@ -432,35 +493,37 @@ class LossSpec:
 
         ``allow_any_weight``: a weight outside [0, 1] is accepted by a loss with
         ``accepts_any_weight`` only; the others refuse it, naming the loss that takes one.
+        Each setting reaches ``compute`` by its name, and only if ``compute`` takes it.
         """
-        if allow_any_weight and not self.accepts_any_weight:
-            value = float(gt_weight)
-            if not 0.0 <= value <= 1.0:
-                raise ValueError(
-                    f"loss {self.name!r} takes `gt_weight` in [0, 1] only, also with allow_any_weight=True; got "
-                    f"{value!r}: outside [0, 1] a cross-entropy/KL term gets a negative coefficient, the loss is "
-                    "unbounded below and training diverges. Only the squared-error losses ('mse_mixed', 'mse_logits', "
-                    "'mse_outputs') accept any weight."
-                )
-        gt_weight = _check_weight(gt_weight, "gt_weight", allow_any_weight and self.accepts_any_weight)
-        temperature = _check_temperature(temperature)
-        smoothing = _check_smoothing(smoothing)
-        compute, name = self.compute, self.name
+        gt_weight = self.check_gt_weight(gt_weight, allow_any_weight=allow_any_weight)
+        settings = {"gt_weight": gt_weight, "temperature": _check_temperature(temperature),
+                    "smoothing": _check_smoothing(smoothing)}
+        uses = self.uses
+        compute = functools.partial(self.compute, **{k: v for k, v in settings.items() if k in uses})
+        takes_teacher, takes_labels = "teacher_logits" in uses, "labels" in uses
+        needs_teacher, needs_beta, name = self.needs_teacher, self.needs_beta_targets, self.name
         # The teacher's weight is 0 at gt_weight 1: the labels term alone, no teacher needed.
-        without_teacher = self.labels_term if gt_weight == 1.0 else None
+        without_teacher = self.labels_term if gt_weight == LABELS_ALONE_GT_WEIGHT else None
 
         def loss(student_logits: Tensor, labels: Tensor, teacher_logits: Tensor | None = None,
                  beta_targets: Tensor | None = None) -> Tensor:
-            if self.needs_teacher:
+            batch = {"student_logits": student_logits}
+            if takes_labels:
+                batch["labels"] = labels
+            if needs_teacher:
                 if teacher_logits is None:
                     if without_teacher is None:
                         raise ValueError(f"loss {name!r} needs `teacher_logits` at gt_weight {gt_weight:g}; got None "
-                                         "(generation 0 has no teacher: use 'ce').")
+                                         f"(only at gt_weight {LABELS_ALONE_GT_WEIGHT:g}, the labels alone, can a loss "
+                                         "with a labels term run without a teacher).")
                     return without_teacher(student_logits, labels)
-                teacher_logits = teacher_logits.detach()     # a teacher never receives gradients
-            if self.needs_beta_targets and beta_targets is None:
-                raise ValueError(f"loss {name!r} needs `beta_targets` (from beta_smoothing_targets); got None.")
-            return compute(student_logits, labels, teacher_logits, gt_weight, temperature, smoothing, beta_targets)
+                if takes_teacher:
+                    batch["teacher_logits"] = teacher_logits.detach()     # a teacher never receives gradients
+            if needs_beta:
+                if beta_targets is None:
+                    raise ValueError(f"loss {name!r} needs `beta_targets` (from beta_smoothing_targets); got None.")
+                batch["beta_targets"] = beta_targets
+            return compute(**batch)
 
         loss.__name__ = f"{name}_loss"
         return loss
@@ -483,44 +546,79 @@ def _mse_labels_term(s: Tensor, y: Tensor) -> Tensor:
     return _squared_distance_to_labels(s, y)[1].mean()
 
 
-# Each entry: compute(s, y, t, g, T, e, b) from checked settings (s: student logits, y: labels,
-# t: teacher logits, g: gt_weight, T: temperature, e: smoothing, b: Beta-smoothing targets).
+def _ce_labels_term(s: Tensor, y: Tensor) -> Tensor:
+    return F.cross_entropy(s, y)
+
+
+def _outputs_labels_term(s: Tensor, y: Tensor) -> Tensor:
+    return output_mixed_mse_loss(s, y, None, gt_weight=LABELS_ALONE_GT_WEIGHT)
+
+
+# The registry's losses: each takes what it uses, by name (settings keyword-only), from checked settings.
+def _ce_loss(student_logits, labels):
+    return F.cross_entropy(student_logits, labels)
+
+
+def _ls_muller_loss(student_logits, labels, *, smoothing):
+    return _label_smoothing(student_logits, labels, smoothing, "muller")
+
+
+def _ls_shen_loss(student_logits, labels, *, smoothing):
+    return _label_smoothing(student_logits, labels, smoothing, "shen")
+
+
+def _kd_loss(student_logits, labels, teacher_logits, *, gt_weight, temperature):
+    return _hinton_kd(student_logits, teacher_logits, labels, gt_weight, temperature)
+
+
+def _mse_mixed_loss(student_logits, labels, teacher_logits, *, gt_weight, temperature):
+    return _mixed_target_mse(student_logits, F.softmax(teacher_logits / temperature, dim=1), labels, gt_weight)
+
+
+def _zs_loss(student_logits, labels, teacher_logits, *, gt_weight, temperature):
+    return _zhang_sabuncu(student_logits, teacher_logits, labels, gt_weight, temperature)
+
+
+def _beta_loss(student_logits, labels, beta_targets, *, gt_weight):
+    return _beta_smoothing(student_logits, labels, beta_targets, gt_weight)
+
+
+def _mse_outputs_loss(student_logits, labels, teacher_logits, *, gt_weight):
+    # The weight is already checked (any finite value of an accepting loss): no second range check here.
+    return output_mixed_mse_loss(student_logits, labels, teacher_logits, gt_weight=gt_weight, allow_any_weight=True)
+
+
+def _ls_teacher_kd_loss(student_logits, teacher_logits, *, temperature):
+    return _kd_kl(student_logits, teacher_logits, temperature)
+
+
 LOSSES: dict[str, LossSpec] = {spec.name: spec for spec in (
-    LossSpec("ce", lambda s, y, t, g, T, e, b: F.cross_entropy(s, y),
-             False, False, "cross-entropy with the (possibly noisy) labels"),
-    LossSpec("ls_muller", lambda s, y, t, g, T, e, b: _label_smoothing(s, y, e, "muller"),
-             False, False, "label smoothing [M19]: true 1-e+e/K, others e/K (`smoothing` = e)"),
-    LossSpec("ls_shen", lambda s, y, t, g, T, e, b: _label_smoothing(s, y, e, "shen"),
-             False, False, "label smoothing [S21]/[ZS20]: true 1-e, others e/(K-1) (`smoothing` = e)"),
-    LossSpec("kd", lambda s, y, t, g, T, e, b: _hinton_kd(s, t, y, g, T),
-             True, False, "Hinton KD: gt_weight CE + (1-gt_weight) T^2 KL(softmax(t/T) || softmax(s/T))",
-             labels_term=lambda s, y: F.cross_entropy(s, y)),
-    LossSpec("mse_mixed", lambda s, y, t, g, T, e, b: _mixed_target_mse(s, F.softmax(t / T, dim=1), y, g),
-             True, False, "[BA21]: gt_weight ||p-onehot||^2 + (1-gt_weight) ||p-softmax(t/T)||^2 (their code: T=1); "
-                          "bounded below for any gt_weight",
+    LossSpec("ce", _ce_loss, "cross-entropy with the (possibly noisy) labels"),
+    LossSpec("ls_muller", _ls_muller_loss, "label smoothing [M19]: true 1-e+e/K, others e/K (`smoothing` = e)"),
+    LossSpec("ls_shen", _ls_shen_loss, "label smoothing [S21]/[ZS20]: true 1-e, others e/(K-1) (`smoothing` = e)"),
+    LossSpec("kd", _kd_loss, "Hinton KD: gt_weight CE + (1-gt_weight) T^2 KL(softmax(t/T) || softmax(s/T))",
+             labels_term=_ce_labels_term),
+    LossSpec("mse_mixed", _mse_mixed_loss,
+             "[BA21]: gt_weight ||p-onehot||^2 + (1-gt_weight) ||p-softmax(t/T)||^2 (their code: T=1); "
+             "bounded below for any gt_weight",
              accepts_any_weight=True, labels_term=_mse_labels_term),
-    LossSpec("zs", lambda s, y, t, g, T, e, b: _zhang_sabuncu(s, t, y, g, T),
-             True, False, "[ZS20] code: gt_weight CE + (1-gt_weight) CE(softmax(t/T), softmax(s)); their w=0.4,T=4 is "
-                          "gt_weight=0.6",
-             labels_term=lambda s, y: F.cross_entropy(s, y)),
-    LossSpec("beta", lambda s, y, t, g, T, e, b: _beta_smoothing(s, y, b, g),
-             False, True, "[ZS20] Beta smoothing: gt_weight CE + (1-gt_weight) CE(beta targets, s); their w=0.6 is "
-                          "gt_weight=0.4"),
+    LossSpec("zs", _zs_loss,
+             "[ZS20] code: gt_weight CE + (1-gt_weight) CE(softmax(t/T), softmax(s)); their w=0.4,T=4 is gt_weight=0.6",
+             labels_term=_ce_labels_term),
+    LossSpec("beta", _beta_loss,
+             "[ZS20] Beta smoothing: gt_weight CE + (1-gt_weight) CE(beta targets, s); their w=0.6 is gt_weight=0.4"),
     # The loss under which kernel ridge self-distillation is the exact limit (docs/kernel_meets_deep.md):
     # the squared distance of the raw outputs to the mixed target, bounded below for any weight.
-    LossSpec("mse_logits", lambda s, y, t, g, T, e, b: output_mixed_mse_loss(s, y, t, gt_weight=g, allow_any_weight=True),
-             True, False, "||logits - (gt_weight onehot(y) + (1-gt_weight) teacher logits)||^2, no softmax (the "
-                          "loss of the kernel theory on a classifier); bounded below for any gt_weight",
-             accepts_any_weight=True,
-             labels_term=lambda s, y: output_mixed_mse_loss(s, y, None, gt_weight=1.0)),
-    LossSpec("mse_outputs", lambda s, y, t, g, T, e, b: output_mixed_mse_loss(s, y, t, gt_weight=g, allow_any_weight=True),
-             True, False, "regression: ||f - (gt_weight y + (1-gt_weight) f_teacher)||^2 on real-valued targets; bounded "
-                          "below for any gt_weight",
-             accepts_any_weight=True, targets="values",
-             labels_term=lambda s, y: output_mixed_mse_loss(s, y, None, gt_weight=1.0)),
-    LossSpec("ls_teacher_kd", lambda s, y, t, g, T, e, b: _kd_kl(s, t, T),
-             True, False, "[S21]: T^2 KL from a label-smoothed teacher, teacher term only (gt_weight ignored; T=1 in "
-                          "[S21])"),
+    LossSpec("mse_logits", _mse_outputs_loss,
+             "||logits - (gt_weight onehot(y) + (1-gt_weight) teacher logits)||^2, no softmax (the "
+             "loss of the kernel theory on a classifier); bounded below for any gt_weight",
+             accepts_any_weight=True, labels_term=_outputs_labels_term),
+    LossSpec("mse_outputs", _mse_outputs_loss,
+             "regression: ||f - (gt_weight y + (1-gt_weight) f_teacher)||^2 on real-valued targets; bounded "
+             "below for any gt_weight",
+             accepts_any_weight=True, targets="values", labels_term=_outputs_labels_term),
+    LossSpec("ls_teacher_kd", _ls_teacher_kd_loss,
+             "[S21]: T^2 KL from a label-smoothed teacher, teacher term only (gt_weight ignored; T=1 in [S21])"),
 )}
 
 

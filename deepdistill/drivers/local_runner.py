@@ -49,8 +49,8 @@ import torch
 from deepdistill.engine.claims import DEFAULT_STALE_AFTER, ClaimLostError, heartbeat_interval
 from deepdistill.core.config import TrainConfig, config_diff
 from deepdistill.engine.results import describe_run
-from deepdistill.engine.runs import (RECORD_FILE, checkpoint_path, is_finished, link_or_copy, load_splits, prefix_dir,
-                              read_record)
+from deepdistill.core.threads import torch_threads
+from deepdistill.engine.runs import RECORD_FILE, SplitCache, checkpoint_path, generation_home, is_finished, read_record
 from deepdistill.engine.train import GenerationBusy, resolve_device, train_run
 
 __all__ = ["run_local", "default_jobs", "usable_cores", "torch_threads"]
@@ -76,17 +76,9 @@ def default_jobs(threads_per_job: int | None = 1, device: str = "cpu") -> int:
 # What a worker runs
 # ------------------------------------------------------------------------------------------------
 
-# The data sets this worker process has loaded, by their fields (one kept: sweeps rarely mix data sets).
-_SPLITS: dict[str, object] = {}
-
-
-def _splits_for(config: TrainConfig):
-    key = repr(sorted((k, repr(getattr(config, k))) for k in ("dataset", "data_root", "seed", "label_noise", "noise_type",
-                                                               "val_fraction", "n_train", "data_options")))
-    if key not in _SPLITS:
-        _SPLITS.clear()
-        _SPLITS[key] = load_splits(config)
-    return _SPLITS[key]
+# The data sets this worker process has loaded (one kept: sweeps rarely mix data sets).
+_SPLITS = SplitCache(max_size=1)
+_splits_for = _SPLITS
 
 
 def _worker_init(threads: int | None) -> None:
@@ -357,11 +349,7 @@ def run_local(items: list[tuple[TrainConfig, Path]], cache_dir=None, *, jobs: in
         run_dir = Path(run_dir)
         keys, parent = [], None
         for g in range(config.generations):
-            key = config.prefix_id(g) if cache_dir is not None else f"{rid}/{g}"
-            folder = prefix_dir(config, g, cache_dir) if cache_dir is not None else run_dir
-            if cache_dir is not None and checkpoint_path(run_dir, g).exists():
-                # A generation this run finished before (a sweep without the cache): every run may share it.
-                link_or_copy(checkpoint_path(run_dir, g), checkpoint_path(folder, g))
+            key, folder = generation_home(config, g, run_dir, cache_dir)
             node = nodes.setdefault(key, _Node(key, config, run_dir, g, parent, folder))
             node.run_ids.append(rid)
             node.generations_after = max(node.generations_after, config.generations - 1 - g)
@@ -515,20 +503,6 @@ def run_local(items: list[tuple[TrainConfig, Path]], cache_dir=None, *, jobs: in
                            f"saved, and running the same command again retries the rest. First failure, run {first_id} "
                            f"({_describe(runs[first_id].config, fields)}): {type(first).__name__}: {first}")
     return [runs[c.run_id()].record for c, _ in items]
-
-
-@contextlib.contextmanager
-def torch_threads(n: int | None):
-    """This process's torch threads set to ``n`` for the block (``None``: unchanged), restored after."""
-    if n is None:
-        yield
-        return
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def _retry_after_crash(tasks, nodes, runs, max_retries, fail_run, log) -> None:

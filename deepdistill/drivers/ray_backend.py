@@ -47,7 +47,7 @@ from deepdistill.engine.claims import DEFAULT_STALE_AFTER
 from deepdistill.core.config import TrainConfig, ensure_config
 from deepdistill.core.io import ensure_writable_dir
 from deepdistill.engine.results import describe_run, write_rollup
-from deepdistill.engine.runs import (RECORD_FILE, checkpoint_path, generation_cache_dir, is_finished, link_or_copy, prefix_dir,
+from deepdistill.engine.runs import (RECORD_FILE, checkpoint_path, generation_cache_dir, generation_home, is_finished,
                               read_record, run_dir_for)
 from deepdistill.engine.train import run_one, train_run
 
@@ -207,10 +207,7 @@ def _drive(ray, configs, unique, out_dir: Path, *, num_cpus_per_task, num_gpus_p
             continue
         ref = None
         for g in range(cfg.generations):
-            key = cfg.prefix_id(g) if share else f"{rid}/{g}"
-            folder = prefix_dir(cfg, g, cache_dir) if share else run_dir
-            if share and checkpoint_path(run_dir, g).exists():
-                link_or_copy(checkpoint_path(run_dir, g), checkpoint_path(folder, g))   # finished before
+            key, folder = generation_home(cfg, g, run_dir, cache_dir)
             if key not in submitted:
                 if checkpoint_path(folder, g).exists():
                     submitted[key] = None      # finished by an earlier sweep: its file is the teacher

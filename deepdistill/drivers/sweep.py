@@ -60,10 +60,9 @@ def expand_grid(base: dict | None = None, *, methods: Iterable[str] | None = Non
             for gt_weight in axes["gt_weight"]:
                 for n_gen in axes["generations"]:
                     for seed in axes["seed"]:
-                        cfg = dict(base, dataset=dataset, method=method, generations=n_gen, seed=seed,
-                                   gt_weight=gt_weight if spec.uses_gt_weight else None)
-                        if not spec.uses_temperature:
-                            cfg["temperature"] = None
+                        # Knobs the method does not read are unset (MethodSpec.reads decides which).
+                        cfg = spec.drop_unread(dict(base, dataset=dataset, method=method, generations=n_gen, seed=seed,
+                                                    gt_weight=gt_weight))
                         config = TrainConfig.from_dict(cfg)     # validates once, fills method defaults
                         rid = config.run_id()
                         if rid not in seen:

@@ -30,7 +30,6 @@ kernel theory's steps all start from the same prior.
 from __future__ import annotations
 
 import copy
-import math
 import time
 from dataclasses import asdict, dataclass
 
@@ -39,16 +38,9 @@ import torch.nn as nn
 from torch import Tensor
 
 from deepdistill.core.losses import output_mixed_mse_loss
+from kerneldistill._validation import check_ridge     # the one owner (TypeError for a non-number, ValueError for <= 0)
 
 __all__ = ["FullBatchFit", "fit_full_batch", "full_batch_self_distillation", "SelfDistillationPath", "check_ridge"]
-
-
-def check_ridge(ridge) -> float:
-    """``ridge`` as a float > 0, or an error that names it."""
-    ok = isinstance(ridge, (int, float)) and not isinstance(ridge, bool) and math.isfinite(ridge) and ridge > 0
-    if not ok:
-        raise ValueError(f"`ridge` must be a finite number > 0 (the penalty ridge * ||theta - theta0||^2); got {ridge!r}.")
-    return float(ridge)
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,7 @@ run's folder then gets the finished checkpoint as a hard link (a copy where link
 """
 from __future__ import annotations
 
+import json
 import os
 import pickle
 import shutil
@@ -40,8 +41,9 @@ from deepdistill.core.models import build_model
 
 __all__ = ["SCHEMA", "CONFIG_FILE", "RECORD_FILE", "RUNS_FOLDER", "GENERATIONS_FOLDER", "CorruptFileError", "run_id",
            "run_dir_for", "checkpoint_path", "partial_path", "claim_path", "generation_cache_dir", "prefix_dir",
-           "link_or_copy", "read_record", "inspect_record", "is_finished", "load_checkpoint", "load_splits",
-           "restore_generation", "load_generation"]
+           "link_or_copy", "generation_home", "link_generation", "read_record", "inspect_record", "is_finished",
+           "load_checkpoint", "DATA_FIELDS", "splits_key", "load_splits", "SplitCache", "restore_generation",
+           "load_generation"]
 
 #: The schema of a run record (``record.json``).
 SCHEMA = "deepdistill.record/1"
@@ -114,6 +116,34 @@ def link_or_copy(source, target) -> None:
     except OSError:                 # another device, or no hard links there
         with open(source, "rb") as src, atomic_write(target, "wb") as out:
             shutil.copyfileobj(src, out)
+
+
+def generation_home(config: TrainConfig, generation: int, run_dir, cache_dir=None) -> tuple[str, Path]:
+    """``(key, folder)``: where generation ``generation`` of ``config``'s run is trained and kept, and the key
+    that names that place for a scheduler. The one rule for every backend and for :func:`deepdistill.engine.train.train_run`:
+
+    * without a generation cache (``cache_dir=None``): the run folder ``run_dir``, key ``"<run_id>/<generation>"``;
+    * with one: the cache's :func:`prefix_dir`, key :meth:`TrainConfig.prefix_id`, shared by every run with the
+      same generations ``0..generation``. A checkpoint that ``run_dir`` already holds (finished before, e.g. by a
+      sweep without the cache) is offered to the cache first (:func:`link_or_copy`), so every run may share it.
+
+    :func:`link_generation` gives the run folder the finished checkpoint from there.
+    """
+    if cache_dir is None:
+        return f"{config.run_id()}/{generation}", Path(run_dir)
+    folder = prefix_dir(config, generation, cache_dir)
+    own = checkpoint_path(run_dir, generation)
+    if own.exists():
+        link_or_copy(own, checkpoint_path(folder, generation))
+    return config.prefix_id(generation), folder
+
+
+def link_generation(config: TrainConfig, generation: int, run_dir, cache_dir=None) -> None:
+    """Give the run folder ``run_dir`` the finished checkpoint of ``generation`` from its home
+    (:func:`generation_home`): a hard link or copy from the generation cache; nothing without a cache."""
+    if cache_dir is not None:
+        link_or_copy(checkpoint_path(prefix_dir(config, generation, cache_dir), generation),
+                     checkpoint_path(run_dir, generation))
 
 
 def inspect_record(path) -> tuple[dict | None, str | None]:
@@ -192,11 +222,50 @@ def load_checkpoint(path, device="cpu") -> dict:
     return state
 
 
+#: The config fields that identify a run's data splits (everything :func:`load_splits` reads): two configs
+#: that agree on them train and are evaluated on the same data.
+DATA_FIELDS = ("dataset", "data_root", "seed", "label_noise", "noise_type", "val_fraction", "n_train", "data_options")
+
+
+def splits_key(config: TrainConfig) -> str:
+    """The canonical JSON of ``config``'s :data:`DATA_FIELDS`: equal for configs with the same data splits."""
+    return json.dumps({k: getattr(config, k) for k in DATA_FIELDS}, sort_keys=True, default=str)
+
+
 def load_splits(config: TrainConfig) -> DataSplits:
-    """The data splits ``config``'s run trains and is evaluated on (the same call for training and reading back)."""
+    """The data splits ``config``'s run trains and is evaluated on (the same call for training and reading back).
+    Reads exactly the fields :data:`DATA_FIELDS` names."""
     return load_dataset(config.dataset, root=config.data_root, seed=config.seed, label_noise=config.label_noise,
                         noise_type=config.noise_type, val_fraction=config.val_fraction, n_train=config.n_train,
                         **config.data_options)
+
+
+class SplitCache:
+    """The data splits loaded in this process, by :func:`splits_key` (MNIST-1D is generated on every load, about
+    1 s; a sweep worker or a figure asks for the same splits once per run and generation).
+
+    ``max_size``: how many data sets are kept (``None``: all; a sweep worker keeps 1, since sweeps rarely mix
+    data sets and each holds its tensors). ``cache(config)`` returns :func:`load_splits`'s result.
+    """
+
+    def __init__(self, max_size: int | None = None):
+        if max_size is not None and (isinstance(max_size, bool) or not isinstance(max_size, int) or max_size < 1):
+            raise ValueError(f"`max_size` must be None or an integer >= 1; got {max_size!r}.")
+        self.max_size, self._splits = max_size, {}
+
+    def __call__(self, config: TrainConfig) -> DataSplits:
+        key = splits_key(config)
+        if key not in self._splits:
+            if self.max_size is not None and len(self._splits) >= self.max_size:
+                self._splits.pop(next(iter(self._splits)))           # the oldest
+            self._splits[key] = load_splits(config)
+        return self._splits[key]
+
+    def __len__(self) -> int:
+        return len(self._splits)
+
+    def clear(self) -> None:
+        self._splits.clear()
 
 
 def restore_generation(state: dict, config: TrainConfig, splits: DataSplits, device="cpu"):

@@ -39,9 +39,7 @@ everything with the pass/fail table of :func:`must_shows`. ``examples/kernel_mee
 """
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import hashlib
 import json
 import math
 import tempfile
@@ -53,12 +51,14 @@ from typing import Callable
 import numpy as np
 import torch
 
+from deepdistill.core.config import stable_hash
 from deepdistill.core.io import atomic_write_json, read_json
 from deepdistill.engine.lazy import check_ridge, full_batch_self_distillation
 from deepdistill.core.linearize import CenteredModel, linearize
 from deepdistill.core.losses import output_mixed_mse_loss
 from deepdistill.core.ntk import NTKMLP
 from deepdistill.core.regression import ba_toy, sine
+from deepdistill.core.threads import torch_threads
 
 __all__ = ["BridgePreset", "PRESETS", "PARTS", "get_preset", "run_bridge_study", "read_bridge_study", "must_shows",
            "format_must_shows",
@@ -121,7 +121,7 @@ class BridgePreset:
 
     def __post_init__(self):
         check_ridge(self.ridge)
-        check_ridge(self.toy_ridge)
+        check_ridge(self.toy_ridge, name="toy_ridge")
         for name in ("exact_width", "adam_width", "toy_width"):
             _check_width(name, getattr(self, name))
         for name in ("widths", "standard_widths"):
@@ -279,11 +279,11 @@ def measure_exact(preset: BridgePreset, *, device="cpu", seed: int = 0) -> dict:
 def _kernel_quadratic(K, K_test, y_train, y_test, ridge) -> dict:
     """Step 2's test risk as a quadratic in its weight, from the eNTK (``ReferenceRisk``, exact, no refit)."""
     from kerneldistill import ReferenceRisk, StepQuadratic
-    from kerneldistill.spectrum import eigh_gram
+    from kerneldistill.spectrum import eigh_psd
 
-    spec = eigh_gram(np.asarray(K, dtype=np.float64))
-    evals = np.clip(spec.evals, 0.0, None)        # round-off negatives of a PSD Gram matrix (as KernelDistiller)
-    q: StepQuadratic = ReferenceRisk(evals, spec.evecs, y_train, ridge, K_test, y_test).quadratic(2)
+    # KernelDistiller's rule: round-off negatives clipped to 0, clearly negative eigenvalues refused.
+    spec = eigh_psd(np.asarray(K, dtype=np.float64), name="the empirical NTK's Gram matrix")
+    q: StepQuadratic = ReferenceRisk(spec.evals, spec.evecs, y_train, ridge, K_test, y_test).quadratic(2)
     return {"risk_pd": q.risk_pd, "risk_labels": q.risk_labels, "cross": q.cross, "gain": q.gain, "dist2": q.dist2,
             "gt_weight": q.argmin()}
 
@@ -348,7 +348,7 @@ def _cached_cell(cache_dir: Path | None, key: dict, compute: Callable[[], dict],
     """A cell read from ``cache_dir`` when present with the same settings, else computed and written atomically."""
     if cache_dir is None:
         return compute()
-    path = Path(cache_dir) / f"{_hash(key)}.json"
+    path = Path(cache_dir) / f"{stable_hash(key)}.json"
     stored = read_json(path)
     if isinstance(stored, dict) and stored.get("key") == json.loads(json.dumps(key)):
         return stored["cell"]
@@ -469,7 +469,7 @@ def measure_parted(preset: BridgePreset, *, device="cpu", cache_dir=None, out_di
             with tempfile.TemporaryDirectory(prefix="bridge_mnist1d_") as tmp:
                 mnist = mnist1d_cross_entropy(p.mnist1d, Path(tmp), device=device, log=say)
         else:                      # one folder per settings, so that another preset never meets these runs
-            root = Path(out_dir) / "mnist1d_runs" / _hash(p.to_dict()["mnist1d"])
+            root = Path(out_dir) / "mnist1d_runs" / stable_hash(p.to_dict()["mnist1d"])
             mnist = mnist1d_cross_entropy(p.mnist1d, root, device=device, log=say)
         deep = refine_grid_argmin(mnist["grid"], mnist["mean_val_brier"])
         for kernel, weight in mnist["kernel_gt_weight"].items():
@@ -530,22 +530,6 @@ def measure_toy(preset: BridgePreset, *, device="cpu", seed: int = 0) -> dict:
 # ------------------------------------------------------------------------------------------------
 # The study, the must-shows, the table
 # ------------------------------------------------------------------------------------------------
-
-def _hash(d: dict) -> str:
-    return hashlib.sha1(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:12]
-
-
-@contextlib.contextmanager
-def _torch_threads(n: int | None):
-    """Run the block with ``n`` intra-op torch threads (None: unchanged); the count is restored after."""
-    before = torch.get_num_threads()
-    if n is not None:
-        torch.set_num_threads(int(n))
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
 
 def _part_key(p: BridgePreset, part: str, include_mnist1d: bool) -> dict:
     return json.loads(json.dumps({"part": part, "settings": p.part_settings(part), "include_mnist1d": include_mnist1d}))
@@ -621,7 +605,7 @@ def run_bridge_study(out_dir=None, preset="fast", *, parts=PARTS, device="cpu",
         if log:
             log(f"bridge part {part!r} ({p.name} preset)")
         started = time.perf_counter()
-        with _torch_threads(p.torch_threads):
+        with torch_threads(p.torch_threads):
             results[part] = json.loads(json.dumps(measures[part](), default=float))   # plain JSON types, as read back
         seconds[part] = time.perf_counter() - started
         if out is not None:
