@@ -39,7 +39,7 @@ from deepdistill.core.io import atomic_write, read_json
 from deepdistill.core.models import build_model
 
 __all__ = ["SCHEMA", "CONFIG_FILE", "RECORD_FILE", "RUNS_FOLDER", "GENERATIONS_FOLDER", "CorruptFileError", "run_id",
-           "run_dir_for", "checkpoint_path", "partial_path", "claim_path", "generation_cache_dir", "prefix_dir",
+           "run_dir_for", "ensure_folder", "checkpoint_path", "partial_path", "claim_path", "generation_cache_dir", "prefix_dir",
            "link_or_copy", "read_record", "inspect_record", "is_finished", "load_checkpoint", "load_splits",
            "restore_generation", "load_generation"]
 
@@ -100,13 +100,33 @@ def prefix_dir(config: TrainConfig, generation: int, cache_dir) -> Path:
     return Path(cache_dir) / config.prefix_id(generation)
 
 
+def ensure_folder(path, what: str = "folder") -> Path:
+    """Create the folder ``path`` (and its parents) if missing; a file in its place (or in a parent's) is a
+    :class:`CorruptFileError` that names the path and what to do, not a raw ``FileExistsError``.
+
+    ``what`` says which folder it is (``"generation-cache folder"``, ``"run folder"``), for the message.
+    """
+    path = Path(path)
+    for p in (path, *path.parents):
+        if p.exists() and not p.is_dir():
+            reason = "is a file, not a folder"
+            where = f"{what} {str(path)!r}" if p == path else f"{str(p)!r} (a parent of the {what} {str(path)!r})"
+            raise CorruptFileError(f"{where} {reason}; the toolkit writes only folders there. Move or delete that "
+                                   "file, then run the same command again (what was in the folder is trained again).",
+                                   p, reason)
+        if p.is_dir():
+            break
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
 def link_or_copy(source, target) -> None:
     """Give ``target`` the content of the finished file ``source``: a hard link (no second copy on disk), or
     an atomic copy where the file system has none. An existing ``target`` is left as it is."""
     source, target = Path(source), Path(target)
     if target.exists():
         return
-    target.parent.mkdir(parents=True, exist_ok=True)
+    ensure_folder(target.parent)
     try:
         os.link(source, target)
     except FileExistsError:

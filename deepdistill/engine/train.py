@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 import time
 import warnings
 from pathlib import Path
@@ -47,7 +48,7 @@ from deepdistill.core.metrics import headline_metric, softmax, summarize, summar
 from deepdistill.core.models import build_model
 from deepdistill.engine.results import describe_run, make_record
 from deepdistill.engine.runs import (CONFIG_FILE, RECORD_FILE, CorruptFileError, checkpoint_path, claim_path,
-                              generation_cache_dir, inspect_record, is_finished, link_or_copy, load_checkpoint,
+                              ensure_folder, generation_cache_dir, inspect_record, is_finished, link_or_copy, load_checkpoint,
                               load_splits, partial_path, prefix_dir, restore_generation, run_dir_for)
 
 __all__ = ["train_run", "run_one", "train_generation", "load_run_data", "resolve_device", "predict_logits",
@@ -441,6 +442,7 @@ def _obtain_generation(config: TrainConfig, g: int, folder: Path, *, splits, dat
     ``adopt_from``: a run folder whose partial checkpoint of ``g`` (from before the cache) is moved in.
     """
     done = checkpoint_path(folder, g)
+    ensure_folder(folder, f"folder of generation {g}")
     said_waiting = False
     while True:
         if done.exists():
@@ -450,8 +452,11 @@ def _obtain_generation(config: TrainConfig, g: int, folder: Path, *, splits, dat
         if isinstance(claim, Holder):
             if not wait:
                 raise GenerationBusy(claim, g)
-            if log and not said_waiting:
-                log(f"generation {g} is being trained by {claim.describe()}; waiting for it")
+            note = claim.waiting_note(claim_timeout)
+            if not said_waiting and (log or note):    # an unreadable claim is named even without a log
+                message = f"generation {g}: {note}" if note else \
+                    f"generation {g} is being trained by {claim.describe()}; waiting for it"
+                (log or (lambda m: print(m, file=sys.stderr, flush=True)))(message)
             said_waiting = True
             time.sleep(min(heartbeat_interval(claim_timeout), 2.0))
             continue

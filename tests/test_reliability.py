@@ -1,0 +1,305 @@
+"""Failures a new user met (issue 18), each reproduced: killed drivers, bad process options, a claim file
+that names nobody, folders replaced by files, read-only and truncated results, deep inputs and a stale cache.
+
+Every test asserts the message or the behaviour (the path named, the option named, nothing left running),
+not only that something fails.
+"""
+from __future__ import annotations
+
+import errno
+import json
+import math
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from deepdistill.cli import main as deep_main
+from deepdistill.drivers.local_runner import default_jobs, resolve_jobs
+from deepdistill.drivers.sweep import expand_grid, run_sweep
+from deepdistill.engine.claims import check_stale_after
+from deepdistill.engine.runs import (RECORD_FILE, CorruptFileError, checkpoint_path, claim_path, prefix_dir,
+                                     read_record, run_dir_for)
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = dict(dataset="digits", model="mlp", model_kwargs={"hidden": 8, "depth": 1}, n_train=200, epochs=1,
+            batch_size=64, lr=1e-2, device="cpu", checkpoint_every=0)
+# The same runs on the command line.
+TINY_ARGS = ["--dataset", "digits", "--model", "mlp", "--model-kwargs", '{"hidden": 8, "depth": 1}', "--n-train", "200",
+             "--epochs", "1", "--batch-size", "64", "--device", "cpu", "--methods", "sd_kd", "--gt-weight", "0.5",
+             "--generations", "2", "--seeds", "0"]
+
+pytestmark = pytest.mark.usefixtures("one_thread_per_module")
+
+
+def _one_error_line(err: str) -> str:
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), err
+    return lines[0]
+
+
+# ------------------------------------------------------------------------------------------------
+# B16: process options refused up front, in one line, by one function
+# ------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("value", ["0", "-1", "nan", "inf"])
+@pytest.mark.parametrize("command", ["sweep", "train"])
+def test_b16_a_bad_claim_timeout_is_refused_up_front_in_one_line(tmp_path, capsys, command, value):
+    out = tmp_path / "out"
+    args = TINY_ARGS if command == "sweep" else ["--dataset", "digits", "--epochs", "1"]
+    assert deep_main([command, *args, "--claim-timeout", value, "--out-dir", str(out), "--quiet"]) == 2
+    line = _one_error_line(capsys.readouterr().err)
+    assert "`--claim-timeout`" in line and "finite number of seconds > 0" in line and f"got {float(value)!r}" in line
+    assert not out.exists(), "the command started before refusing the option"
+
+
+@pytest.mark.parametrize("option, value, named", [("--threads-per-job", "0", "`--threads-per-job`"),
+                                                  ("--threads-per-job", "-2", "`--threads-per-job`"),
+                                                  ("--jobs", "-1", "`--jobs`")])
+@pytest.mark.parametrize("command", ["sweep", "estimate-weight"])
+def test_b16_threads_per_job_zero_and_negative_jobs_are_refused_in_one_line(tmp_path, capsys, command, option, value,
+                                                                           named):
+    out = tmp_path / "out"
+    args = TINY_ARGS if command == "sweep" else ["--dataset", "digits", "--epochs", "1", "--seeds", "0", "--no-grid"]
+    assert deep_main([command, *args, option, value, "--out-dir", str(out), "--quiet"]) == 2
+    line = _one_error_line(capsys.readouterr().err)
+    assert named in line and "integer >= 1" in line and f"got {int(value)}" in line
+    assert not out.exists()
+
+
+def test_b16_jobs_and_threads_are_checked_and_defaulted_in_one_place(tmp_path):
+    assert resolve_jobs(None, 1) == (default_jobs(1), 1)
+    assert resolve_jobs(None, 2) == (default_jobs(2), 2)
+    assert resolve_jobs(3, None) == (3, None)          # the Python API: None leaves torch's threads as they are
+    for jobs, threads, named in [(0, 1, "`jobs`"), (1.5, 1, "`jobs`"), (True, 1, "`jobs`"), (2, 0, "`threads_per_job`")]:
+        with pytest.raises(ValueError, match=named):
+            resolve_jobs(jobs, threads)
+    with pytest.raises(ValueError, match="`--jobs` must be an integer >= 1 .* or 0 / auto for the default"):
+        resolve_jobs(-1, 1, names=("--jobs", "--threads-per-job"))
+    # The sweep's Python API goes through the same checks, before it writes anything.
+    configs = expand_grid(TINY, methods=["sd_kd"], gt_weights=[0.5], generations=[1], seeds=[0])
+    with pytest.raises(ValueError, match=r"`threads_per_job` must be an integer >= 1 .*got 0"):
+        run_sweep(configs, tmp_path / "a", threads_per_job=0)
+    with pytest.raises(ValueError, match=r"`claim_timeout` .* finite number of seconds > 0.*got nan"):
+        run_sweep(configs, tmp_path / "b", claim_timeout=math.nan)
+    assert not (tmp_path / "a" / "runs").exists() and not (tmp_path / "b" / "runs").exists()
+    assert check_stale_after(2) == 2.0
+
+
+# ------------------------------------------------------------------------------------------------
+# An empty claim file: said once, even under --quiet, what is waited for and until when
+# ------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_an_empty_claim_file_is_named_once_even_when_quiet(tmp_path, capsys, jobs):
+    out = tmp_path / "sweep"
+    config = expand_grid(TINY, methods=["sd_kd"], gt_weights=[0.5], generations=[2], seeds=[0])[0]
+    claim = claim_path(prefix_dir(config, 0, out / "generations"), 0)
+    claim.parent.mkdir(parents=True)
+    claim.touch()                                     # empty, with a fresh timestamp: names no process
+    started = time.time()
+    assert deep_main(["sweep", *TINY_ARGS, "--claim-timeout", "3", "--jobs", jobs, "--threads-per-job", "1",
+                      "--out-dir", str(out), "--quiet"]) == 0
+    captured = capsys.readouterr()
+    notes = [ln for ln in captured.err.splitlines() if "empty or unreadable" in ln]
+    assert len(notes) == 1, captured.err
+    until = re.search(r"taken over at (\d\d:\d\d:\d\d) \(3 s after its last change, --claim-timeout\)", notes[0])
+    assert until and str(claim) in notes[0] and "generation 0 of" in notes[0]
+    expected = time.strftime("%H:%M:%S", time.localtime(started + 3))
+    assert abs(_seconds(until.group(1)) - _seconds(expected)) <= 2
+    assert read_record(run_dir_for(config, out) / RECORD_FILE)["run_id"] == config.run_id()
+
+
+def _seconds(hms: str) -> int:
+    h, m, s = (int(v) for v in hms.split(":"))
+    return h * 3600 + m * 60 + s
+
+
+# ------------------------------------------------------------------------------------------------
+# B14: a generation-cache folder replaced by a plain file
+# ------------------------------------------------------------------------------------------------
+
+def test_b14_a_cache_folder_that_is_a_file_is_named_with_what_to_do(tmp_path):
+    out = tmp_path / "sweep"
+    configs = expand_grid(TINY, methods=["sd_kd"], gt_weights=[0.5], generations=[2], seeds=[0])
+    run_sweep(configs, out, progress=False)
+    folder = prefix_dir(configs[0], 1, out / "generations")
+    shutil.rmtree(folder)
+    folder.write_text("not a folder\n")
+    run_dir = run_dir_for(configs[0], out)
+    (run_dir / RECORD_FILE).unlink()
+    checkpoint_path(run_dir, 1).unlink()
+    with pytest.raises(RuntimeError) as err:
+        run_sweep(configs, out, progress=False)
+    message = str(err.value)
+    assert f"{str(folder)!r} is a file, not a folder" in message and "Move or delete that file" in message
+    assert "FileExistsError" not in message and "Errno" not in message
+    assert folder.read_text() == "not a folder\n"          # nothing of the user's is touched
+    # Once the file is gone the same sweep finishes.
+    folder.unlink()
+    assert run_sweep(configs, out, progress=False)[0]["run_id"] == configs[0].run_id()
+
+
+def test_b14_a_parent_that_is_a_file_is_named_too(tmp_path):
+    from deepdistill.engine.runs import ensure_folder
+
+    (tmp_path / "generations").write_text("")
+    with pytest.raises(CorruptFileError, match=r"'.*generations' \(a parent of the folder '.*abc'\) is a file"):
+        ensure_folder(tmp_path / "generations" / "abc")
+
+
+# ------------------------------------------------------------------------------------------------
+# B10, B11, B12: analysis report --results
+# ------------------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory):
+    out = tmp_path_factory.mktemp("results") / "sweep"
+    configs = expand_grid(TINY, methods=["sd_kd"], gt_weights=[0.25, 0.75], generations=[2], seeds=[0])
+    run_sweep(configs, out, progress=False)
+    return out
+
+
+def _copy(results, tmp_path) -> Path:
+    target = tmp_path / "sweep"
+    shutil.copytree(results, target)
+    return target
+
+
+def test_b10_a_results_path_that_is_a_file_is_called_a_file(tmp_path, capsys):
+    from analysis.__main__ import main
+
+    path = tmp_path / "rollup.csv"
+    path.write_text("x\n1\n")
+    assert main(["report", "--results", str(path)]) == 2
+    line = _one_error_line(capsys.readouterr().err)
+    assert f"{path} is a file, not a folder" in line and "does not exist" not in line
+
+
+def test_b11_a_truncated_record_is_named_in_the_report_and_on_stderr_and_strict_refuses(results, tmp_path, capsys):
+    from analysis.__main__ import main
+
+    work = _copy(results, tmp_path)
+    records = sorted(work.rglob(RECORD_FILE))
+    text = records[0].read_text()
+    records[0].write_text(text[: len(text) // 2])
+    assert main(["report", "--results", str(work)]) == 0
+    err = capsys.readouterr().err
+    assert f"unreadable: {records[0]} is not valid JSON (truncated or overwritten?)" in err
+    report = (work / "report" / "report.md").read_text()
+    assert "## Unreadable records" in report and f"`{records[0].relative_to(work)}` is not valid JSON" in report
+    assert main(["report", "--results", str(work), "--out", str(tmp_path / "strict"), "--strict"]) == 2
+    err = capsys.readouterr().err
+    assert f"unreadable: {records[0]}" in err
+    assert "error: 1 record(s) under" in err and "--strict" in err
+    assert not (tmp_path / "strict").exists()
+    # An intact folder has no such section.
+    assert main(["report", "--results", str(results), "--out", str(tmp_path / "clean")]) == 0
+    assert "Unreadable" not in (tmp_path / "clean" / "report.md").read_text()
+
+
+def test_b12_a_read_only_results_folder_gives_one_line_that_suggests_out(results, tmp_path, capsys, monkeypatch):
+    from analysis.__main__ import main
+
+    work = _copy(results, tmp_path)
+    real_mkdir = Path.mkdir
+
+    def read_only(self, *args, **kwargs):     # the folder is on a read-only file system (root ignores chmod)
+        if work in (self, *self.parents):
+            raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(self))
+        return real_mkdir(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "mkdir", read_only)
+    before = sorted(p for p in work.rglob("*"))
+    assert main(["report", "--results", str(work)]) == 2
+    line = _one_error_line(capsys.readouterr().err)
+    assert f"`--out` {str(work / 'report')!r} cannot be created: Read-only file system" in line
+    assert "give --out DIR" in line and "Traceback" not in line
+    assert sorted(p for p in work.rglob("*")) == before
+    # With --out elsewhere the report is written.
+    assert main(["report", "--results", str(work), "--out", str(tmp_path / "elsewhere")]) == 0
+    assert (tmp_path / "elsewhere" / "report.md").is_file()
+
+
+# ------------------------------------------------------------------------------------------------
+# B15: workers end when their driver is killed, release their claims, and the command resumes
+# ------------------------------------------------------------------------------------------------
+
+def _children(pid: int) -> list[int]:
+    kids = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            kids += [int(v) for v in (task / "children").read_text().split()]
+        except OSError:
+            pass
+    return kids
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="reads the process tree from /proc (Linux)")
+def test_b15_killing_the_driver_ends_its_workers_and_the_same_command_resumes(tmp_path):
+    out = tmp_path / "sweep"
+    argv = [sys.executable, "-m", "deepdistill", "sweep", "--dataset", "digits", "--model", "mlp", "--model-kwargs",
+            '{"hidden": 16, "depth": 1}', "--n-train", "400", "--batch-size", "16", "--epochs", "40", "--device", "cpu",
+            "--methods", "sd_kd", "--gt-weight", "0.3", "0.7", "--generations", "2", "--seeds", "0", "1",
+            "--jobs", "2", "--quiet", "--out-dir", str(out)]
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT))
+    driver = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 180
+        workers: list[int] = []
+        # Wait until a worker process holds a claim: it is training a generation.
+        while True:
+            assert driver.poll() is None, driver.communicate()[1][-3000:]
+            assert time.monotonic() < deadline, "no worker started training"
+            workers = [p for p in _children(driver.pid) if "spawn_main" in _cmdline(p)]
+            holders = set()
+            for claim in out.glob("generations/*/*.claim"):
+                try:
+                    holders.add(json.loads(claim.read_text())["pid"])
+                except (OSError, ValueError, KeyError):
+                    pass
+            if holders & set(workers):
+                break
+            time.sleep(0.1)
+        assert len(workers) == 2
+        driver.kill()                                          # SIGKILL: no clean-up of the driver's own
+        driver.wait(timeout=30)
+        end = time.monotonic() + 15
+        while any(_alive(p) for p in workers) and time.monotonic() < end:
+            time.sleep(0.1)
+        left = [p for p in workers if _alive(p)]
+        assert not left, f"worker(s) {left} outlived their driver"
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+        for pid in _children(driver.pid) if driver.poll() is None else []:
+            os.kill(pid, signal.SIGKILL)
+    # The workers released their claims on the way out (the driver's own, if any, is of a dead process).
+    for claim in out.glob("generations/*/*.claim"):
+        assert json.loads(claim.read_text())["pid"] not in workers
+    # The same command resumes and finishes.
+    again = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=400)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "4 run(s) complete" in again.stdout
+    assert not [p for p in out.rglob("*") if p.name.endswith((".claim", ".partial.pt", ".tmp"))]
