@@ -18,7 +18,9 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
+import torch
 
 from deepdistill.cli import main as deep_main
 from deepdistill.drivers.local_runner import default_jobs, resolve_jobs
@@ -293,8 +295,9 @@ def test_b15_killing_the_driver_ends_its_workers_and_the_same_command_resumes(tm
     finally:
         if driver.poll() is None:
             driver.kill()
-        for pid in _children(driver.pid) if driver.poll() is None else []:
-            os.kill(pid, signal.SIGKILL)
+        for pid in workers:                                    # never leave a process behind, even on failure
+            if _alive(pid) and "spawn_main" in _cmdline(pid):
+                os.kill(pid, signal.SIGKILL)
     # The workers released their claims on the way out (the driver's own, if any, is of a dead process).
     for claim in out.glob("generations/*/*.claim"):
         assert json.loads(claim.read_text())["pid"] not in workers
@@ -303,3 +306,102 @@ def test_b15_killing_the_driver_ends_its_workers_and_the_same_command_resumes(tm
     assert again.returncode == 0, again.stderr[-3000:]
     assert "4 run(s) complete" in again.stdout
     assert not [p for p in out.rglob("*") if p.name.endswith((".claim", ".partial.pt", ".tmp"))]
+
+
+# ------------------------------------------------------------------------------------------------
+# B6: full-batch self-distillation refuses non-finite targets, warns when it stops unconverged, names dtypes
+# ------------------------------------------------------------------------------------------------
+
+def _lazy_problem(dtype=torch.float64):
+    from deepdistill.core.ntk import NTKMLP
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(8, 1, generator=g, dtype=torch.float64)
+    y = torch.sin(6.0 * x[:, 0])
+    torch.manual_seed(1)
+    return NTKMLP(1, 16).to(dtype), x, y
+
+
+def test_b6_non_finite_targets_are_refused_before_any_fit(monkeypatch):
+    import deepdistill.engine.lazy as lazy
+
+    model, x, y = _lazy_problem()
+    y[3] = math.nan
+    monkeypatch.setattr(lazy, "fit_full_batch", lambda *a, **k: pytest.fail("a fit ran on NaN targets"))
+    with pytest.raises(ValueError, match=r"`y_train` holds 1 non-finite value\(s\) \(NaN or inf\), e.g. at index \(3,\)"):
+        lazy.full_batch_self_distillation(model, x, y, ridge=0.5, gt_weights=[0.5], steps=2)
+    y[3], x[2, 0] = 0.0, math.inf
+    with pytest.raises(ValueError, match=r"`x_train` holds 1 non-finite"):
+        lazy.full_batch_self_distillation(model, x, y, ridge=0.5, gt_weights=[0.5], steps=2)
+    x[2, 0] = 0.5
+    with pytest.raises(ValueError, match=r"`evaluate\['test'\]` holds 2 non-finite"):
+        lazy.full_batch_self_distillation(model, x, y, ridge=0.5, gt_weights=[0.5], steps=2,
+                                          evaluate={"test": torch.full((2, 1), math.nan, dtype=torch.float64)})
+
+
+def test_b6_an_unconverged_fit_is_warned_about_with_its_step_and_gradient_and_converged_is_top_level():
+    from deepdistill.engine.lazy import full_batch_self_distillation
+
+    model, x, y = _lazy_problem()
+    with pytest.warns(RuntimeWarning) as caught:
+        path = full_batch_self_distillation(model, x, y, ridge=0.5, gt_weights=[0.5], steps=2, max_iter=1)
+    messages = [str(w.message) for w in caught]
+    assert len(messages) == 2 and path.converged is False and path.all_converged is False
+    fit = path.fits[0][1]
+    assert (f"the fit of step 2 at gt_weight 0.5 stopped unconverged after {fit.iterations} L-BFGS iteration(s): "
+            f"max |grad| {fit.grad_max:.3g} > tolerance_grad 1e-07 (||grad||_2 {fit.grad_norm:.3g})") in messages[1]
+    assert "step 1 (the labels alone" in messages[0] and "Raise max_iter (1)" in messages[0]
+    # A converged path says so and warns about nothing.
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        path = full_batch_self_distillation(model, x, y, ridge=0.5, gt_weights=[0.5], steps=2)
+    assert path.converged is True
+
+
+def test_b6_a_float32_model_with_float64_data_names_both_dtypes():
+    from deepdistill.engine.lazy import fit_full_batch, full_batch_self_distillation
+
+    model, x, y = _lazy_problem(torch.float32)
+    with pytest.raises(TypeError, match=r"`x_train` is torch.float64 but the model's parameters are torch.float32"):
+        full_batch_self_distillation(model, x, y, ridge=0.5, gt_weights=[0.5], steps=2)
+    with pytest.raises(TypeError, match=r"`targets` is torch.float64 but the model's parameters are torch.float32"):
+        fit_full_batch(model, x.float(), y, ridge=0.5)
+
+
+# ------------------------------------------------------------------------------------------------
+# The stale cache of CenteredModel: keyed by content, so a reallocated input never gets old outputs
+# ------------------------------------------------------------------------------------------------
+
+def test_centered_model_never_returns_outputs_of_a_freed_input():
+    from deepdistill.core.linearize import CenteredModel
+    from deepdistill.core.ntk import NTKMLP
+
+    torch.manual_seed(0)
+    net = NTKMLP(3, 32).double()
+    model = CenteredModel(net)
+    with torch.no_grad():
+        net[0].weight.add_(0.1) if isinstance(net, torch.nn.Sequential) else next(net.parameters()).add_(0.1)
+    # A buffer that the inputs are made on in turn, as an allocator reuses freed memory: each new input
+    # has the freed one's address and shape (and, CPython reusing the object's memory, mostly its id too).
+    buffer = np.empty((16, 3))
+    reused = 0
+    for trial in range(10):
+        buffer[:] = np.random.default_rng(trial).standard_normal((16, 3))
+        x = torch.from_numpy(buffer)
+        key = (id(x), x.data_ptr(), x._version)
+        with torch.no_grad():
+            expected = net(x) - model.initial(x)
+            assert torch.equal(model(x), expected), f"stale f(x; theta0) at trial {trial}"
+        del x                                                          # freed; the next input takes its place
+        x_next = torch.from_numpy(buffer)
+        reused += (id(x_next), x_next.data_ptr(), x_next._version) == key
+        del x_next
+    assert reused > 0, "no input took a freed one's id and address (the hazard was not reproduced)"
+    # An in-place change of the input is seen too.
+    x = torch.randn(16, 3, dtype=torch.float64)
+    model(x)
+    x.mul_(2.0)
+    with torch.no_grad():
+        assert torch.equal(model(x), net(x) - model.initial(x))
