@@ -199,7 +199,7 @@ def test_b11_a_truncated_record_is_named_in_the_report_and_on_stderr_and_strict_
     assert main(["report", "--results", str(work), "--out", str(tmp_path / "strict"), "--strict"]) == 2
     err = capsys.readouterr().err
     assert f"unreadable: {records[0]}" in err
-    assert "error: 1 record(s) under" in err and "--strict" in err
+    assert "error: 1 record(s) or table(s) under" in err and "--strict" in err
     assert not (tmp_path / "strict").exists()
     # An intact folder has no such section.
     assert main(["report", "--results", str(results), "--out", str(tmp_path / "clean")]) == 0

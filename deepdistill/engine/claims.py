@@ -128,20 +128,24 @@ def read_holder(path) -> Holder | None:
     path = Path(path)
     try:
         mtime = os.stat(path).st_mtime
-        with open(path, encoding="utf-8") as f:
-            text = f.read()
+        with open(path, "rb") as f:
+            data = f.read(65536)   # a claim is ~200 bytes; a planted file is never read whole
     except FileNotFoundError:
         return None
     try:
-        info = json.loads(text)
+        info = json.loads(data)    # JSON only: a claim file is never unpickled or evaluated
         if not isinstance(info, dict):
             raise ValueError
-    except ValueError:
+    except ValueError:             # not JSON, not UTF-8 (UnicodeDecodeError is a ValueError)
         info = {}                  # unreadable: judged by its age alone
-    pid = info.get("pid")
-    return Holder(path=path, host=info.get("host"), pid=pid if isinstance(pid, int) else None, token=info.get("token"),
-                  started=info.get("started"), what=info.get("what"), age_s=max(0.0, time.time() - mtime),
-                  pid_namespace=info.get("pid_namespace"))
+    def text(key):                 # a field of the wrong type (planted) reads as absent
+        value = info.get(key)
+        return value if isinstance(value, str) else None
+
+    pid, started = info.get("pid"), info.get("started")
+    return Holder(path=path, host=text("host"), pid=pid if isinstance(pid, int) and not isinstance(pid, bool) else None,
+                  token=text("token"), started=started if isinstance(started, (int, float)) else None,
+                  what=text("what"), age_s=max(0.0, time.time() - mtime), pid_namespace=text("pid_namespace"))
 
 
 # Tokens of the claims this process holds (a claim of our own pid that is not here was left behind).

@@ -147,6 +147,8 @@ def inspect_record(path) -> tuple[dict | None, str | None]:
             text = f.read()
     except OSError as err:
         return None, f"cannot be read ({err.strerror or err})"
+    except UnicodeDecodeError:
+        return None, "is not valid JSON (not UTF-8 text: overwritten, or not ours)"
     record = read_json(path) if text.strip() else None
     if not isinstance(record, dict):
         return None, "is not valid JSON (truncated or overwritten?)" if text.strip() else "is empty"
@@ -154,10 +156,22 @@ def inspect_record(path) -> tuple[dict | None, str | None]:
         return None, f"has schema {record.get('schema')!r}, not {SCHEMA!r}"
     if record.get("complete") is not True:
         return None, "is not marked complete"
+    config = record.get("config")
+    if not isinstance(config, dict) or not all(isinstance(record.get(k), str) for k in ("run_id", "group_id")):
+        return None, "lacks its run_id, group_id or config"
     gens = record.get("generations")
-    if not isinstance(gens, list) or len(gens) != record.get("config", {}).get("generations"):
+    if not isinstance(gens, list) or len(gens) != config.get("generations"):
         return None, "does not hold every generation of its config"
+    for i, gen in enumerate(gens):
+        # What the roll-up, the report and the log read from each generation.
+        if not (isinstance(gen, dict) and all(k in gen for k in _GENERATION_KEYS)
+                and all(isinstance(gen[k], dict) for k in ("val", "test"))):
+            return None, f"has a malformed entry for generation {i}"
     return record, None
+
+
+# The fields of a generation's entry in a record that readers rely on.
+_GENERATION_KEYS = ("generation", "loss", "gt_weight", "temperature", "selected_epoch", "wall_time_s", "val", "test")
 
 
 def read_record(path) -> dict | None:

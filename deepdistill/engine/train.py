@@ -359,7 +359,12 @@ def train_generation(config: TrainConfig, settings: GenerationSettings, splits, 
 
 def _check_config(config: TrainConfig, run_dir: Path) -> None:
     """Refuse a run folder made with a different config (per-generation fields: see _load_finished)."""
-    stored = read_json(run_dir / CONFIG_FILE)
+    path = run_dir / CONFIG_FILE
+    stored = read_json(path)
+    if stored is None and path.exists() or stored is not None and not isinstance(stored, dict):
+        # Not ours (planted, or overwritten): never guessed at, nor silently replaced.
+        raise CorruptFileError(f"{str(path)!r} is not a run config (a JSON object of TrainConfig fields); delete it "
+                               "to have this command write its own, or use another out_dir.", path, "not a run config")
     if stored is not None:
         # Operational fields and knobs the method never reads (see TrainConfig.identity) may differ.
         unread = tuple(set(config.to_dict()) - set(config.identity()))
