@@ -405,3 +405,102 @@ def test_centered_model_never_returns_outputs_of_a_freed_input():
     x.mul_(2.0)
     with torch.no_grad():
         assert torch.equal(model(x), net(x) - model.initial(x))
+
+
+# ------------------------------------------------------------------------------------------------
+# Distributed faults: a node of a (simulated) Ray cluster dies mid-sweep
+# ------------------------------------------------------------------------------------------------
+
+def _ppid(pid: int) -> int | None:
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def _ray_task_pids(title: str) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if (entry / "cmdline").read_bytes().split(b"\0")[0].strip().decode(errors="replace") == f"ray::{title}":
+                    found.append(int(entry.name))
+            except OSError:
+                pass
+    return found
+
+
+def _node_of(pid: int, raylets: dict) -> object | None:
+    """The cluster node whose raylet ``pid`` descends from."""
+    while pid and pid > 1:
+        if pid in raylets:
+            return raylets[pid]
+        pid = _ppid(pid)
+    return None
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="finds the task's node through /proc (Linux)")
+def test_a_node_removed_mid_sweep_loses_nothing_on_a_simulated_ray_cluster(tmp_path):
+    ray = pytest.importorskip("ray")
+    from ray.cluster_utils import Cluster
+
+    if ray.is_initialized():
+        pytest.skip("Ray is already initialised in this process")
+    # Long enough epochs to catch the teacher between its first epoch checkpoint and its end.
+    base = dict(TINY, n_train=1200, model_kwargs={"hidden": 64, "depth": 1}, epochs=10, batch_size=16,
+                checkpoint_every=1)
+    configs = expand_grid(base, methods=["sd_kd"], gt_weights=[0.3, 0.7], generations=[2], seeds=[0])
+    reference = run_sweep(configs, tmp_path / "reference", progress=False)        # the same sweep, undisturbed
+
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "include_dashboard": False})
+    try:
+        workers = [cluster.add_node(num_cpus=1) for _ in range(2)]              # two nodes of one CPU each
+        cluster.wait_for_nodes()
+        raylets = {node.all_processes["raylet"][0].process.pid: node for node in workers}
+        out = tmp_path / "cluster"
+        outcome: dict = {}
+
+        def sweep():
+            try:
+                outcome["records"] = run_sweep(configs, out, backend="ray", address=cluster.address, max_retries=3,
+                                               progress=False)
+            except BaseException as err:                # re-raised in the test's thread below
+                outcome["error"] = err
+
+        import threading
+
+        driver = threading.Thread(target=sweep)
+        driver.start()
+        folder = prefix_dir(configs[0], 0, out / "generations")
+        from deepdistill.engine.runs import partial_path
+
+        partial, done = partial_path(folder, 0), checkpoint_path(folder, 0)
+        removed = None
+        deadline = time.monotonic() + 120
+        while removed is None and driver.is_alive() and time.monotonic() < deadline:
+            pids = _ray_task_pids(f"deepdistill-{configs[0].prefix_id(0)}-g0")
+            node = _node_of(pids[0], raylets) if pids else None
+            if node is not None and partial.exists() and not done.exists():     # mid-generation
+                epoch_at_removal = torch.load(partial, weights_only=True)["epoch"]
+                cluster.remove_node(node, allow_graceful=False)                  # the node dies, its worker with it
+                removed = node
+            time.sleep(0.01)
+        driver.join(timeout=240)
+        assert not driver.is_alive(), "the sweep did not finish after a node died"
+        if "error" in outcome:
+            raise outcome["error"]
+        assert removed is not None, "the test did not catch the teacher mid-generation on a worker node"
+        assert 0 <= epoch_at_removal < base["epochs"] - 1
+        # Nothing lost: every run has its complete record, equal to the undisturbed sweep's in every result.
+        for cfg, got, want in zip(configs, outcome["records"], reference, strict=True):
+            assert got["run_id"] == want["run_id"] == cfg.run_id()
+            for ga, gw in zip(got["generations"], want["generations"], strict=True):
+                assert ga["val"] == gw["val"] and ga["test"] == gw["test"]
+                assert [h["train_loss"] for h in ga["history"]] == [h["train_loss"] for h in gw["history"]]
+            assert read_record(run_dir_for(cfg, out) / RECORD_FILE)["run_id"] == cfg.run_id()
+        assert not [p for p in out.rglob("*") if p.name.endswith((".claim", ".partial.pt", ".tmp"))]
+        # One folder per distinct generation (one teacher, two students): none trained twice elsewhere.
+        assert len(list((out / "generations").iterdir())) == 3
+    finally:
+        cluster.shutdown()
