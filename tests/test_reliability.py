@@ -7,6 +7,7 @@ not only that something fails.
 from __future__ import annotations
 
 import errno
+import importlib.util
 import json
 import math
 import os
@@ -92,6 +93,12 @@ def test_b16_jobs_and_threads_are_checked_and_defaulted_in_one_place(tmp_path):
         run_sweep(configs, tmp_path / "b", claim_timeout=math.nan)
     assert not (tmp_path / "a" / "runs").exists() and not (tmp_path / "b" / "runs").exists()
     assert check_stale_after(2) == 2.0
+    if importlib.util.find_spec("ray") is not None:   # the Ray backend refuses it before Ray starts
+        import ray
+
+        with pytest.raises(ValueError, match=r"`claim_timeout` .* finite number of seconds > 0.*got -1"):
+            run_sweep(configs, tmp_path / "c", backend="ray", claim_timeout=-1)
+        assert not ray.is_initialized()
 
 
 # ------------------------------------------------------------------------------------------------
