@@ -96,6 +96,7 @@ class Holder:
     what: str | None
     age_s: float
     pid_namespace: str | None = None
+    mtime: float | None = None          # the last heartbeat (the file's modification time)
 
     def describe(self) -> str:
         who = f"{self.host}:{self.pid}" if self.host else "an unknown process"
@@ -107,7 +108,8 @@ class Holder:
         process waits for and until when; ``None`` for a readable claim (its holder is named elsewhere)."""
         if self.host is not None or self.pid is not None:
             return None
-        until = time.strftime("%H:%M:%S", time.localtime(time.time() + max(0.0, stale_after - self.age_s)))
+        last = self.mtime if self.mtime is not None else time.time() - self.age_s
+        until = time.strftime("%H:%M:%S", time.localtime(last + stale_after))
         return (f"waiting for the claim file {self.path}, which is empty or unreadable (last changed {self.age_s:.0f} s "
                 f"ago): it is taken over at {until} ({stale_after:g} s after its last change, --claim-timeout) unless "
                 "it changes meanwhile; if no other process works on this folder, delete it to go on at once")
@@ -145,7 +147,8 @@ def read_holder(path) -> Holder | None:
     pid, started = info.get("pid"), info.get("started")
     return Holder(path=path, host=text("host"), pid=pid if isinstance(pid, int) and not isinstance(pid, bool) else None,
                   token=text("token"), started=started if isinstance(started, (int, float)) else None,
-                  what=text("what"), age_s=max(0.0, time.time() - mtime), pid_namespace=text("pid_namespace"))
+                  what=text("what"), age_s=max(0.0, time.time() - mtime), pid_namespace=text("pid_namespace"),
+                  mtime=mtime)
 
 
 # Tokens of the claims this process holds (a claim of our own pid that is not here was left behind).
