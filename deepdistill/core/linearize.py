@@ -121,7 +121,7 @@ class CenteredModel(nn.Module):
         # address: a freed input's memory may be reused by a new tensor of the same shape, and an id or
         # data_ptr key then returns the old input's outputs. The comparison reads x once (n x d), far less
         # than a forward pass; the cache saved about 7% of a fit of the bridge's toy at width 4096 (5.8 s
-        # against 6.2 s without it, 418 L-BFGS iterations; bench in the branch's report).
+        # against 6.2 s without it, 418 L-BFGS iterations, one thread on a loaded 2-core machine).
         cached = self._cache
         if (cached is None or cached[0].shape != x.shape or cached[0].dtype != x.dtype
                 or cached[0].device != x.device or not torch.equal(cached[0], x)):
