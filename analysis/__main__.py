@@ -16,6 +16,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from deepdistill.core.io import OutDirError
+
 from . import verify
 from .figures import FIGURES, run_all, run_figure
 from .figures.deep import DEEP_FIGURES
@@ -51,6 +53,9 @@ def _parser() -> argparse.ArgumentParser:
     rep.add_argument("--results", default=None, metavar="SWEEP",
                      help="report on this results folder alone (its tables, weight estimates and the figures its runs "
                           "allow); nothing is trained")
+    rep.add_argument("--strict", action="store_true",
+                     help="with --results: exit with an error (2) when a record.json cannot be read, instead of "
+                          "naming it and leaving it out")
     ver = sub.add_parser("verify", help="run the kernel theorem checks (python -m kerneldistill verify) and write the "
                                         "kernel figures; exit code 1 if a check fails")
     ver.add_argument("--out", required=True, help="output folder for the kernel figures and their tables")
@@ -70,16 +75,18 @@ def main(argv=None) -> int:
         return verify.main(args.out, fast=args.fast)
     if args.results is not None and args.fast:
         parser.error("--fast sizes the preset's runs; with --results nothing is trained, so leave it out.")
+    if getattr(args, "strict", False) and args.results is None:
+        parser.error("--strict applies to the records of --results SWEEP; give --results, or leave --strict out.")
     if args.results is None and args.out is None:
         parser.error(f"{args.command} needs --out DIR (or --results SWEEP, to work from your own sweep).")
     if args.command == "figures":
         return _figures_from_results(args, parser) if args.results is not None else _figures(args, parser)
     try:
         if args.results is not None:
-            path = build_results_report(args.results, args.out, log=_stderr)
+            path = build_results_report(args.results, args.out, log=_stderr, strict=args.strict)
         else:
             path = build_report(args.out, fast=args.fast, log=_stderr)
-    except (MissingResultsError, MissingRunsError) as exc:
+    except (MissingResultsError, MissingRunsError, OutDirError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     # A short summary for the terminal; the report itself holds the tables and figures.

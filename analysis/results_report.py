@@ -21,15 +21,17 @@ Progress goes to ``log``: the tables found, each figure as it is written.
 """
 from __future__ import annotations
 
+import csv
 import math
+import sys
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
 from deepdistill.core.config import METHODS
-from deepdistill.core.io import atomic_write_text
-from deepdistill.engine.results import rollup_rows
+from deepdistill.core.io import OutDirError, atomic_write_text, ensure_writable_dir
+from deepdistill.engine.results import collect_records, rollup_rows
 
 from .figures.deep import DEEP_FIGURES, METHOD_LABELS
 from .figures.spec import MissingRunsError, figure_caption, read_csv
@@ -67,13 +69,18 @@ def _metric_column(name: str):
     return None
 
 
-def find_result_tables(results_dir: Path, exclude: Path | None = None) -> list[tuple[str, dict]]:
+def find_result_tables(results_dir: Path, exclude: Path | None = None,
+                       unreadable: list | None = None) -> list[tuple[str, dict]]:
     """``(title, columns)`` of every per-generation table under ``results_dir`` (``exclude``: a folder
     left out, e.g. the report's own); the roll-up of the run records when no table is a roll-up.
 
     A missing folder, or one with neither a table nor a run record, is a :class:`MissingResultsError`
-    that names what is missing and the command that makes it.
+    that names what is missing and the command that makes it. ``unreadable``: a list that receives
+    ``(path, why)`` for every CSV that cannot be read as a table (not text, ragged rows); it is left out.
     """
+    if results_dir.exists() and not results_dir.is_dir():
+        raise MissingResultsError(f"results folder {results_dir} is a file, not a folder; give the folder that holds "
+                                  f"the results (a sweep's --out-dir, e.g. {results_dir.parent}).")
     if not results_dir.is_dir():
         raise MissingResultsError(f"results folder {results_dir} does not exist. Produce it with "
                                   f"`{DEEP_RESULTS_COMMAND}`.")
@@ -82,7 +89,13 @@ def find_result_tables(results_dir: Path, exclude: Path | None = None) -> list[t
             and (excluded is None or excluded not in p.resolve().parents)]
     tables, mismatched = [], []
     for path in csvs:
-        columns = read_csv(path)
+        try:
+            columns = read_csv(path)
+        except (OSError, UnicodeDecodeError, ValueError, IndexError, csv.Error) as err:
+            # A table is data, never code; one that is not a CSV table (overwritten, planted) is named and skipped.
+            if unreadable is not None:
+                unreadable.append((path, f"is not a readable CSV table ({type(err).__name__})"))
+            continue
         has_metric = any(_metric_column(c) for c in columns)
         if "generation" in columns and has_metric:
             tables.append((f"`{path.relative_to(results_dir)}`", columns))
@@ -259,22 +272,49 @@ def _figures_section(drawn: dict, missing: dict, note: str) -> str:
     return "\n".join(parts)
 
 
-def build_results_report(results_dir, out_dir=None, log: Callable[[str], None] | None = None) -> Path:
+def _stderr(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def build_results_report(results_dir, out_dir=None, log: Callable[[str], None] | None = None, *,
+                         strict: bool = False) -> Path:
     """Write ``report.md`` on the results in ``results_dir`` into ``out_dir`` (default
     ``results_dir/report``), with the figures its runs allow; train nothing. Returns the report's path.
 
-    Raises :class:`~analysis.report.MissingResultsError` for a missing folder, or one with no table,
-    run record or weight estimate.
+    Raises :class:`~analysis.report.MissingResultsError` for a missing folder (or a file given as one),
+    or one with no table, run record or weight estimate, and :class:`~deepdistill.core.io.OutDirError`
+    (naming ``--out``) when the report's folder cannot be written, before anything is drawn. A
+    ``record.json`` that cannot be read (truncated, not JSON, another schema) is named on stderr (through
+    ``log`` when given) and in the report, and left out, as ``python -m deepdistill rollup`` does;
+    ``strict=True`` raises instead.
     """
     say = log or (lambda message: None)
     results = Path(results_dir)
     out = Path(out_dir) if out_dir is not None else results / REPORT_FOLDER
-    tables = find_result_tables(results, exclude=out)
+    unreadable: list = []
+    tables = find_result_tables(results, exclude=out, unreadable=unreadable)
+    collect_records(results, unreadable=unreadable)
+    for path, why in unreadable:
+        message = f"unreadable: {path} {why}; it is left out of the report (run the sweep again to rewrite it)"
+        (log or _stderr)(message)
+    if unreadable and strict:
+        raise MissingResultsError(f"{len(unreadable)} record(s) or table(s) under {results} cannot be read (listed above; "
+                                  "--strict). Run the sweep again to rewrite them, or delete their run folders.")
+    try:
+        ensure_writable_dir(out, "--out")
+    except OutDirError as err:
+        where = "the default, inside the results folder" if out_dir is None else "given by --out"
+        raise OutDirError(f"{err} (the report's folder, {where}); give --out DIR, a folder you can write to, for "
+                          "the report.") from None
     say(f"{len(tables)} table(s) in {results}")
-    out.mkdir(parents=True, exist_ok=True)
     parts = [f"# Report on `{results}`", "",
              f"Made by `python -m analysis report --results {results}`: tables and figures from the runs already "
-             "there; nothing was trained.", "", "## Tables", ""]
+             "there; nothing was trained.", ""]
+    if unreadable:
+        parts += ["## Unreadable records", "", f"{len(unreadable)} file(s) (`record.json`, tables) could not be read "
+                  "and are left out of everything below (run the sweep again to rewrite them):", ""]
+        parts += [f"- `{path.relative_to(results)}` {why}" for path, why in unreadable] + [""]
+    parts += ["## Tables", ""]
     for title, columns in tables:
         shared, table = results_table(columns)
         parts += [f"### {title}", ""] + ([shared, ""] if shared else []) + [table, ""]

@@ -22,10 +22,10 @@ import sys
 import typing
 from pathlib import Path
 
-from deepdistill.engine.claims import DEFAULT_STALE_AFTER
+from deepdistill.engine.claims import DEFAULT_STALE_AFTER, check_stale_after
 from deepdistill.core.config import TrainConfig, field_choices, field_help
 from deepdistill.core.io import ensure_writable_dir
-from deepdistill.drivers.local_runner import default_jobs
+from deepdistill.drivers.local_runner import default_jobs, resolve_jobs
 from deepdistill.engine.results import collect_records, write_rollup_csv
 from deepdistill.drivers.sweep import BACKENDS, expand_grid, parse_shard, run_sweep, select_shard
 from deepdistill.engine.train import train_run
@@ -151,8 +151,8 @@ def build_parser() -> argparse.ArgumentParser:
                             "default: usable cores // --threads-per-job on the CPU (here "
                             f"{default_jobs(1)}), 1 with a GPU")
     sweep.add_argument("--threads-per-job", type=int, default=1, dest="threads_per_job",
-                       help="local backend: torch threads of each job (small networks cannot use more than one; the "
-                            "thread count, not --jobs, decides the last bits of CPU results); 0: torch's default")
+                       help="local backend: torch threads of each job, >= 1 (small networks cannot use more than one; "
+                            "the thread count, not --jobs, decides the last bits of CPU results)")
     sweep.add_argument("--share-generations", action=argparse.BooleanOptionalAction, default=True,
                        dest="share_generations",
                        help="train the generations that runs share (a teacher of students at several weights) once, in "
@@ -206,7 +206,7 @@ def _add_estimate_parser(sub, fmt) -> None:
                           "each in its own process; default: usable cores // --threads-per-job on the CPU, 1 with a "
                           "GPU; 1: one after the other in this process")
     est.add_argument("--threads-per-job", type=int, default=1, dest="threads_per_job",
-                     help="torch threads of each job when --jobs is above 1")
+                     help="torch threads of each job when --jobs is above 1 (>= 1)")
 
 
 def _jobs(text: str) -> int | None:
@@ -217,9 +217,7 @@ def _jobs(text: str) -> int | None:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a number of processes >= 1, or 0 / auto; got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a number of processes >= 1, or 0 / auto; got {text!r}")
-    return value or None
+    return value           # checked, with --threads-per-job, by resolve_jobs (_check_process_options)
 
 
 def _add_claim_option(parser) -> None:
@@ -252,6 +250,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     args.argv = argv
     try:
+        _check_process_options(args)
         return _COMMANDS[args.command](args)
     except KeyboardInterrupt:
         print(f"\n{INTERRUPTED}", file=sys.stderr)
@@ -260,6 +259,19 @@ def main(argv=None) -> int:
         # Bad input, refused resumes, unreadable files and failed runs end with one clear line, not a traceback.
         print(f"error: {err}", file=sys.stderr)
         return 2
+
+
+# How resolve_jobs names --jobs and --threads-per-job in its errors.
+_JOB_OPTIONS = ("--jobs", "--threads-per-job")
+
+
+def _check_process_options(args) -> None:
+    """Refuse a bad --claim-timeout, --jobs or --threads-per-job before anything starts, in one line (the
+    checks of the Python API: check_stale_after, resolve_jobs)."""
+    if hasattr(args, "claim_timeout"):
+        check_stale_after(args.claim_timeout, "--claim-timeout")
+    if hasattr(args, "threads_per_job"):
+        resolve_jobs(1 if args.jobs is None else args.jobs, args.threads_per_job, names=_JOB_OPTIONS)
 
 
 def _train(args) -> int:
@@ -295,19 +307,17 @@ def _sweep(args) -> int:
         return 0
     ensure_writable_dir(args.out_dir, "--out-dir")
     options = {"claim_timeout": args.claim_timeout, "share_generations": args.share_generations}
-    if args.threads_per_job < 0:
-        raise ValueError(f"`--threads-per-job` must be >= 1, or 0 for torch's default; got {args.threads_per_job}.")
-    threads = args.threads_per_job or None
+    threads = args.threads_per_job
     if args.backend == "ray":
         options.update(address=args.address, num_cpus_per_task=args.cpus_per_task,
                        num_gpus_per_task=args.gpus_per_task, max_retries=args.max_retries)
     elif args.address is not None:
         raise ValueError(f"`--address` names a Ray cluster and needs --backend ray; got --backend {args.backend}.")
     else:
-        jobs = args.jobs if args.jobs is not None else default_jobs(threads, base.get("device", "cpu"))
+        jobs, threads = resolve_jobs(args.jobs, threads, base.get("device", "cpu"), names=_JOB_OPTIONS)
         options.update(jobs=jobs, threads_per_job=threads)
         if args.jobs is None and not args.quiet:
-            print(f"{jobs} job(s) of {threads or 'the default number of'} torch thread(s) each (--jobs, "
+            print(f"{jobs} job(s) of {threads} torch thread(s) each (--jobs, "
                   "--threads-per-job)", file=sys.stderr)
     records = run_sweep(configs, args.out_dir, backend=args.backend, log=_log(args.quiet), **options)
     print(f"{len(records)} run(s) complete; roll-up: {Path(args.out_dir) / 'rollup.csv'}")

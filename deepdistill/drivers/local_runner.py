@@ -31,13 +31,16 @@ run's record once all its generations are there (:func:`deepdistill.engine.train
 """
 from __future__ import annotations
 
+import _thread
 import atexit
 import concurrent.futures as cf
 import contextlib
+import ctypes
 import multiprocessing
 import os
 import signal
 import sys
+import threading
 import time
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
@@ -46,14 +49,14 @@ from typing import Callable
 
 import torch
 
-from deepdistill.engine.claims import DEFAULT_STALE_AFTER, ClaimLostError, heartbeat_interval
+from deepdistill.engine.claims import DEFAULT_STALE_AFTER, ClaimLostError, check_stale_after, heartbeat_interval
 from deepdistill.core.config import TrainConfig, config_diff
 from deepdistill.engine.results import describe_run
 from deepdistill.core.threads import torch_threads
 from deepdistill.engine.runs import RECORD_FILE, SplitCache, checkpoint_path, generation_home, is_finished, read_record
 from deepdistill.engine.train import GenerationBusy, resolve_device, train_run
 
-__all__ = ["run_local", "default_jobs", "usable_cores", "torch_threads"]
+__all__ = ["run_local", "default_jobs", "resolve_jobs", "usable_cores", "torch_threads"]
 
 
 def usable_cores() -> int:
@@ -72,6 +75,36 @@ def default_jobs(threads_per_job: int | None = 1, device: str = "cpu") -> int:
     return max(1, usable_cores() // max(1, threads_per_job or 1))
 
 
+def resolve_jobs(jobs: int | None = None, threads_per_job: int | None = 1, device: str = "cpu", *,
+                 names: tuple[str, str] = ("jobs", "threads_per_job")) -> tuple[int, int | None]:
+    """``(jobs, threads_per_job)`` checked, with ``jobs`` defaulted: the one place where both are checked and
+    the default is chosen, for the sweep (command line and Python) and the weight study.
+
+    ``jobs``: processes training at once, an integer >= 1, or ``None`` for :func:`default_jobs` (on the
+    command line ``--jobs 0`` or ``auto``). ``threads_per_job``: torch threads of each job, an integer
+    >= 1, or ``None`` to leave torch's setting as it is (the Python API only: ``--threads-per-job 0`` is
+    refused, since torch's default is one thread per core in every job, which oversubscribes the CPU
+    ``jobs`` times over). ``names``: how the two are called in the error (``("--jobs",
+    "--threads-per-job")`` on the command line).
+
+    While the ``jobs`` workers start up (imports, data), the driver trains the most urgent generation
+    itself, so for that one generation ``jobs + 1`` trainings run at once. That is intended: starting a
+    worker takes about as long as a small generation, and the extra process costs time-slicing, not work
+    (see :class:`_Slots`).
+    """
+    jobs_name, threads_name = names
+    if threads_per_job is not None and (isinstance(threads_per_job, bool) or not isinstance(threads_per_job, int)
+                                        or threads_per_job < 1):
+        raise ValueError(f"`{threads_name}` must be an integer >= 1 (torch threads of each job); got "
+                         f"{threads_per_job!r}.")
+    if jobs is None:
+        return default_jobs(threads_per_job, device), threads_per_job
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+        raise ValueError(f"`{jobs_name}` must be an integer >= 1 (processes training at once), or "
+                         f"{'0 / auto' if jobs_name.startswith('--') else 'None'} for the default; got {jobs!r}.")
+    return jobs, threads_per_job
+
+
 # ------------------------------------------------------------------------------------------------
 # What a worker runs
 # ------------------------------------------------------------------------------------------------
@@ -81,15 +114,71 @@ _SPLITS = SplitCache(max_size=1)
 _splits_for = _SPLITS
 
 
-def _worker_init(threads: int | None) -> None:
+def _worker_init(threads: int | None, driver_pid: int | None = None) -> None:
     # Ctrl-C reaches every process of the terminal's group, and the driver passes it on to us too: it
     # stops the task under way (whose claim is released on the way out), never the idle worker itself.
     signal.signal(signal.SIGINT, _interrupt_task)
+    if driver_pid is not None:
+        _watch_driver(driver_pid)
     if threads is not None:
         torch.set_num_threads(threads)
     # When the pool shuts down, multiprocessing has already flushed and closed what the worker shares with
     # the driver; tearing torch's modules down one by one after that takes a second or two, for nothing.
     atexit.register(_exit_now)
+
+
+# ------------------------------------------------------------------------------------------------
+# A worker ends when its driver dies
+# ------------------------------------------------------------------------------------------------
+
+#: Seconds between two looks of a worker at its parent (the fallback where PR_SET_PDEATHSIG is missing).
+_WATCH_EVERY = 0.5
+#: Seconds a worker whose driver died gives its task to stop (releasing its claim) before it exits anyway.
+_ORPHAN_GRACE = 10.0
+_PR_SET_PDEATHSIG = 1
+_DRIVER_GONE = threading.Event()
+
+
+def _set_parent_death_signal(sig: int) -> bool:
+    """Ask Linux to send ``sig`` to this process when its parent dies (``prctl(PR_SET_PDEATHSIG)``); False
+    where that is not available (other systems, no libc)."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return libc.prctl(_PR_SET_PDEATHSIG, sig, 0, 0, 0) == 0
+    except (OSError, AttributeError):
+        return False
+
+
+def _watch_driver(driver_pid: int) -> None:
+    """Make this worker end when its driver (``driver_pid``, its parent) dies, even by SIGKILL, where no
+    clean-up of the driver's runs: a worker left behind would sleep forever on its task queue (the queue's
+    pipe stays open, since every worker holds both its ends).
+
+    Two ways, either enough: on Linux the kernel sends SIGUSR1 at the parent's death
+    (``PR_SET_PDEATHSIG``; not SIGTERM, which keeps its meaning: stop now), and everywhere a daemon thread looks every :data:`_WATCH_EVERY` s whether
+    the parent changed (an orphan is adopted by init or a subreaper). Either way the task under way
+    is interrupted as Ctrl-C interrupts it (its claim released, its epoch checkpoint kept for the next
+    run) and the process exits; a task that does not stop within :data:`_ORPHAN_GRACE` s is left, and
+    its claim, of a dead process on this host, is taken over at once by the next run.
+    """
+    if hasattr(signal, "SIGUSR1"):
+        signal.signal(signal.SIGUSR1, lambda signum, frame: _DRIVER_GONE.set())
+        _set_parent_death_signal(signal.SIGUSR1)
+    threading.Thread(target=_orphan_watch, args=(driver_pid,), name="driver-watch", daemon=True).start()
+
+
+def _orphan_watch(driver_pid: int) -> None:
+    while not _DRIVER_GONE.wait(_WATCH_EVERY):
+        if os.getppid() != driver_pid:
+            break
+    if _TASK["running"]:
+        _thread.interrupt_main()      # the SIGINT handler: KeyboardInterrupt in the task, claims released
+        deadline = time.monotonic() + _ORPHAN_GRACE
+        while _TASK["running"] and time.monotonic() < deadline:
+            time.sleep(0.05)
+    _exit_now(1)
 
 
 # In a worker process: whether a task is under way, and whether it was interrupted already.
@@ -111,10 +200,11 @@ def _task():
         _TASK["running"] = False
 
 
-def _exit_now() -> None:
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(0)
+def _exit_now(status: int = 0) -> None:
+    with contextlib.suppress(Exception):
+        sys.stdout.flush()
+        sys.stderr.flush()
+    os._exit(status)
 
 
 class _Tagged:
@@ -144,7 +234,7 @@ def _generation_task(config: TrainConfig, run_dir: Path, generation: int, cache_
             train_run(config.replace(out_dir=str(run_dir)), run_dir, through_generation=generation, cache_dir=cache_dir,
                       claim_timeout=claim_timeout, wait=False, splits=_splits_for(config), log=log, progress=False)
     except GenerationBusy as busy:
-        return {"busy": busy.holder.describe()}
+        return {"busy": busy.holder.describe(), "note": busy.holder.waiting_note(claim_timeout)}
     except ClaimLostError as lost:     # another process took it over while this one stalled: it finishes it
         return {"busy": str(lost)}
     return {"busy": None}
@@ -186,7 +276,7 @@ class _Slots:
     def _start_pool(self) -> None:
         if self.jobs > 1:
             self.pool = cf.ProcessPoolExecutor(max_workers=self.jobs, mp_context=multiprocessing.get_context("spawn"),
-                                               initializer=_worker_init, initargs=(self.threads,))
+                                               initializer=_worker_init, initargs=(self.threads, os.getpid()))
             config = self.warm_config
             self.warming = [self.pool.submit(_warm_up, config) for _ in range(self.jobs)] if config else []
 
@@ -246,6 +336,10 @@ class _Slots:
     def close(self) -> None:
         if self.pool is not None:
             self.pool.shutdown(wait=True)
+
+
+def _stderr(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
 
 
 def _run_into(future: cf.Future, fn, args) -> None:
@@ -329,11 +423,10 @@ def run_local(items: list[tuple[TrainConfig, Path]], cache_dir=None, *, jobs: in
     """
     from tqdm.auto import tqdm
 
-    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
-        raise ValueError(f"`jobs` must be an integer >= 1 (worker processes); got {jobs!r}.")
-    if threads_per_job is not None and (isinstance(threads_per_job, bool) or not isinstance(threads_per_job, int)
-                                        or threads_per_job < 1):
-        raise ValueError(f"`threads_per_job` must be None or an integer >= 1; got {threads_per_job!r}.")
+    if jobs is None:
+        raise ValueError("`jobs` must be an integer >= 1 (worker processes); got None (resolve_jobs gives the default).")
+    jobs, threads_per_job = resolve_jobs(jobs, threads_per_job)
+    claim_timeout = check_stale_after(claim_timeout, "claim_timeout")
     if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
         raise ValueError(f"`max_retries` must be an integer >= 0; got {max_retries!r}.")
     fields = _varying_fields([c for c, _ in items])
@@ -449,7 +542,10 @@ def run_local(items: list[tuple[TrainConfig, Path]], cache_dir=None, *, jobs: in
                                                f"{checkpoint_path(node.folder, node.generation)} is missing"))
         else:
             node.state, node.retry_at = "busy", time.monotonic() + poll
-            if log and name not in said_busy:
+            if result.get("note") and name not in said_busy:     # said once, even without a log (--quiet)
+                (log or _stderr)(f"generation {node.generation} of {_describe_node(node, runs, fields)}: "
+                                 f"{result['note']}")
+            elif log and name not in said_busy:
                 log(f"generation {node.generation} of {_describe_node(node, runs, fields)} is being trained by "
                     f"{result['busy']}; doing other work meanwhile")
             said_busy.add(name)

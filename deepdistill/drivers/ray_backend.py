@@ -43,7 +43,7 @@ import numbers
 from pathlib import Path
 from typing import Callable
 
-from deepdistill.engine.claims import DEFAULT_STALE_AFTER
+from deepdistill.engine.claims import DEFAULT_STALE_AFTER, check_stale_after
 from deepdistill.core.config import TrainConfig, ensure_config
 from deepdistill.core.io import ensure_writable_dir
 from deepdistill.engine.results import describe_run, write_rollup
@@ -150,6 +150,7 @@ def run_sweep_ray(configs: list[TrainConfig], out_dir, *, address: str | None = 
         raise ValueError(f"`max_retries` must be an integer >= -1 (-1: retry without limit); got {max_retries!r}.")
     if num_cpus is not None:
         _check_count("num_cpus", num_cpus, low=1)
+    claim_timeout = check_stale_after(claim_timeout, "claim_timeout")     # before Ray starts, not in every task
 
     out_dir = ensure_writable_dir(out_dir, "out_dir").resolve()   # absolute: a worker's current folder is not the driver's
     configs = [ensure_config(c, f"configs[{i}]") for i, c in enumerate(configs)]

@@ -21,10 +21,10 @@ from __future__ import annotations
 
 from typing import Callable, Iterable
 
-from deepdistill.engine.claims import DEFAULT_STALE_AFTER
+from deepdistill.engine.claims import DEFAULT_STALE_AFTER, check_stale_after
 from deepdistill.core.config import METHODS, TrainConfig, ensure_config
 from deepdistill.core.io import ensure_writable_dir
-from deepdistill.drivers.local_runner import default_jobs, run_local
+from deepdistill.drivers.local_runner import resolve_jobs, run_local
 from deepdistill.engine.results import write_rollup
 from deepdistill.engine.runs import generation_cache_dir, run_dir_for
 
@@ -94,8 +94,8 @@ def run_sweep_local(configs: list[TrainConfig], out_dir, *, log: Callable[[str],
                     claim_timeout: float = DEFAULT_STALE_AFTER, share_generations: bool = True) -> list[dict]:
     """The local backend: every run on ``jobs`` processes of this machine (``None``: :func:`default_jobs`), then the roll-up."""
     out_dir = ensure_writable_dir(out_dir, "out_dir")
-    if jobs is None:
-        jobs = default_jobs(threads_per_job, configs[0].device if configs else "cpu")
+    jobs, threads_per_job = resolve_jobs(jobs, threads_per_job, configs[0].device if configs else "cpu")
+    check_stale_after(claim_timeout, "claim_timeout")
     items = [(c, run_dir_for(c, out_dir)) for c in configs]
     cache_dir = generation_cache_dir(out_dir) if share_generations else None
     try:

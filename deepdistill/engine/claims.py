@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import secrets
 import socket
@@ -37,7 +38,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["DEFAULT_STALE_AFTER", "Claim", "Holder", "ClaimLostError", "try_claim", "read_holder", "heartbeat_interval"]
+__all__ = ["DEFAULT_STALE_AFTER", "check_stale_after", "Claim", "Holder", "ClaimLostError", "try_claim", "read_holder", "heartbeat_interval"]
 
 #: Seconds without a heartbeat after which a claim is stale and may be taken over.
 DEFAULT_STALE_AFTER = 300.0
@@ -45,6 +46,16 @@ DEFAULT_STALE_AFTER = 300.0
 
 class ClaimLostError(RuntimeError):
     """Another process took over this process's claim (its heartbeat had stalled): stop, do not write on."""
+
+
+def check_stale_after(value, name: str = "stale_after") -> float:
+    """``value`` as a claim timeout (a finite number of seconds > 0), else a ValueError naming ``name``
+    (``"--claim-timeout"`` on the command line): the one check of the timeout, made before any work starts."""
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value > 0
+    if not ok:
+        raise ValueError(f"`{name}` (the claim timeout) must be a finite number of seconds > 0, e.g. "
+                         f"{DEFAULT_STALE_AFTER:g}; got {value!r}.")
+    return float(value)
 
 
 def heartbeat_interval(stale_after: float) -> float:
@@ -85,10 +96,23 @@ class Holder:
     what: str | None
     age_s: float
     pid_namespace: str | None = None
+    mtime: float | None = None          # the last heartbeat (the file's modification time)
 
     def describe(self) -> str:
         who = f"{self.host}:{self.pid}" if self.host else "an unknown process"
         return f"{who} (last heartbeat {self.age_s:.0f} s ago; claim file {self.path})"
+
+    def waiting_note(self, stale_after: float) -> str | None:
+        """For a claim file that names no process (empty or not JSON: a process that died while creating
+        it on a file system without hard links, or a file put there by hand): one line that says what a
+        process waits for and until when; ``None`` for a readable claim (its holder is named elsewhere)."""
+        if self.host is not None or self.pid is not None:
+            return None
+        last = self.mtime if self.mtime is not None else time.time() - self.age_s
+        until = time.strftime("%H:%M:%S", time.localtime(last + stale_after))
+        return (f"waiting for the claim file {self.path}, which is empty or unreadable (last changed {self.age_s:.0f} s "
+                f"ago): it is taken over at {until} ({stale_after:g} s after its last change, --claim-timeout) unless "
+                "it changes meanwhile; if no other process works on this folder, delete it to go on at once")
 
     def is_stale(self, stale_after: float) -> bool:
         if self.age_s > stale_after:
@@ -106,20 +130,25 @@ def read_holder(path) -> Holder | None:
     path = Path(path)
     try:
         mtime = os.stat(path).st_mtime
-        with open(path, encoding="utf-8") as f:
-            text = f.read()
+        with open(path, "rb") as f:
+            data = f.read(65536)   # a claim is ~200 bytes; a planted file is never read whole
     except FileNotFoundError:
         return None
     try:
-        info = json.loads(text)
+        info = json.loads(data)    # JSON only: a claim file is never unpickled or evaluated
         if not isinstance(info, dict):
             raise ValueError
-    except ValueError:
+    except ValueError:             # not JSON, not UTF-8 (UnicodeDecodeError is a ValueError)
         info = {}                  # unreadable: judged by its age alone
-    pid = info.get("pid")
-    return Holder(path=path, host=info.get("host"), pid=pid if isinstance(pid, int) else None, token=info.get("token"),
-                  started=info.get("started"), what=info.get("what"), age_s=max(0.0, time.time() - mtime),
-                  pid_namespace=info.get("pid_namespace"))
+    def text(key):                 # a field of the wrong type (planted) reads as absent
+        value = info.get(key)
+        return value if isinstance(value, str) else None
+
+    pid, started = info.get("pid"), info.get("started")
+    return Holder(path=path, host=text("host"), pid=pid if isinstance(pid, int) and not isinstance(pid, bool) else None,
+                  token=text("token"), started=started if isinstance(started, (int, float)) else None,
+                  what=text("what"), age_s=max(0.0, time.time() - mtime), pid_namespace=text("pid_namespace"),
+                  mtime=mtime)
 
 
 # Tokens of the claims this process holds (a claim of our own pid that is not here was left behind).
@@ -228,8 +257,7 @@ def try_claim(path, what: str = "", stale_after: float = DEFAULT_STALE_AFTER, *,
 
     A stale claim (see the module docstring) is taken over, and ``log`` (if given) says so and whose it was.
     """
-    if not (isinstance(stale_after, (int, float)) and not isinstance(stale_after, bool) and stale_after > 0):
-        raise ValueError(f"`stale_after` (the claim timeout) must be a number of seconds > 0; got {stale_after!r}.")
+    check_stale_after(stale_after)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     token = secrets.token_hex(8)

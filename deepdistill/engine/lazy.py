@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import copy
 import time
+import warnings
 from dataclasses import asdict, dataclass
 
 import torch
@@ -73,16 +74,42 @@ def _trainable(model: nn.Module) -> list[nn.Parameter]:
     return params
 
 
+def _check_inputs(model: nn.Module, tensors: dict) -> None:
+    """Each of ``tensors`` (name -> tensor or None) a finite floating tensor of the model's dtype and device;
+    else an error that names it, what it holds and what the model has (torch's own names neither)."""
+    params = _trainable(model)
+    dtype, device = params[0].dtype, params[0].device
+    for name, t in tensors.items():
+        if t is None:
+            continue
+        if not isinstance(t, Tensor):
+            raise TypeError(f"`{name}` must be a torch.Tensor; got {type(t).__name__}.")
+        if not t.is_floating_point():
+            raise TypeError(f"`{name}` must be a floating-point tensor of the model's dtype {dtype}; got {t.dtype}.")
+        if t.dtype != dtype:
+            raise TypeError(f"`{name}` is {t.dtype} but the model's parameters are {dtype}; convert one to the other "
+                            f"(e.g. `{name}.to({dtype})`, or `model.to({t.dtype})`).")
+        if t.device != device:
+            raise ValueError(f"`{name}` is on {t.device} but the model's parameters are on {device}; move one.")
+        bad = ~torch.isfinite(t)
+        if bool(bad.any()):
+            raise ValueError(f"`{name}` holds {int(bad.sum())} non-finite value(s) (NaN or inf), e.g. at index "
+                             f"{tuple(int(i) for i in bad.nonzero()[0])}; the fits or their outputs would be NaN. Remove or impute them.")
+
+
 def fit_full_batch(model: nn.Module, x: Tensor, targets: Tensor, *, ridge: float, teacher_outputs: Tensor | None = None,
                    gt_weight: float = 1.0, tolerance_grad: float = 1e-7, max_iter: int = 20_000,
                    history_size: int = 50) -> FullBatchFit:
     """Minimise ``sum_i ||f(x_i) - (alpha y_i + (1 - alpha) f_teacher(x_i))||^2 + ridge ||theta - theta0||^2``
     in place by full-batch L-BFGS, ``theta0`` being the model's trainable parameters at the call.
 
-    Stops when ``max |grad| <= tolerance_grad`` or after ``max_iter`` iterations (``converged`` says which).
-    ``x``, ``targets`` and ``teacher_outputs`` must already be on the model's device and dtype.
+    Stops when ``max |grad| <= tolerance_grad`` or after ``max_iter`` iterations (``converged`` says which;
+    :func:`full_batch_self_distillation` warns about a fit that stopped unconverged).
+    ``x``, ``targets`` and ``teacher_outputs`` must be finite and already on the model's device and dtype
+    (an error names the tensor and both dtypes otherwise).
     """
     ridge = check_ridge(ridge)
+    _check_inputs(model, {"x": x, "targets": targets, "teacher_outputs": teacher_outputs})
     if not (isinstance(tolerance_grad, (int, float)) and tolerance_grad > 0):
         raise ValueError(f"`tolerance_grad` must be a number > 0; got {tolerance_grad!r}.")
     if isinstance(max_iter, bool) or not isinstance(max_iter, int) or max_iter < 1:
@@ -136,8 +163,14 @@ class SelfDistillationPath:
     fits: list
 
     @property
-    def all_converged(self) -> bool:
+    def converged(self) -> bool:
+        """Whether every fit reached ``max |grad| <= tolerance_grad`` (an unconverged one is also warned about)."""
         return all(f.converged for row in self.fits for f in row)
+
+    @property
+    def all_converged(self) -> bool:
+        """The same as :attr:`converged` (the older name)."""
+        return self.converged
 
     @property
     def worst_fit(self) -> FullBatchFit:
@@ -158,8 +191,14 @@ def full_batch_self_distillation(model: nn.Module, x_train: Tensor, y_train: Ten
     :func:`fit_full_batch` from the same ``theta0`` (the model's state now; the model is left at ``theta0``).
 
     ``evaluate``: ``{name: x}`` points where every step's outputs are recorded (e.g. test points).
+    ``x_train``, ``y_train`` and the evaluation points must be finite tensors of the model's dtype and device
+    (refused, naming the tensor and both dtypes, before any fit). A fit that stops after ``max_iter``
+    iterations above ``tolerance_grad`` is warned about (RuntimeWarning naming the step, the weight and its
+    gradient); the path's :attr:`SelfDistillationPath.converged` says whether every fit converged.
     """
     ridge = check_ridge(ridge)
+    _check_inputs(model, {"x_train": x_train, "y_train": y_train,
+                          **{f"evaluate[{k!r}]": v for k, v in dict(evaluate or {}).items()}})
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
         raise ValueError(f"`steps` must be a positive integer; got {steps!r}.")
     weights = [float(w) for w in gt_weights]
@@ -168,19 +207,25 @@ def full_batch_self_distillation(model: nn.Module, x_train: Tensor, y_train: Ten
     evaluate = dict(evaluate or {})
     theta0 = copy.deepcopy(model.state_dict())
 
-    def run(teacher_train: Tensor | None, weight: float):
+    def run(teacher_train: Tensor | None, weight: float, step: int):
         model.load_state_dict(theta0)                                     # every step restarts from theta0
         fit = fit_full_batch(model, x_train, y_train, ridge=ridge, teacher_outputs=teacher_train, gt_weight=weight,
                              tolerance_grad=tolerance_grad, max_iter=max_iter)
+        if not fit.converged:
+            which = "step 1 (the labels alone, shared by every weight)" if step == 1 else f"step {step} at gt_weight {weight:g}"
+            warnings.warn(f"full_batch_self_distillation: the fit of {which} stopped unconverged after {fit.iterations} "
+                          f"L-BFGS iteration(s): max |grad| {fit.grad_max:.3g} > tolerance_grad {tolerance_grad:g} "
+                          f"(||grad||_2 {fit.grad_norm:.3g}). Raise max_iter ({max_iter}) or tolerance_grad.",
+                          RuntimeWarning, stacklevel=3)
         return fit, _outputs(model, x_train), {k: _outputs(model, v) for k, v in evaluate.items()}
 
-    first = run(None, 1.0)                                                # step 1: the labels alone
+    first = run(None, 1.0, 1)                                             # step 1: the labels alone
     train_rows, eval_rows, fit_rows = [], {k: [] for k in evaluate}, []
     for w in weights:
         fit, out_train, out_eval = first
         fits, trains, evals = [fit], [out_train], {k: [v] for k, v in out_eval.items()}
-        for _ in range(2, steps + 1):
-            fit, out_train, out_eval = run(trains[-1], w)
+        for step in range(2, steps + 1):
+            fit, out_train, out_eval = run(trains[-1], w, step)
             fits.append(fit)
             trains.append(out_train)
             for k, v in out_eval.items():

@@ -40,7 +40,7 @@ from deepdistill.core.io import atomic_write, read_json
 from deepdistill.core.models import build_model
 
 __all__ = ["SCHEMA", "CONFIG_FILE", "RECORD_FILE", "RUNS_FOLDER", "GENERATIONS_FOLDER", "CorruptFileError", "run_id",
-           "run_dir_for", "checkpoint_path", "partial_path", "claim_path", "generation_cache_dir", "prefix_dir",
+           "run_dir_for", "ensure_folder", "checkpoint_path", "partial_path", "claim_path", "generation_cache_dir", "prefix_dir",
            "link_or_copy", "generation_home", "link_generation", "read_record", "inspect_record", "is_finished",
            "load_checkpoint", "DATA_FIELDS", "splits_key", "load_splits", "SplitCache", "restore_generation",
            "load_generation"]
@@ -102,13 +102,33 @@ def prefix_dir(config: TrainConfig, generation: int, cache_dir) -> Path:
     return Path(cache_dir) / config.prefix_id(generation)
 
 
+def ensure_folder(path, what: str = "folder") -> Path:
+    """Create the folder ``path`` (and its parents) if missing; a file in its place (or in a parent's) is a
+    :class:`CorruptFileError` that names the path and what to do, not a raw ``FileExistsError``.
+
+    ``what`` says which folder it is (``"generation-cache folder"``, ``"run folder"``), for the message.
+    """
+    path = Path(path)
+    for p in (path, *path.parents):
+        if p.exists() and not p.is_dir():
+            reason = "is a file, not a folder"
+            where = f"{what} {str(path)!r}" if p == path else f"{str(p)!r} (a parent of the {what} {str(path)!r})"
+            raise CorruptFileError(f"{where} {reason}; the toolkit writes only folders there. Move or delete that "
+                                   "file, then run the same command again (what was in the folder is trained again).",
+                                   p, reason)
+        if p.is_dir():
+            break
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
 def link_or_copy(source, target) -> None:
     """Give ``target`` the content of the finished file ``source``: a hard link (no second copy on disk), or
     an atomic copy where the file system has none. An existing ``target`` is left as it is."""
     source, target = Path(source), Path(target)
     if target.exists():
         return
-    target.parent.mkdir(parents=True, exist_ok=True)
+    ensure_folder(target.parent)
     try:
         os.link(source, target)
     except FileExistsError:
@@ -157,6 +177,8 @@ def inspect_record(path) -> tuple[dict | None, str | None]:
             text = f.read()
     except OSError as err:
         return None, f"cannot be read ({err.strerror or err})"
+    except UnicodeDecodeError:
+        return None, "is not valid JSON (not UTF-8 text: overwritten, or not ours)"
     record = read_json(path) if text.strip() else None
     if not isinstance(record, dict):
         return None, "is not valid JSON (truncated or overwritten?)" if text.strip() else "is empty"
@@ -164,10 +186,22 @@ def inspect_record(path) -> tuple[dict | None, str | None]:
         return None, f"has schema {record.get('schema')!r}, not {SCHEMA!r}"
     if record.get("complete") is not True:
         return None, "is not marked complete"
+    config = record.get("config")
+    if not isinstance(config, dict) or not all(isinstance(record.get(k), str) for k in ("run_id", "group_id")):
+        return None, "lacks its run_id, group_id or config"
     gens = record.get("generations")
-    if not isinstance(gens, list) or len(gens) != record.get("config", {}).get("generations"):
+    if not isinstance(gens, list) or len(gens) != config.get("generations"):
         return None, "does not hold every generation of its config"
+    for i, gen in enumerate(gens):
+        # What the roll-up, the report and the log read from each generation.
+        if not (isinstance(gen, dict) and all(k in gen for k in _GENERATION_KEYS)
+                and all(isinstance(gen[k], dict) for k in ("val", "test"))):
+            return None, f"has a malformed entry for generation {i}"
     return record, None
+
+
+# The fields of a generation's entry in a record that readers rely on.
+_GENERATION_KEYS = ("generation", "loss", "gt_weight", "temperature", "selected_epoch", "wall_time_s", "val", "test")
 
 
 def read_record(path) -> dict | None:

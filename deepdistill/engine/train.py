@@ -25,6 +25,7 @@ working.
 from __future__ import annotations
 
 import os
+import sys
 import time
 import warnings
 from pathlib import Path
@@ -39,8 +40,8 @@ from deepdistill.engine.claims import DEFAULT_STALE_AFTER, Holder, heartbeat_int
 from deepdistill.engine.loop import (EpochHook, NonFiniteLossError, _determinism, _read_partial, evaluate,
                                      predict_features, predict_logits, resolve_device, train_generation)
 from deepdistill.engine.results import describe_run, make_record
-from deepdistill.engine.runs import (CONFIG_FILE, RECORD_FILE, checkpoint_path, claim_path, generation_cache_dir,
-                                     generation_home, inspect_record, is_finished, link_generation, load_checkpoint,
+from deepdistill.engine.runs import (CONFIG_FILE, RECORD_FILE, CorruptFileError, checkpoint_path, claim_path,
+                                     ensure_folder, generation_cache_dir, generation_home, inspect_record, is_finished, link_generation, load_checkpoint,
                                      load_splits, partial_path, restore_generation, run_dir_for)
 
 __all__ = ["train_run", "run_one", "train_generation", "load_run_data", "resolve_device", "predict_logits",
@@ -65,7 +66,12 @@ class GenerationBusy(Exception):
 
 def _check_config(config: TrainConfig, run_dir: Path) -> None:
     """Refuse a run folder made with a different config (per-generation fields: see _load_finished)."""
-    stored = read_json(run_dir / CONFIG_FILE)
+    path = run_dir / CONFIG_FILE
+    stored = read_json(path)
+    if stored is None and path.exists() or stored is not None and not isinstance(stored, dict):
+        # Not ours (planted, or overwritten): never guessed at, nor silently replaced.
+        raise CorruptFileError(f"{str(path)!r} is not a run config (a JSON object of TrainConfig fields); delete it "
+                               "to have this command write its own, or use another out_dir.", path, "not a run config")
     if stored is not None:
         # Operational fields and knobs the method never reads (see TrainConfig.identity) may differ.
         unread = tuple(set(config.to_dict()) - set(config.identity()))
@@ -132,6 +138,7 @@ def _obtain_generation(config: TrainConfig, g: int, folder: Path, *, splits, dat
     ``adopt_from``: a run folder whose partial checkpoint of ``g`` (from before the cache) is moved in.
     """
     done = checkpoint_path(folder, g)
+    ensure_folder(folder, f"folder of generation {g}")
     said_waiting = False
     while True:
         if done.exists():
@@ -141,8 +148,11 @@ def _obtain_generation(config: TrainConfig, g: int, folder: Path, *, splits, dat
         if isinstance(claim, Holder):
             if not wait:
                 raise GenerationBusy(claim, g)
-            if log and not said_waiting:
-                log(f"generation {g} is being trained by {claim.describe()}; waiting for it")
+            note = claim.waiting_note(claim_timeout)
+            if not said_waiting and (log or note):    # an unreadable claim is named even without a log
+                message = f"generation {g}: {note}" if note else \
+                    f"generation {g} is being trained by {claim.describe()}; waiting for it"
+                (log or (lambda m: print(m, file=sys.stderr, flush=True)))(message)
             said_waiting = True
             time.sleep(min(heartbeat_interval(claim_timeout), 2.0))
             continue
