@@ -43,7 +43,8 @@ import torch
 
 from deepdistill.core.config import METHODS, ensure_config
 from deepdistill.core.data import dataset_task
-from deepdistill.drivers.local_runner import default_jobs, run_local, torch_threads
+from deepdistill.core.threads import torch_threads
+from deepdistill.drivers.local_runner import resolve_jobs, run_local
 from deepdistill.engine.runs import GENERATIONS_FOLDER
 from deepdistill.core.metrics import as_numpy, brier_score
 from deepdistill.studies.weight_backends import (CallableBackend, ConfigBackend, Run, StudyBackend, check_output_width,
@@ -672,8 +673,8 @@ def estimate_gt_weight(config, out_dir, *, seeds: Iterable[int] = (0,), generati
                 "kernel_params": dict(kernel_params or {}), "ntk_subsample": ntk_subsample}
     studies = []
     started = time.perf_counter()
+    jobs, threads_per_job = resolve_jobs(jobs or None, threads_per_job, config.device)   # 0 or None: the default
     with torch_threads(threads_per_job if jobs != 1 else None):
-        jobs = jobs or default_jobs(threads_per_job, config.device)
         cache_dir = Path(cache_dir) if cache_dir is not None else out_dir / GENERATIONS_FOLDER
         backends = [ConfigBackend(config.replace(seed=seed), out_dir / "runs" / f"seed_{seed}", generation, log=log,
                                   cache_dir=cache_dir, jobs=jobs, threads_per_job=threads_per_job) for seed in seeds]
