@@ -53,6 +53,7 @@ References: [BA21] Borup & Andersen, NeurIPS 2021, arXiv 2102.13088; [DS23] Das 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import math
 import statistics
@@ -162,6 +163,11 @@ def _accuracy(metrics) -> float:
     return float(metrics["accuracy"])
 
 
+def _num(x) -> float:
+    """A stored number as a float; ``None`` (how JSON stores NaN) as NaN."""
+    return math.nan if x is None else float(x)
+
+
 def _mean_sd(values) -> tuple[float, float]:
     v = [float(x) for x in values if x is not None and not math.isnan(float(x))]
     if not v:
@@ -208,10 +214,10 @@ def summarize_cell(cell: dict, gain_z: float = 2.0, default: str | None = None) 
     """Derived numbers of one cell: gain and its noise, and per estimator whether it is within one grid sd
     of the grid's pick, at what cost ratio, and whether it predicts the gain's sign. Pure: reads the cell only."""
     g = cell["grid"]
-    best = [float(a) for a in g["best_test_accuracy"]]
-    teacher = [float(a) for a in cell["teacher_test_accuracy"]]
-    diffs = [b - t for b, t in zip(best, teacher)]
-    gain = float(statistics.fmean(diffs))
+    best = [_num(a) for a in g["best_test_accuracy"]]
+    teacher = [_num(a) for a in cell["teacher_test_accuracy"]]
+    diffs = [b - t for b, t in zip(best, teacher) if not (math.isnan(b) or math.isnan(t))]
+    gain = float(statistics.fmean(diffs)) if diffs else math.nan
     noise = (float(statistics.stdev(diffs)) / math.sqrt(len(diffs))) if len(diffs) > 1 else math.nan
     exceeds = bool(len(diffs) > 1 and abs(gain) > gain_z * noise)
     best_mean, best_sd = _mean_sd(best)
@@ -220,14 +226,14 @@ def summarize_cell(cell: dict, gain_z: float = 2.0, default: str | None = None) 
     out = {"gain": gain, "gain_noise": noise, "gain_exceeds_noise": exceeds, "grid_best_accuracy": best_mean,
            "grid_sd": best_sd, "estimators": {}}
     for name, e in cell["estimators"].items():
-        acc = e["test_accuracy_mean"]
+        acc = _num(e["test_accuracy_mean"])
         runs = statistics.fmean(e["training_runs"]) if e["training_runs"] else math.nan
         within_accuracy = bool(not math.isnan(acc) and acc >= best_mean - tolerance - 1e-12)
         cost_ratio = runs / grid_runs if grid_runs else math.nan
         w = e["gt_weight_mean"]
         predicts_gain = None if w is None else bool(w < 1.0 - 1e-9)
         out["estimators"][name] = {
-            "within_accuracy": within_accuracy, "cost_ratio": cost_ratio,
+            "within_accuracy": within_accuracy, "accuracy": acc, "runs": runs, "cost_ratio": cost_ratio,
             "within": within_accuracy and cost_ratio <= THRESHOLDS["cost_ratio"] + 1e-12,
             "accuracy_loss": best_mean - acc if not math.isnan(acc) else math.nan,
             "weight_error": None if w is None else w - float(g["best_weight"]),
@@ -254,6 +260,7 @@ def summarize(cells: list[dict], gain_z: float = 2.0) -> dict:
         signed = [(c, r) for c, r in rows if r["right_sign"] is not None]
         outside = [c["slug"] for c, r in rows if not r["within"]]
         per[name] = {"cells": len(rows), "within": sum(r["within"] for _, r in rows),
+                     "within_accuracy": sum(r["within_accuracy"] for _, r in rows),
                      "within_fraction": (sum(r["within"] for _, r in rows) / len(rows)) if rows else math.nan,
                      "outside": outside,
                      "outside_ok": [c["slug"] for c, r in rows if not r["within"] and r["ok"]],
@@ -338,13 +345,20 @@ def _cell_key(p: MapPreset, cell: dict, estimators: tuple) -> dict:
                                   "estimators": list(estimators)}))
 
 
+def _study_dir(root: Path, cell: dict, key: dict) -> Path:
+    """The cell's study folder, named by its settings too: another preset's runs of the same cell never meet it."""
+    digest = hashlib.sha1(json.dumps(key, sort_keys=True).encode()).hexdigest()[:10]
+    return root / "studies" / f"{cell['slug']}-{digest}"
+
+
 def _run_cell(p: MapPreset, cell: dict, root: Path, estimators: tuple, default: str, *, jobs, threads_per_job,
               log) -> dict:
     from deepdistill.studies import weight_estimation as we
 
     started = time.perf_counter()
     cache = root / "generations"
-    study = we.estimate_gt_weight(_config(p, cell, p.method), root / "studies" / cell["slug"], seeds=p.seeds,
+    folder = _study_dir(root, cell, _cell_key(p, cell, estimators))
+    study = we.estimate_gt_weight(_config(p, cell, p.method), folder, seeds=p.seeds,
                                   grid=p.grid, estimators=estimators, kernel=p.kernel,
                                   ntk_subsample=p.ntk_subsample, log=log, jobs=jobs,
                                   threads_per_job=threads_per_job, cache_dir=cache)
@@ -360,7 +374,7 @@ def _run_cell(p: MapPreset, cell: dict, root: Path, estimators: tuple, default: 
                                 for n, e in out["estimators"].items() if n.startswith(("kernel_", "one_shot_"))}
     out["das_sanghavi"] = None
     if cell["noise"] >= p.negative_from - 1e-12:
-        neg = we.estimate_gt_weight(_config(p, cell, p.negative_method), root / "studies" / f"{cell['slug']}_negative",
+        neg = we.estimate_gt_weight(_config(p, cell, p.negative_method), folder / "negative",
                                     seeds=p.seeds, grid=p.negative_grid, estimators=("two_run",),
                                     allow_any_weight=True, kernel=p.kernel, log=log, jobs=jobs,
                                     threads_per_job=threads_per_job, cache_dir=cache)
@@ -402,7 +416,7 @@ def run_weight_map(out_dir, preset="fast", *, jobs: int | None = 1, threads_per_
         result = json.loads(json.dumps(_run_cell(p, cell, root, estimators, default, jobs=jobs,
                                                  threads_per_job=threads_per_job, log=log), default=float))
         atomic_write_json(path, {"key": key, "cell": result})
-        done.append(result)
+        done.append(read_json(path)["cell"])          # as stored (NaN as null), so a rerun returns the same
     return {"schema": SCHEMA, "preset": p.to_dict(), "cells": done, "summary": summarize(done, p.gain_z)}
 
 
