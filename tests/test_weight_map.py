@@ -93,7 +93,8 @@ def test_one_seed_cells_need_the_grids_accuracy_and_never_exceed_noise():
 @pytest.mark.slow
 def test_fast_preset_end_to_end_then_resumes_without_training(tmp_path, monkeypatch):
     torch.set_num_threads(1)
-    first = wm.run_weight_map(tmp_path, "fast")
+    runs = tmp_path / "weight_map_runs"              # where the figures' data steps look
+    first = wm.run_weight_map(runs, "fast")
     p = wm.get_preset("fast")
     assert [c["slug"] for c in first["cells"]] == [c["slug"] for c in wm.cell_list(p)]
     for c in first["cells"]:
@@ -117,10 +118,27 @@ def test_fast_preset_end_to_end_then_resumes_without_training(tmp_path, monkeypa
 
     from deepdistill.studies import weight_estimation
     monkeypatch.setattr(weight_estimation, "estimate_gt_weight", no_training)
-    second = wm.run_weight_map(tmp_path, "fast")
+    second = wm.run_weight_map(runs, "fast")
     # the same cells, read back (compared as JSON: an sd over one seed is NaN, and NaN != NaN)
     assert json.dumps(second["cells"], sort_keys=True) == json.dumps(first["cells"], sort_keys=True)
-    assert wm.read_weight_map(tmp_path, "fast")["complete"]
+    assert wm.read_weight_map(runs, "fast")["complete"]
+
+    # the figures and the report section read the finished study (nothing trains: estimate_gt_weight raises)
+    from analysis.figures import run_figure
+    from analysis.figures.spec import read_csv
+    from analysis.figures.weight_map import weight_map_section
+    from analysis.report import markdown_table
+
+    gain_csv, *files = run_figure("weight_map_gain", tmp_path, fast=True)
+    assert all(f.is_file() for f in files)
+    g = read_csv(gain_csv)
+    derived = first["summary"]["derived"]
+    assert np.allclose(g["gain"], [derived[c["slug"]]["gain"] for c in first["cells"]])
+    est_csv, *files = run_figure("weight_map_estimators", tmp_path, fast=True)
+    e = read_csv(est_csv)
+    assert set(e["estimator"]) == set(first["cells"][0]["estimators"])
+    text = weight_map_section(tmp_path, True, markdown_table)
+    assert "## The map" in text and first["cells"][0]["slug"] in text and "Das & Sanghavi" in text
 
 
 def test_unknown_cell_and_preset_are_named(tmp_path):
