@@ -160,13 +160,15 @@ def _fmt(v, spec=".3f") -> str:
     return format(v, spec)
 
 
-def weight_map_section(out_dir, fast: bool, table) -> str:
+def weight_map_section(out_dir, fast: bool, table, preset: str | None = None) -> str:
     """Markdown: the map's must-show table (PASS/FAIL), the per-estimator numbers and one row per cell,
-    read from ``out_dir/weight_map_runs`` (never trains). ``table(columns) -> str`` renders a Markdown table."""
+    read from ``out_dir/weight_map_runs`` (never trains). ``table(columns) -> str`` renders a Markdown table.
+    ``preset``: default ``fast``/``full`` after ``fast``; the finished cells of an incomplete study are shown
+    as such (a cell of the ``subset`` preset is a cell of ``full``)."""
     from deepdistill.studies.weight_map import read_weight_map
 
     parts = ["## The map: where self-distillation helps, and whether the estimators find the weight", ""]
-    study = read_weight_map(runs_dir(out_dir), preset_name(fast))
+    study = read_weight_map(runs_dir(out_dir), preset or preset_name(fast))
     if study is None:
         parts.append(f"No weight map ({preset_name(fast)} preset) in `{runs_dir(out_dir)}`: produce it with "
                      f"`python -m analysis figures {' '.join(FIGURE_NAMES)} --out {out_dir}{' --fast' if fast else ''}`.")

@@ -341,7 +341,9 @@ def _config(p: MapPreset, cell: dict, method: str, seed: int = 0):
 
 def _cell_key(p: MapPreset, cell: dict, estimators: tuple) -> dict:
     own = {k: v for k, v in p.to_dict().items() if k not in ("name", "datasets", "noise_levels")}
-    return json.loads(json.dumps({"schema": SCHEMA, "cell": {k: v for k, v in cell.items()}, "settings": own,
+    # the data set's list of sizes is not the cell's: a cell of the "subset" preset is the same cell in "full"
+    setting = {k: v for k, v in cell["setting"].items() if k != "sizes"}
+    return json.loads(json.dumps({"schema": SCHEMA, "cell": {**cell, "setting": setting}, "settings": own,
                                   "estimators": list(estimators)}))
 
 
@@ -433,3 +435,24 @@ def read_weight_map(out_dir, preset="fast") -> dict | None:
         return None
     return {"schema": SCHEMA, "preset": p.to_dict(), "cells": found, "summary": summarize(found, p.gain_z),
             "complete": len(found) == len(cell_list(p))}
+
+
+def main(argv=None) -> int:
+    """``python -m deepdistill.studies.weight_map --out DIR [--preset fast|subset|full] [--jobs N] [--cell SLUG ...]``."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m deepdistill.studies.weight_map", description=main.__doc__)
+    parser.add_argument("--out", required=True, help="the study's folder (resumable: finished cells are read back)")
+    parser.add_argument("--preset", default="fast", choices=sorted(PRESETS))
+    parser.add_argument("--jobs", type=int, default=1, help="runs trained at once by the local runner")
+    parser.add_argument("--threads-per-job", type=int, default=1)
+    parser.add_argument("--cell", action="append", default=None, help="run only this cell (repeatable)")
+    args = parser.parse_args(argv)
+    study = run_weight_map(args.out, args.preset, jobs=args.jobs, threads_per_job=args.threads_per_job,
+                           cells=args.cell, log=lambda msg: print(msg, flush=True) if "cell" in msg else None)
+    print(format_summary(study["summary"]))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
