@@ -59,13 +59,13 @@ def test_summary_statistics_from_hand_made_cells():
     assert d["D"]["estimators"]["est"]["within_accuracy"] and d["D"]["estimators"]["est"]["cost_ratio"] > 0.5
     e = s["per_estimator"]["est"]
     assert e["within_fraction"] == pytest.approx(0.25)
-    assert e["outside"] == ["B", "C", "D"]
-    assert e["outside_ok"] == ["B", "D"]                                 # C is flagged by its status
+    assert e["outside"] == ["B", "C"]                                    # D is within on accuracy (its cost fails)
+    assert e["outside_ok"] == ["B"]                                      # C is flagged by its status
     assert (e["sign_cells"], e["right_sign"]) == (2, 1)                # A right, B wrong
     assert s["gain_cells"] == 2
     must = {r["must_show"][:20]: r for r in s["must_show"]}
     assert [r["passed"] for r in s["must_show"]] == [False, False, False]
-    assert s["must_show"][1]["measured"] == 2
+    assert s["must_show"][1]["measured"] == 1
     assert s["das_sanghavi"] == {"cells": 2, "negative_by_val": 1, "negative_by_test": 1,
                                  "fraction_by_val": 0.5, "fraction_by_test": 0.5}
     assert must and "est" in wm.format_summary(s)
