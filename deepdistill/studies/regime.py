@@ -234,7 +234,6 @@ def kernel_regime_check(model: nn.Module, fit: Callable, x_train: torch.Tensor, 
     if Y.shape[1] != f0_train.shape[1]:
         raise ValueError(f"the network has {f0_train.shape[1]} output(s) but `y_train` gives {Y.shape[1]} per example.")
     teacher = fit(copy.deepcopy(model), 1.0, None)
-    teacher = teacher if teacher is not None else None
     if teacher is None:
         raise ValueError("`fit` returned None for the teacher; it must return the trained network.")
     student = fit(copy.deepcopy(model), float(gt_weight), teacher)
