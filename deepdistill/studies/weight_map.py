@@ -39,7 +39,8 @@ Must show (:func:`summarize`, the issue's section 5):
 2. every cell whose accuracy is outside that has a status other than ``"ok"`` in at least one seed (an
    ``"ok"`` cell outside counts as a failure; the cost ratio is structural and needs no status);
 3. in at least 80% of the cells whose gain exceeds seed noise, the estimator predicts its sign:
-   distillation helps (gain > 0) exactly when its mean weight is below 1;
+   distillation helps (gain > 0) exactly when its mean weight is below 1 by at least half the grid's step
+   (a weight the grid cannot tell from 1 predicts "labels alone");
 4. whether ``gt_weight < 0`` is optimal at high noise ([DS23]), as a fraction of those cells.
 
 Cells are fixed before any run in :data:`PRESETS` and never tuned on: the estimators' developers do not see them.
@@ -225,6 +226,8 @@ def summarize_cell(cell: dict, gain_z: float = 2.0, default: str | None = None) 
     best_mean, best_sd = _mean_sd(best)
     tolerance = 0.0 if math.isnan(best_sd) else best_sd            # one seed: no sd, the estimator must match the pick
     grid_runs = statistics.fmean(g["training_runs"]) if g["training_runs"] else math.nan
+    weights = sorted(float(x) for x in g.get("weights", ()))
+    half_step = 0.5 * min(np.diff(weights)) if len(weights) > 1 else 0.05
     out = {"gain": gain, "gain_noise": noise, "gain_exceeds_noise": exceeds, "grid_best_accuracy": best_mean,
            "grid_sd": best_sd, "estimators": {}}
     for name, e in cell["estimators"].items():
@@ -233,7 +236,8 @@ def summarize_cell(cell: dict, gain_z: float = 2.0, default: str | None = None) 
         within_accuracy = bool(not math.isnan(acc) and acc >= best_mean - tolerance - 1e-12)
         cost_ratio = runs / grid_runs if grid_runs else math.nan
         w = e["gt_weight_mean"]
-        predicts_gain = None if w is None else bool(w < 1.0 - 1e-9)
+        # "distil" means a weight the grid can tell from 1: below 1 by at least half the grid's step
+        predicts_gain = None if w is None else bool(w < 1.0 - half_step)
         out["estimators"][name] = {
             "within_accuracy": within_accuracy, "accuracy": acc, "runs": runs, "cost_ratio": cost_ratio,
             "within": within_accuracy and cost_ratio <= THRESHOLDS["cost_ratio"] + 1e-12,
