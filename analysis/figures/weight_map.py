@@ -24,7 +24,8 @@ import numpy as np
 from analysis.figures.spec import FigureSpec, read_csv, write_csv
 from analysis.plotting import PALETTE, new_figure, save_figure
 
-__all__ = ["WEIGHT_MAP_FIGURES", "RUNS_FOLDER", "runs_dir", "preset_name", "weight_map_section"]
+__all__ = ["WEIGHT_MAP_FIGURES", "RUNS_FOLDER", "runs_dir", "preset_name", "weight_map_section", "gain_table",
+           "estimators_table"]
 
 RUNS_FOLDER = "weight_map_runs"
 FIGURE_NAMES = ("weight_map_gain", "weight_map_estimators")
@@ -49,7 +50,11 @@ def _size_label(n) -> str:
 
 
 def _gain_data(out_dir: Path, fast: bool) -> Path:
-    study = _study(out_dir, fast)
+    return write_csv(Path(out_dir) / "weight_map_gain.csv", gain_table(_study(out_dir, fast)))
+
+
+def gain_table(study: dict) -> dict:
+    """The ``weight_map_gain`` table (one row per cell) of a study as :func:`run_weight_map` returns it."""
     derived = study["summary"]["derived"]
     cols = {k: [] for k in ("dataset", "noise", "size", "gain", "gain_noise", "exceeds_noise", "grid_weight",
                             "teacher_accuracy", "grid_accuracy")}
@@ -64,7 +69,7 @@ def _gain_data(out_dir: Path, fast: bool) -> Path:
         cols["grid_weight"].append(c["grid"]["best_weight"])
         cols["teacher_accuracy"].append(float(np.mean(c["teacher_test_accuracy"])))
         cols["grid_accuracy"].append(d["grid_best_accuracy"])
-    return write_csv(Path(out_dir) / "weight_map_gain.csv", cols)
+    return cols
 
 
 def _sizes_sorted(sizes) -> list[str]:
@@ -94,12 +99,16 @@ def _gain_plot(data_path: Path, out_dir: Path) -> list[Path]:
         ax.set_title(name, fontsize=8)
     axes[0][0].set_ylabel("training-set size")
     if image is not None:
-        fig.colorbar(image, ax=list(axes[0]), label="gain (test accuracy)", shrink=0.9)
+        fig.colorbar(image, ax=list(axes[0]), label="gain in test accuracy\n(cells: points; * exceeds seed noise)", shrink=0.9)
     return save_figure(fig, out_dir, "weight_map_gain")
 
 
 def _estimators_data(out_dir: Path, fast: bool) -> Path:
-    study = _study(out_dir, fast)
+    return write_csv(Path(out_dir) / "weight_map_estimators.csv", estimators_table(_study(out_dir, fast)))
+
+
+def estimators_table(study: dict) -> dict:
+    """The ``weight_map_estimators`` table (one row per estimator and cell) of a study."""
     derived = study["summary"]["derived"]
     cols = {k: [] for k in ("estimator", "is_default", "dataset", "noise", "size", "gt_weight", "grid_weight",
                             "weight_error", "accuracy_loss", "within", "status_ok", "cost_ratio")}
@@ -118,7 +127,7 @@ def _estimators_data(out_dir: Path, fast: bool) -> Path:
             cols["within"].append(int(x["within"]))
             cols["status_ok"].append(int(x["ok"]))
             cols["cost_ratio"].append(x["cost_ratio"])
-    return write_csv(Path(out_dir) / "weight_map_estimators.csv", cols)
+    return cols
 
 
 def _estimators_plot(data_path: Path, out_dir: Path) -> list[Path]:
