@@ -16,8 +16,11 @@ them, atomically. Sections are small functions returning Markdown, in this order
    ``deep_gt_weight`` figure's table;
 4. :func:`analysis.bridge_report.bridge_section`: where the kernel theory and deep networks meet,
    the pass/fail table of :mod:`deepdistill.studies.bridge`'s must-shows and its four measurements;
-5. :func:`figures_section`: every registered figure, embedded as PNG;
-6. the metric definitions and a metric check.
+5. :func:`analysis.figures.weight_map.weight_map_section`: the map of where self-distillation helps and
+   whether each weight estimator finds the weight there (:mod:`deepdistill.studies.weight_map`), read from the
+   ``weight_map_*`` figures' study;
+6. :func:`figures_section`: every registered figure, embedded as PNG;
+7. the metric definitions and a metric check.
 
 A report on YOUR results (``python -m analysis report --results DIR``) is
 :func:`analysis.results_report.build_results_report`: it trains nothing. Progress (runs trained out of
@@ -40,6 +43,7 @@ from deepdistill.engine.results import mean_sd   # sample sd over seeds; NaN for
 from kerneldistill.verification import run_checks
 
 from .bridge_report import bridge_section
+from .figures.weight_map import weight_map_section
 from .figures import FIGURES, run_figure
 from .figures.deep import (ESTIMATOR_LABELS, METHOD_LABELS, comparison_configs, ensure_runs, get_preset,
                            gt_weight_configs, runs_dir)
@@ -346,6 +350,7 @@ def build_report(out_dir, fast: bool = False, log: Callable[[str], None] | None 
         deep_tables_section(out, fast),
         weight_estimates_section(out),
         bridge_section(out, fast, markdown_table),
+        weight_map_section(out, fast, markdown_table),
         figures,
         metric_definitions_section(),
         metric_check_section(fast),

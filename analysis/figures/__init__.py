@@ -2,7 +2,7 @@
 
 ``FIGURES`` maps a figure's name to its :class:`~analysis.figures.spec.FigureSpec`; it merges the
 registries of the figure modules listed in ``_SOURCES`` (``kernel.KERNEL_FIGURES``,
-``kernel_extensions.KERNEL_EXTENSION_FIGURES``, ``deep.DEEP_FIGURES``, ``bridge.BRIDGE_FIGURES``,
+``kernel_extensions.KERNEL_EXTENSION_FIGURES``, ``deep.DEEP_FIGURES``, ``bridge.BRIDGE_FIGURES``, ``weight_map.WEIGHT_MAP_FIGURES``,
 ``claims.CLAIM_FIGURES``), in report order. A new figure module is imported below and added there,
 one line each (a claim's own figures: ``analysis/figures/claims_<topic>.py``, after ``claims``).
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from . import bridge, deep, kernel, kernel_extensions
+from . import bridge, deep, kernel, kernel_extensions, weight_map
 from . import claims, claims_labels, claims_noise, claims_ntk, claims_steps
 from .spec import FigureSpec
 
@@ -22,6 +22,7 @@ _SOURCES = (
     (kernel_extensions, "KERNEL_EXTENSION_FIGURES"),
     (deep, "DEEP_FIGURES"),
     (bridge, "BRIDGE_FIGURES"),
+    (weight_map, "WEIGHT_MAP_FIGURES"),
     (claims, "CLAIM_FIGURES"),
     (claims_noise, "CLAIM_NOISE_FIGURES"),
     (claims_steps, "CLAIM_STEPS_FIGURES"),

