@@ -51,47 +51,17 @@ from deepdistill.studies.weight_backends import (CallableBackend, ConfigBackend,
                                                  student_key)
 # The estimators, re-exported: this module is where a user meets them.
 from deepdistill.studies.weight_estimators import (
-    AffineWeightEstimate,
-    KernelWeightEstimate,
-    INTERVAL_LEVEL,
-    affine_optimal_weight,
-    affine_residuals,
-    affine_per_example,
-    affine_weight_interval,
-    as_matrix,
-    clip_interval,
-    clip_reason,
-    interval_kind,
-    paired_halfwidth,
-    check_criterion,
-    empirical_ntk_gram,
-    kernel_surrogate_weights,
-    label_endpoint_is_generation_zero,
-    parabola_optimal_weight,
-    per_example_criterion,
-    target_matrix,
-)
+    INTERVAL_LEVEL, AffineWeightEstimate, KernelWeightEstimate, affine_optimal_weight, affine_per_example,
+    affine_residuals, affine_weight_interval, as_matrix, check_criterion, clip_interval, clip_reason,
+    empirical_ntk_gram, interval_kind, kernel_surrogate_weights, label_endpoint_is_generation_zero,
+    paired_halfwidth, parabola_optimal_weight, per_example_criterion, target_matrix)
 from deepdistill.studies.weight_results import (STATUS_OK, WeightEstimate, WeightStudy, format_summary_table,
                                         summary_rows)
 
-__all__ = [
-    "DEFAULT_GRID",
-    "ESTIMATORS",
-    "DEFAULT_ESTIMATORS",
-    "estimate_gt_weight",
-    "estimate_gt_weight_for_model",
-    "WeightEstimate",
-    "WeightStudy",
-    "summary_rows",
-    "format_summary_table",
-    "AffineWeightEstimate",
-    "affine_optimal_weight",
-    "affine_residuals",
-    "KernelWeightEstimate",
-    "kernel_surrogate_weights",
-    "empirical_ntk_gram",
-    "label_endpoint_is_generation_zero",
-]
+__all__ = ["DEFAULT_GRID", "ESTIMATORS", "DEFAULT_ESTIMATORS", "estimate_gt_weight", "estimate_gt_weight_for_model",
+           "WeightEstimate", "WeightStudy", "summary_rows", "format_summary_table", "AffineWeightEstimate",
+           "affine_optimal_weight", "affine_residuals", "KernelWeightEstimate", "kernel_surrogate_weights",
+           "empirical_ntk_gram", "label_endpoint_is_generation_zero"]
 
 DEFAULT_GRID = tuple(float(w) for w in np.round(np.linspace(0.0, 1.0, 11), 10))
 # Estimators by name: what each needs beyond the teacher.
@@ -178,16 +148,24 @@ class _SeedStudy:
              "error": self.runs[k].error}
             for k in keys]}
 
-    def two_run(self, use_teacher: bool, bounds, grid, grid_entry: dict | None, name: str = "two_run") -> dict:
-        """The two-run affine estimate: the alpha = 0 student and the labels end point (the teacher when
-        ``use_teacher``, else a student at gt_weight 1), and its affine residuals against the grid."""
-        started, cpu = self.clock()
+    def end_points(self, use_teacher: bool):
+        """``(key at weight 0, key of the labels end point, runs used, failure or None)`` of the affine
+        estimators: the alpha = 0 student, and the teacher (``use_teacher``) or a student at weight 1."""
         k0 = self.student(0.0)
         k1 = self.label_run.key if use_teacher else self.student(1.0)
         used = self.teacher_keys + [k0] + ([] if use_teacher else [k1])
         for k in (k0, k1):
             if self.runs[k].val_outputs is None:
-                return _failed(f"the end point {k} did not train ({self.runs[k].error})", used)
+                return k0, k1, used, _failed(f"the end point {k} did not train ({self.runs[k].error})", used)
+        return k0, k1, used, None
+
+    def two_run(self, use_teacher: bool, bounds, grid, grid_entry: dict | None, name: str = "two_run") -> dict:
+        """The two-run affine estimate: the alpha = 0 student and the labels end point (the teacher when
+        ``use_teacher``, else a student at gt_weight 1), and its affine residuals against the grid."""
+        started, cpu = self.clock()
+        k0, k1, used, failure = self.end_points(use_teacher)
+        if failure is not None:
+            return failure
         p0, p1 = self.runs[k0].val_outputs, self.runs[k1].val_outputs
         est = affine_optimal_weight(p0, p1, self.y_val, criterion=self.criterion, bounds=bounds)
         if est.degenerate:
@@ -232,12 +210,9 @@ class _SeedStudy:
         point; the vertex of the parabola through the three (exact for affine outputs); a student at it only
         when the third point is outside its 90% interval. At most 4 runs with the teacher (5 without)."""
         started, cpu = self.clock()
-        k0 = self.student(0.0)
-        k1 = self.label_run.key if use_teacher else self.student(1.0)
-        used = self.teacher_keys + [k0] + ([] if use_teacher else [k1])
-        for k in (k0, k1):
-            if self.runs[k].val_outputs is None:
-                return _failed(f"the end point {k} did not train ({self.runs[k].error})", used)
+        k0, k1, used, failure = self.end_points(use_teacher)
+        if failure is not None:
+            return failure
         p0, p1 = self.runs[k0].val_outputs, self.runs[k1].val_outputs
         first = affine_optimal_weight(p0, p1, self.y_val, criterion=self.criterion, bounds=bounds)
         if first.degenerate:
