@@ -185,3 +185,21 @@ def test_built_in_registry_names_match_the_registries():
     for registry, live in pairs:
         assert list(registry.names) == list(live), f"update {registry.attr}'s built-in names in deepdistill/core/config.py"
         assert registry.resolve() is live                      # once imported, the registry itself (later entries count)
+
+
+def test_cached_split_equals_sklearn_and_changes_with_the_labels(cache, monkeypatch):
+    from deepdistill.core.data import _split
+
+    y = np.random.default_rng(0).integers(0, 5, 300)
+    first, hit = _split(y, 40, 5, seed=7), _split(y, 40, 5, seed=7)
+    monkeypatch.setenv("DEEPDISTILL_CACHE", "off")
+    fresh = _split(y, 40, 5, seed=7)
+    for a, b, c in zip(first, hit, fresh):
+        assert a.dtype == b.dtype == c.dtype and np.array_equal(a, c) and np.array_equal(b, c)
+    assert len(fresh[1]) == 40 and np.array_equal(np.sort(np.r_[fresh[0], fresh[1]]), np.arange(300))
+    monkeypatch.setenv("DEEPDISTILL_CACHE", str(cache))
+    y2 = y.copy()
+    y2[:2] = (y2[:2] + 1) % 5                                     # other labels: another key, another stratification
+    assert len(cache_files()) == 1
+    _split(y2, 40, 5, seed=7)
+    assert len(cache_files()) == 2

@@ -417,16 +417,30 @@ def _stream_seed(seed: int, stream: int) -> int:
 
 
 def _split(y: np.ndarray, size: int, num_classes: int, seed: int):
-    """Indices ``(rest, chosen)`` with ``len(chosen) == size``; stratified when every class fits."""
-    from sklearn.model_selection import train_test_split
+    """Indices ``(rest, chosen)`` with ``len(chosen) == size``; stratified when every class fits.
 
-    idx = np.arange(len(y))
-    counts = np.bincount(y, minlength=num_classes)
-    present = int((counts > 0).sum())
-    # sklearn's stratified split needs >= 2 examples per class and room for every class on both sides
-    stratify = y if (counts[counts > 0].min() >= 2 and size >= present and len(y) - size >= present) else None
-    rest, chosen = train_test_split(idx, test_size=size, random_state=seed, stratify=stratify)
-    return np.sort(rest), np.sort(chosen)
+    Kept in :mod:`deepdistill.core.data_cache` (keyed by a hash of ``y`` and the arguments): a process that
+    finds it there need not import ``sklearn.model_selection`` (0.5-1 s)."""
+    import hashlib
+
+    from deepdistill.core.data_cache import cached_arrays
+
+    def make() -> dict:
+        from sklearn.model_selection import train_test_split
+
+        idx = np.arange(len(y))
+        counts = np.bincount(y, minlength=num_classes)
+        present = int((counts > 0).sum())
+        # sklearn's stratified split needs >= 2 examples per class and room for every class on both sides
+        stratify = y if (counts[counts > 0].min() >= 2 and size >= present and len(y) - size >= present) else None
+        rest, chosen = train_test_split(idx, test_size=size, random_state=seed, stratify=stratify)
+        return {"rest": np.sort(rest), "chosen": np.sort(chosen)}
+
+    labels = np.ascontiguousarray(y)
+    key = {"y_sha256": hashlib.sha256(labels.tobytes()).hexdigest(), "y_dtype": str(labels.dtype), "n": len(labels),
+           "size": int(size), "num_classes": int(num_classes), "seed": int(seed)}
+    d = cached_arrays("split", key, make, packages=("scikit-learn", "numpy"))
+    return d["rest"], d["chosen"]
 
 
 def _check_split_sizes(name: str, n_pool: int, n_val: int, k: int, val_fraction: float, given: bool) -> None:
