@@ -43,31 +43,65 @@ def _surrogate(model, x_sub, y_sub, x_val, y_val, match: float, *, with_ntk_of: 
             "ridge": est.ridge, "ridge_rule": est.ridge_rule, "warnings": [str(w.message) for w in caught]}
 
 
-def _seed_study(settings: dict, root: Path, seed: int, device: str, log) -> dict:
-    from deepdistill.core.config import TrainConfig, derive_seed
-    from deepdistill.core.io import atomic_write
-    from deepdistill.core.metrics import brier_score
-    from deepdistill.core.models import build_model
-    from deepdistill.engine.runs import checkpoint_path, load_generation
-    from deepdistill.engine.train import load_run_data, predict_logits, train_run
+def _teacher_config(settings: dict, root: Path, seed: int, device: str):
+    from deepdistill.core.config import TrainConfig
 
-    base = TrainConfig(dataset="mnist1d", model=settings["model"], method=settings["method"], generations=1,
+    return TrainConfig(dataset="mnist1d", model=settings["model"], method=settings["method"], generations=1,
                        n_train=int(settings["n_train"]), label_noise=float(settings["label_noise"]),
                        epochs=int(settings["epochs"]), seed=int(seed), device=device,
                        out_dir=str(root / f"seed_{seed}" / "teacher"))
+
+
+def _student_config(base, root: Path, seed: int, w: float):
+    return base.replace(generations=2, gt_weight=float(w), out_dir=str(root / f"seed_{seed}" / f"gt_{float(w):+.6f}"))
+
+
+def seed_runs_finished(settings: dict, root, seed: int) -> bool:
+    """Whether the runs of ``seed`` (teacher and every student) are all finished under ``root``."""
+    from deepdistill.engine.runs import is_finished, read_record
+
+    base = _teacher_config(settings, Path(root), seed, "cpu")
+    configs = [base] + [_student_config(base, Path(root), seed, w) for w in settings["grid"]]
+    return all(is_finished(read_record(Path(c.out_dir) / "record.json"), c) for c in configs)
+
+
+def train_seed_runs(settings: dict, root, seed: int, device: str, log=None) -> tuple[dict, list[dict]]:
+    """The records of the teacher of ``seed`` and of a student per weight of the grid (trained, or read back
+    when finished), under ``root`` (a task of its own: seeds are independent)."""
+    from deepdistill.core.io import atomic_write
+    from deepdistill.engine.runs import checkpoint_path
+    from deepdistill.engine.train import train_run
+
+    log = log or (lambda msg: None)
+    root = Path(root)
+    base = _teacher_config(settings, root, seed, device)
     log(f"mnist1d seed {seed}: teacher")
     teacher_record = train_run(base, base.out_dir, progress=False)
     teacher_file = checkpoint_path(base.out_dir, 0)
-    grid_rows = []
+    records = []
     for w in settings["grid"]:
-        cfg = base.replace(generations=2, gt_weight=float(w), out_dir=str(root / f"seed_{seed}" / f"gt_{float(w):+.6f}"))
+        cfg = _student_config(base, root, seed, w)
         run_dir = Path(cfg.out_dir)
         run_dir.mkdir(parents=True, exist_ok=True)
         if not checkpoint_path(run_dir, 0).exists():       # share the teacher: train_run resumes from it
             with open(teacher_file, "rb") as src, atomic_write(checkpoint_path(run_dir, 0), "wb") as dst:
                 shutil.copyfileobj(src, dst)
         log(f"mnist1d seed {seed}: student at gt_weight {float(w):g}")
-        record = train_run(cfg, run_dir, progress=False)
+        records.append(train_run(cfg, run_dir, progress=False))
+    return teacher_record, records
+
+
+def _seed_study(settings: dict, root: Path, seed: int, device: str, log) -> dict:
+    from deepdistill.core.config import derive_seed
+    from deepdistill.core.metrics import brier_score
+    from deepdistill.core.models import build_model
+    from deepdistill.engine.runs import load_generation
+    from deepdistill.engine.train import load_run_data, predict_logits
+
+    base = _teacher_config(settings, root, seed, device)
+    teacher_record, records = train_seed_runs(settings, root, seed, device, log)
+    grid_rows = []
+    for w, record in zip(settings["grid"], records):
         student = record["generations"][1]
         grid_rows.append({"gt_weight": float(w), "val_brier": student["val"]["brier"],
                           "test_accuracy": student["test"]["accuracy"]})
