@@ -24,6 +24,7 @@ import argparse
 import os
 import resource
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -31,7 +32,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-GRID = ["sweep", "--methods", "sd_kd", "--gt-weight", "0.25", "0.75", "--generations", "2", "--seeds", "0", "1", "2",
+GRID = ["sweep", "--methods", "sd_kd", "--gt-weight", "0.25", "0.75", "--generations", "2", "--seeds", "0", "1",
         "--dataset", "mnist1d", "--n-train", "1000", "--device", "cpu", "--claim-timeout", "60"]
 
 
@@ -52,7 +53,13 @@ def _measure(tree: Path, out: Path, cache: Path, extra: list[str], copies: int) 
     shutil.rmtree(out, ignore_errors=True)
     cpu0, t0 = _cpu(), time.perf_counter()
     procs = [_start(tree, out, cache, extra) for _ in range(copies)]
-    logs = [p.communicate()[1] for p in procs]
+    try:
+        logs = [p.communicate()[1] for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
     wall, cpu = time.perf_counter() - t0, _cpu() - cpu0
     for p, log in zip(procs, logs):
         if p.returncode != 0:
@@ -70,6 +77,7 @@ def main() -> int:
     ap.add_argument("--repeats", type=int, default=1)
     ap.add_argument("--after-only", action="store_true")
     args = ap.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))    # a kill still removes the temporary worktree
     extra = ["--epochs", str(args.epochs)] + ([] if args.jobs is None else ["--jobs", args.jobs])
     tmp = Path(tempfile.mkdtemp(prefix="bench_concurrent_"))
     trees = {"after": ROOT}

@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -80,6 +81,7 @@ def main() -> int:
     ap.add_argument("--base", default=None, help="commit of 'before' (default: git merge-base HEAD main)")
     ap.add_argument("--repeats", type=int, default=3)
     args = ap.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))    # a kill still removes the temporary worktree
     base = args.base or subprocess.run(["git", "merge-base", "HEAD", "main"], cwd=ROOT, capture_output=True,
                                        text=True, check=True).stdout.strip()
     tmp = Path(tempfile.mkdtemp(prefix="bench_startup_"))
