@@ -457,7 +457,7 @@ def _adam_cell(preset: BridgePreset, seed: int, device) -> dict:
 
 
 def measure_parted(preset: BridgePreset, *, device="cpu", cache_dir=None, out_dir=None, log=None,
-                   include_mnist1d: bool = True) -> dict:
+                   include_mnist1d: bool = True, mnist1d_per_seed: dict | None = None) -> dict:
     """Where kernel and deep optimal weights part: standard parameterisation, Adam with early stopping,
     cross-entropy on MNIST-1D (the narrow widths are in :func:`measure_width`)."""
     p = preset
@@ -480,9 +480,11 @@ def measure_parted(preset: BridgePreset, *, device="cpu", cache_dir=None, out_di
     rows.append(adam)
     out = {"rows": rows}
     if include_mnist1d:
-        from deepdistill.studies.bridge_mnist1d import mnist1d_cross_entropy
+        from deepdistill.studies.bridge_mnist1d import aggregate_seeds, mnist1d_cross_entropy
 
-        if out_dir is None:        # nothing is kept: the runs live in a temporary folder
+        if mnist1d_per_seed is not None:          # computed seed by seed in other processes (run_bridge_study's jobs)
+            mnist = aggregate_seeds(p.mnist1d, [mnist1d_per_seed[int(s)] for s in p.mnist1d["seeds"]])
+        elif out_dir is None:        # nothing is kept: the runs live in a temporary folder
             with tempfile.TemporaryDirectory(prefix="bridge_mnist1d_") as tmp:
                 mnist = mnist1d_cross_entropy(p.mnist1d, Path(tmp), device=device, log=say)
         else:                      # one folder per settings, so that another preset never meets these runs
@@ -616,12 +618,12 @@ def _part_job(p: BridgePreset, part: str, device) -> tuple[dict, float]:
     return json.loads(json.dumps(result, default=float)), time.perf_counter() - started
 
 
-def _mnist1d_seed_job(settings: dict, root: str, seed: int, device: str, threads: int | None) -> None:
-    """In a worker process: the MNIST-1D runs of one seed (teacher, then a student per weight), left in ``root``."""
-    from deepdistill.studies.bridge_mnist1d import train_seed_runs
+def _mnist1d_seed_job(settings: dict, root: str, seed: int, device: str, threads: int | None) -> dict:
+    """In a worker process: the MNIST-1D study of one seed (its runs, left in ``root``, and its kernel surrogates)."""
+    from deepdistill.studies.bridge_mnist1d import seed_study
 
     with _torch_threads(threads):
-        train_seed_runs(settings, Path(root), seed, device)
+        return json.loads(json.dumps(seed_study(settings, Path(root), seed, device), default=float))
 
 
 def _prefetch(p: BridgePreset, parts: list, device, cells: Path, mnist_root: Path | None, jobs: int,
@@ -634,8 +636,6 @@ def _prefetch(p: BridgePreset, parts: list, device, cells: Path, mnist_root: Pat
     """
     import concurrent.futures as cf
     import multiprocessing
-
-    from deepdistill.studies.bridge_mnist1d import seed_runs_finished
 
     say = log or (lambda msg: None)
     tasks = []                                                 # (label, cost guess, function, arguments)
@@ -651,7 +651,7 @@ def _prefetch(p: BridgePreset, parts: list, device, cells: Path, mnist_root: Pat
         if mnist_root is not None:
             dev = "cuda" if str(device).startswith("cuda") else str(device)
             tasks += [(f"MNIST-1D seed {s}", math.inf, _mnist1d_seed_job, (p.mnist1d, str(mnist_root), int(s), dev, threads))
-                      for s in p.mnist1d["seeds"] if not seed_runs_finished(p.mnist1d, mnist_root, int(s))]
+                      for s in p.mnist1d["seeds"]]
     for label, cost, key, fn, args in cell_tasks:
         stored = read_json(cells / f"{_hash(key)}.json")
         if not (isinstance(stored, dict) and stored.get("key") == json.loads(json.dumps(key))):
@@ -672,6 +672,8 @@ def _prefetch(p: BridgePreset, parts: list, device, cells: Path, mnist_root: Pat
             out = future.result()                              # an error in a task stops the study, as serially
             if fn is _part_job:
                 results[args[1]] = out
+            elif fn is _mnist1d_seed_job:
+                results.setdefault("mnist1d_per_seed", {})[args[2]] = out
             say(f"bridge: {label} done")
     return results
 
@@ -719,7 +721,8 @@ def _run_bridge_study(out: Path | None, preset, *, parts, device, log, include_m
         "exact": lambda: measure_exact(p, device=device),
         "width": lambda: measure_width(p, device=device, cache_dir=cells, log=log),
         "parted": lambda: measure_parted(p, device=device, cache_dir=cells, out_dir=out, log=log,
-                                         include_mnist1d=include_mnist1d),
+                                         include_mnist1d=include_mnist1d,
+                                         mnist1d_per_seed=done_apart.get("mnist1d_per_seed")),
         "toy": lambda: measure_toy(p, device=device),
     }
     results, seconds = {}, {}

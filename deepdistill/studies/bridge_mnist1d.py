@@ -56,15 +56,6 @@ def _student_config(base, root: Path, seed: int, w: float):
     return base.replace(generations=2, gt_weight=float(w), out_dir=str(root / f"seed_{seed}" / f"gt_{float(w):+.6f}"))
 
 
-def seed_runs_finished(settings: dict, root, seed: int) -> bool:
-    """Whether the runs of ``seed`` (teacher and every student) are all finished under ``root``."""
-    from deepdistill.engine.runs import is_finished, read_record
-
-    base = _teacher_config(settings, Path(root), seed, "cpu")
-    configs = [base] + [_student_config(base, Path(root), seed, w) for w in settings["grid"]]
-    return all(is_finished(read_record(Path(c.out_dir) / "record.json"), c) for c in configs)
-
-
 def train_seed_runs(settings: dict, root, seed: int, device: str, log=None) -> tuple[dict, list[dict]]:
     """The records of the teacher of ``seed`` and of a student per weight of the grid (trained, or read back
     when finished), under ``root`` (a task of its own: seeds are independent)."""
@@ -136,6 +127,19 @@ def mnist1d_cross_entropy(settings: dict, root, *, device="cpu", log=None) -> di
     device = str(device) if not isinstance(device, str) else device
     device = "cuda" if device.startswith("cuda") else device
     per_seed = [_seed_study(settings, Path(root), int(s), device, say) for s in settings["seeds"]]
+    return aggregate_seeds(settings, per_seed)
+
+
+def seed_study(settings: dict, root, seed: int, device="cpu", log=None) -> dict:
+    """One seed of :func:`mnist1d_cross_entropy` (its runs under ``root``, and its kernel surrogates): a task of
+    its own, as seeds are independent; combine them with :func:`aggregate_seeds`."""
+    device = str(device) if not isinstance(device, str) else device
+    device = "cuda" if device.startswith("cuda") else device
+    return _seed_study(settings, Path(root), int(seed), device, log or (lambda msg: None))
+
+
+def aggregate_seeds(settings: dict, per_seed: list[dict]) -> dict:
+    """:func:`mnist1d_cross_entropy`'s result from the per-seed results (in the order of ``settings["seeds"]``)."""
     weights = [r["gt_weight"] for r in per_seed[0]["grid"]]
     mean_brier = np.mean([[r["val_brier"] for r in s["grid"]] for s in per_seed], axis=0)
     kernel_means = {}
