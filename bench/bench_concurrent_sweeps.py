@@ -33,7 +33,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 GRID = ["sweep", "--methods", "sd_kd", "--gt-weight", "0.25", "0.75", "--generations", "2", "--seeds", "0", "1",
-        "--dataset", "mnist1d", "--n-train", "1000", "--device", "cpu", "--claim-timeout", "60"]
+        "--dataset", "mnist1d", "--device", "cpu", "--claim-timeout", "60"]
 
 
 def _cpu() -> float:
@@ -74,11 +74,12 @@ def main() -> int:
     ap.add_argument("--base", default=None, help="commit of 'before' (default: git merge-base HEAD main)")
     ap.add_argument("--jobs", default=None, help="--jobs of the sweeps (default: the sweep's own default)")
     ap.add_argument("--epochs", type=int, default=10)
+    ap.add_argument("--n-train", default="1000", help="training pool of MNIST-1D (none: all 4000)")
     ap.add_argument("--repeats", type=int, default=1)
     ap.add_argument("--after-only", action="store_true")
     args = ap.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))    # a kill still removes the temporary worktree
-    extra = ["--epochs", str(args.epochs)] + ([] if args.jobs is None else ["--jobs", args.jobs])
+    extra = ["--epochs", str(args.epochs), "--n-train", args.n_train] + ([] if args.jobs is None else ["--jobs", args.jobs])
     tmp = Path(tempfile.mkdtemp(prefix="bench_concurrent_"))
     trees = {"after": ROOT}
     if not args.after_only:
