@@ -22,14 +22,11 @@ import sys
 import typing
 from pathlib import Path
 
+# Only torch-free modules at the top (claims, config and io use the standard library): `python -m deepdistill
+# --help` then starts without torch, scipy or scikit-learn. Each subcommand imports what it runs.
 from deepdistill.engine.claims import DEFAULT_STALE_AFTER, check_stale_after
 from deepdistill.core.config import TrainConfig, field_choices, field_help
 from deepdistill.core.io import ensure_writable_dir
-from deepdistill.drivers.local_runner import default_jobs, resolve_jobs
-from deepdistill.engine.results import collect_records, write_rollup_csv
-from deepdistill.drivers.sweep import BACKENDS, expand_grid, parse_shard, run_sweep, select_shard
-from deepdistill.engine.train import train_run
-from deepdistill.studies.weight_estimation import DEFAULT_ESTIMATORS, DEFAULT_GRID, ESTIMATORS, estimate_gt_weight
 
 __all__ = ["main", "build_parser", "config_fields"]
 
@@ -105,7 +102,10 @@ def config_fields(args: argparse.Namespace, skip=()) -> dict:
     return out
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(commands=None) -> argparse.ArgumentParser:
+    """The parser of every subcommand; ``commands``: build the options of these subcommands only (the others
+    keep their one-line help), so that ``--help`` and ``train`` need not import what ``sweep`` and
+    ``estimate-weight`` list in their options (torch, the studies). ``None``: all of them."""
     fmt = argparse.ArgumentDefaultsHelpFormatter
     parser = argparse.ArgumentParser(prog="python -m deepdistill", formatter_class=fmt,
                                      description="Multi-generation self-distillation of deep networks.")
@@ -122,6 +122,25 @@ def build_parser() -> argparse.ArgumentParser:
     sweep = sub.add_parser("sweep", formatter_class=fmt, allow_abbrev=False, help="a grid of runs, resumable and shardable",
                            description="Run method x gt_weight x generations x seeds [x datasets]; finished runs "
                                        "(a complete record) are skipped; then write OUT_DIR/rollup.csv.")
+    if commands is None or "sweep" in commands:
+        _add_sweep_options(sweep, fmt)
+
+    rollup = sub.add_parser("rollup", formatter_class=fmt, help="rewrite DIR/rollup.csv from the records under DIR",
+                            description="Collect every complete record.json under DIR into DIR/rollup.csv.")
+    rollup.add_argument("dir", type=Path, help="a sweep folder (or any folder holding run folders)")
+    rollup.add_argument("--strict", action="store_true",
+                        help="exit with an error (2) when a record.json cannot be read, instead of listing it and "
+                             "leaving it out")
+
+    _add_estimate_parser(sub, fmt, full=commands is None or "estimate-weight" in commands)
+    return parser
+
+
+def _add_sweep_options(sweep, fmt) -> None:
+    # Imported here, not at the top: the local runner and the backends import torch (about 1-2 s).
+    from deepdistill.drivers.local_runner import default_jobs
+    from deepdistill.drivers.sweep import BACKENDS
+
     _add_config_options(sweep, skip=set(_GRID.values()) | {"out_dir"})
     sweep.add_argument("--methods", nargs="+", default=["sd_kd"], choices=field_choices("method"),
                        help="methods (grid axis)")
@@ -162,18 +181,8 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--dry-run", action="store_true", help="list the runs (id and config) and exit")
     sweep.add_argument("--quiet", action="store_true", help="no per-run log lines")
 
-    rollup = sub.add_parser("rollup", formatter_class=fmt, help="rewrite DIR/rollup.csv from the records under DIR",
-                            description="Collect every complete record.json under DIR into DIR/rollup.csv.")
-    rollup.add_argument("dir", type=Path, help="a sweep folder (or any folder holding run folders)")
-    rollup.add_argument("--strict", action="store_true",
-                        help="exit with an error (2) when a record.json cannot be read, instead of listing it and "
-                             "leaving it out")
 
-    _add_estimate_parser(sub, fmt)
-    return parser
-
-
-def _add_estimate_parser(sub, fmt) -> None:
+def _add_estimate_parser(sub, fmt, full: bool = True) -> None:
     est = sub.add_parser(
         "estimate-weight", formatter_class=fmt, allow_abbrev=False,
         help="estimate the optimal gt_weight, with costs, vs a grid",
@@ -181,6 +190,11 @@ def _add_estimate_parser(sub, fmt) -> None:
                     "the kernel surrogates on the teacher's features / empirical NTK, and [DPR26]'s one-shot estimate, "
                     "each with its cost, next to a grid search over gt_weight x seeds. Writes OUT_DIR/estimate_weight.json "
                     "(every run and estimate, itemised) and OUT_DIR/estimate_weight.csv (the table printed).")
+    if not full:
+        return
+    # Imported here, not at the top: the study imports torch, scikit-learn, scipy and kerneldistill (2-3 s).
+    from deepdistill.studies.weight_estimation import DEFAULT_ESTIMATORS, DEFAULT_GRID, ESTIMATORS
+
     # The run's own fields. Per-study options below replace seed and out_dir, and --generation
     # replaces --generations (the study trains generations 0..G: one option per meaning).
     _add_config_options(est, skip=_ESTIMATE_SKIP)
@@ -245,8 +259,10 @@ INTERRUPTED = "interrupted; run the same command again to resume"
 
 
 def main(argv=None) -> int:
-    parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
+    # Build the options of the subcommand asked for only (the first argument; the top level has no options but
+    # --help): `python -m deepdistill --help` imports no torch.
+    parser = build_parser(commands={argv[0]} if argv and argv[0] in _COMMANDS else set())
     args = parser.parse_args(argv)
     args.argv = argv
     try:
@@ -268,6 +284,8 @@ _JOB_OPTIONS = ("--jobs", "--threads-per-job")
 def _check_process_options(args) -> None:
     """Refuse a bad --claim-timeout, --jobs or --threads-per-job before anything starts, in one line (the
     checks of the Python API: check_stale_after, resolve_jobs)."""
+    from deepdistill.drivers.local_runner import resolve_jobs    # here, not at the top: imports torch
+
     if hasattr(args, "claim_timeout"):
         check_stale_after(args.claim_timeout, "--claim-timeout")
     if hasattr(args, "threads_per_job"):
@@ -275,6 +293,8 @@ def _check_process_options(args) -> None:
 
 
 def _train(args) -> int:
+    from deepdistill.engine.train import train_run           # here, not at the top: imports torch
+
     fields = config_fields(args)
     if args.config is not None:
         with open(args.config, encoding="utf-8") as f:
@@ -294,6 +314,10 @@ def _train(args) -> int:
 
 
 def _sweep(args) -> int:
+    # Here, not at the top: the runner imports torch.
+    from deepdistill.drivers.local_runner import default_jobs, resolve_jobs
+    from deepdistill.drivers.sweep import expand_grid, parse_shard, run_sweep, select_shard
+
     base = config_fields(args, skip=set(_GRID.values()) | {"out_dir"})
     base["dataset"] = args.dataset
     configs = expand_grid(base, methods=args.methods, gt_weights=args.gt_weight, generations=args.generations,
@@ -325,6 +349,8 @@ def _sweep(args) -> int:
 
 
 def _rollup(args) -> int:
+    from deepdistill.engine.results import collect_records, write_rollup_csv   # here: imports torch and scipy
+
     if not args.dir.is_dir():
         raise FileNotFoundError(f"`dir` must be an existing folder; got {str(args.dir)!r}.")
     unreadable: list = []
@@ -342,6 +368,9 @@ def _rollup(args) -> int:
 
 
 def _estimate_weight(args) -> int:
+    # Here, not at the top: the study imports torch, scikit-learn, scipy and kerneldistill.
+    from deepdistill.studies.weight_estimation import estimate_gt_weight
+
     fields = config_fields(args, skip=_ESTIMATE_SKIP)
     # The config trains generations 0..G; per-generation lists of --gt-weight / --temperature set it too.
     lists = [len(v) for v in (fields.get("gt_weight"), fields.get("temperature")) if isinstance(v, list)]

@@ -78,6 +78,9 @@ def main(argv=None) -> int:
     parser.add_argument("--out", default="results/bridge", help="folder for the study's files and the figures")
     parser.add_argument("--device", default="cpu", help="'cpu' or 'cuda'")
     parser.add_argument("--no-figures", action="store_true", help="print the tables only")
+    parser.add_argument("--jobs", type=int, default=None,
+                        help="processes computing the independent pieces (widths x seeds, ...) at once; default: one "
+                             "per usable core on the CPU, 1 on a GPU; the results are the same for every value")
     args = parser.parse_args(argv)
     preset = "fast" if args.fast else "full"
     started = time.perf_counter()
@@ -86,7 +89,11 @@ def main(argv=None) -> int:
     def log(msg: str) -> None:
         print(f"[{time.perf_counter() - started:6.1f} s] {msg}", file=sys.stderr, flush=True)
 
-    study = run_bridge_study(out / "bridge_runs", preset, device=args.device, log=log)
+    if args.jobs is None:
+        from deepdistill.drivers.local_runner import default_jobs
+
+        args.jobs = default_jobs(1, args.device)
+    study = run_bridge_study(out / "bridge_runs", preset, device=args.device, log=log, jobs=args.jobs)
     parts = study["parts"]
     _print_exact(parts["exact"])
     _print_width(parts["width"])

@@ -30,7 +30,7 @@ def test_help_runs_and_shows_every_option_with_its_default(capsys):
     from deepdistill.core.config import field_choices, field_help
     from deepdistill.core.models import MODELS
     assert all(field_help(f.name) for f in dataclasses.fields(TrainConfig))
-    assert field_choices("model") == sorted(MODELS) and "{cnn1d,linear,mlp,ntk_mlp,resnet18}" in out
+    assert field_choices("model") == sorted(MODELS) and "{cnn1d,cnn2d,linear,mlp,ntk_mlp,resnet18}" in out
     with pytest.raises(SystemExit) as exit_info:                    # in-process: one interpreter start is enough
         cli.main(["sweep", "--help"])
     assert exit_info.value.code == 0

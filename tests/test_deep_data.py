@@ -199,7 +199,7 @@ def test_load_dataset_errors():
         load_dataset("digits", flatt=True)
     with pytest.raises(ValueError, match="n_train"):
         load_dataset("digits", n_train=10**6)
-    assert set(DATASETS) == {"mnist1d", "digits", "gaussian_mixture", "cifar10", "cifar100", "sine", "ba_toy"}
+    assert set(DATASETS) == {"mnist1d", "digits", "gaussian_mixture", "mnist_5k", "cifar10", "cifar100", "sine", "ba_toy"}
 
 
 @pytest.mark.gpu

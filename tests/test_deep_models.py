@@ -31,7 +31,7 @@ def test_features_and_forward_shapes(name, shape, kwargs, width):
 
 
 def test_registry_names():
-    assert set(MODELS) == {"linear", "mlp", "cnn1d", "resnet18", "ntk_mlp"}
+    assert set(MODELS) == {"linear", "mlp", "cnn1d", "cnn2d", "resnet18", "ntk_mlp"}
 
 
 def test_cnn1d_is_the_mnist1d_authors_convbase():
@@ -57,7 +57,7 @@ def test_linear_is_logistic_regression():
 
 
 def test_errors():
-    with pytest.raises(ValueError, match=r"valid names: \['cnn1d', 'linear', 'mlp', 'ntk_mlp', 'resnet18'\]"):
+    with pytest.raises(ValueError, match=r"valid names: \['cnn1d', 'cnn2d', 'linear', 'mlp', 'ntk_mlp', 'resnet18'\]"):
         build_model("vgg", (3, 32, 32), 10)
     with pytest.raises(ValueError, match="input_shape"):
         build_model("resnet18", (40,), 10)

@@ -46,9 +46,11 @@ def preset_name(fast: bool) -> str:
 
 def study_parts(out_dir, fast: bool, parts) -> dict:
     """The study's parts ``parts`` for this preset, computed once into ``out_dir/bridge_runs``."""
+    from deepdistill.drivers.local_runner import default_jobs
     from deepdistill.studies.bridge import run_bridge_study
 
-    return run_bridge_study(runs_dir(out_dir), preset_name(fast), parts=parts)
+    # The independent pieces on every usable core (the results do not depend on it).
+    return run_bridge_study(runs_dir(out_dir), preset_name(fast), parts=parts, jobs=default_jobs(1))
 
 
 # --------------------------------------------------------------------------------------------------

@@ -22,13 +22,13 @@ import dataclasses
 import hashlib
 import json
 import math
+import sys
 from dataclasses import dataclass, field
 from typing import Any
 
-from deepdistill.core.data import DATASETS, NOISE_TYPES, dataset_task
-from deepdistill.core.ema import EMA_VARIANTS
-from deepdistill.core.losses import LABELS_ALONE_GT_WEIGHT, LOSSES, SMOOTHING_CONVENTIONS
-from deepdistill.core.models import MODELS
+# No import of deepdistill.core.{data,ema,losses,models} here: each imports torch (about 1-2 s), and the
+# command line builds its options (``python -m deepdistill --help``) from this module's fields alone. The
+# registries are read through :class:`_Registry` and the functions that need them import them when called.
 
 __all__ = ["TrainConfig", "MethodSpec", "METHODS", "GenerationSettings", "ensure_config", "derive_seed", "config_diff",
            "stable_hash", "one_or_list", "METHOD_KNOBS",
@@ -84,6 +84,8 @@ class MethodSpec:
     @property
     def uses_teacher(self) -> bool:
         """Whether generations >= 1 learn from the previous generation (the loss registry says)."""
+        from deepdistill.core.losses import LOSSES          # here, not at the top: imports torch
+
         return self.later_loss in LOSSES and LOSSES[self.later_loss].needs_teacher
 
     @property
@@ -91,6 +93,8 @@ class MethodSpec:
         """Whether the loss that reads ``gt_weight`` stays bounded below for a weight outside [0, 1]
         (:attr:`deepdistill.core.losses.LossSpec.accepts_any_weight`: the squared-error losses ``mse_mixed``,
         ``mse_logits`` and ``mse_outputs``, i.e. methods ``sd_mse``, ``sd_logits`` and ``sd_reg``)."""
+        from deepdistill.core.losses import LOSSES          # here, not at the top: imports torch
+
         return self.uses_gt_weight and self.later_loss in LOSSES and LOSSES[self.later_loss].accepts_any_weight
 
 
@@ -140,6 +144,35 @@ DEVICES = ("auto", "cpu", "cuda")
 AMP_MODES = ("off", "bf16", "fp16")
 
 
+class _Registry:
+    """A registry (dict) or tuple of names that lives in a torch-importing module, read when asked.
+
+    ``module.attr`` is the registry itself once ``module`` is imported, so entries registered later count.
+    Before that, nothing can have been registered into it, so its contents are the built-in ``names``
+    (the same list; ``tests/test_data_cache_startup.py`` checks that they agree): reading them does not
+    import torch, which keeps ``python -m deepdistill --help`` fast.
+    """
+
+    def __init__(self, module: str, attr: str, names):
+        # ``names``: a dict's keys (listed sorted, as the registry dict is) or a tuple (listed in its order).
+        self.module, self.attr, self.names = module, attr, names
+
+    def resolve(self):
+        loaded = sys.modules.get(self.module)
+        value = getattr(loaded, self.attr, None) if loaded is not None else None
+        return self.names if value is None else value
+
+
+# The registries of the choice fields (see _Registry): module, name, and the built-in entries.
+DATASETS_REGISTRY = _Registry("deepdistill.core.data", "DATASETS", dict.fromkeys(
+    ("mnist1d", "digits", "gaussian_mixture", "cifar10", "cifar100", "sine", "ba_toy", "mnist_5k")))
+NOISE_TYPES_REGISTRY = _Registry("deepdistill.core.data", "NOISE_TYPES", ("symmetric", "class_dependent"))
+MODELS_REGISTRY = _Registry("deepdistill.core.models", "MODELS",
+                            dict.fromkeys(("linear", "mlp", "cnn1d", "cnn2d", "resnet18", "ntk_mlp")))
+SMOOTHING_REGISTRY = _Registry("deepdistill.core.losses", "SMOOTHING_CONVENTIONS", ("muller", "shen"))
+EMA_VARIANTS_REGISTRY = _Registry("deepdistill.core.ema", "EMA_VARIANTS", ("copy", "zs20"))
+
+
 def _setting(default=dataclasses.MISSING, *, help: str, choices=None, factory=None):
     """A config field with its help text and its choices (a registry or a tuple), the one place they live."""
     metadata = {"help": help} if choices is None else {"help": help, "choices": choices}
@@ -151,18 +184,18 @@ def _setting(default=dataclasses.MISSING, *, help: str, choices=None, factory=No
 @dataclass
 class TrainConfig:
     # data
-    dataset: str = _setting("mnist1d", help="data set name", choices=DATASETS)
+    dataset: str = _setting("mnist1d", help="data set name", choices=DATASETS_REGISTRY)
     data_root: str | None = _setting(None, help="folder holding the data files (CIFAR); None: the data set's default")
     n_train: int | None = _setting(None, help="size of the training pool before the validation split: a seeded, "
                                               "stratified subsample (None: all)")
     val_fraction: float = _setting(0.1, help="share of the training pool held out for validation / model selection")
     label_noise: float = _setting(0.0, help="share of training labels replaced by noise")
     noise_type: str = _setting("symmetric", help="label-noise model (symmetric: uniform over the other classes)",
-                               choices=NOISE_TYPES)
+                               choices=NOISE_TYPES_REGISTRY)
     data_options: dict = _setting(factory=dict, help="extra load_dataset keyword arguments (command line: JSON, e.g. "
                                                      "'{\"num_samples\": 2000}')")
     # model
-    model: str = _setting("cnn1d", help="model name", choices=MODELS)
+    model: str = _setting("cnn1d", help="model name", choices=MODELS_REGISTRY)
     model_kwargs: dict = _setting(factory=dict, help="extra build_model keyword arguments (command line: JSON, e.g. "
                                                      "'{\"hidden\": 64}')")
     # self-distillation
@@ -176,11 +209,11 @@ class TrainConfig:
         None, help="distillation temperature for generations >= 1: one value or one per generation >= 1 (None: the "
                    "method's default)")
     smoothing: float = _setting(0.1, help="label-smoothing strength e (methods ls and ls_kd)")
-    ls_convention: str = _setting("muller", choices=SMOOTHING_CONVENTIONS,
+    ls_convention: str = _setting("muller", choices=SMOOTHING_REGISTRY,
                                   help="label-smoothing convention: muller [M19] (true 1-e+e/K) or shen [S21] (true 1-e, "
                                        "others e/(K-1))")
     beta_a: float = _setting(3.0, help="shape a of Beta(a, 1) in Beta smoothing [ZS20]")
-    ema_variant: str = _setting("copy", choices=EMA_VARIANTS,
+    ema_variant: str = _setting("copy", choices=EMA_VARIANTS_REGISTRY,
                                 help="Beta smoothing's EMA of the student: copy (starts as a copy of the model, averages "
                                      "BatchNorm statistics too, predicts in eval mode) or zs20 ([ZS20]'s code: a separately "
                                      "initialised network, parameters averaged, predicts in train mode)")
@@ -309,6 +342,8 @@ class TrainConfig:
 
     # -- validation ---------------------------------------------------------------------------
     def _validate(self) -> None:
+        from deepdistill.core.data import DATASETS, dataset_task   # here, not at the top: imports torch
+
         if self.dataset in DATASETS and self.selection is None:
             self.selection = DEFAULT_SELECTION[dataset_task(self.dataset)]   # stored concrete: run ids stay put
         for f in dataclasses.fields(self):
@@ -363,6 +398,8 @@ class TrainConfig:
                     raise TypeError(f"`{name}` values must be finite numbers; got {v!r}.")
                 if name == "gt_weight":
                     # The loss's own check (refused here, before any training, if the loss would be unbounded below).
+                    from deepdistill.core.losses import LOSSES   # here, not at the top: imports torch
+
                     fitting = ", ".join(repr(m) for m, sp in METHODS.items() if sp.accepts_any_weight)
                     LOSSES[spec.later_loss].check_gt_weight(v, allow_any_weight=self.allow_any_weight,
                                                             who=f"method {self.method!r}", instead=f"methods {fitting}")
@@ -389,6 +426,8 @@ class GenerationSettings:
         teacher. The one statement of the rule "generation 0 trains on the labels alone" (every method with a
         teacher); the training loop passes a teacher only where ``uses_teacher``, and
         :meth:`deepdistill.core.losses.LossSpec.bind` runs a teacher loss at this weight on its labels term."""
+        from deepdistill.core.losses import LABELS_ALONE_GT_WEIGHT   # here, not at the top: imports torch
+
         return cls(generation, loss, LABELS_ALONE_GT_WEIGHT, 1.0, False)
 
 
@@ -406,6 +445,9 @@ def one_or_list(value):
 def _check_task(dataset: str, method: str, spec: MethodSpec, selection: str) -> None:
     """Refuse a method whose losses train on other targets than the data set has, naming both, and a
     selection rule that reads a metric the task does not have."""
+    from deepdistill.core.data import dataset_task        # here, not at the top: imports torch
+    from deepdistill.core.losses import LOSSES
+
     task = dataset_task(dataset)
     wanted = "values" if task == "regression" else "labels"
 
@@ -484,6 +526,8 @@ def field_choices(name: str) -> list | None:
     (a dict) is listed sorted, a tuple in its own order.
     """
     choices = _FIELDS[name].metadata.get("choices")
+    if isinstance(choices, _Registry):
+        choices = choices.resolve()
     if choices is None:
         return None
     return sorted(choices) if isinstance(choices, dict) else list(choices)

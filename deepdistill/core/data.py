@@ -9,7 +9,7 @@ Data sets (``DATASETS``):
 * ``"mnist1d"``: generated with the ``mnist1d`` package's ``make_dataset`` (Greydanus & Kobak,
   arXiv 2011.14439) with its default arguments: 4000 train / 1000 test, 40 samples per signal,
   generation seed 42 (the authors' split: ~32% logistic regression, ~68% MLP, ~94% CNN). Generation
-  takes ~1 s, so nothing is cached. ``make_dataset`` reseeds the global ``random`` and
+  takes ~1.5 s, so it is made once per machine and cached (:mod:`deepdistill.core.data_cache`). ``make_dataset`` reseeds the global ``random`` and
   ``numpy.random`` state; we save and restore both around the call.
 * ``"digits"``: scikit-learn's bundled ``load_digits`` (1797 8x8 images, values / 16), test split
   fixed by ``test_seed`` (default 0, 25%).
@@ -188,24 +188,33 @@ def random_crop_flip(batch: Tensor, generator: torch.Generator, *, padding: int 
 
 def _mnist1d(*, root=None, seed=0, n_train=None, generation_seed: int = 42, num_samples: int = 5000,
              flat: bool = False) -> _Raw:
-    """MNIST-1D via ``mnist1d.data.make_dataset`` (never ``get_dataset``, which downloads)."""
-    from mnist1d.data import get_dataset_args, make_dataset
+    """MNIST-1D via ``mnist1d.data.make_dataset`` (never ``get_dataset``, which downloads), made once per
+    machine and then read from :mod:`deepdistill.core.data_cache` (keyed by these arguments and the
+    ``mnist1d`` and ``numpy`` versions)."""
+    from deepdistill.core.data_cache import cached_arrays
 
-    args = get_dataset_args()
-    args.seed = int(generation_seed)
-    args.num_samples = int(num_samples)
-    # make_dataset calls random.seed / np.random.seed: keep the caller's global RNG state intact.
-    py_state, np_state = random.getstate(), np.random.get_state()
-    try:
-        d = make_dataset(args)
-    finally:
-        random.setstate(py_state)
-        np.random.set_state(np_state)
+    seed_, n = int(generation_seed), int(num_samples)
+
+    def make() -> dict:
+        from mnist1d.data import get_dataset_args, make_dataset
+
+        args = get_dataset_args()
+        args.seed, args.num_samples = seed_, n
+        # make_dataset calls random.seed / np.random.seed: keep the caller's global RNG state intact.
+        py_state, np_state = random.getstate(), np.random.get_state()
+        try:
+            d = make_dataset(args)
+        finally:
+            random.setstate(py_state)
+            np.random.set_state(np_state)
+        return {k: d[k] for k in ("x", "y", "x_test", "y_test")}
+
+    d = cached_arrays("mnist1d", {"seed": seed_, "num_samples": n}, make, packages=("mnist1d", "numpy"))
     length = d["x"].shape[1]
     shape = (length,) if flat else (1, length)
     return _Raw(
         d["x"].reshape(-1, *shape), d["y"], d["x_test"].reshape(-1, *shape), d["y_test"], 10, shape,
-        meta={"source": f"mnist1d.make_dataset(seed={args.seed}, num_samples={args.num_samples})"},
+        meta={"source": f"mnist1d.make_dataset(seed={seed_}, num_samples={n})"},
     )
 
 
@@ -443,16 +452,30 @@ def _stream_seed(seed: int, stream: int) -> int:
 
 
 def _split(y: np.ndarray, size: int, num_classes: int, seed: int):
-    """Indices ``(rest, chosen)`` with ``len(chosen) == size``; stratified when every class fits."""
-    from sklearn.model_selection import train_test_split
+    """Indices ``(rest, chosen)`` with ``len(chosen) == size``; stratified when every class fits.
 
-    idx = np.arange(len(y))
-    counts = np.bincount(y, minlength=num_classes)
-    present = int((counts > 0).sum())
-    # sklearn's stratified split needs >= 2 examples per class and room for every class on both sides
-    stratify = y if (counts[counts > 0].min() >= 2 and size >= present and len(y) - size >= present) else None
-    rest, chosen = train_test_split(idx, test_size=size, random_state=seed, stratify=stratify)
-    return np.sort(rest), np.sort(chosen)
+    Kept in :mod:`deepdistill.core.data_cache` (keyed by a hash of ``y`` and the arguments): a process that
+    finds it there need not import ``sklearn.model_selection`` (0.5-1 s)."""
+    import hashlib
+
+    from deepdistill.core.data_cache import cached_arrays
+
+    def make() -> dict:
+        from sklearn.model_selection import train_test_split
+
+        idx = np.arange(len(y))
+        counts = np.bincount(y, minlength=num_classes)
+        present = int((counts > 0).sum())
+        # sklearn's stratified split needs >= 2 examples per class and room for every class on both sides
+        stratify = y if (counts[counts > 0].min() >= 2 and size >= present and len(y) - size >= present) else None
+        rest, chosen = train_test_split(idx, test_size=size, random_state=seed, stratify=stratify)
+        return {"rest": np.sort(rest), "chosen": np.sort(chosen)}
+
+    labels = np.ascontiguousarray(y)
+    key = {"y_sha256": hashlib.sha256(labels.tobytes()).hexdigest(), "y_dtype": str(labels.dtype), "n": len(labels),
+           "size": int(size), "num_classes": int(num_classes), "seed": int(seed)}
+    d = cached_arrays("split", key, make, packages=("scikit-learn", "numpy"))
+    return d["rest"], d["chosen"]
 
 
 def _check_split_sizes(name: str, n_pool: int, n_val: int, k: int, val_fraction: float, given: bool) -> None:

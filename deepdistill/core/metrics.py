@@ -24,7 +24,8 @@ import numbers
 
 import numpy as np
 import scipy.special
-import scipy.stats
+# scipy.stats (about 0.4 s on import) is imported by the one function that uses it: every training process
+# imports this module.
 
 __all__ = [
     "ECE_PRESETS",
@@ -335,6 +336,8 @@ def _diversity(p, y, which, estimator, n_bins):
     if not isinstance(n_bins, (int, np.integer)) or isinstance(n_bins, bool) or n_bins < 2:
         raise ValueError(f"`n_bins` must be an integer >= 2 for the histogram entropy; got {n_bins!r}.")
     hist, _ = np.histogram(c, bins=n_bins, range=(0.0, 1.0))
+    import scipy.stats
+
     return float(scipy.stats.entropy(hist))  # normalises the counts; 0 log 0 = 0
 
 

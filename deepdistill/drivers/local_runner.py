@@ -489,6 +489,11 @@ def run_local(items: list[tuple[TrainConfig, Path]], cache_dir=None, *, jobs: in
                 continue
             if node.parent is not None and nodes[node.parent].state != "done":
                 continue
+            if node.state == "busy" and _held_elsewhere(node, claim_timeout):
+                # Still claimed by a live process: look again later, here, without starting a task (a task
+                # costs a worker, the run's checkpoints read back, and the teacher rebuilt, every poll).
+                node.retry_at = time.monotonic() + poll
+                continue
             node.state = "running"
             tagged = _Tagged(f"{node.config.run_id() if cache_dir is None else node.key} g{node.generation}", log)
             if log and node.key not in said_busy:
@@ -599,6 +604,15 @@ def run_local(items: list[tuple[TrainConfig, Path]], cache_dir=None, *, jobs: in
                            f"saved, and running the same command again retries the rest. First failure, run {first_id} "
                            f"({_describe(runs[first_id].config, fields)}): {type(first).__name__}: {first}")
     return [runs[c.run_id()].record for c, _ in items]
+
+
+def _held_elsewhere(node: _Node, claim_timeout: float) -> bool:
+    """Whether another live process holds the claim on ``node``'s generation (read from its claim file only)."""
+    from deepdistill.engine.claims import read_holder          # (here: this diff stays local to the function)
+    from deepdistill.engine.runs import claim_path
+
+    holder = read_holder(claim_path(node.folder, node.generation))
+    return holder is not None and not holder.is_stale(claim_timeout)
 
 
 def _retry_after_crash(tasks, nodes, runs, max_retries, fail_run, log) -> None:

@@ -39,6 +39,7 @@ everything with the pass/fail table of :func:`must_shows`. ``examples/kernel_mee
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
@@ -357,6 +358,23 @@ def _cached_cell(cache_dir: Path | None, key: dict, compute: Callable[[], dict],
     return cell
 
 
+# Each cell (one network) as a task: its cache key, the function and its arguments. The serial measures and
+# the parallel prefetch (:func:`_prefetch`) build them here, so both compute and store the same cells.
+def _width_task(p: BridgePreset, width: int, seed: int, device):
+    key = {"part": "width", "settings": p.part_settings("ntk_cell"), "width": width, "seed": seed}
+    return key, _width_cell, (p, width, seed, "ntk", True, device)
+
+
+def _standard_task(p: BridgePreset, width: int, seed: int, device):
+    key = {"part": "standard", "settings": p.part_settings("standard_cell"), "width": width, "seed": seed}
+    return key, _width_cell, (p, width, seed, "standard", False, device)
+
+
+def _adam_task(p: BridgePreset, seed: int, device):
+    key = {"part": "adam", "settings": p.part_settings("adam_cell"), "seed": seed}
+    return key, _adam_cell, (p, seed, device)
+
+
 def measure_width(preset: BridgePreset, *, device="cpu", cache_dir=None, log=None) -> dict:
     """(b) the deviation against width and (c) the optimal weight, kernel vs deep, per width (NTK parameterisation)."""
     p = preset
@@ -365,8 +383,8 @@ def measure_width(preset: BridgePreset, *, device="cpu", cache_dir=None, log=Non
     for width in p.widths:
         for seed in p.seeds:
             say(f"bridge width {width} seed {seed}")
-            key = {"part": "width", "settings": p.part_settings("ntk_cell"), "width": width, "seed": seed}
-            cells.append(_cached_cell(cache_dir, key, lambda: _width_cell(p, width, seed, "ntk", True, device), say))
+            key, fn, args = _width_task(p, width, seed, device)
+            cells.append(_cached_cell(cache_dir, key, lambda: fn(*args), say))
     per_width = {w: [c for c in cells if c["width"] == w] for w in p.widths}
     deviation = np.array([[c["deviation"] for c in per_width[w]] for w in p.widths])   # (widths, seeds, W, S)
     mean_dev = deviation.mean(axis=(1, 2, 3))                                          # (widths,)
@@ -440,7 +458,7 @@ def _adam_cell(preset: BridgePreset, seed: int, device) -> dict:
 
 
 def measure_parted(preset: BridgePreset, *, device="cpu", cache_dir=None, out_dir=None, log=None,
-                   include_mnist1d: bool = True) -> dict:
+                   include_mnist1d: bool = True, mnist1d_per_seed: dict | None = None) -> dict:
     """Where kernel and deep optimal weights part: standard parameterisation, Adam with early stopping,
     cross-entropy on MNIST-1D (the narrow widths are in :func:`measure_width`)."""
     p = preset
@@ -450,22 +468,24 @@ def measure_parted(preset: BridgePreset, *, device="cpu", cache_dir=None, out_di
         cells = []
         for seed in p.seeds:
             say(f"bridge standard parameterisation width {width} seed {seed}")
-            key = {"part": "standard", "settings": p.part_settings("standard_cell"), "width": width, "seed": seed}
-            cells.append(_cached_cell(cache_dir, key, lambda: _width_cell(p, width, seed, "standard", False, device), say))
+            key, fn, args = _standard_task(p, width, seed, device)
+            cells.append(_cached_cell(cache_dir, key, lambda: fn(*args), say))
         rows.append(_weight_row(p, cells, "standard parameterisation, ridge to init, L-BFGS"))
     cells = []
     for seed in p.adam_seeds:
         say(f"bridge Adam with early stopping width {p.adam_width} seed {seed}")
-        key = {"part": "adam", "settings": p.part_settings("adam_cell"), "seed": seed}
-        cells.append(_cached_cell(cache_dir, key, lambda: _adam_cell(p, seed, device), say))
+        key, fn, args = _adam_task(p, seed, device)
+        cells.append(_cached_cell(cache_dir, key, lambda: fn(*args), say))
     adam = _weight_row(p, cells, "NTK parameterisation, Adam with early stopping, no ridge")
     adam["stopped_at"] = [c["stopped_at"] for c in cells]
     rows.append(adam)
     out = {"rows": rows}
     if include_mnist1d:
-        from deepdistill.studies.bridge_mnist1d import mnist1d_cross_entropy
+        from deepdistill.studies.bridge_mnist1d import aggregate_seeds, mnist1d_cross_entropy
 
-        if out_dir is None:        # nothing is kept: the runs live in a temporary folder
+        if mnist1d_per_seed is not None:          # computed seed by seed in other processes (run_bridge_study's jobs)
+            mnist = aggregate_seeds(p.mnist1d, [mnist1d_per_seed[int(s)] for s in p.mnist1d["seeds"]])
+        elif out_dir is None:        # nothing is kept: the runs live in a temporary folder
             with tempfile.TemporaryDirectory(prefix="bridge_mnist1d_") as tmp:
                 mnist = mnist1d_cross_entropy(p.mnist1d, Path(tmp), device=device, log=say)
         else:                      # one folder per settings, so that another preset never meets these runs
@@ -569,14 +589,125 @@ def read_bridge_study(out_dir, preset="fast", *, parts=PARTS, include_mnist1d: b
     return _study(p, results, seconds, "cpu") | {"device": "as stored in bridge_<part>.json"}
 
 
+def _cell_job(cache_dir: str, key: dict, fn, args, threads: int | None) -> None:
+    """In a worker process: one cell computed and stored in ``cache_dir`` (nothing if it is there already)."""
+    with torch_threads(threads):
+        _cached_cell(Path(cache_dir), key, lambda: fn(*args), None)
+
+
+def _part_job(p: BridgePreset, part: str, device) -> tuple[dict, float]:
+    """In a worker process: a part that is one computation (``exact``, ``toy``), as JSON types, and its seconds."""
+    started = time.perf_counter()
+    with torch_threads(p.torch_threads):
+        result = {"exact": measure_exact, "toy": measure_toy}[part](p, device=device)
+    return json.loads(json.dumps(result, default=float)), time.perf_counter() - started
+
+
+def _mnist1d_seed_job(settings: dict, root: str, seed: int, device: str, threads: int | None) -> dict:
+    """In a worker process: the MNIST-1D study of one seed (its runs, left in ``root``, and its kernel surrogates)."""
+    from deepdistill.studies.bridge_mnist1d import seed_study
+
+    with torch_threads(threads):
+        return json.loads(json.dumps(seed_study(settings, Path(root), seed, device), default=float))
+
+
+def _prefetch(p: BridgePreset, parts: list, device, cells: Path, mnist_root: Path | None, jobs: int,
+              log: Callable[[str], None] | None) -> dict:
+    """Compute every independent piece of the study on ``jobs`` processes: the cells (one network of a width x
+    seed, of the standard parameterisation, of Adam) into ``cells``, the MNIST-1D runs of each seed into
+    ``mnist_root``, and the one-computation parts (returned: ``{part: (result, seconds)}``). The measures then
+    read the cells and runs back, so the study's results are those of a serial run: each piece is the same
+    computation with the same thread count, only in another process.
+    """
+    import concurrent.futures as cf
+    import multiprocessing
+
+    say = log or (lambda msg: None)
+    tasks = []                                                 # (label, cost guess, function, arguments)
+    threads = p.torch_threads
+    cell_tasks = []
+    if "width" in parts:
+        cell_tasks += [(f"width {w} seed {s}", w * w, *_width_task(p, w, s, device)) for w in p.widths for s in p.seeds]
+    if "parted" in parts:
+        cell_tasks += [(f"standard width {w} seed {s}", w * w, *_standard_task(p, w, s, device))
+                       for w in p.standard_widths for s in p.seeds]
+        cell_tasks += [(f"Adam width {p.adam_width} seed {s}", p.adam_width ** 2 * p.adam_max_steps / 10,
+                        *_adam_task(p, s, device)) for s in p.adam_seeds]
+        if mnist_root is not None:
+            dev = "cuda" if str(device).startswith("cuda") else str(device)
+            tasks += [(f"MNIST-1D seed {s}", math.inf, _mnist1d_seed_job, (p.mnist1d, str(mnist_root), int(s), dev, threads))
+                      for s in p.mnist1d["seeds"]]
+    for label, cost, key, fn, args in cell_tasks:
+        stored = read_json(cells / f"{stable_hash(key)}.json")
+        if not (isinstance(stored, dict) and stored.get("key") == json.loads(json.dumps(key))):
+            tasks.append((label, cost, _cell_job, (str(cells), key, fn, args, threads)))
+    for part, cost in (("exact", p.exact_width ** 2), ("toy", p.toy_width ** 2)):
+        if part in parts:
+            tasks.append((f"part {part}", cost, _part_job, (p, part, device)))
+    results: dict = {}
+    if not tasks:
+        return results
+    tasks.sort(key=lambda t: -t[1])                            # the longest first: the last to finish is short
+    say(f"bridge: {len(tasks)} independent task(s) on {jobs} process(es)")
+
+    def record(label, fn, args, out) -> None:
+        if fn is _part_job:
+            results[args[1]] = out
+        elif fn is _mnist1d_seed_job:
+            results.setdefault("mnist1d_per_seed", {})[args[2]] = out
+        say(f"bridge: {label} done")
+
+    # jobs - 1 worker processes take the longest tasks first; this process, which has imported everything
+    # already, takes the shortest ones in between (a spawned worker pays ~5-8 s of CPU for its imports and
+    # first calls, as much as many small tasks: one fewer of them is that much less).
+    pending = list(tasks)
+    in_flight: dict = {}
+    with cf.ProcessPoolExecutor(max_workers=max(1, min(jobs - 1, len(tasks))),
+                                mp_context=multiprocessing.get_context("spawn")) as pool:
+        while pending or in_flight:
+            while pending and len(in_flight) < jobs - 1:
+                label, _, fn, args = pending.pop(0)
+                in_flight[pool.submit(fn, *args)] = (label, fn, args)
+            if pending:                                        # this process: the shortest task left
+                label, _, fn, args = pending.pop()
+                record(label, fn, args, fn(*args))
+                done = [f for f in in_flight if f.done()]
+            else:
+                done, _ = cf.wait(list(in_flight), return_when=cf.FIRST_COMPLETED)
+            for future in done:
+                label, fn, args = in_flight.pop(future)
+                record(label, fn, args, future.result())     # an error in a task stops the study, as serially
+    return results
+
+
 def run_bridge_study(out_dir=None, preset="fast", *, parts=PARTS, device="cpu",
-                     log: Callable[[str], None] | None = None, include_mnist1d: bool = True) -> dict:
+                     log: Callable[[str], None] | None = None, include_mnist1d: bool = True, jobs: int = 1) -> dict:
     """Run the parts of the study (all by default) and return ``{"preset", "parts", "must_show", ...}``.
 
     ``out_dir``: where each part's JSON (``bridge_<part>.json``), the per-network cells (``cells/``)
     and the MNIST-1D runs go; a part whose file holds the same settings is read, not recomputed
     (``None``: nothing is written or read). ``device``: ``"cpu"``, ``"cuda"`` or a ``torch.device``.
+    ``jobs``: processes that compute the independent pieces (the widths x seeds, the other cells, the MNIST-1D
+    seeds, the exact and toy parts) at once (``spawn``; guard a script's entry point with
+    ``if __name__ == "__main__":``); the results equal the serial run's (``jobs=1``, in this process).
+    Every piece is stored as it finishes, so an interrupted run resumes. Keep ``jobs=1`` on a GPU.
     """
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+        raise ValueError(f"`jobs` must be an integer >= 1 (processes); got {jobs!r}.")
+    if jobs > 1:
+        with contextlib.ExitStack() as stack:
+            out = Path(out_dir) if out_dir is not None else Path(stack.enter_context(
+                tempfile.TemporaryDirectory(prefix="bridge_")))
+            return _run_bridge_study(out, preset, parts=parts, device=device, log=log, include_mnist1d=include_mnist1d,
+                                     jobs=jobs, keep=out_dir is not None)
+    return _run_bridge_study(None if out_dir is None else Path(out_dir), preset, parts=parts, device=device, log=log,
+                             include_mnist1d=include_mnist1d, jobs=1, keep=True)
+
+
+def _run_bridge_study(out: Path | None, preset, *, parts, device, log, include_mnist1d: bool, jobs: int,
+                      keep: bool) -> dict:
+    """:func:`run_bridge_study`; ``keep=False``: ``out`` is a temporary folder (the parts are not read from it
+    or written as results, only its cells and runs are used)."""
     from deepdistill.engine.results import device_description, library_versions
 
     p = get_preset(preset)
@@ -587,28 +718,36 @@ def run_bridge_study(out_dir=None, preset="fast", *, parts=PARTS, device="cpu",
     device = torch.device(device)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device={str(device)!r} was asked for but torch sees no CUDA device; use 'cpu'.")
-    out = None if out_dir is None else Path(out_dir)
     cells = None if out is None else out / "cells"
     measures = {
         "exact": lambda: measure_exact(p, device=device),
         "width": lambda: measure_width(p, device=device, cache_dir=cells, log=log),
         "parted": lambda: measure_parted(p, device=device, cache_dir=cells, out_dir=out, log=log,
-                                         include_mnist1d=include_mnist1d),
+                                         include_mnist1d=include_mnist1d,
+                                         mnist1d_per_seed=done_apart.get("mnist1d_per_seed")),
         "toy": lambda: measure_toy(p, device=device),
     }
     results, seconds = {}, {}
+    todo = [part for part in parts if not (keep and _read_part(out, p, part, include_mnist1d) is not None)]
+    done_apart: dict = {}
+    if jobs > 1 and todo:
+        mnist_root = out / "mnist1d_runs" / stable_hash(p.to_dict()["mnist1d"]) if include_mnist1d else None
+        done_apart = _prefetch(p, todo, device, cells, mnist_root, jobs, log)
     for part in parts:
-        stored = _read_part(out, p, part, include_mnist1d)
+        stored = _read_part(out, p, part, include_mnist1d) if keep else None
         if stored is not None:
             results[part], seconds[part] = stored
             continue
         if log:
             log(f"bridge part {part!r} ({p.name} preset)")
         started = time.perf_counter()
-        with torch_threads(p.torch_threads):
-            results[part] = json.loads(json.dumps(measures[part](), default=float))   # plain JSON types, as read back
-        seconds[part] = time.perf_counter() - started
-        if out is not None:
+        if part in done_apart:
+            results[part], seconds[part] = done_apart[part]
+        else:
+            with torch_threads(p.torch_threads):
+                results[part] = json.loads(json.dumps(measures[part](), default=float))   # plain JSON types, as read back
+            seconds[part] = time.perf_counter() - started
+        if out is not None and keep:
             atomic_write_json(out / f"bridge_{part}.json", {
                 "schema": SCHEMA, "key": _part_key(p, part, include_mnist1d), "result": results[part],
                 "wall_time_s": seconds[part], "device": device_description(device), "versions": library_versions()})

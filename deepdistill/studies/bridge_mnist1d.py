@@ -43,31 +43,56 @@ def _surrogate(model, x_sub, y_sub, x_val, y_val, match: float, *, with_ntk_of: 
             "ridge": est.ridge, "ridge_rule": est.ridge_rule, "warnings": [str(w.message) for w in caught]}
 
 
-def _seed_study(settings: dict, root: Path, seed: int, device: str, log) -> dict:
-    from deepdistill.core.config import TrainConfig, derive_seed
-    from deepdistill.core.io import atomic_write
-    from deepdistill.core.metrics import brier_score
-    from deepdistill.core.models import build_model
-    from deepdistill.engine.runs import checkpoint_path, load_generation
-    from deepdistill.engine.train import load_run_data, predict_logits, train_run
+def _teacher_config(settings: dict, root: Path, seed: int, device: str):
+    from deepdistill.core.config import TrainConfig
 
-    base = TrainConfig(dataset="mnist1d", model=settings["model"], method=settings["method"], generations=1,
+    return TrainConfig(dataset="mnist1d", model=settings["model"], method=settings["method"], generations=1,
                        n_train=int(settings["n_train"]), label_noise=float(settings["label_noise"]),
                        epochs=int(settings["epochs"]), seed=int(seed), device=device,
                        out_dir=str(root / f"seed_{seed}" / "teacher"))
+
+
+def _student_config(base, root: Path, seed: int, w: float):
+    return base.replace(generations=2, gt_weight=float(w), out_dir=str(root / f"seed_{seed}" / f"gt_{float(w):+.6f}"))
+
+
+def train_seed_runs(settings: dict, root, seed: int, device: str, log=None) -> tuple[dict, list[dict]]:
+    """The records of the teacher of ``seed`` and of a student per weight of the grid (trained, or read back
+    when finished), under ``root`` (a task of its own: seeds are independent)."""
+    from deepdistill.core.io import atomic_write
+    from deepdistill.engine.runs import checkpoint_path
+    from deepdistill.engine.train import train_run
+
+    log = log or (lambda msg: None)
+    root = Path(root)
+    base = _teacher_config(settings, root, seed, device)
     log(f"mnist1d seed {seed}: teacher")
     teacher_record = train_run(base, base.out_dir, progress=False)
     teacher_file = checkpoint_path(base.out_dir, 0)
-    grid_rows = []
+    records = []
     for w in settings["grid"]:
-        cfg = base.replace(generations=2, gt_weight=float(w), out_dir=str(root / f"seed_{seed}" / f"gt_{float(w):+.6f}"))
+        cfg = _student_config(base, root, seed, w)
         run_dir = Path(cfg.out_dir)
         run_dir.mkdir(parents=True, exist_ok=True)
         if not checkpoint_path(run_dir, 0).exists():       # share the teacher: train_run resumes from it
             with open(teacher_file, "rb") as src, atomic_write(checkpoint_path(run_dir, 0), "wb") as dst:
                 shutil.copyfileobj(src, dst)
         log(f"mnist1d seed {seed}: student at gt_weight {float(w):g}")
-        record = train_run(cfg, run_dir, progress=False)
+        records.append(train_run(cfg, run_dir, progress=False))
+    return teacher_record, records
+
+
+def _seed_study(settings: dict, root: Path, seed: int, device: str, log) -> dict:
+    from deepdistill.core.config import derive_seed
+    from deepdistill.core.metrics import brier_score
+    from deepdistill.core.models import build_model
+    from deepdistill.engine.runs import load_generation
+    from deepdistill.engine.train import load_run_data, predict_logits
+
+    base = _teacher_config(settings, root, seed, device)
+    teacher_record, records = train_seed_runs(settings, root, seed, device, log)
+    grid_rows = []
+    for w, record in zip(settings["grid"], records):
         student = record["generations"][1]
         grid_rows.append({"gt_weight": float(w), "val_brier": student["val"]["brier"],
                           "test_accuracy": student["test"]["accuracy"]})
@@ -102,6 +127,19 @@ def mnist1d_cross_entropy(settings: dict, root, *, device="cpu", log=None) -> di
     device = str(device) if not isinstance(device, str) else device
     device = "cuda" if device.startswith("cuda") else device
     per_seed = [_seed_study(settings, Path(root), int(s), device, say) for s in settings["seeds"]]
+    return aggregate_seeds(settings, per_seed)
+
+
+def seed_study(settings: dict, root, seed: int, device="cpu", log=None) -> dict:
+    """One seed of :func:`mnist1d_cross_entropy` (its runs under ``root``, and its kernel surrogates): a task of
+    its own, as seeds are independent; combine them with :func:`aggregate_seeds`."""
+    device = str(device) if not isinstance(device, str) else device
+    device = "cuda" if device.startswith("cuda") else device
+    return _seed_study(settings, Path(root), int(seed), device, log or (lambda msg: None))
+
+
+def aggregate_seeds(settings: dict, per_seed: list[dict]) -> dict:
+    """:func:`mnist1d_cross_entropy`'s result from the per-seed results (in the order of ``settings["seeds"]``)."""
     weights = [r["gt_weight"] for r in per_seed[0]["grid"]]
     mean_brier = np.mean([[r["val_brier"] for r in s["grid"]] for s in per_seed], axis=0)
     kernel_means = {}
