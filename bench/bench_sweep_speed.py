@@ -10,8 +10,9 @@ commands alternating within each repeat so that they see the same load on a shar
    user gets) and with one thread (``OMP_NUM_THREADS=1``: the faster of the two for this small CNN);
 2. ``sweep`` over gt_weight 0, 0.25, 0.5, 0.75, 1 as it runs now (``--jobs`` default: one process per
    core, one thread each; the teacher trained once and shared);
-3. the same sweep as it ran before (``--jobs 1 --threads-per-job 0 --no-share-generations``: one process,
-   torch's default threads, each run its own teacher).
+3. the same sweep as it ran before (``--jobs 1 --threads-per-job <cores> --no-share-generations``: one
+   process, one thread per core as torch's default, each run its own teacher; ``--threads-per-job 0``,
+   which once meant torch's default, is now refused).
 
 Target: sweep / one run <= 1.7 (against the one-thread run, the stricter of the two). The load average
 of the machine is printed before each command: other jobs on the cores slow every command, and torch's
@@ -78,7 +79,7 @@ def main(argv=None) -> int:
         "sweep (now)": (lambda d: ["sweep", *common, "--methods", "sd_kd", "--generations", "2", "--gt-weight",
                                    *WEIGHTS, "--seeds", "0", "--out-dir", d], None),
         "sweep (before)": (lambda d: ["sweep", *common, "--methods", "sd_kd", "--generations", "2", "--gt-weight",
-                                      *WEIGHTS, "--seeds", "0", "--jobs", "1", "--threads-per-job", "0",
+                                      *WEIGHTS, "--seeds", "0", "--jobs", "1", "--threads-per-job", str(os.cpu_count() or 1),
                                       "--no-share-generations", "--out-dir", d], None),
     }
     walls: dict[str, list[tuple[float, float]]] = {name: [] for name in commands}

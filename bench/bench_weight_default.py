@@ -28,6 +28,7 @@ import torch  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from deepdistill.core.io import atomic_write_text  # noqa: E402
 from deepdistill.studies.weight_estimation import DEFAULT_GRID, estimate_gt_weight  # noqa: E402
 
 CANDIDATES = ("refined", "two_run", "two_run_student", "kernel_features", "one_shot_features")
@@ -46,9 +47,14 @@ def main(argv=None) -> int:
     parser.add_argument("--no-digits", action="store_true", help="leave out the digits settings")
     parser.add_argument("--seeds", type=int, nargs="+", default=list(SEEDS))
     parser.add_argument("--out-dir", default="out/bench_weight_default")
+    parser.add_argument("--quick", action="store_true",
+                        help="one digits setting, one seed, 2 epochs, a 3-point grid (seconds; the smoke test)")
     args = parser.parse_args(argv)
+    grid = DEFAULT_GRID
+    if args.quick:
+        args.no_digits, args.mnist1d, args.seeds, grid = False, False, [SEEDS[0]], (0.0, 0.5, 1.0)
     torch.set_num_threads(1)
-    settings = ([] if args.no_digits else [("digits", 0.15, DIGITS), ("digits", 0.35, DIGITS)]) \
+    settings = ([] if args.no_digits else [("digits", 0.15, DIGITS), ("digits", 0.35, DIGITS)][:1 if args.quick else 2]) \
         + ([("mnist1d", 0.25, MNIST1D)] if args.mnist1d else [])
     verdict = {name: {"within": 0, "settings": 0, "runs": [], "acc_gap": []} for name in CANDIDATES}
     out = {}
@@ -56,8 +62,10 @@ def main(argv=None) -> int:
         cfg = dict(base, label_noise=noise)
         if args.small:
             cfg.update(epochs=max(4, cfg["epochs"] // 3), n_train=1000 if dataset == "digits" else 2000)
+        if args.quick:
+            cfg.update(epochs=2, n_train=300, model_kwargs={"hidden": 16, "depth": 1})
         started = time.perf_counter()
-        study = estimate_gt_weight(cfg, Path(args.out_dir) / f"{dataset}_{noise}", seeds=args.seeds, grid=DEFAULT_GRID,
+        study = estimate_gt_weight(cfg, Path(args.out_dir) / f"{dataset}_{noise}", seeds=args.seeds, grid=grid,
                                    estimators=CANDIDATES, kernel="rbf")
         print(f"== {dataset}, label noise {noise}, seeds {args.seeds} ({time.perf_counter() - started:.0f} s) ==")
         print(study.table())
@@ -75,8 +83,8 @@ def main(argv=None) -> int:
         print(f"{name:<18} {v['within']}/{v['settings']}  runs {sum(v['runs']) / len(v['runs']):.1f}  "
               f"gap {sum(gaps) / max(1, len(gaps)):+.4f}")
     Path(args.out_dir).mkdir(parents=True, exist_ok=True)
-    (Path(args.out_dir) / "verdict.json").write_text(json.dumps({"verdict": verdict, "rows": out}, indent=1,
-                                                                default=str))
+    atomic_write_text(Path(args.out_dir) / "verdict.json",
+                      json.dumps({"verdict": verdict, "rows": out}, indent=1, default=str))
     return 0
 
 
