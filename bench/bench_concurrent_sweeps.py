@@ -69,7 +69,7 @@ def _measure(tree: Path, out: Path, cache: Path, extra: list[str], copies: int) 
     return cpu, wall, epochs
 
 
-def main() -> int:
+def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--base", default=None, help="commit of 'before' (default: git merge-base HEAD main)")
     ap.add_argument("--jobs", default=None, help="--jobs of the sweeps (default: the sweep's own default)")
@@ -77,7 +77,10 @@ def main() -> int:
     ap.add_argument("--n-train", default="1000", help="training pool of MNIST-1D (none: all 4000)")
     ap.add_argument("--repeats", type=int, default=1)
     ap.add_argument("--after-only", action="store_true")
-    args = ap.parse_args()
+    ap.add_argument("--quick", action="store_true", help="this tree only, 1 epoch on 300 examples (checks that it runs)")
+    args = ap.parse_args(argv)
+    if args.quick:
+        args.after_only, args.epochs, args.n_train, args.repeats = True, 1, "300", 1
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))    # a kill still removes the temporary worktree
     extra = ["--epochs", str(args.epochs), "--n-train", args.n_train] + ([] if args.jobs is None else ["--jobs", args.jobs])
     tmp = Path(tempfile.mkdtemp(prefix="bench_concurrent_"))

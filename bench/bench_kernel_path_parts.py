@@ -46,11 +46,14 @@ def best(fn, repeats):
     return min(cpu), min(wall), out
 
 
-def main() -> int:
+def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=2000)
     ap.add_argument("--repeats", type=int, default=5)
-    args = ap.parse_args()
+    ap.add_argument("--quick", action="store_true", help="n = 200, one repeat (checks that it runs)")
+    args = ap.parse_args(argv)
+    if args.quick:
+        args.n, args.repeats = 200, 1
     n = args.n
     rng = np.random.default_rng(0)
     X = rng.normal(size=(n, 2))

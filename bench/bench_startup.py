@@ -76,18 +76,23 @@ def fmt(xs: list[float]) -> str:
     return f"{statistics.median(xs):6.2f} s [{min(xs):5.2f}]"
 
 
-def main() -> int:
+def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--base", default=None, help="commit of 'before' (default: git merge-base HEAD main)")
     ap.add_argument("--repeats", type=int, default=3)
-    args = ap.parse_args()
+    ap.add_argument("--quick", action="store_true",
+                    help="one repeat, this tree as both 'before' and 'after' (checks that it runs; ratios near 1)")
+    args = ap.parse_args(argv)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))    # a kill still removes the temporary worktree
-    base = args.base or subprocess.run(["git", "merge-base", "HEAD", "main"], cwd=ROOT, capture_output=True,
-                                       text=True, check=True).stdout.strip()
     tmp = Path(tempfile.mkdtemp(prefix="bench_startup_"))
-    before = tmp / "before"
-    subprocess.run(["git", "worktree", "add", "--detach", str(before), base], cwd=ROOT, check=True,
-                   capture_output=True)
+    if args.quick:
+        args.repeats, base, before = 1, "HEAD", ROOT
+    else:
+        base = args.base or subprocess.run(["git", "merge-base", "HEAD", "main"], cwd=ROOT, capture_output=True,
+                                           text=True, check=True).stdout.strip()
+        before = tmp / "before"
+        subprocess.run(["git", "worktree", "add", "--detach", str(before), base], cwd=ROOT, check=True,
+                       capture_output=True)
     trees = {"before": before, "after": ROOT}
     cache = tmp / "cache"
     try:
@@ -122,7 +127,8 @@ def main() -> int:
               f"target first epoch - torch <= 1.5 s: {'PASS' if a_ep - torch_med <= 1.5 else 'FAIL'} "
               f"({a_ep - torch_med:.2f} s)")
     finally:
-        subprocess.run(["git", "worktree", "remove", "--force", str(before)], cwd=ROOT, capture_output=True)
+        if before != ROOT:
+            subprocess.run(["git", "worktree", "remove", "--force", str(before)], cwd=ROOT, capture_output=True)
         shutil.rmtree(tmp, ignore_errors=True)
     return 0
 
