@@ -186,15 +186,17 @@ def _outputs(model: nn.Module, x: Tensor) -> Tensor:
 
 def full_batch_self_distillation(model: nn.Module, x_train: Tensor, y_train: Tensor, *, ridge: float, gt_weights,
                                  steps: int, evaluate: dict | None = None, tolerance_grad: float = 1e-7,
-                                 max_iter: int = 20_000) -> SelfDistillationPath:
+                                 max_iter: int = 20_000, warn_unconverged: bool = True) -> SelfDistillationPath:
     """Steps ``1..steps`` of self-distillation for each constant weight in ``gt_weights``, each step a
     :func:`fit_full_batch` from the same ``theta0`` (the model's state now; the model is left at ``theta0``).
 
     ``evaluate``: ``{name: x}`` points where every step's outputs are recorded (e.g. test points).
     ``x_train``, ``y_train`` and the evaluation points must be finite tensors of the model's dtype and device
-    (refused, naming the tensor and both dtypes, before any fit). A fit that stops after ``max_iter``
-    iterations above ``tolerance_grad`` is warned about (RuntimeWarning naming the step, the weight and its
-    gradient); the path's :attr:`SelfDistillationPath.converged` says whether every fit converged.
+    (refused, naming the tensor and both dtypes, before any fit). A fit that stops with its gradient above
+    ``tolerance_grad`` (after ``max_iter`` iterations, or earlier when the line search can make no more
+    progress) is warned about (RuntimeWarning naming the step, the weight and its gradient), unless
+    ``warn_unconverged=False`` (a caller that records and reports the fits' convergence itself); the path's
+    :attr:`SelfDistillationPath.converged` says whether every fit converged.
     """
     ridge = check_ridge(ridge)
     _check_inputs(model, {"x_train": x_train, "y_train": y_train,
@@ -211,12 +213,14 @@ def full_batch_self_distillation(model: nn.Module, x_train: Tensor, y_train: Ten
         model.load_state_dict(theta0)                                     # every step restarts from theta0
         fit = fit_full_batch(model, x_train, y_train, ridge=ridge, teacher_outputs=teacher_train, gt_weight=weight,
                              tolerance_grad=tolerance_grad, max_iter=max_iter)
-        if not fit.converged:
+        if not fit.converged and warn_unconverged:
             which = "step 1 (the labels alone, shared by every weight)" if step == 1 else f"step {step} at gt_weight {weight:g}"
+            why = (f"Raise max_iter ({max_iter}) or tolerance_grad." if fit.iterations >= max_iter else
+                   "The line search made no more progress (the loss is flat to round-off there): raise "
+                   "tolerance_grad, or fit in float64.")
             warnings.warn(f"full_batch_self_distillation: the fit of {which} stopped unconverged after {fit.iterations} "
                           f"L-BFGS iteration(s): max |grad| {fit.grad_max:.3g} > tolerance_grad {tolerance_grad:g} "
-                          f"(||grad||_2 {fit.grad_norm:.3g}). Raise max_iter ({max_iter}) or tolerance_grad.",
-                          RuntimeWarning, stacklevel=3)
+                          f"(||grad||_2 {fit.grad_norm:.3g}). {why}", RuntimeWarning, stacklevel=3)
         return fit, _outputs(model, x_train), {k: _outputs(model, v) for k, v in evaluate.items()}
 
     first = run(None, 1.0, 1)                                             # step 1: the labels alone

@@ -231,6 +231,8 @@ def log_log_slope(x, y) -> float:
 
 def _fit_summary(path) -> dict:
     fits = list({id(f): f for row in path.fits for f in row}.values())   # step 1 is one fit, shared by every weight
+    # The study records each cell's convergence (and reports it) instead of a warning per fit: its fits
+    # often stop a little above tolerance_grad where the loss is flat to round-off.
     return {"fits": len(fits), "all_converged": bool(path.all_converged), "worst_grad_max": max(f.grad_max for f in fits),
             "worst_prediction_bound": max(f.prediction_bound for f in fits), "max_iterations": max(f.iterations for f in fits),
             "seconds": float(sum(f.seconds for f in fits))}
@@ -256,7 +258,7 @@ def measure_exact(preset: BridgePreset, *, device="cpu", seed: int = 0) -> dict:
     lin = linearize(net, subtract_initial=True)
     path = full_batch_self_distillation(lin, x_train, _tensor(data.y_train, device), ridge=p.ridge,
                                         gt_weights=p.exact_weights, steps=p.exact_steps, evaluate={"test": x_test},
-                                        tolerance_grad=p.tolerance_grad)
+                                        tolerance_grad=p.tolerance_grad, warn_unconverged=False)
     deep = {"train": path.train[..., 0].cpu().numpy(), "test": path.evaluations["test"][..., 0].cpu().numpy()}
     rel = {k: _relative(deep[k], closed[k]) for k in deep}                            # (W, S) each
     # The optimiser's guarantee: each linearised fit is within sqrt(K(x,x)) ||grad||/(2 ridge) of the
@@ -310,12 +312,12 @@ def _width_cell(preset: BridgePreset, width: int, seed: int, parameterization: s
         closed = kernel.path(K_test, steps, gt_weights=list(p.width_weights))            # (W, S, p)
         path = full_batch_self_distillation(model, x_train, y_train, ridge=p.ridge, gt_weights=p.width_weights,
                                             steps=p.width_steps, evaluate={"test": x_test},
-                                            tolerance_grad=p.tolerance_grad)
+                                            tolerance_grad=p.tolerance_grad, warn_unconverged=False)
         deep = path.evaluations["test"][..., 0].cpu().numpy()
         cell["deviation"] = _relative(deep, closed).tolist()                             # (W, S)
         cell["deviation_fits"] = _fit_summary(path)
     grid_path = full_batch_self_distillation(model, x_train, y_train, ridge=p.ridge, gt_weights=p.grid, steps=2,
-                                             evaluate={"test": x_test}, tolerance_grad=p.tolerance_grad)
+                                             evaluate={"test": x_test}, tolerance_grad=p.tolerance_grad, warn_unconverged=False)
     students = grid_path.evaluations["test"][:, 1, :, 0].cpu().numpy()                 # (G, p): step 2 per weight
     cell["deep_risk"] = np.mean((students - data.y_test) ** 2, axis=1).tolist()
     cell["teacher_risk"] = float(np.mean((grid_path.evaluations["test"][0, 0, :, 0].cpu().numpy() - data.y_test) ** 2))
@@ -531,7 +533,7 @@ def measure_toy(preset: BridgePreset, *, device="cpu", seed: int = 0) -> dict:
     ntk_loss = np.mean((ntk_fits - data.y_test) ** 2, axis=-1)
     path = full_batch_self_distillation(CenteredModel(net), x_train, _tensor(data.y_train, device), ridge=p.toy_ridge,
                                         gt_weights=weights, steps=p.toy_steps, evaluate={"eval": x_eval},
-                                        tolerance_grad=p.tolerance_grad)
+                                        tolerance_grad=p.tolerance_grad, warn_unconverged=False)
     deep_fits = path.evaluations["eval"][..., 0].cpu().numpy()                         # (W, S, p)
     deep_loss = np.mean((deep_fits - data.y_test) ** 2, axis=-1)
     rbf = toy_results(weights, steps + [math.inf])
