@@ -24,7 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from deepdistill.studies.bridge import PRESETS, BridgePreset, run_bridge_study
+from deepdistill.studies.bridge import PRESETS, TINY_PRESET, BridgePreset, run_bridge_study
 
 REDUCED = BridgePreset(
     name="reduced", widths=(64, 256, 1024), seeds=(0, 1), width_weights=(0.0, 0.5), width_steps=3, exact_width=128,
@@ -32,13 +32,6 @@ REDUCED = BridgePreset(
     adam_max_steps=300, adam_patience=100, toy_width=1024,
     mnist1d={"n_train": 1000, "epochs": 5, "grid": (0.0, 0.5, 1.0), "seeds": (0, 1), "ntk_subsample": 200,
              "model": "cnn1d", "label_noise": 0.2, "method": "sd_kd"})
-# --quick: seconds, to check that the benchmark runs (the smoke test); no speed-up is expected at this size.
-QUICK = BridgePreset(name="quick", n_train=16, n_val=8, n_test=20, exact_width=16, exact_n_train=8, exact_steps=3,
-                     widths=(16, 64), seeds=(0, 1), width_steps=2, grid=(0.0, 2.0, 4.0, 6.0), standard_widths=(8,),
-                     adam_width=16, adam_seeds=(0, 1), adam_max_steps=20, adam_patience=10, toy_width=32,
-                     toy_steps=3, mnist1d={"n_train": 200, "epochs": 1, "grid": (0.0, 0.5, 1.0), "seeds": (0,),
-                                           "ntk_subsample": 30, "model": "mlp", "label_noise": 0.2,
-                                           "method": "sd_kd"})
 _TIMES = {"seconds", "wall_time_s"}
 
 
@@ -61,7 +54,7 @@ def main(argv=None) -> int:
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--quick", action="store_true", help="a tiny preset (seconds; checks that it runs)")
     args = ap.parse_args(argv)
-    preset = QUICK if args.quick else REDUCED if args.preset == "reduced" else PRESETS[args.preset]
+    preset = TINY_PRESET if args.quick else REDUCED if args.preset == "reduced" else PRESETS[args.preset]
     print(f"preset {preset.name}; {os.cpu_count()} CPUs; load average {os.getloadavg()[0]:.1f}", flush=True)
     out = {}
     with tempfile.TemporaryDirectory(prefix="bench_bridge_") as tmp:

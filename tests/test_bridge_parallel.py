@@ -3,13 +3,9 @@ import json
 
 import pytest
 
-from deepdistill.studies.bridge import BridgePreset, run_bridge_study
+from deepdistill.studies.bridge import TINY_PRESET, run_bridge_study
 
-TINY = BridgePreset(name="tiny", n_train=16, n_val=8, n_test=20, exact_width=16, exact_n_train=8, exact_steps=3,
-                    widths=(16, 64), seeds=(0, 1), width_steps=2, grid=(0.0, 2.0, 4.0, 6.0), standard_widths=(8,),
-                    adam_width=16, adam_seeds=(0, 1), adam_max_steps=20, adam_patience=10, toy_width=32, toy_steps=3,
-                    mnist1d={"n_train": 200, "epochs": 1, "grid": (0.0, 0.5, 1.0), "seeds": (0,),
-                             "ntk_subsample": 30, "model": "mlp", "label_noise": 0.2, "method": "sd_kd"})
+TINY = TINY_PRESET
 _TIMES = {"seconds", "wall_time_s"}
 
 

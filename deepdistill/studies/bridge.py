@@ -61,9 +61,8 @@ from deepdistill.core.ntk import NTKMLP
 from deepdistill.core.regression import ba_toy, sine
 from deepdistill.core.threads import torch_threads
 
-__all__ = ["BridgePreset", "PRESETS", "PARTS", "get_preset", "run_bridge_study", "read_bridge_study", "must_shows",
-           "format_must_shows",
-           "refine_grid_argmin", "log_log_slope", "measure_exact", "measure_width", "measure_parted", "measure_toy"]
+__all__ = ["BridgePreset", "PRESETS", "TINY_PRESET", "PARTS", "get_preset", "run_bridge_study", "read_bridge_study", "must_shows",
+           "format_must_shows", "refine_grid_argmin", "log_log_slope", "measure_exact", "measure_width", "measure_parted", "measure_toy"]
 
 PARTS = ("exact", "width", "parted", "toy")
 SCHEMA = "deepdistill.bridge/1"
@@ -165,6 +164,13 @@ PRESETS = {
                  "seeds": (0, 1, 2), "ntk_subsample": 500, "model": "cnn1d", "label_noise": 0.2, "method": "sd_kd"},
         toy_width=4096),
 }
+
+
+#: Seconds-sized, for tests and quick benchmark runs that check the machinery only (not in PRESETS).
+TINY_PRESET = BridgePreset(name="tiny", n_train=16, n_val=8, n_test=20, exact_width=16, exact_n_train=8, exact_steps=3,
+    widths=(16, 64), seeds=(0, 1), width_steps=2, grid=(0.0, 2.0, 4.0, 6.0), standard_widths=(8,), adam_width=16, adam_seeds=(0, 1),
+    adam_max_steps=20, adam_patience=10, toy_width=32, toy_steps=3, mnist1d={"n_train": 200, "epochs": 1, "grid": (0.0, 0.5, 1.0),
+    "seeds": (0,), "ntk_subsample": 30, "model": "mlp", "label_noise": 0.2, "method": "sd_kd"})
 
 
 def get_preset(preset) -> BridgePreset:
