@@ -3,6 +3,7 @@ loaders, a result that holds the student, reproducible calls, failed estimators 
 never chosen, regression, saving and loading. Tiny sizes (digits, a small MLP, a few epochs)."""
 from __future__ import annotations
 
+import csv
 import json
 import math
 
@@ -177,13 +178,15 @@ def test_a_failed_surrogate_shows_its_status_and_is_never_chosen(tmp_path):
         entry = result.estimators[name]
         assert not entry.ok and "ridge match unreachable" in entry.status
         assert entry.gt_weight is None and entry.test is None and entry.training_runs == 1   # the teacher only
-    assert result.chosen == "two_run" and result.estimators["two_run"].ok
+    two = result.estimators["two_run"]
+    # chosen even when only "uncertain" (a wide interval is a warning, not a failure)
+    assert result.chosen == "two_run" and (two.ok or two.status.startswith("uncertain: "))
     # The teacher, the alpha = 0 student, and a student at the chosen weight unless one exists already.
     assert trained_at == [None, 0.0] + ([] if result.gt_weight in (0.0, 1.0) else [result.gt_weight])
     # Visible in the table, the CSV and the JSON.
     assert result.table().count("FAILED: ridge match unreachable") == 2
     rows = {line.split(",")[0]: line for line in (tmp_path / "estimate_weight.csv").read_text().splitlines()}
-    assert "ridge match unreachable" in rows["kernel_features"] and rows["two_run"].split(",")[1] == "ok"
+    assert "ridge match unreachable" in rows["kernel_features"] and next(csv.reader([rows["two_run"]]))[1] == two.status
     saved = json.loads((tmp_path / "estimate_weight.json").read_text())
     assert saved["chosen"] == "two_run"
     assert "ridge match unreachable" in saved["approaches"]["one_shot_features"]["status"]

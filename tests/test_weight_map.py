@@ -71,6 +71,22 @@ def test_summary_statistics_from_hand_made_cells():
     assert must and "est" in wm.format_summary(s)
 
 
+def test_warned_cells_and_the_ok_cells_within_are_counted_apart():
+    e = wm.summarize(_hand_made())["per_estimator"]["est"]
+    # C is the only warned cell; of the three "ok" cells (A, B, D) only A is within at <= half the runs
+    assert (e["flagged"], e["ok_cells"], e["within_when_ok"]) == (1, 3, 1)
+
+
+def test_the_split_puts_the_subset_cells_in_development_and_every_other_full_cell_in_test():
+    full = wm.cell_list("full")
+    dev = wm.development_cells()
+    assert len(dev) == 12 and dev <= {c["slug"] for c in full}
+    made = [dict(_hand_made()[0], slug=c["slug"]) for c in full]
+    split = wm.summarize_split(made, default="est")
+    assert split["development"]["cells"] == 12 and split["test"]["cells"] == len(full) - 12
+    assert made[0]["slug"] not in dev and wm.summarize_split(made[:1])["development"] is None
+
+
 def test_summary_passes_when_every_cell_is_within_and_signed_right():
     cells = [c for c in _hand_made() if c["slug"] == "A"] * 1
     s = wm.summarize(cells)

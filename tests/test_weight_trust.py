@@ -14,7 +14,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from deepdistill import WeightEstimate, estimate_gt_weight, estimate_gt_weight_for_model, make_train_fn
-from deepdistill.studies.weight_estimation import DEFAULT_ESTIMATORS, ESTIMATORS
+from deepdistill.studies.weight_estimation import DEFAULT_ESTIMATORS, ESTIMATORS, UNCERTAIN_WIDTH
 from deepdistill.studies.weight_estimators import (affine_optimal_weight, affine_weight_interval,
                                                    empirical_ntk_gram, kernel_surrogate_weights, kernel_validation_paths,
                                                    parabola_optimal_weight, parabola_vertex, per_example_criterion)
@@ -168,6 +168,27 @@ def test_exactly_affine_outputs_pass_the_check_with_status_ok():
     assert ref.unconstrained == pytest.approx(two.unconstrained, rel=1e-5)      # float32 outputs
     assert two.interval[0] <= two.gt_weight <= two.interval[1]
     assert ref.training_runs == 3 and not ref.details["retrained"]            # the vertex stays at the third point
+
+
+def test_a_wide_interval_says_uncertain_and_the_estimate_is_still_chosen():
+    # The same exactly affine outputs, the validation targets drowned in noise: the optimum is not fixed by
+    # the data, the bootstrap interval covers most of [0, 1], and the status says so, naming the interval.
+    rng = np.random.default_rng(5)
+    A, B = rng.normal(size=(N, K)), rng.normal(size=(N, K))
+    target = 0.3 * A + 0.7 * B + 40.0 * rng.normal(size=(N, K))
+
+    def train_fn(gt_weight, teacher):
+        w = 1.0 if gt_weight is None else float(gt_weight)
+        return Table((1 - w) * A + w * B).eval()
+
+    val = DataLoader(TensorDataset(torch.eye(N), torch.as_tensor(target)), batch_size=64)
+    res = estimate_gt_weight_for_model(train_fn, val, estimators=("two_run", "refined"), criterion="mse")
+    two = res.estimators["two_run"]
+    lo, hi = two.interval
+    assert hi - lo > UNCERTAIN_WIDTH and two.status.startswith(f"uncertain: the 90% interval [{lo:.2f}, {hi:.2f}]")
+    assert two.details["uncertain"] and two.details["only_uncertain"] and not two.ok
+    assert res.chosen == "two_run" and res.gt_weight == two.gt_weight     # a warning, not a failure
+    assert "WARNING: uncertain" in res.table()
 
 
 @pytest.mark.parametrize("bump", [0.0, 0.3, 0.5])
@@ -426,4 +447,4 @@ def test_the_default_estimator_is_the_one_named_everywhere():
     from deepdistill.cli import build_parser
     args = build_parser().parse_args(["estimate-weight"])
     assert args.estimators == list(DEFAULT_ESTIMATORS) and args.kernel == "rbf"
-    assert DEFAULT_ESTIMATORS[0] == "refined"
+    assert DEFAULT_ESTIMATORS[0] == "two_run"

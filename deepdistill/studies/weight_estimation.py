@@ -1,12 +1,13 @@
 """Estimating the optimal ground-truth weight of deep self-distillation at a fraction of a grid's cost: the study.
 
 For one student generation, the study trains what each estimator of :mod:`deepdistill.studies.weight_estimators`
-needs (the two-run affine estimate; the refined estimate, the DEFAULT: a third student at the two-run
+needs (the two-run affine estimate, the DEFAULT; the refined estimate: a third student at the two-run
 estimate and the vertex of the parabola through the three points; the kernel surrogates on the teacher's
 features or empirical NTK; [DPR26]'s one-shot estimate), then one student at each estimate, and, when
 asked, a grid search to judge them by (best by the mean validation criterion over seeds). Each estimate
 comes with a 90% interval, the validation criterion it predicts at its weight against the one its student
-achieved (the status says so in words when they differ by more than the floor), and why it was clipped.
+achieved (the status says so in words when they differ by more than the floor, and "uncertain: ..." when
+the interval covers more than half the admissible range), and why it was clipped.
 Costs: each run counted once per approach; CPU and wall seconds of the runs this study trained (cached
 runs cost nothing and are marked, as are runs shared between approaches), plus the estimator's own
 computation. Theory: ``docs/theory.md`` section 6.
@@ -77,8 +78,13 @@ ESTIMATORS = {
     "kernel_ntk": "kernel ridge surrogate on the teacher's empirical NTK (training subsample), validation optimum",
     "one_shot_ntk": "[DPR26] one-shot estimate on the teacher's empirical NTK (training subsample only)",
 }
-#: The estimator every entry point runs unless told otherwise (chosen by measurement: see the README).
-DEFAULT_ESTIMATORS = ("refined",)
+#: The estimator every entry point runs unless told otherwise. Chosen on the weight map's 12 development
+#: cells by a rule fixed beforehand (most must-shows passed, ties by the share within one grid sd):
+#: ``two_run`` passed 2 of 3, ``refined`` 1 of 3; the map's other cells test it (docs/weight_map.md).
+DEFAULT_ESTIMATORS = ("two_run",)
+#: An estimate whose 90% interval covers more than this share of the admissible range says so in its status
+#: ("uncertain: ..."). Set on the weight map's development cells only (docs/weight_map.md).
+UNCERTAIN_WIDTH = 0.5
 
 
 # ------------------------------------------------------------------------------------------------
@@ -423,10 +429,31 @@ class _SeedStudy:
                 entry["affine_at_probe"].update(floor=floor, holds=bool(abs(gap) <= floor))
             if entry.get("concave"):
                 flags.append(entry["clip_reason"])
+            uncertain = self._uncertainty_flag(entry)
+            if uncertain:
+                flags.append(uncertain)
+            # An estimate that is only uncertain is still the estimator's answer (kept when choosing).
+            entry["uncertain"] = bool(uncertain)
+            entry["only_uncertain"] = bool(uncertain) and len(flags) == 1
             entry["flags"] = flags
             if entry["status"] == STATUS_OK or entry.get("warned"):
                 entry["status"] = STATUS_OK if not flags else "; ".join(flags)
                 entry["warned"] = bool(flags)
+
+    def _uncertainty_flag(self, entry: dict) -> str | None:
+        """Words when the estimate's 90% interval covers more than :data:`UNCERTAIN_WIDTH` of the
+        admissible range (``[0, 1]``, or that width when any weight is allowed): the validation data do
+        not fix the weight, and a grid search may find a better student. ``None`` otherwise."""
+        interval = entry.get("interval")
+        if not interval or any(v is None or not np.isfinite(v) for v in interval):
+            return None
+        lo, hi = float(interval[0]), float(interval[1])
+        span = (self.bounds[1] - self.bounds[0]) if self.bounds is not None else 1.0
+        if hi - lo <= UNCERTAIN_WIDTH * span:
+            return None
+        return (f"uncertain: the 90% interval [{lo:.2f}, {hi:.2f}] covers more than {UNCERTAIN_WIDTH:.0%} of the "
+                f"admissible range; the validation data do not fix the weight (a grid search, more validation "
+                f"examples or more seeds may find a better one)")
 
     def itemise(self, approaches: dict) -> dict:
         """Every run and approach of the seed, with costs and results (the JSON form of the seed's study)."""
@@ -464,7 +491,8 @@ class _SeedStudy:
         approaches = itemised["approaches"]
         # The first estimator asked for whose status is "ok", else the first with a weight (its status
         # then warns in words), else the grid's best.
-        chosen = next((n for n in estimators if approaches[n]["status"] == STATUS_OK), None)
+        chosen = next((n for n in estimators if approaches[n]["status"] == STATUS_OK
+                       or approaches[n].get("only_uncertain")), None)
         if chosen is None:
             chosen = next((n for n in estimators if approaches[n].get("gt_weight") is not None
                            and approaches[n].get("final_key")), None)
@@ -721,7 +749,7 @@ def estimate_gt_weight_for_model(train_fn: Callable, val_loader, *, test_loader=
     test_loader : optional; test metrics of every trained network.
     train_loader : needed by the kernel estimators (the teacher's features on the training set).
     grid : weights for a reference grid search (``None``: no grid, the cheap estimates only).
-    estimators : names from :data:`ESTIMATORS` (default :data:`DEFAULT_ESTIMATORS`: ``refined``), in the order
+    estimators : names from :data:`ESTIMATORS` (default :data:`DEFAULT_ESTIMATORS`: ``two_run``), in the order
         in which the chosen weight is looked for: the first whose status is "ok" (else the first with a
         weight) gives ``result.gt_weight`` and ``result.student``.
     criterion : ``"brier"`` (classification: probabilities against labels) or ``"mse"`` (regression:
