@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import re
 
 import numpy as np
 import pytest
@@ -263,6 +264,12 @@ def test_config_study_result_saves_and_loads(tmp_path):
         for (name, va), vb in zip(a.student.state_dict().items(), b.student.state_dict().values()):
             assert torch.equal(va, vb), name
     assert isinstance(study.per_seed[0].estimators["two_run"], EstimatorResult)
+    # A recorded checkpoint that is gone is named; the numbers alone still load.
+    gone = tmp_path / study.to_dict()["per_seed"][1]["student"]["checkpoint"]
+    gone.unlink()
+    with pytest.raises(FileNotFoundError, match=f"{re.escape(str(gone))} is missing.*student of seed 1.*models=False"):
+        type(study).load(tmp_path)
+    assert type(study).load(tmp_path, models=False).gt_weight == study.gt_weight
 
 
 def test_estimate_weight_has_one_option_per_meaning():

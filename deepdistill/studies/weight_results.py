@@ -277,7 +277,9 @@ class WeightStudy:
     @classmethod
     def load(cls, out_dir, models: bool = True, device="cpu") -> "WeightStudy":
         """Read what :meth:`save` wrote; with ``models``, each seed's teacher and student are loaded from
-        their checkpoints in the run folders (``None`` where a checkpoint is gone)."""
+        their checkpoints in the run folders (``None`` where the study recorded none). A checkpoint the
+        study recorded but that is gone raises ``FileNotFoundError`` naming it (``models=False`` reads the
+        numbers alone)."""
         out = Path(out_dir)
         d = _read_result(out)
         per_seed = []
@@ -344,9 +346,14 @@ def _load_checkpoints(config: dict, seed_dict: dict, out: Path, device):
     models = []
     for part in ("teacher", "student"):
         path = (seed_dict.get(part) or {}).get("checkpoint")     # relative to out_dir
-        if path is None or not (out / path).is_file():
+        if path is None:
             models.append(None)
             continue
+        if not (out / path).is_file():
+            raise FileNotFoundError(
+                f"{out / path} is missing: the saved study recorded the {part} of seed {seed_dict.get('seed')} "
+                f"there. Run the same study again to retrain it (finished runs are reused), or read the numbers "
+                f"alone with WeightStudy.load({str(out)!r}, models=False).")
         splits = splits or load_splits(cfg)
         models.append(restore_generation(load_checkpoint(out / path, device), cfg, splits, device)[0])
     return tuple(models)
