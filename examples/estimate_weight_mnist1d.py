@@ -52,7 +52,7 @@ def main(argv=None) -> int:
     config = dict(dataset="mnist1d", model="cnn1d", method="sd_kd", label_noise=0.2, n_train=args.n_train,
                   epochs=args.epochs, batch_size=batch_size, lr=1e-2, device="cpu", checkpoint_every=0)
     result = estimate_gt_weight(config, Path(args.out_dir) / "config", seeds=(0,), grid=grid,
-                                estimators=("refined", "two_run", "kernel_features"), kernel="rbf")
+                                estimators=("two_run", "refined", "kernel_features"), kernel="rbf")
     print("== toolkit config (sd_kd, T=4) ==")
     print(result.table())
     print(f"chosen gt_weight {result.gt_weight:.3f} (from {result.chosen}); teacher test accuracy "
@@ -70,7 +70,7 @@ def main(argv=None) -> int:
     train_fn = make_train_fn(model_factory, loader, method="sd_kd", temperature=4.0, epochs=args.epochs, lr=1e-2,
                              seed=0)
     result = estimate_gt_weight_for_model(train_fn, val_loader, test_loader=test_loader, train_loader=loader,
-                                          grid=grid, estimators=("refined", "two_run", "kernel_features"),
+                                          grid=grid, estimators=("two_run", "refined", "kernel_features"),
                                           kernel="rbf", out_dir=Path(args.out_dir) / "own_model")
     print("== own model and loaders ==")
     print(result.table())

@@ -143,3 +143,42 @@ def test_ctrl_c_stops_the_sweep_and_its_workers_and_the_same_command_resumes(tmp
     assert [r["run_id"] for r in records] == [c.run_id() for c in configs]
     assert any("resuming after epoch" in line for line in log)
     assert not [p for p in out.rglob("*") if p.name.endswith((".claim", ".partial.pt", ".tmp"))]
+
+
+def _fake_driver(folder: Path, pid: int, host: str | None = None) -> Path:
+    import socket
+
+    from deepdistill.engine.claims import _pid_namespace
+    entry = folder / ".drivers" / f"fake-{pid}.json"
+    entry.parent.mkdir(parents=True, exist_ok=True)
+    entry.write_text(json.dumps({"host": host or socket.gethostname(), "pid": pid, "pid_namespace": _pid_namespace()}))
+    return entry
+
+
+def test_a_sweep_beside_another_live_sweep_starts_half_the_jobs(tmp_path):
+    from deepdistill.drivers.local_runner import _DriverLease
+
+    folder = tmp_path / "sweep" / "generations"
+    alone = _DriverLease(folder)
+    entry = alone.path
+    assert alone.drivers == 1 and entry.is_file()
+    alone.release()
+    assert not entry.exists()
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        live = _fake_driver(folder, other.pid)
+        _fake_driver(folder, other.pid + 10**6, host="another-machine")      # its cores are its own: not counted
+        beside = _DriverLease(folder)
+        assert beside.drivers == 2
+        beside.release()
+        # The sweep itself: two jobs asked, one started, and it says so; the results are the same.
+        lines = []
+        configs = expand_grid(TINY, methods=["sd_kd"], gt_weights=[0.5], generations=[2], seeds=[0])
+        run_sweep(configs, tmp_path / "sweep", jobs=2, log=lines.append)
+        assert any("1 other sweep(s) train into" in line and "1 job(s) here instead of 2" in line for line in lines)
+    finally:
+        other.kill()
+        other.wait()
+    after = _DriverLease(folder)                     # the dead driver's entry is removed on sight
+    assert after.drivers == 1 and not live.exists()
+    after.release()

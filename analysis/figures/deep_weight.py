@@ -20,8 +20,8 @@ __all__ = ["ESTIMATOR_LABELS", "gt_weight_data", "gt_weight_plot", "gt_weight_ca
 
 ESTIMATOR_LABELS = {
     "grid_best_val": "grid best (val. acc.)",
-    "refined": "refined (parabola, default)",
-    "two_run": "two-run affine",
+    "refined": "refined (parabola)",
+    "two_run": "two-run affine (default)",
     "two_run_student": "two-run affine (student end point)",
     "kernel_features": "kernel surrogate (features)",
     "one_shot_features": "one-shot [DPR26] (features)",

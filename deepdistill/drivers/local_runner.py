@@ -461,6 +461,16 @@ def run_local(items: list[tuple[TrainConfig, Path]], cache_dir=None, *, jobs: in
     poll = min(heartbeat_interval(claim_timeout), 2.0)
     needed = {k for r in runs.values() if r.state != "done" for k in r.keys}
     todo = [nodes[k] for k in needed if nodes[k].state != "done"]
+    lease = _DriverLease(cache_dir) if (cache_dir is not None and todo and jobs > 1) else None
+    if lease is not None and lease.drivers > 1:
+        # Another sweep trains into this folder on this machine: the generations are shared through the
+        # claims, so the cores are too. Each driver starts jobs // drivers workers (measured: two identical
+        # sweeps at once, bench/bench_concurrent_sweeps.py); with one, the driver trains alone.
+        shared = max(1, jobs // lease.drivers)
+        if log and shared < jobs:
+            log(f"{lease.drivers - 1} other sweep(s) train into {cache_dir} on this machine: {shared} job(s) here "
+                f"instead of {jobs}")
+        jobs = shared
     slots = _Slots(min(jobs, max(1, len(todo))), threads_per_job, todo[0].config if todo else None)
     bar = tqdm(total=len(runs), initial=sum(r.state == "done" for r in runs.values()), desc="sweep", unit="run",
                disable=None if progress is None else not progress)
@@ -592,6 +602,8 @@ def run_local(items: list[tuple[TrainConfig, Path]], cache_dir=None, *, jobs: in
     finally:
         bar.close()
         _SPLITS.clear()                 # the driver's own copy: not kept after the sweep
+        if lease is not None:
+            lease.release()
     slots.close()
 
     for rid, run in runs.items():      # runs that waited on a generation that failed
@@ -604,6 +616,51 @@ def run_local(items: list[tuple[TrainConfig, Path]], cache_dir=None, *, jobs: in
                            f"saved, and running the same command again retries the rest. First failure, run {first_id} "
                            f"({_describe(runs[first_id].config, fields)}): {type(first).__name__}: {first}")
     return [runs[c.run_id()].record for c, _ in items]
+
+
+class _DriverLease:
+    """This driver's entry in ``folder/.drivers/`` (``<host>-<pid>.json``), and how many drivers of this
+    machine (its host and pid namespace) are alive there, itself included. Entries of dead processes are
+    removed on sight; an entry is never executed or unpickled, only its name and JSON fields are read."""
+
+    def __init__(self, folder):
+        import json
+        import socket
+
+        from deepdistill.engine.claims import _pid_alive, _pid_namespace
+        from deepdistill.core.io import atomic_write_json
+
+        self.dir = Path(folder) / ".drivers"
+        self.host, self.ns = socket.gethostname(), _pid_namespace()
+        self.path = self.dir / f"{self.host}-{os.getpid()}.json"
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            atomic_write_json(self.path, {"host": self.host, "pid": os.getpid(), "pid_namespace": self.ns,
+                                          "started": time.time()})
+        except OSError:                  # a read-only or odd folder: no sharing, as before
+            self.drivers, self.path = 1, None
+            return
+        count = 0
+        for entry in self.dir.glob("*.json"):
+            try:
+                info = json.loads(entry.read_bytes()[:4096])
+            except (OSError, ValueError):
+                continue
+            if not isinstance(info, dict) or info.get("host") != self.host or info.get("pid_namespace") != self.ns:
+                continue                 # another machine's cores are its own
+            pid = info.get("pid")
+            if isinstance(pid, int) and not isinstance(pid, bool) and (pid == os.getpid() or _pid_alive(pid)):
+                count += 1
+            else:
+                with contextlib.suppress(OSError):
+                    entry.unlink()
+        self.drivers = max(1, count)
+
+    def release(self) -> None:
+        if self.path is not None:
+            with contextlib.suppress(OSError):
+                self.path.unlink()
+            self.path = None
 
 
 def _held_elsewhere(node: _Node, claim_timeout: float) -> bool:
