@@ -85,7 +85,7 @@ def main(argv=None) -> int:
         if args.results is not None:
             path = build_results_report(args.results, args.out, log=_stderr, strict=args.strict)
         else:
-            path = build_report(args.out, fast=args.fast, log=_stderr)
+            path = build_report(args.out, fast=args.fast, log=_stderr, background=True)
     except (MissingResultsError, MissingRunsError, OutDirError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -49,7 +49,7 @@ from .figures.deep import (ESTIMATOR_LABELS, METHOD_LABELS, comparison_configs, 
                            gt_weight_configs, runs_dir)
 from .figures.spec import figure_caption, read_csv
 
-__all__ = ["build_report", "train_deep_runs", "MissingResultsError", "METRIC_COLUMNS", "REGRESSION_METRIC_COLUMNS", "DEEP_RESULTS_COMMAND",
+__all__ = ["build_report", "train_deep_runs", "BACKGROUND_FIGURES", "start_background_figures", "MissingResultsError", "METRIC_COLUMNS", "REGRESSION_METRIC_COLUMNS", "DEEP_RESULTS_COMMAND",
            "verification_section", "claims_section", "deep_tables_section", "weight_estimates_section", "figures_section", "markdown_table",
            "metric_definitions_section"]
 
@@ -90,21 +90,63 @@ def markdown_table(columns: dict[str, list]) -> str:
 # Sections
 # --------------------------------------------------------------------------------------------------
 
-def figures_section(out_dir: Path, fast: bool, log: Callable[[str], None] | None = None) -> str:
-    """Regenerate every registered figure into ``out_dir`` and embed its PNG (``log``: a line per figure written)."""
+#: Figures whose data steps neither read the deep runs nor write what another figure reads (the claims,
+#: and the bridge study, whose four figures share one resumable study folder): ``python -m analysis
+#: report`` draws them in one background process, in this order, while it trains the deep runs and draws
+#: the rest (measured, the fast report on 2 cores: see docs/analysis.md).
+BACKGROUND_FIGURES = ("claims_summary", "bridge_exact", "bridge_width", "bridge_weight", "bridge_toy")
+
+
+def _draw_in_order(names, out_dir, fast: bool) -> dict:
+    """The background process's job: ``run_figure`` for each name, in order; ``{name: (seconds, paths)}``."""
+    done = {}
+    for name in names:
+        started = time.perf_counter()
+        paths = run_figure(name, out_dir, fast=fast)
+        done[name] = (time.perf_counter() - started, paths)
+    return done
+
+
+def start_background_figures(out_dir: Path, fast: bool):
+    """Start :data:`BACKGROUND_FIGURES` (those the report draws) in one ``spawn`` worker process;
+    returns ``(executor, future)``. The caller's entry point must be guarded by ``if __name__ == "__main__":``
+    (``python -m analysis report`` is)."""
+    import concurrent.futures as cf
+    import multiprocessing
+
+    names = [n for n in BACKGROUND_FIGURES if n in FIGURES and (FIGURES[n].fast_report or not fast)]
+    pool = cf.ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+    return pool, pool.submit(_draw_in_order, names, Path(out_dir), fast)
+
+
+def figures_section(out_dir: Path, fast: bool, log: Callable[[str], None] | None = None, background=None) -> str:
+    """Regenerate every registered figure into ``out_dir`` and embed its PNG (``log``: a line per figure written).
+    ``background``: the future of :func:`start_background_figures`: the figures it draws are taken from it."""
     parts = ["## Figures", ""]
     parts.append("| figure | description | data |")
     parts.append("|---|---|---|")
     outputs, captions = {}, {}
     drawn = {name: spec for name, spec in FIGURES.items() if spec.fast_report or not fast}
-    for i, (name, spec) in enumerate(drawn.items(), start=1):
+    elsewhere = {}
+    order = list(drawn)
+    if background is not None:           # the background's figures last: the others are drawn meanwhile
+        order = [n for n in order if n not in BACKGROUND_FIGURES] + [n for n in order if n in BACKGROUND_FIGURES]
+    for i, name in enumerate(order, start=1):
+        spec = drawn[name]
         started = time.perf_counter()
-        data_path, *figure_paths = run_figure(name, out_dir, fast=fast)
+        if background is not None and name in BACKGROUND_FIGURES:
+            elsewhere = elsewhere or background.result()
+            seconds, (data_path, *figure_paths) = elsewhere[name]
+            started -= seconds           # its own time, in the other process
+        else:
+            data_path, *figure_paths = run_figure(name, out_dir, fast=fast)
         outputs[name] = figure_paths
         captions[name] = figure_caption(spec, data_path)   # from the runs present: what it shows, what it found
         if log:
             log(f"[{i}/{len(drawn)}] figure {name} written ({time.perf_counter() - started:.1f} s)")
         parts.append(f"| `{name}` | {spec.description} | `{data_path.name}` |")
+    parts[4:] = sorted(parts[4:], key=lambda row: list(drawn).index(row.split("`")[1]))   # the registry's order
+    outputs = {name: outputs[name] for name in drawn}
     for name, spec in FIGURES.items():
         if name not in drawn:
             parts.append(f"| `{name}` | {spec.description} | not drawn in fast mode: "
@@ -334,14 +376,22 @@ def train_deep_runs(out_dir, fast: bool = False) -> list[dict]:
     return ensure_runs(comparison_configs(preset) + gt_weight_configs(preset), out_dir, preset)
 
 
-def build_report(out_dir, fast: bool = False, log: Callable[[str], None] | None = None) -> Path:
+def build_report(out_dir, fast: bool = False, log: Callable[[str], None] | None = None,
+                 background: bool = False) -> Path:
     """Regenerate the figures into ``out_dir`` (training the preset's runs that are missing) and write
-    ``out_dir/report.md``; returns its path. ``log`` gets the progress (runs trained, figures written)."""
+    ``out_dir/report.md``; returns its path. ``log`` gets the progress (runs trained, figures written).
+    ``background``: draw :data:`BACKGROUND_FIGURES` in a second process meanwhile (the command line does;
+    a script of your own that asks for it needs the ``if __name__ == "__main__":`` guard of ``spawn``)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     command = "python -m analysis report --out " + shlex.quote(str(out)) + (" --fast" if fast else "")
-    train_deep_runs(out, fast)
-    figures = figures_section(out, fast, log)  # first: the deep tables read the runs the deep figures made
+    pool, future = start_background_figures(out, fast) if background else (None, None)
+    try:
+        train_deep_runs(out, fast)
+        figures = figures_section(out, fast, log, future)  # first: the deep tables read the runs the deep figures made
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
     sections = [
         "# selfdistill report",
         f"Regenerate with `{command}`" + (" (fast mode: small sizes, for checking only)." if fast else "."),

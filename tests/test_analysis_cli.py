@@ -215,3 +215,25 @@ def test_report_sections_say_what_is_missing_and_how_to_make_it(tmp_path):
     text = report.deep_tables_section(tmp_path, fast=True)
     assert "did not run" in text and f"python -m analysis figures deep_generations --out {tmp_path} --fast" in text
     assert f"python -m analysis figures deep_gt_weight --out {tmp_path}" in report.weight_estimates_section(tmp_path)
+
+
+def test_a_figure_drawn_in_the_background_process_lands_in_its_place(tmp_path, monkeypatch):
+    # Two cheap kernel figures: the first drawn here, the second in a spawned process (as `python -m
+    # analysis report` draws the claims and the bridge figures); the section lists both in the registry's order.
+    import concurrent.futures as cf
+    import multiprocessing
+
+    import analysis.report as report
+
+    names = ("kernel_toy_fits", "kernel_toy_loss")
+    monkeypatch.setattr(report, "FIGURES", {n: report.FIGURES[n] for n in names})
+    monkeypatch.setattr(report, "BACKGROUND_FIGURES", ("kernel_toy_loss",))
+    lines = []
+    with cf.ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        future = pool.submit(report._draw_in_order, ["kernel_toy_loss"], tmp_path, True)
+        section = report.figures_section(tmp_path, True, lines.append, future)
+    rows = [line.split("`")[1] for line in section.splitlines() if line.startswith("| `")]
+    assert rows == list(names)
+    assert section.index("### kernel_toy_fits") < section.index("### kernel_toy_loss")
+    assert (tmp_path / "kernel_toy_loss.png").is_file() and (tmp_path / "kernel_toy_loss.csv").is_file()
+    assert lines[-1].startswith("[2/2] figure kernel_toy_loss written")     # drawn last here, after the others
