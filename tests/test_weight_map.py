@@ -87,6 +87,16 @@ def test_the_split_puts_the_subset_cells_in_development_and_every_other_full_cel
     assert made[0]["slug"] not in dev and wm.summarize_split(made[:1])["development"] is None
 
 
+def test_the_estimator_table_by_hand():
+    table = wm.estimator_table(wm.summarize(_hand_made()), seeds=3)
+    row = next(line for line in table.splitlines() if line.startswith("| `est`"))
+    losses = np.array([0.90 - 0.895, 0.80 - 0.70, 0.8033333333333333 - 0.60, 0.50 - 0.50])   # grid mean - estimator
+    half = 1.645 * losses.std(ddof=1) / 2
+    assert row == (f"| `est` | 1 (25%) | 1/2 | {losses.mean():+.4f} [{losses.mean() - half:+.4f}, "
+                   f"{losses.mean() + half:+.4f}] | 0.20 | 0.40 | 1 |")
+    assert "of 4 cells, 3 seeds each" in table
+
+
 def test_summary_passes_when_every_cell_is_within_and_signed_right():
     cells = [c for c in _hand_made() if c["slug"] == "A"] * 1
     s = wm.summarize(cells)

@@ -68,7 +68,7 @@ import numpy as np
 from deepdistill.core.io import atomic_write_json, read_json
 
 __all__ = ["MapPreset", "PRESETS", "get_preset", "cell_list", "run_weight_map", "read_weight_map", "summarize",
-           "summarize_split", "development_cells",
+           "summarize_split", "development_cells", "estimator_table",
            "summarize_cell", "format_summary", "THRESHOLDS", "SCHEMA"]
 
 SCHEMA = "deepdistill.weight_map/1"
@@ -346,6 +346,27 @@ def format_summary(summary: dict) -> str:
     return "\n".join(lines)
 
 
+def estimator_table(summary: dict, seeds: int) -> str:
+    """The README's estimator table, from a :func:`summarize` result: per estimator, the cells within one
+    grid sd at <= half the grid's runs, the right sign of the gain, the test accuracy lost against the
+    grid's pick (mean over cells and its 90% interval, normal approximation over cells), the mean absolute
+    error of the weight, the runs against the grid's, and the cells with a warning. Markdown."""
+    derived = summary["derived"].values()
+    lines = [f"| estimator | within one grid sd (of {summary['cells']} cells, {seeds} seeds each) | right sign "
+             "of the gain | accuracy lost vs the grid (mean, 90% interval over cells) | mean abs. weight error | "
+             "runs / grid's | cells warned |", "|---|---|---|---|---|---|---|"]
+    for name, e in summary["per_estimator"].items():
+        losses = np.array([d["estimators"][name]["accuracy_loss"] for d in derived if name in d["estimators"]],
+                          dtype=float)
+        losses = losses[np.isfinite(losses)]
+        half = 1.645 * losses.std(ddof=1) / math.sqrt(len(losses)) if len(losses) > 1 else math.nan
+        mean = float(losses.mean()) if len(losses) else math.nan
+        lines.append(f"| `{name}` | {e['within']} ({e['within_fraction']:.0%}) | {e['right_sign']}/{e['sign_cells']} | "
+                     f"{mean:+.4f} [{mean - half:+.4f}, {mean + half:+.4f}] | {e['mean_abs_weight_error']:.2f} | "
+                     f"{e['mean_cost_ratio']:.2f} | {e.get('flagged', 0)} |")
+    return "\n".join(lines)
+
+
 # ------------------------------------------------------------------------------------------------
 # Running the cells
 # ------------------------------------------------------------------------------------------------
@@ -481,7 +502,17 @@ def main(argv=None) -> int:
     parser.add_argument("--jobs", type=int, default=1, help="runs trained at once by the local runner")
     parser.add_argument("--threads-per-job", type=int, default=1)
     parser.add_argument("--cell", action="append", default=None, help="run only this cell (repeatable)")
+    parser.add_argument("--table", action="store_true",
+                        help="read the finished cells (trains nothing) and print the README's estimator table, "
+                             "test cells only")
     args = parser.parse_args(argv)
+    if args.table:
+        study = read_weight_map(args.out, args.preset)
+        if study is None:
+            parser.error(f"no finished cell of preset {args.preset!r} in {args.out}")
+        part = study["split"]["test"] or study["summary"]
+        print(estimator_table(part, len(study["preset"]["seeds"])))
+        return 0
     study = run_weight_map(args.out, args.preset, jobs=args.jobs, threads_per_job=args.threads_per_job,
                            cells=args.cell, log=lambda msg: print(msg, flush=True) if "cell" in msg else None)
     print(format_summary(study["summary"]))
