@@ -55,7 +55,8 @@ from deepdistill.studies.weight_estimators import (
     INTERVAL_LEVEL, AffineWeightEstimate, KernelWeightEstimate, affine_optimal_weight, affine_per_example,
     affine_residuals, affine_weight_interval, as_matrix, check_criterion, clip_interval, clip_reason,
     empirical_ntk_gram, interval_kind, kernel_surrogate_weights, label_endpoint_is_generation_zero,
-    paired_halfwidth, parabola_optimal_weight, per_example_criterion, target_matrix)
+    UNCERTAIN_WIDTH, paired_halfwidth, parabola_optimal_weight, per_example_criterion, target_matrix,
+    uncertainty_flag)
 from deepdistill.studies.weight_results import (STATUS_OK, WeightEstimate, WeightStudy, format_summary_table,
                                         summary_rows)
 
@@ -82,9 +83,6 @@ ESTIMATORS = {
 #: cells by a rule fixed beforehand (most must-shows passed, ties by the share within one grid sd):
 #: ``two_run`` passed 2 of 3, ``refined`` 1 of 3; the map's other cells test it (docs/weight_map.md).
 DEFAULT_ESTIMATORS = ("two_run",)
-#: An estimate whose 90% interval covers more than this share of the admissible range says so in its status
-#: ("uncertain: ..."). Set on the weight map's development cells only (docs/weight_map.md).
-UNCERTAIN_WIDTH = 0.5
 
 
 # ------------------------------------------------------------------------------------------------
@@ -429,7 +427,7 @@ class _SeedStudy:
                 entry["affine_at_probe"].update(floor=floor, holds=bool(abs(gap) <= floor))
             if entry.get("concave"):
                 flags.append(entry["clip_reason"])
-            uncertain = self._uncertainty_flag(entry)
+            uncertain = uncertainty_flag(entry.get("interval"), self.bounds)
             if uncertain:
                 flags.append(uncertain)
             # An estimate that is only uncertain is still the estimator's answer (kept when choosing).
@@ -439,21 +437,6 @@ class _SeedStudy:
             if entry["status"] == STATUS_OK or entry.get("warned"):
                 entry["status"] = STATUS_OK if not flags else "; ".join(flags)
                 entry["warned"] = bool(flags)
-
-    def _uncertainty_flag(self, entry: dict) -> str | None:
-        """Words when the estimate's 90% interval covers more than :data:`UNCERTAIN_WIDTH` of the
-        admissible range (``[0, 1]``, or that width when any weight is allowed): the validation data do
-        not fix the weight, and a grid search may find a better student. ``None`` otherwise."""
-        interval = entry.get("interval")
-        if not interval or any(v is None or not np.isfinite(v) for v in interval):
-            return None
-        lo, hi = float(interval[0]), float(interval[1])
-        span = (self.bounds[1] - self.bounds[0]) if self.bounds is not None else 1.0
-        if hi - lo <= UNCERTAIN_WIDTH * span:
-            return None
-        return (f"uncertain: the 90% interval [{lo:.2f}, {hi:.2f}] covers more than {UNCERTAIN_WIDTH:.0%} of the "
-                f"admissible range; the validation data do not fix the weight (a grid search, more validation "
-                f"examples or more seeds may find a better one)")
 
     def itemise(self, approaches: dict) -> dict:
         """Every run and approach of the seed, with costs and results (the JSON form of the seed's study)."""

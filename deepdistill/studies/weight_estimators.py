@@ -65,6 +65,8 @@ from kerneldistill.optimal import OneShotRisk, ReferenceRisk, optimal_gt_weight,
 
 __all__ = [
     "CRITERIA",
+    "UNCERTAIN_WIDTH",
+    "uncertainty_flag",
     "AffineWeightEstimate",
     "affine_optimal_weight",
     "affine_residuals",
@@ -406,6 +408,26 @@ def parabola_optimal_weight(weights, per_example, *, bounds=(0.0, 1.0), level: f
 def interval_kind(n: int) -> str:
     """How a bootstrap interval over ``n`` validation examples is described in the results."""
     return f"{int(round(100 * INTERVAL_LEVEL))}% bootstrap over {n} validation examples"
+
+
+#: An estimate whose 90% interval covers more than this share of the admissible range says so in its status
+#: ("uncertain: ..."). Set on the weight map's development cells only (docs/weight_map.md).
+UNCERTAIN_WIDTH = 0.5
+
+
+def uncertainty_flag(interval, bounds) -> str | None:
+    """Words when ``interval`` covers more than :data:`UNCERTAIN_WIDTH` of the admissible range (``bounds``,
+    or a width of 1 when any weight is allowed): the validation data do not fix the weight, and a grid
+    search may find a better student. ``None`` otherwise (or without a finite interval)."""
+    if not interval or any(v is None or not np.isfinite(v) for v in interval):
+        return None
+    lo, hi = float(interval[0]), float(interval[1])
+    span = (bounds[1] - bounds[0]) if bounds is not None else 1.0
+    if hi - lo <= UNCERTAIN_WIDTH * span:
+        return None
+    return (f"uncertain: the 90% interval [{lo:.2f}, {hi:.2f}] covers more than {UNCERTAIN_WIDTH:.0%} of the "
+            f"admissible range; the validation data do not fix the weight (a grid search, more validation "
+            f"examples or more seeds may find a better one)")
 
 
 def clip_interval(interval, bounds):
