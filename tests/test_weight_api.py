@@ -280,3 +280,33 @@ def test_estimate_weight_has_one_option_per_meaning():
         parser.parse_args(["estimate-weight", "--generation", "5", "--generations", "2"])
     args = parser.parse_args(["estimate-weight", "--generation", "3"])
     assert args.generation == 3 and not hasattr(args, "generations")
+
+
+def test_a_config_study_on_two_jobs_equals_it_on_one_and_trains_every_seeds_finals_in_one_batch(tmp_path, monkeypatch):
+    # The runner trains the same computations in worker processes (one torch thread each, as with jobs=1 here):
+    # the weights and the students' metrics are equal. The students at the estimates of both seeds go to
+    # the runner together, after every seed's estimates.
+    from deepdistill.studies import weight_estimation as we
+
+    cfg = dict(dataset="digits", model="mlp", model_kwargs={"hidden": 8, "depth": 1}, n_train=200, epochs=2,
+               batch_size=64, lr=1e-2, device="cpu", method="sd_kd", checkpoint_every=0, label_noise=0.2)
+    serial = estimate_gt_weight(cfg, tmp_path / "one", seeds=(0, 1), grid=(0.0, 0.5, 1.0),
+                                estimators=("two_run", "kernel_features"), jobs=1, threads_per_job=1)
+    batches = []
+    real = we.run_local
+
+    def counting(items, *args, **kwargs):
+        batches.append([(c.seed, c.run_id()) for c, _ in items])
+        return real(items, *args, **kwargs)
+
+    monkeypatch.setattr(we, "run_local", counting)
+    parallel = estimate_gt_weight(cfg, tmp_path / "two", seeds=(0, 1), grid=(0.0, 0.5, 1.0),
+                                  estimators=("two_run", "kernel_features"), jobs=2, threads_per_job=1)
+    assert len(batches) == 2                                   # the grid and end points; then every seed's finals
+    assert {seed for seed, _ in batches[1]} == {0, 1}
+    for a, b in zip(serial.per_seed, parallel.per_seed):
+        for name in ("two_run", "kernel_features"):
+            ea, eb = a.estimators[name], b.estimators[name]
+            assert ea.gt_weight == eb.gt_weight and ea.status == eb.status
+            assert (ea.test or {}).get("accuracy") == (eb.test or {}).get("accuracy")
+    assert serial.gt_weight == parallel.gt_weight

@@ -57,8 +57,8 @@ from deepdistill.studies.weight_estimators import (
     empirical_ntk_gram, interval_kind, kernel_surrogate_weights, label_endpoint_is_generation_zero,
     UNCERTAIN_WIDTH, paired_halfwidth, parabola_optimal_weight, per_example_criterion, target_matrix,
     uncertainty_flag)
-from deepdistill.studies.weight_results import (STATUS_OK, WeightEstimate, WeightStudy, format_summary_table,
-                                        summary_rows)
+from deepdistill.studies.weight_results import (STATUS_OK, WeightEstimate, WeightStudy, finish_grid,
+                                        format_summary_table, summary_rows)
 
 __all__ = ["DEFAULT_GRID", "ESTIMATORS", "DEFAULT_ESTIMATORS", "estimate_gt_weight", "estimate_gt_weight_for_model",
            "WeightEstimate", "WeightStudy", "summary_rows", "format_summary_table", "AffineWeightEstimate",
@@ -359,12 +359,17 @@ class _SeedStudy:
             out[name] = entry
         return out
 
+    @staticmethod
+    def final_weights(approaches: dict, teacher_as_alpha1: bool) -> list[float]:
+        """The weights at which :meth:`train_finals` trains a student (the labels end point serves for 1)."""
+        return sorted({float(e["gt_weight"]) for name, e in approaches.items()
+                       if name != "grid" and e["status"] == STATUS_OK
+                       and not (teacher_as_alpha1 and float(e["gt_weight"]) == 1.0)})
+
     def train_finals(self, approaches: dict, teacher_as_alpha1: bool) -> None:
         """One student at each estimate that succeeded (the labels end point serves for an estimate of 1
         when it may); an estimate whose student does not train is marked failed."""
-        self.backend.train_ahead(sorted({float(e["gt_weight"]) for name, e in approaches.items()
-                                         if name != "grid" and e["status"] == STATUS_OK
-                                         and not (teacher_as_alpha1 and float(e["gt_weight"]) == 1.0)}))
+        self.backend.train_ahead(self.final_weights(approaches, teacher_as_alpha1))
         for name, entry in approaches.items():
             if name == "grid" or entry["status"] != STATUS_OK:
                 continue
@@ -495,8 +500,9 @@ class _SeedStudy:
 
 def _study_one_seed(backend: StudyBackend, *, grid, estimators, bounds, allow_any_weight: bool, teacher_as_alpha1: bool,
                     kernel: str, kernel_params: dict, ntk_subsample: int | None, seed: int | None, log,
-                    settings: dict) -> tuple[_SeedStudy, dict]:
-    """Teacher, grid, the estimates and their final runs for one seed; every cost itemised."""
+                    settings: dict, finals: bool = True) -> tuple[_SeedStudy, dict]:
+    """Teacher, grid, the estimates and their final runs for one seed; every cost itemised. ``finals=False``:
+    stop after the estimates and return ``(study, approaches)`` for :func:`_finish_one_seed`."""
     study = _SeedStudy(backend, seed, log)
     study.G0_is_labels = teacher_as_alpha1
     approaches: dict[str, dict] = {}
@@ -517,6 +523,13 @@ def _study_one_seed(backend: StudyBackend, *, grid, estimators, bounds, allow_an
     if kernel_jobs:
         approaches.update(study.kernel_surrogates(kernel_jobs, kernel=kernel, kernel_params=kernel_params,
                                                   ntk_subsample=ntk_subsample, bounds=bounds_used))
+    if not finals:
+        return study, approaches
+    return _finish_one_seed(study, approaches, estimators, teacher_as_alpha1)
+
+
+def _finish_one_seed(study: _SeedStudy, approaches: dict, estimators, teacher_as_alpha1: bool) -> tuple[_SeedStudy, dict]:
+    """The student at each estimate (found finished when trained ahead), the checks, the itemised seed."""
     study.train_finals(approaches, teacher_as_alpha1)
     study.check_predictions(approaches)
     # In the order asked for (the grid first): the order in which the chosen weight is looked for.
@@ -529,21 +542,6 @@ def _val_matrix(y_val, k: int, criterion: str) -> np.ndarray:
     if criterion == "brier":
         return np.eye(k)[y.astype(np.int64)] if y.ndim == 1 else as_matrix(y, "y_val")
     return as_matrix(y, "y_val")
-
-
-def _finish_grid(per_seed: list[dict]) -> None:
-    """Choose the grid's weight by the MEAN validation criterion over seeds and fill its results."""
-    curves = [s["approaches"]["grid"]["curve"] for s in per_seed if "grid" in s["approaches"]]
-    if not curves:
-        return
-    weights = [c["gt_weight"] for c in curves[0]]
-    mean_crit = [statistics.fmean(curve[i]["val_criterion"] for curve in curves) for i in range(len(weights))]
-    best = int(np.nanargmin(mean_crit))
-    for s in per_seed:
-        grid = s["approaches"]["grid"]
-        grid.update(gt_weight=weights[best], unconstrained=weights[best], mean_val_criterion=mean_crit,
-                    test=grid["curve"][best]["test"], val=grid["curve"][best]["val"],
-                    val_criterion=grid["curve"][best]["val_criterion"])
 
 
 def _check_estimators(estimators) -> list[str]:
@@ -657,7 +655,6 @@ def estimate_gt_weight(config, out_dir, *, seeds: Iterable[int] = (0,), generati
                 "grid": grid, "estimators": estimators, "allow_any_weight": allow_any_weight,
                 "teacher_as_alpha1": teacher_as_alpha1, "criterion": "brier", "kernel": kernel,
                 "kernel_params": dict(kernel_params or {}), "ntk_subsample": ntk_subsample}
-    studies = []
     started = time.perf_counter()
     jobs, threads_per_job = resolve_jobs(jobs or None, threads_per_job, config.device)   # 0 or None: the default
     with torch_threads(threads_per_job if jobs != 1 else None):
@@ -670,14 +667,22 @@ def estimate_gt_weight(config, out_dir, *, seeds: Iterable[int] = (0,), generati
             ahead |= {1.0} if "two_run_student" in estimators or ("two_run" in estimators and not teacher_as_alpha1) else set()
             run_local([item for b in backends for item in b.runs_ahead(sorted(ahead))], cache_dir, jobs=jobs,
                       threads_per_job=threads_per_job, log=log)
+        estimated = []
         for i, (seed, backend) in enumerate(zip(seeds, backends)):
             if log:
                 log(f"seed {seed} ({i + 1}/{len(seeds)})")
-            studies.append(_study_one_seed(backend, grid=grid, estimators=estimators, bounds=(0.0, 1.0),
-                                           allow_any_weight=allow_any_weight, teacher_as_alpha1=teacher_as_alpha1,
-                                           kernel=kernel, kernel_params=dict(kernel_params or {}),
-                                           ntk_subsample=ntk_subsample, seed=seed, log=log, settings={}))
-    _finish_grid([itemised for _, itemised in studies])
+            estimated.append(_study_one_seed(backend, grid=grid, estimators=estimators, bounds=(0.0, 1.0),
+                                             allow_any_weight=allow_any_weight, teacher_as_alpha1=teacher_as_alpha1,
+                                             kernel=kernel, kernel_params=dict(kernel_params or {}),
+                                             ntk_subsample=ntk_subsample, seed=seed, log=log, settings={},
+                                             finals=False))
+        if jobs != 1:
+            # Every seed's students at its estimates, all at once (each seed then finds them finished).
+            run_local([item for (st, approaches), b in zip(estimated, backends)
+                       for item in b.runs_ahead(st.final_weights(approaches, teacher_as_alpha1))],
+                      cache_dir, jobs=jobs, threads_per_job=threads_per_job, log=log)
+        studies = [_finish_one_seed(st, approaches, estimators, teacher_as_alpha1) for st, approaches in estimated]
+    finish_grid([itemised for _, itemised in studies])
     if len(studies) > 1:
         # The seed floor of the predicted-vs-trained check: the teachers are one draw per seed of the same run.
         crit = [st.val_criterion(st.runs[st.teacher_keys[-1]]) for st, _ in studies]
@@ -778,7 +783,7 @@ def estimate_gt_weight_for_model(train_fn: Callable, val_loader, *, test_loader=
                                       allow_any_weight=allow_any_weight, teacher_as_alpha1=teacher_as_alpha1,
                                       kernel=kernel, kernel_params=dict(kernel_params or {}),
                                       ntk_subsample=ntk_subsample, seed=seed, log=log, settings=settings)
-    _finish_grid([itemised])
+    finish_grid([itemised])
     settings["elapsed_s"] = time.perf_counter() - started
     result = study.result(itemised, estimators, settings)
     if out_dir is not None:

@@ -20,18 +20,20 @@ their ratio to the grid's, and its status.
 from __future__ import annotations
 
 import math
+import statistics
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
 import torch
 
 from deepdistill.core.io import atomic_torch_save, atomic_write_csv, atomic_write_json, read_json
 from deepdistill.engine.results import mean_sd
 
 __all__ = ["STATUS_OK", "EstimatorResult", "WeightEstimate", "WeightStudy", "summary_rows", "format_summary_table",
-           "RESULT_FILE", "SUMMARY_FILE", "SCHEMA"]
+           "finish_grid", "RESULT_FILE", "SUMMARY_FILE", "SCHEMA"]
 
 STATUS_OK = "ok"
 SCHEMA = "deepdistill.estimate_weight/3"
@@ -398,6 +400,21 @@ def _interval_over(entries, seeds_n: int):
     from scipy.stats import t
     half = float(t.ppf(0.95, len(weights) - 1)) * sd / math.sqrt(len(weights))
     return mean - half, mean + half, f"90% t interval of the mean over {len(weights)} seeds"
+
+
+def finish_grid(per_seed: list[dict]) -> None:
+    """Choose the grid's weight by the MEAN validation criterion over seeds and fill its results."""
+    curves = [s["approaches"]["grid"]["curve"] for s in per_seed if "grid" in s["approaches"]]
+    if not curves:
+        return
+    weights = [c["gt_weight"] for c in curves[0]]
+    mean_crit = [statistics.fmean(curve[i]["val_criterion"] for curve in curves) for i in range(len(weights))]
+    best = int(np.nanargmin(mean_crit))
+    for s in per_seed:
+        grid = s["approaches"]["grid"]
+        grid.update(gt_weight=weights[best], unconstrained=weights[best], mean_val_criterion=mean_crit,
+                    test=grid["curve"][best]["test"], val=grid["curve"][best]["val"],
+                    val_criterion=grid["curve"][best]["val_criterion"])
 
 
 def summary_rows(per_seed: list[dict], metrics=("accuracy", "nll", "ece")) -> list[dict]:
