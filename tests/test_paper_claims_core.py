@@ -7,6 +7,8 @@ claim that cannot fail checks nothing. Test-local claims are registered under ke
 """
 from __future__ import annotations
 
+import dataclasses
+import json
 import math
 
 import numpy as np
@@ -219,3 +221,17 @@ def test_summary_figure_data_and_plot(tmp_path, local_claims, monkeypatch):
     assert log and xl == 0.0 and xv == pytest.approx(0.1) and xh == pytest.approx(0.9) and math.isnan(xp)
     xv, xp, xl, xh, log = _row_positions(-0.5, math.nan, -math.inf, -0.25)
     assert not log and xl == 0.0 and xv < xh
+
+
+def test_claims_on_two_worker_processes_equal_them_in_one():
+    # The same computations in spawned workers (one BLAS thread each): every field but the clock is equal,
+    # in table order.
+    names = ["ba21_toy", "mfb20_fixed_budget", "das_sanghavi_regression"]
+    here = run_claims(names, fast=True)
+    there = run_claims(names, fast=True, jobs=2)
+    assert [r.claim for r in there] == names
+    for a, b in zip(here, there):       # as JSON text: NaN (no published value) equals NaN
+        assert json.dumps(dataclasses.asdict(dataclasses.replace(a, seconds=0.0)), default=str) == \
+            json.dumps(dataclasses.asdict(dataclasses.replace(b, seconds=0.0)), default=str)
+    with pytest.raises(ValueError, match=r"`jobs` must be an integer >= 1.*got 0"):
+        run_claims(names, jobs=0)
