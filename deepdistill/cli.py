@@ -205,7 +205,8 @@ def _add_estimate_parser(sub, fmt, full: bool = True) -> None:
     est.add_argument("--grid", nargs="+", type=float, default=list(DEFAULT_GRID), help="weights of the reference grid search")
     est.add_argument("--no-grid", action="store_true", help="skip the grid search (the cheap estimates only)")
     est.add_argument("--estimators", nargs="+", default=list(DEFAULT_ESTIMATORS), choices=sorted(ESTIMATORS),
-                     help="; ".join(f"{k}: {v}" for k, v in ESTIMATORS.items()))
+                     # argparse expands %-formats in help: the descriptions' "90%" must be escaped
+                     help="; ".join(f"{k}: {v}" for k, v in ESTIMATORS.items()).replace("%", "%%"))
     est.add_argument("--train-alpha1", action="store_true",
                      help="train a student at gt_weight 1 for the two-run estimate instead of using generation 0")
     est.add_argument("--kernel", default="rbf", help="kernel on the teacher's features (a sklearn pairwise kernel)")

@@ -39,6 +39,16 @@ def test_help_runs_and_shows_every_option_with_its_default(capsys):
         assert option in sweep_help
 
 
+def test_every_subcommands_help_prints(capsys):
+    # A "%" in a help text (the estimators' "90% interval") once crashed `estimate-weight --help`.
+    sub = next(a for a in cli.build_parser()._actions if isinstance(a, __import__("argparse")._SubParsersAction))
+    for name in sub.choices:
+        with pytest.raises(SystemExit) as exit_info:
+            cli.main([name, "--help"])
+        assert exit_info.value.code == 0, name
+        assert capsys.readouterr().out.startswith("usage:"), name
+
+
 def test_parser_maps_options_to_config_fields():
     args = cli.build_parser().parse_args(["train", "--gt-weight", "0.9", "0.1", "--generations", "3", "--amp",
                                           "--deterministic", "--n-train", "none"])
