@@ -188,6 +188,15 @@ def weight_map_section(out_dir, fast: bool, table, preset: str | None = None) ->
                  f"{p['grid']}; default estimator `{s['default_estimator']}`. Grid's pick: lowest mean validation "
                  f"Brier score over seeds; grid sd: sd over seeds of its test accuracy; a gain exceeds seed noise when "
                  f"|gain| > {p['gain_z']:g} standard errors of the paired (student - teacher) differences.")
+    split = study.get("split") or {}
+    if split.get("development") and split.get("test"):
+        # The default was chosen on the development cells: the test cells are the measurement.
+        for part in ("test", "development"):
+            e = split[part]["per_estimator"].get(s["default_estimator"], {})
+            parts.append(f"\n{part.capitalize()} cells ({split[part]['cells']}): `{s['default_estimator']}` within one "
+                         f"grid sd in {e.get('within', 0)}, right sign in {e.get('right_sign', 0)} of "
+                         f"{e.get('sign_cells', 0)}, {len(e.get('outside_ok', []))} outside with status ok, "
+                         f"{e.get('flagged', 0)} warned.")
     rows = s["must_show"]
     parts += ["", table({"must show": [r["must_show"] for r in rows], "measured": [_fmt(r["measured"], ".3g") for r in rows],
                          "threshold": [_fmt(r["threshold"], ".3g") for r in rows],
@@ -199,6 +208,7 @@ def weight_map_section(out_dir, fast: bool, table, preset: str | None = None) ->
                          "mean abs weight error": [_fmt(e["mean_abs_weight_error"]) for e in per.values()],
                          "mean accuracy lost": [_fmt(e["mean_accuracy_loss"], ".4f") for e in per.values()],
                          "runs / grid's": [_fmt(e["mean_cost_ratio"], ".2f") for e in per.values()],
+                         "cells warned": [f"{e.get('flagged', 0)}/{e['cells']}" for e in per.values()],
                          "outside with status ok": [", ".join(e["outside_ok"]) or "-" for e in per.values()]})]
     n = s["das_sanghavi"]
     parts += ["", f"Das & Sanghavi (ICML 2023), gt_weight < 0 optimal at high label noise (method `{p['negative_method']}`, "
