@@ -183,7 +183,8 @@ def _no_training(monkeypatch):
     monkeypatch.setattr(train, "train_generation", refuse)
 
 
-@pytest.mark.parametrize("content", ["pickle payload", "truncated", "a JSON list", "malformed generations", "no run id"])
+@pytest.mark.parametrize("content", ["pickle payload", "truncated", "a JSON list", "malformed generations", "no run id",
+                                     "nested too deep"])
 def test_a_planted_or_corrupt_record_runs_nothing_is_named_and_is_rewritten_from_the_checkpoints(
         finished_sweep, tmp_path, monkeypatch, content, capsys, one_thread):
     out, configs = _copy_sweep(finished_sweep, tmp_path)
@@ -194,7 +195,8 @@ def test_a_planted_or_corrupt_record_runs_nothing_is_named_and_is_rewritten_from
                "truncated": record_path.read_bytes()[:200],
                "a JSON list": b"[1, 2, 3]",
                "malformed generations": json.dumps({**good, "generations": [1, 2]}).encode(),
-               "no run id": json.dumps({k: v for k, v in good.items() if k != "run_id"}).encode()}[content]
+               "no run id": json.dumps({k: v for k, v in good.items() if k != "run_id"}).encode(),
+               "nested too deep": b"[" * 100_000}[content]
     record_path.write_bytes(planted)
     checkpoints = _snapshot(out)
     _no_training(monkeypatch)
@@ -214,7 +216,8 @@ def test_a_planted_or_corrupt_record_runs_nothing_is_named_and_is_rewritten_from
     assert not marker.exists()
 
 
-@pytest.mark.parametrize("content", ["pickle payload", "empty", "JSON of the wrong types", "a dead process"])
+@pytest.mark.parametrize("content", ["pickle payload", "empty", "JSON of the wrong types", "a dead process",
+                                     "nested too deep"])
 def test_a_planted_claim_file_runs_nothing_and_is_taken_over(tmp_path, content, one_thread):
     import socket
 
@@ -226,7 +229,7 @@ def test_a_planted_claim_file_runs_nothing_and_is_taken_over(tmp_path, content, 
     claim.parent.mkdir(parents=True)
     marker = tmp_path / "PWNED"
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
-    claim.write_bytes({"pickle payload": _payload(marker), "empty": b"",
+    claim.write_bytes({"pickle payload": _payload(marker), "empty": b"", "nested too deep": b"[" * 60000,
                        "JSON of the wrong types": json.dumps({"host": ["x"], "pid": "1", "token": 5, "what": {}}).encode(),
                        "a dead process": json.dumps({"host": socket.gethostname(), "pid": int(dead.stdout),
                                                      "pid_namespace": os.readlink("/proc/self/ns/pid")
@@ -239,6 +242,29 @@ def test_a_planted_claim_file_runs_nothing_and_is_taken_over(tmp_path, content, 
     assert not marker.exists()
     assert record["run_id"] == config.run_id() and not claim.exists()
     assert any("taking over the stale claim" in line for line in log)
+
+
+def test_planted_driver_entries_run_nothing_and_the_sweep_finishes(tmp_path):
+    # generations/.drivers/ holds one JSON entry per live sweep driver: a pickle, a huge file, JSON of the
+    # wrong types and an entry of a dead process are read as "no driver" (the dead one removed); none runs.
+    out = tmp_path / "sweep"
+    drivers = out / "generations" / ".drivers"
+    drivers.mkdir(parents=True)
+    marker = tmp_path / "PWNED"
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    import socket
+    (drivers / "pickle.json").write_bytes(_payload(marker))
+    (drivers / "huge.json").write_bytes(b"[" * 10_000_000)
+    (drivers / "types.json").write_text(json.dumps({"host": ["x"], "pid": "1", "pid_namespace": 5}))
+    (drivers / "dead.json").write_text(json.dumps({"host": socket.gethostname(), "pid": int(dead.stdout),
+                                                   "pid_namespace": os.readlink("/proc/self/ns/pid")
+                                                   if os.path.exists("/proc/self/ns/pid") else None}))
+    configs = expand_grid(TINY, methods=["sd_kd"], gt_weights=[0.5], generations=[2], seeds=[0])
+    lines = []
+    run_sweep(configs, out, jobs=2, log=lines.append, progress=False)
+    assert not marker.exists() and not (drivers / "dead.json").exists()
+    assert not any("other sweep(s)" in line for line in lines)
+    assert sorted(p.name for p in drivers.iterdir()) == ["huge.json", "pickle.json", "types.json"]   # ours is gone
 
 
 @pytest.mark.parametrize("content", ["pickle payload", "a JSON list", "another config"])

@@ -120,11 +120,12 @@ def atomic_write_csv(path, rows: list[dict]) -> None:
 
 
 def read_json(path):
-    """The parsed JSON at ``path``, or ``None`` when the file is missing or not valid JSON."""
+    """The parsed JSON at ``path``, or ``None`` when the file is missing or not valid JSON (nested too deep
+    for the parser, e.g. a planted ``[[[[...``, included)."""
     try:
         with open(path, encoding="utf-8") as f:
             return json.load(f)
-    except (FileNotFoundError, json.JSONDecodeError, UnicodeDecodeError):
+    except (FileNotFoundError, json.JSONDecodeError, UnicodeDecodeError, RecursionError):
         return None
 
 

@@ -678,8 +678,9 @@ class _DriverLease:
         count = 0
         for entry in self.dir.glob("*.json"):
             try:
-                info = json.loads(entry.read_bytes()[:4096])
-            except (OSError, ValueError):
+                with open(entry, "rb") as f:
+                    info = json.loads(f.read(4096))       # an entry is ~100 bytes; a planted file is never read whole
+            except (OSError, ValueError, RecursionError):      # RecursionError: a planted "[[[[..."
                 continue
             if not isinstance(info, dict) or info.get("host") != self.host or info.get("pid_namespace") != self.ns:
                 continue                 # another machine's cores are its own

@@ -138,7 +138,7 @@ def read_holder(path) -> Holder | None:
         info = json.loads(data)    # JSON only: a claim file is never unpickled or evaluated
         if not isinstance(info, dict):
             raise ValueError
-    except ValueError:             # not JSON, not UTF-8 (UnicodeDecodeError is a ValueError)
+    except (ValueError, RecursionError):   # not JSON, not UTF-8 (a ValueError), or nested too deep ("[[[[...")
         info = {}                  # unreadable: judged by its age alone
     def text(key):                 # a field of the wrong type (planted) reads as absent
         value = info.get(key)
