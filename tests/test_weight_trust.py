@@ -149,19 +149,25 @@ def test_an_affine_case_passes_the_check_and_a_broken_one_says_so_in_words():
     assert "WARNING: the affine model does not hold here" in broken.table()
 
 
-def test_exactly_affine_outputs_pass_the_check_with_status_ok():
-    # Regression outputs exactly affine in w (criterion "mse" on raw outputs): the affine prediction
-    # at the estimate IS what the student there scores, and the parabola has the same vertex.
+def _affine_regression(noise: float):
+    """Regression outputs exactly affine in w, (1 - w) A + w B, and validation targets 0.3 A + 0.7 B plus
+    ``noise`` times standard normal noise; the study of two_run and refined on them (criterion "mse")."""
     rng = np.random.default_rng(5)
     A, B = rng.normal(size=(N, K)), rng.normal(size=(N, K))
-    target = 0.3 * A + 0.7 * B + 0.5 * rng.normal(size=(N, K))
+    target = 0.3 * A + 0.7 * B + noise * rng.normal(size=(N, K))
 
     def train_fn(gt_weight, teacher):
         w = 1.0 if gt_weight is None else float(gt_weight)
         return Table((1 - w) * A + w * B).eval()
 
     val = DataLoader(TensorDataset(torch.eye(N), torch.as_tensor(target)), batch_size=64)
-    res = estimate_gt_weight_for_model(train_fn, val, estimators=("two_run", "refined"), criterion="mse")
+    return estimate_gt_weight_for_model(train_fn, val, estimators=("two_run", "refined"), criterion="mse")
+
+
+def test_exactly_affine_outputs_pass_the_check_with_status_ok():
+    # Regression outputs exactly affine in w (criterion "mse" on raw outputs): the affine prediction
+    # at the estimate IS what the student there scores, and the parabola has the same vertex.
+    res = _affine_regression(noise=0.5)
     two, ref = res.estimators["two_run"], res.estimators["refined"]
     assert two.ok and ref.ok and two.details["check"] == "holds" and two.flags == []
     assert two.predicted_val_criterion == pytest.approx(two.achieved_val_criterion, rel=1e-6)
@@ -173,16 +179,7 @@ def test_exactly_affine_outputs_pass_the_check_with_status_ok():
 def test_a_wide_interval_says_uncertain_and_the_estimate_is_still_chosen():
     # The same exactly affine outputs, the validation targets drowned in noise: the optimum is not fixed by
     # the data, the bootstrap interval covers most of [0, 1], and the status says so, naming the interval.
-    rng = np.random.default_rng(5)
-    A, B = rng.normal(size=(N, K)), rng.normal(size=(N, K))
-    target = 0.3 * A + 0.7 * B + 40.0 * rng.normal(size=(N, K))
-
-    def train_fn(gt_weight, teacher):
-        w = 1.0 if gt_weight is None else float(gt_weight)
-        return Table((1 - w) * A + w * B).eval()
-
-    val = DataLoader(TensorDataset(torch.eye(N), torch.as_tensor(target)), batch_size=64)
-    res = estimate_gt_weight_for_model(train_fn, val, estimators=("two_run", "refined"), criterion="mse")
+    res = _affine_regression(noise=40.0)
     two = res.estimators["two_run"]
     lo, hi = two.interval
     assert hi - lo > UNCERTAIN_WIDTH and two.status.startswith(f"uncertain: the 90% interval [{lo:.2f}, {hi:.2f}]")
