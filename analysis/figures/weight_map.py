@@ -40,9 +40,12 @@ def preset_name(fast: bool) -> str:
 
 
 def _study(out_dir, fast: bool) -> dict:
+    from deepdistill.drivers.local_runner import default_jobs
     from deepdistill.studies.weight_map import run_weight_map
 
-    return run_weight_map(runs_dir(out_dir), preset_name(fast))
+    # The full preset on every core (each cell's runs through the local runner, one process per usable core);
+    # the fast preset's runs take a fraction of a second each, less than starting a worker.
+    return run_weight_map(runs_dir(out_dir), preset_name(fast), jobs=1 if fast else default_jobs(1))
 
 
 def _size_label(n) -> str:
