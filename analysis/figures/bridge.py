@@ -49,8 +49,10 @@ def study_parts(out_dir, fast: bool, parts) -> dict:
     from deepdistill.drivers.local_runner import default_jobs
     from deepdistill.studies.bridge import run_bridge_study
 
-    # The independent pieces on every usable core (the results do not depend on it).
-    return run_bridge_study(runs_dir(out_dir), preset_name(fast), parts=parts, jobs=default_jobs(1))
+    # The full preset's independent pieces on every usable core (the results do not depend on it); the fast
+    # preset's pieces take less than starting a worker process, and the report draws them in its background
+    # process beside the deep runs' workers: one process there.
+    return run_bridge_study(runs_dir(out_dir), preset_name(fast), parts=parts, jobs=1 if fast else default_jobs(1))
 
 
 # --------------------------------------------------------------------------------------------------
