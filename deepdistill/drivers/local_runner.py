@@ -267,23 +267,11 @@ class _Slots:
     cannot be stopped by Ctrl-C, and one still running when the interpreter exits aborts it.)
     """
 
-    def __init__(self, jobs: int, threads_per_job: int | None, warm_up: TrainConfig | None,
-                 share: Callable[[int], int] | None = None, grace: float = 1.0):
+    def __init__(self, jobs: int, threads_per_job: int | None, warm_up: TrainConfig | None):
         self.jobs, self.threads, self.warm_config = jobs, threads_per_job, warm_up
         self.pool, self.warming = None, []
         self.pool_busy = 0
-        self._timer = None
-        if share is None or jobs <= 1:
-            self._start_pool()
-        else:
-            # Sweeps started together register within about a second of each other: the workers start
-            # after ``grace`` seconds (the driver trains meanwhile), as many as this driver's share then.
-            def start_later():
-                self.jobs = max(1, min(self.jobs, share(self.jobs)))
-                self._start_pool()
-            self._timer = threading.Timer(grace, start_later)
-            self._timer.daemon = True
-            self._timer.start()
+        self._start_pool()
 
     def _start_pool(self) -> None:
         if self.jobs > 1:
@@ -291,14 +279,7 @@ class _Slots:
                                           initializer=_worker_init, initargs=(self.threads, os.getpid()))
             config = self.warm_config
             self.warming = [pool.submit(_warm_up, config) for _ in range(self.jobs)] if config else []
-            self.pool = pool            # last: the scheduling thread may look at it any time (deferred start)
-
-    def _settle(self) -> None:
-        """Wait for a deferred start to finish (or cancel it if it has not begun)."""
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer.join()
-            self._timer = None
+            self.pool = pool
 
     def _warm(self) -> bool:
         return self.pool is not None and all(f.done() for f in self.warming)
@@ -339,7 +320,6 @@ class _Slots:
     def stop(self, in_flight) -> None:
         """Stop the workers' tasks now (Ctrl-C), then the workers: each task is interrupted as Ctrl-C interrupts
         the driver's (its claim released, its epoch checkpoint kept for the next run)."""
-        self._settle()
         if self.pool is None:
             return
         # No public API lists a ProcessPoolExecutor's workers; `_processes` has held them since Python 3.2.
@@ -355,7 +335,6 @@ class _Slots:
         self.pool.shutdown(wait=True, cancel_futures=True)
 
     def close(self) -> None:
-        self._settle()
         if self.pool is not None:
             self.pool.shutdown(wait=True)
 
@@ -485,19 +464,18 @@ def run_local(items: list[tuple[TrainConfig, Path]], cache_dir=None, *, jobs: in
     todo = [nodes[k] for k in needed if nodes[k].state != "done"]
     lease = _DriverLease(cache_dir) if (cache_dir is not None and todo and jobs > 1) else None
 
-    def share(asked: int) -> int:
+    if lease is not None and lease.drivers > 1:
         # Another sweep trains into this folder on this machine: the generations are shared through the
         # claims, so the cores are too. Each driver starts jobs // drivers workers (measured: two identical
-        # sweeps at once, bench/bench_concurrent_sweeps.py); with one, the driver trains alone.
-        drivers = lease.count()
-        shared = max(1, asked // drivers)
-        if log and shared < asked:
-            log(f"{drivers - 1} other sweep(s) train into {cache_dir} on this machine: {shared} job(s) here "
-                f"instead of {asked}")
-        return shared
-
-    slots = _Slots(min(jobs, max(1, len(todo))), threads_per_job, todo[0].config if todo else None,
-                   share=share if lease is not None else None)
+        # sweeps at once, bench/bench_concurrent_sweeps.py); with one, the driver trains alone. Counted once,
+        # at the start: a sweep started a moment later counts this one, not the reverse. (Counting again
+        # after a delay, in a helper thread that then starts the workers, was tried; it is not kept.)
+        shared = max(1, jobs // lease.drivers)
+        if log and shared < jobs:
+            log(f"{lease.drivers - 1} other sweep(s) train into {cache_dir} on this machine: {shared} job(s) here "
+                f"instead of {jobs}")
+        jobs = shared
+    slots = _Slots(min(jobs, max(1, len(todo))), threads_per_job, todo[0].config if todo else None)
     bar = tqdm(total=len(runs), initial=sum(r.state == "done" for r in runs.values()), desc="sweep", unit="run",
                disable=None if progress is None else not progress)
     in_flight: dict[cf.Future, tuple[str, str]] = {}     # a task on the pool -> ("gen", key) or ("run", run id)
