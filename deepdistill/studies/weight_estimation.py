@@ -73,6 +73,10 @@ ESTIMATORS = {
     "refined": "two_run, then a student at its estimate as a third point of the validation criterion and the vertex "
                "of the parabola through the three (exact for affine outputs); one more student only when the "
                "vertex leaves its own 90% interval. At most 4 runs with the teacher",
+    "pooled": "students at gt_weight 0 and 0.5 in every seed (and the labels end point at 1); the vertex of the "
+              "parabola through the validation criterion POOLED over the seeds, rounded to the grid step 0.1: one "
+              "weight for every seed, with a 90% bootstrap interval over every seed's validation examples. At most "
+              "4 runs per seed with the teacher (5 without)",
     "two_run_student": "as two_run, with a student trained at gt_weight 1 as the end point (one run more)",
     "kernel_features": "kernel ridge surrogate on the teacher's penultimate features, closed-form validation optimum",
     "one_shot_features": "[DPR26] one-shot estimate on the teacher's features, training data only",
@@ -83,6 +87,11 @@ ESTIMATORS = {
 #: cells by a rule fixed beforehand (most must-shows passed, ties by the share within one grid sd):
 #: ``two_run`` passed 2 of 3, ``refined`` 1 of 3; the map's other cells test it (docs/weight_map.md).
 DEFAULT_ESTIMATORS = ("two_run",)
+#: The ``pooled`` estimator's three weights (the labels end point serves for 1 when it may) and the step its
+#: vertex is rounded to: the default grid's, finer than the map's intervals can tell apart, and so the
+#: students at the estimate are runs a grid of that step shares.
+POOLED_WEIGHTS = (0.0, 0.5, 1.0)
+POOLED_STEP = 0.1
 
 
 # ------------------------------------------------------------------------------------------------
@@ -95,7 +104,8 @@ def _failed(reason: str, run_keys, overhead_s: float = 0.0, **details) -> dict:
             "run_keys": list(run_keys), **details}
 
 
-_MODEL_WORDS = {"two_run": "the affine model", "two_run_student": "the affine model", "refined": "the parabola"}
+_MODEL_WORDS = {"two_run": "the affine model", "two_run_student": "the affine model", "refined": "the parabola",
+                "pooled": "the pooled parabola"}
 
 
 class _SeedStudy:
@@ -264,6 +274,19 @@ class _SeedStudy:
         self.affine_checks["refined"] = (probe, affine_per_example(p0, p1, self.y_val, probe, self.criterion),
                                          per_ex[1])
         return entry
+
+    def pooled_points(self, use_teacher: bool):
+        """``(keys, runs used, (3, n) per-example criterion, failure or None)`` at :data:`POOLED_WEIGHTS`:
+        students at 0 and 0.5, and the labels end point (the teacher when ``use_teacher``) at 1."""
+        keys = [self.student(0.0), self.student(0.5),
+                self.label_run.key if use_teacher else self.student(1.0)]
+        used = self.teacher_keys + [k for k in keys if k not in self.teacher_keys]
+        for w, k in zip(POOLED_WEIGHTS, keys):
+            if self.runs[k].val_outputs is None:
+                return keys, used, None, _failed(f"the student at gt_weight {w:g} did not train "
+                                                 f"({self.runs[k].error})", used)
+        per_ex = np.stack([per_example_criterion(self.runs[k].val_outputs, self.y_val, self.criterion) for k in keys])
+        return keys, used, per_ex, None
 
     def kernel_surrogates(self, jobs, *, kernel: str, kernel_params: dict, ntk_subsample: int | None, bounds) -> dict:
         """The kernel-surrogate and one-shot entries in ``jobs``, on the teacher's features and/or empirical NTK."""
@@ -498,6 +521,58 @@ class _SeedStudy:
                                         student=None if final is None else final.model)
 
 
+def _pool_seeds(estimated: list, use_teacher: bool, bounds) -> None:
+    """The ``pooled`` estimate over every seed of ``estimated`` (``[(study, approaches), ...]``), written into
+    each seed's ``approaches["pooled"]``: one weight for all seeds.
+
+    The validation criterion of the three students of :data:`POOLED_WEIGHTS`, per example, is pooled over
+    the seeds (each seed's validation examples side by side), and the vertex of the parabola through the
+    three pooled means (:func:`parabola_optimal_weight`, exact when the outputs are affine in the weight,
+    [BA21]) is rounded to :data:`POOLED_STEP` and clipped to ``bounds``. Where the parabola opens downward,
+    the best of the three points. Why pool: the per-seed estimates of ``two_run`` jump between 0 and 1 on
+    one seed's validation set, while the weight a researcher wants is that of the configuration, not of a
+    seed; three seeds give three times the validation examples. Its interval is a percentile bootstrap of
+    the vertex over all the pooled examples. The prediction checked against each seed's student is that
+    seed's own parabola (the same weights, its own three points) at the pooled weight.
+    """
+    points = [st.pooled_points(use_teacher) for st, _ in estimated]
+    failed = next((p[3] for p in points if p[3] is not None), None)
+    if failed is not None:
+        for (st, approaches), (_, used, _, own) in zip(estimated, points):
+            approaches["pooled"] = own if own is not None else _failed(
+                f"another seed's point failed: {failed['status']}", used)
+        return
+    started, cpu = time.perf_counter(), time.process_time()
+    pooled = np.concatenate([p[2] for p in points], axis=1)
+    seeds = [st.seed for st, _ in estimated]
+    par = parabola_optimal_weight(POOLED_WEIGHTS, pooled, bounds=bounds, seed=seeds[0] or 0)
+    w = float(np.round(np.round(par.gt_weight / POOLED_STEP) * POOLED_STEP, 6))
+    if bounds is not None:
+        w = float(np.clip(w, *bounds))
+    basis = np.linalg.solve(np.vander(np.asarray(POOLED_WEIGHTS), 3).T, np.vander([w], 3)[0])
+    kind = (interval_kind(pooled.shape[1]).replace("examples", f"examples pooled over {len(seeds)} seed(s)")
+            + f" (of the parabola's vertex; {par.interval_draws} draws convex)")
+    reason = (clip_reason(par.unconstrained, bounds, "the pooled parabola") if not par.concave else
+              f"the pooled criterion at gt_weight {list(POOLED_WEIGHTS)} is "
+              f"{np.round(pooled.mean(axis=1), 4).tolist()}: not convex through the three points, so the best "
+              "measured point is used")
+    overhead, overhead_cpu = time.perf_counter() - started, time.process_time() - cpu
+    for (st, approaches), (keys, used, per_ex, _) in zip(estimated, points):
+        approaches["pooled"] = {
+            "gt_weight": w, "unconstrained": par.unconstrained, "status": STATUS_OK,
+            "interval": clip_interval(par.interval, bounds), "interval_unconstrained": list(par.interval),
+            "interval_kind": kind, "clip_reason": reason, "pooled_seeds": seeds,
+            "parabola_weights": list(POOLED_WEIGHTS), "parabola_values": pooled.mean(axis=1).tolist(),
+            "seed_parabola_values": per_ex.mean(axis=1).tolist(), "curvature": par.curvature,
+            "concave": bool(par.concave), "vertex_before_rounding": par.gt_weight,
+            "predicted_val_criterion": float(basis @ per_ex.mean(axis=1)),
+            "alpha1_endpoint": "teacher (generation 0)" if use_teacher else "student at gt_weight 1",
+            # the pooling's own cost, split over the seeds (each seed's entry counts its share once)
+            "overhead_s": overhead / len(estimated), "overhead_cpu_s": overhead_cpu / len(estimated),
+            "run_keys": list(used)}
+        st.predictions["pooled"] = (w, basis @ per_ex, keys)
+
+
 def _study_one_seed(backend: StudyBackend, *, grid, estimators, bounds, allow_any_weight: bool, teacher_as_alpha1: bool,
                     kernel: str, kernel_params: dict, ntk_subsample: int | None, seed: int | None, log,
                     settings: dict, finals: bool = True) -> tuple[_SeedStudy, dict]:
@@ -519,7 +594,10 @@ def _study_one_seed(backend: StudyBackend, *, grid, estimators, bounds, allow_an
             approaches[name] = study.two_run(use_teacher, bounds_used, grid, approaches.get("grid"), name)
     if "refined" in estimators:
         approaches["refined"] = study.refined(teacher_as_alpha1, bounds_used)
-    kernel_jobs = [e for e in estimators if not e.startswith("two_run") and e != "refined"]
+    if "pooled" in estimators:
+        # this seed alone; estimate_gt_weight pools it with its other seeds before the finals are trained
+        _pool_seeds([(study, approaches)], teacher_as_alpha1, bounds_used)
+    kernel_jobs = [e for e in estimators if not e.startswith("two_run") and e not in ("refined", "pooled")]
     if kernel_jobs:
         approaches.update(study.kernel_surrogates(kernel_jobs, kernel=kernel, kernel_params=kernel_params,
                                                   ntk_subsample=ntk_subsample, bounds=bounds_used))
@@ -663,7 +741,9 @@ def estimate_gt_weight(config, out_dir, *, seeds: Iterable[int] = (0,), generati
                                   cache_dir=cache_dir, jobs=jobs, threads_per_job=threads_per_job) for seed in seeds]
         if jobs != 1:
             # What every seed needs before its estimates, all at once: teachers, grid students, two-run end points.
-            ahead = set(grid or ()) | ({0.0} if {"two_run", "two_run_student", "refined"} & set(estimators) else set())
+            ahead = set(grid or ()) | ({0.0} if {"two_run", "two_run_student", "refined", "pooled"} & set(estimators) else set())
+            ahead |= {0.5} if "pooled" in estimators else set()
+            ahead |= {1.0} if "pooled" in estimators and not teacher_as_alpha1 else set()
             ahead |= {1.0} if "two_run_student" in estimators or ("two_run" in estimators and not teacher_as_alpha1) else set()
             run_local([item for b in backends for item in b.runs_ahead(sorted(ahead))], cache_dir, jobs=jobs,
                       threads_per_job=threads_per_job, log=log)
@@ -676,6 +756,8 @@ def estimate_gt_weight(config, out_dir, *, seeds: Iterable[int] = (0,), generati
                                              kernel=kernel, kernel_params=dict(kernel_params or {}),
                                              ntk_subsample=ntk_subsample, seed=seed, log=log, settings={},
                                              finals=False))
+        if "pooled" in estimators and len(estimated) > 1:
+            _pool_seeds(estimated, teacher_as_alpha1, None if allow_any_weight else (0.0, 1.0))
         if jobs != 1:
             # Every seed's students at its estimates, all at once (each seed then finds them finished).
             run_local([item for (st, approaches), b in zip(estimated, backends)

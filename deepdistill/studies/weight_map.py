@@ -120,7 +120,7 @@ PRESETS = {
     # The subset measured on 2 shared CPU cores: the full preset's settings, two data sets, three noise levels,
     # the small size and the full pool (its cells are cells of "full": nothing chosen after seeing results).
     "subset": MapPreset(
-        name="subset", noise_levels=(0.0, 0.2, 0.4), estimators=("refined", "two_run", "kernel_features"),
+        name="subset", noise_levels=(0.0, 0.2, 0.4), estimators=("refined", "two_run", "kernel_features", "pooled"),
         datasets=({"dataset": "digits", "model": "mlp", "sizes": (300, None), "epochs": 30},
                   {"dataset": "gaussian_mixture", "model": "mlp", "sizes": (200, None), "epochs": 30,
                    "model_kwargs": {"hidden": 64}})),

@@ -388,8 +388,9 @@ def _clip_summary(reasons) -> str | None:
 
 
 def _interval_over(entries, seeds_n: int):
-    """The row's 90% interval: the seed's own (one seed) or a t interval of the mean weight over seeds."""
-    if seeds_n == 1:
+    """The row's 90% interval: the seed's own (one seed, or an estimate pooled over the seeds: one weight and
+    one interval for all) or a t interval of the mean weight over seeds."""
+    if seeds_n == 1 or (entries and entries[0].get("pooled_seeds") and len(entries[0]["pooled_seeds"]) == seeds_n):
         e = entries[0]
         iv = e.get("interval")
         return (None, None, e.get("interval_kind")) if not iv else (iv[0], iv[1], e.get("interval_kind"))

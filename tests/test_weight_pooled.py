@@ -1,0 +1,76 @@
+"""The ``pooled`` weight estimator: one weight for every seed, the vertex of the parabola through the
+validation criterion pooled over the seeds, checked by hand and against the exact affine optimum."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch.utils.data import DataLoader, TensorDataset
+
+from deepdistill import estimate_gt_weight, estimate_gt_weight_for_model
+from deepdistill.studies.weight_estimation import POOLED_STEP, POOLED_WEIGHTS
+from deepdistill.studies.weight_results import summary_rows
+from tests.test_weight_trust import K, N, Table
+
+pytestmark = pytest.mark.usefixtures("one_thread_per_module")
+
+TINY = dict(dataset="digits", model="mlp", model_kwargs={"hidden": 16, "depth": 1}, method="sd_kd",
+            label_noise=0.2, epochs=2, n_train=300, batch_size=64, lr=1e-2, device="cpu", checkpoint_every=0)
+
+
+def _vertex_by_hand(means):
+    a, b, _ = np.polyfit(POOLED_WEIGHTS, means, 2)       # exact through three points
+    return -b / (2 * a) if a > 0 else POOLED_WEIGHTS[int(np.argmin(means))]
+
+
+def test_two_seeds_get_one_weight_the_vertex_of_their_pooled_criterion(tmp_path):
+    study = estimate_gt_weight(TINY, tmp_path, seeds=(0, 1), grid=None, estimators=("pooled", "two_run"))
+    entries = [s.estimators["pooled"] for s in study.per_seed]
+    # By hand: each seed's validation criterion of its students at 0 and 0.5 and of its teacher (the labels
+    # end point of sd_kd), averaged over the seeds (the same number of validation examples in each).
+    per_seed = []
+    for s in study.per_seed:
+        by_weight = {}
+        for key in s.estimators["pooled"].details["run_keys"]:
+            run = s.runs[key]
+            by_weight.setdefault(float(run["gt_weight"]), run["val_criterion"])
+        per_seed.append([by_weight[w] for w in POOLED_WEIGHTS])
+    means = np.mean(per_seed, axis=0)
+    np.testing.assert_allclose(entries[0].details["parabola_values"], means, rtol=1e-9)
+    vertex = float(np.clip(_vertex_by_hand(means), 0.0, 1.0))
+    assert entries[0].details["vertex_before_rounding"] == pytest.approx(vertex, abs=1e-9)
+    expected = round(round(vertex / POOLED_STEP) * POOLED_STEP, 6)
+    assert all(e.gt_weight == pytest.approx(expected, abs=1e-12) for e in entries)       # one weight, every seed
+    assert all(e.interval == entries[0].interval for e in entries)
+    # at most the teacher, two students and the student at the estimate (the teacher serves for 1)
+    assert all(e.training_runs <= 4 for e in entries)
+    if study.chosen == "pooled":
+        assert study.gt_weight == pytest.approx(expected)
+    # The summary row states the pooled interval (one for all seeds), not a spread over equal weights.
+    row = next(r for r in summary_rows([s.to_dict() for s in study.per_seed]) if r["approach"] == "pooled")
+    assert [row["interval_low"], row["interval_high"]] == pytest.approx(entries[0].interval)
+    assert "pooled over 2 seed(s)" in row["interval_kind"]
+
+
+def test_exactly_affine_outputs_give_the_affine_optimum_rounded_to_the_step():
+    # Regression outputs (1 - w) A + w B against targets 0.3 A + 0.7 B + noise: the criterion is a parabola
+    # in w, so the pooled vertex IS the two-run affine optimum; the estimate is it to the nearest 0.1.
+    rng = np.random.default_rng(5)
+    A, B = rng.normal(size=(N, K)), rng.normal(size=(N, K))
+    target = 0.3 * A + 0.7 * B + 0.5 * rng.normal(size=(N, K))
+
+    def train_fn(gt_weight, teacher):
+        w = 1.0 if gt_weight is None else float(gt_weight)
+        return Table((1 - w) * A + w * B).eval()
+
+    val = DataLoader(TensorDataset(torch.eye(N), torch.as_tensor(target)), batch_size=64)
+    res = estimate_gt_weight_for_model(train_fn, val, estimators=("two_run", "pooled"), criterion="mse")
+    two, pooled = res.estimators["two_run"], res.estimators["pooled"]
+    assert pooled.unconstrained == pytest.approx(two.unconstrained, rel=1e-5)            # float32 outputs
+    assert 0.5 < two.unconstrained < 1.0
+    assert pooled.gt_weight == pytest.approx(round(two.unconstrained, 1), abs=1e-12)
+    assert abs(pooled.gt_weight - two.unconstrained) <= POOLED_STEP / 2 + 1e-9
+    assert pooled.interval[0] <= pooled.unconstrained <= pooled.interval[1]
+    # teacher, students at 0 and 0.5, and the student at the estimate; its prediction holds (exact parabola)
+    assert pooled.training_runs == 4 and pooled.details["check"] == "holds" and pooled.ok
+    assert pooled.predicted_val_criterion == pytest.approx(pooled.achieved_val_criterion, rel=1e-5)
