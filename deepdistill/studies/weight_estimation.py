@@ -54,7 +54,7 @@ from deepdistill.studies.weight_backends import (CallableBackend, ConfigBackend,
 from deepdistill.studies.weight_estimators import (
     INTERVAL_LEVEL, AffineWeightEstimate, KernelWeightEstimate, affine_optimal_weight, affine_per_example,
     affine_residuals, affine_weight_interval, as_matrix, check_criterion, clip_interval, clip_reason,
-    empirical_ntk_gram, interval_kind, kernel_surrogate_weights, label_endpoint_is_generation_zero,
+    empirical_ntk_gram, grid_argmin_weight, interval_kind, kernel_surrogate_weights, label_endpoint_is_generation_zero,
     UNCERTAIN_WIDTH, paired_halfwidth, parabola_optimal_weight, per_example_criterion, target_matrix,
     uncertainty_flag)
 from deepdistill.studies.weight_results import (STATUS_OK, WeightEstimate, WeightStudy, finish_grid,
@@ -77,6 +77,10 @@ ESTIMATORS = {
               "parabola through the validation criterion POOLED over the seeds, rounded to the grid step 0.1: one "
               "weight for every seed, with a 90% bootstrap interval over every seed's validation examples. At most "
               "4 runs per seed with the teacher (5 without)",
+    "half_grid": "a grid of half the default's runs: students at gt_weight 0, 0.2, 0.4, 0.6 and 0.8 in every seed "
+                 "(and the labels end point at 1); the weight of least validation criterion POOLED over the seeds, "
+                 "one for every seed, with a 90% bootstrap interval of that pick. 6 runs per seed with the teacher, "
+                 "no run at the estimate (it is one of the grid's students)",
     "two_run_student": "as two_run, with a student trained at gt_weight 1 as the end point (one run more)",
     "kernel_features": "kernel ridge surrogate on the teacher's penultimate features, closed-form validation optimum",
     "one_shot_features": "[DPR26] one-shot estimate on the teacher's features, training data only",
@@ -92,6 +96,9 @@ DEFAULT_ESTIMATORS = ("two_run",)
 #: students at the estimate are runs a grid of that step shares.
 POOLED_WEIGHTS = (0.0, 0.5, 1.0)
 POOLED_STEP = 0.1
+#: The ``half_grid`` estimator's weights: every other point of :data:`DEFAULT_GRID`, the labels end point at 1
+#: (the teacher when it may serve): 6 runs per seed with the teacher, half the 11-point grid's 12.
+HALF_GRID_WEIGHTS = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -275,13 +282,12 @@ class _SeedStudy:
                                          per_ex[1])
         return entry
 
-    def pooled_points(self, use_teacher: bool):
-        """``(keys, runs used, (3, n) per-example criterion, failure or None)`` at :data:`POOLED_WEIGHTS`:
-        students at 0 and 0.5, and the labels end point (the teacher when ``use_teacher``) at 1."""
-        keys = [self.student(0.0), self.student(0.5),
-                self.label_run.key if use_teacher else self.student(1.0)]
+    def pooled_points(self, use_teacher: bool, weights=POOLED_WEIGHTS):
+        """``(keys, runs used, (len(weights), n) per-example criterion, failure or None)`` at ``weights``
+        (ending at 1): students, and the labels end point (the teacher when ``use_teacher``) at 1."""
+        keys = [self.label_run.key if (use_teacher and float(w) == 1.0) else self.student(w) for w in weights]
         used = self.teacher_keys + [k for k in keys if k not in self.teacher_keys]
-        for w, k in zip(POOLED_WEIGHTS, keys):
+        for w, k in zip(weights, keys):
             if self.runs[k].val_outputs is None:
                 return keys, used, None, _failed(f"the student at gt_weight {w:g} did not train "
                                                  f"({self.runs[k].error})", used)
@@ -573,6 +579,40 @@ def _pool_seeds(estimated: list, use_teacher: bool, bounds) -> None:
         st.predictions["pooled"] = (w, basis @ per_ex, keys)
 
 
+def _half_grid_seeds(estimated: list, use_teacher: bool) -> None:
+    """The ``half_grid`` estimate over every seed of ``estimated``, written into each seed's
+    ``approaches["half_grid"]``: the weight of :data:`HALF_GRID_WEIGHTS` whose students' validation criterion,
+    per example pooled over the seeds, is least (:func:`grid_argmin_weight`), one for every seed. The grid
+    search of the map and of ``estimate-weight --grid`` picks the same way (mean over seeds), on twice the points.
+    """
+    points = [st.pooled_points(use_teacher, HALF_GRID_WEIGHTS) for st, _ in estimated]
+    failed = next((p[3] for p in points if p[3] is not None), None)
+    if failed is not None:
+        for (st, approaches), (_, used, _, own) in zip(estimated, points):
+            approaches["half_grid"] = own if own is not None else _failed(
+                f"another seed's point failed: {failed['status']}", used)
+        return
+    started, cpu = time.perf_counter(), time.process_time()
+    pooled = np.concatenate([p[2] for p in points], axis=1)
+    seeds = [st.seed for st, _ in estimated]
+    est = grid_argmin_weight(HALF_GRID_WEIGHTS, pooled, seed=seeds[0] or 0)
+    kind = interval_kind(pooled.shape[1]).replace("examples", f"examples pooled over {len(seeds)} seed(s)") + \
+        " (of the pick)"
+    overhead, overhead_cpu = time.perf_counter() - started, time.process_time() - cpu
+    for (st, approaches), (keys, used, per_ex, _) in zip(estimated, points):
+        approaches["half_grid"] = {
+            "gt_weight": est.gt_weight, "unconstrained": est.gt_weight, "status": STATUS_OK,
+            "interval": list(est.interval), "interval_unconstrained": list(est.interval), "interval_kind": kind,
+            "clip_reason": None, "pooled_seeds": seeds, "grid_weights": list(HALF_GRID_WEIGHTS),
+            "grid_values": list(est.values), "seed_grid_values": per_ex.mean(axis=1).tolist(),
+            "predicted_val_criterion": float(per_ex[list(HALF_GRID_WEIGHTS).index(est.gt_weight)].mean()),
+            "alpha1_endpoint": "teacher (generation 0)" if use_teacher else "student at gt_weight 1",
+            "overhead_s": overhead / len(estimated), "overhead_cpu_s": overhead_cpu / len(estimated),
+            "run_keys": list(used)}
+        # the student at the pick is one of the grid's own: nothing to check it against
+        st.predictions["half_grid"] = (est.gt_weight, per_ex[list(HALF_GRID_WEIGHTS).index(est.gt_weight)], keys)
+
+
 def _study_one_seed(backend: StudyBackend, *, grid, estimators, bounds, allow_any_weight: bool, teacher_as_alpha1: bool,
                     kernel: str, kernel_params: dict, ntk_subsample: int | None, seed: int | None, log,
                     settings: dict, finals: bool = True) -> tuple[_SeedStudy, dict]:
@@ -597,7 +637,9 @@ def _study_one_seed(backend: StudyBackend, *, grid, estimators, bounds, allow_an
     if "pooled" in estimators:
         # this seed alone; estimate_gt_weight pools it with its other seeds before the finals are trained
         _pool_seeds([(study, approaches)], teacher_as_alpha1, bounds_used)
-    kernel_jobs = [e for e in estimators if not e.startswith("two_run") and e not in ("refined", "pooled")]
+    if "half_grid" in estimators:
+        _half_grid_seeds([(study, approaches)], teacher_as_alpha1)
+    kernel_jobs = [e for e in estimators if not e.startswith("two_run") and e not in ("refined", "pooled", "half_grid")]
     if kernel_jobs:
         approaches.update(study.kernel_surrogates(kernel_jobs, kernel=kernel, kernel_params=kernel_params,
                                                   ntk_subsample=ntk_subsample, bounds=bounds_used))
@@ -743,7 +785,8 @@ def estimate_gt_weight(config, out_dir, *, seeds: Iterable[int] = (0,), generati
             # What every seed needs before its estimates, all at once: teachers, grid students, two-run end points.
             ahead = set(grid or ()) | ({0.0} if {"two_run", "two_run_student", "refined", "pooled"} & set(estimators) else set())
             ahead |= {0.5} if "pooled" in estimators else set()
-            ahead |= {1.0} if "pooled" in estimators and not teacher_as_alpha1 else set()
+            ahead |= set(HALF_GRID_WEIGHTS[:-1]) if "half_grid" in estimators else set()
+            ahead |= {1.0} if {"pooled", "half_grid"} & set(estimators) and not teacher_as_alpha1 else set()
             ahead |= {1.0} if "two_run_student" in estimators or ("two_run" in estimators and not teacher_as_alpha1) else set()
             run_local([item for b in backends for item in b.runs_ahead(sorted(ahead))], cache_dir, jobs=jobs,
                       threads_per_job=threads_per_job, log=log)
@@ -758,6 +801,8 @@ def estimate_gt_weight(config, out_dir, *, seeds: Iterable[int] = (0,), generati
                                              finals=False))
         if "pooled" in estimators and len(estimated) > 1:
             _pool_seeds(estimated, teacher_as_alpha1, None if allow_any_weight else (0.0, 1.0))
+        if "half_grid" in estimators and len(estimated) > 1:
+            _half_grid_seeds(estimated, teacher_as_alpha1)
         if jobs != 1:
             # Every seed's students at its estimates, all at once (each seed then finds them finished).
             run_local([item for (st, approaches), b in zip(estimated, backends)

@@ -405,6 +405,45 @@ def parabola_optimal_weight(weights, per_example, *, bounds=(0.0, 1.0), level: f
                                   concave=bool(concave), level=level)
 
 
+@dataclass(frozen=True)
+class GridArgminEstimate:
+    """The measured weight of least mean validation criterion, and how firmly the data fix it.
+
+    gt_weight : the argmin of the mean criterion over ``weights``.
+    criterion_at_estimate : the mean criterion there.
+    interval : percentile-bootstrap interval of the argmin over validation examples (``level``).
+    values : the mean criterion at each weight.
+    """
+
+    gt_weight: float
+    criterion_at_estimate: float
+    interval: tuple
+    values: tuple
+    level: float = INTERVAL_LEVEL
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def grid_argmin_weight(weights, per_example, *, level: float = INTERVAL_LEVEL, n_boot: int = 2000,
+                       seed: int = 0) -> GridArgminEstimate:
+    """A grid search's pick and its interval: the weight of least mean per-example criterion
+    (``per_example``: ``(len(weights), n)``, each trained student's criterion on the same ``n`` validation
+    examples), with a percentile bootstrap of that argmin over the examples. No model of the curve."""
+    w = np.asarray(weights, dtype=np.float64).ravel()
+    C = np.asarray(per_example, dtype=np.float64)
+    if C.ndim != 2 or C.shape[0] != w.size or w.size < 2:
+        raise ValueError(f"`per_example` must be (len(weights), n) with at least 2 weights; got {C.shape} for "
+                         f"{w.size} weights.")
+    if not np.all(np.isfinite(C)):
+        raise ValueError("`per_example` must be finite.")
+    means = C.mean(axis=1)
+    pick = int(np.argmin(means))
+    draws = w[np.argmin(C[:, _bootstrap_indices(C.shape[1], n_boot, seed)].mean(axis=2), axis=0)]
+    return GridArgminEstimate(gt_weight=float(w[pick]), criterion_at_estimate=float(means[pick]),
+                              interval=_percentiles(draws, level), values=tuple(means.tolist()), level=level)
+
+
 def interval_kind(n: int) -> str:
     """How a bootstrap interval over ``n`` validation examples is described in the results."""
     return f"{int(round(100 * INTERVAL_LEVEL))}% bootstrap over {n} validation examples"

@@ -111,7 +111,7 @@ PRESETS = {
     # The cells, fixed before any run (too big for 2 CPU cores: hours; the report's preset). The
     # estimators are named, not taken from the library's default, so the cells stay the same when it changes.
     "full": MapPreset(
-        name="full", estimators=("two_run", "refined", "kernel_features"),
+        name="full", estimators=("half_grid", "two_run", "refined", "kernel_features"),
         datasets=({"dataset": "mnist1d", "model": "cnn1d", "sizes": (500, 1500, None), "epochs": 30},
                   {"dataset": "digits", "model": "mlp", "sizes": (300, 700, None), "epochs": 30},
                   {"dataset": "gaussian_mixture", "model": "mlp", "sizes": (200, 1000, None), "epochs": 30,
@@ -120,7 +120,7 @@ PRESETS = {
     # The subset measured on 2 shared CPU cores: the full preset's settings, two data sets, three noise levels,
     # the small size and the full pool (its cells are cells of "full": nothing chosen after seeing results).
     "subset": MapPreset(
-        name="subset", noise_levels=(0.0, 0.2, 0.4), estimators=("refined", "two_run", "kernel_features", "pooled"),
+        name="subset", noise_levels=(0.0, 0.2, 0.4), estimators=("refined", "two_run", "kernel_features", "pooled", "half_grid"),
         datasets=({"dataset": "digits", "model": "mlp", "sizes": (300, None), "epochs": 30},
                   {"dataset": "gaussian_mixture", "model": "mlp", "sizes": (200, None), "epochs": 30,
                    "model_kwargs": {"hidden": 64}})),
