@@ -190,3 +190,34 @@ def test_a_sweep_beside_another_live_sweep_starts_half_the_jobs(tmp_path):
     after = _DriverLease(folder)                     # the dead driver's entry is removed on sight
     assert after.drivers == 1 and not live.exists()
     after.release()
+
+
+def test_a_sweep_joined_later_keeps_only_its_share_of_workers_busy(tmp_path):
+    # The first of two sweeps counts itself alone and starts every worker; once the second registers, the
+    # first's next count (at most every `every` seconds) leaves it jobs // drivers busy workers, and all of
+    # them again when the other is gone.
+    from deepdistill.drivers.local_runner import _DriverLease, _Slots
+
+    folder = tmp_path / "generations"
+    first = _DriverLease(folder)
+    assert first.drivers == 1 and first.share(4) == 4
+    assert (folder / ".drivers" / ".lock").is_file()          # registered under the lock
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        _fake_driver(folder, other.pid)
+        assert first.share(4, every=3600.0) == 4                # not counted again yet
+        assert first.share(4, every=0.0) == 2 and first.drivers == 2
+        assert first.share(1, every=0.0) == 1                   # never fewer than one
+        slots = _Slots(2, 1, None, share=lambda n: first.share(n, every=0.0))
+        try:
+            assert slots.capacity() == 1                        # two workers, one of them may be busy
+            slots.pool_busy = 1
+            assert slots.capacity() == 0
+        finally:
+            slots.pool_busy = 0
+            slots.close()
+    finally:
+        other.kill()
+        other.wait()
+    assert first.share(4, every=0.0) == 4 and first.drivers == 1
+    first.release()

@@ -267,8 +267,12 @@ class _Slots:
     cannot be stopped by Ctrl-C, and one still running when the interpreter exits aborts it.)
     """
 
-    def __init__(self, jobs: int, threads_per_job: int | None, warm_up: TrainConfig | None):
+    def __init__(self, jobs: int, threads_per_job: int | None, warm_up: TrainConfig | None,
+                 share: Callable[[int], int] | None = None):
         self.jobs, self.threads, self.warm_config = jobs, threads_per_job, warm_up
+        # share(jobs): how many workers may be busy now (another sweep training into the same folder gets
+        # the rest of the cores); None: all of them.
+        self.share = share
         self.pool, self.warming = None, []
         self.pool_busy = 0
         self._start_pool()
@@ -288,7 +292,8 @@ class _Slots:
         """Tasks that can start now: the free workers (and the driver, while they warm up; alone without them)."""
         if self.pool is None:
             return 1
-        return self.jobs - self.pool_busy + (0 if self._warm() else 1)
+        usable = self.jobs if self.share is None else min(self.jobs, self.share(self.jobs))
+        return max(0, usable - self.pool_busy) + (0 if self._warm() else 1)
 
     def run(self, tasks: list, submit: Callable, run_here: Callable) -> None:
         """Start ``tasks`` (at most :meth:`capacity`, most urgent first): ``submit(task)`` puts one on the pool,
@@ -463,19 +468,31 @@ def run_local(items: list[tuple[TrainConfig, Path]], cache_dir=None, *, jobs: in
     needed = {k for r in runs.values() if r.state != "done" for k in r.keys}
     todo = [nodes[k] for k in needed if nodes[k].state != "done"]
     lease = _DriverLease(cache_dir) if (cache_dir is not None and todo and jobs > 1) else None
+    asked = jobs
 
     if lease is not None and lease.drivers > 1:
         # Another sweep trains into this folder on this machine: the generations are shared through the
         # claims, so the cores are too. Each driver starts jobs // drivers workers (measured: two identical
-        # sweeps at once, bench/bench_concurrent_sweeps.py); with one, the driver trains alone. Counted once,
-        # at the start: a sweep started a moment later counts this one, not the reverse. (Counting again
-        # after a delay, in a helper thread that then starts the workers, was tried; it is not kept.)
+        # sweeps at once, bench/bench_concurrent_sweeps.py); with one, the driver trains alone. Counted under
+        # a lock at the start (a sweep started a moment later counts this one), then again while scheduling:
+        # the earlier sweep then keeps only its share of its workers busy. (Not in a helper thread: a worker
+        # started from a thread gets its parent-death signal when that thread ends.)
         shared = max(1, jobs // lease.drivers)
         if log and shared < jobs:
             log(f"{lease.drivers - 1} other sweep(s) train into {cache_dir} on this machine: {shared} job(s) here "
                 f"instead of {jobs}")
         jobs = shared
-    slots = _Slots(min(jobs, max(1, len(todo))), threads_per_job, todo[0].config if todo else None)
+
+    def share(n: int) -> int:
+        before = lease.drivers
+        shared = lease.share(asked)
+        if log and lease.drivers != before:
+            log(f"{lease.drivers - 1} other sweep(s) train into {cache_dir} on this machine now: at most "
+                f"{min(n, shared)} of {n} worker(s) busy here")
+        return shared
+
+    slots = _Slots(min(jobs, max(1, len(todo))), threads_per_job, todo[0].config if todo else None,
+                   share=share if lease is not None else None)
     bar = tqdm(total=len(runs), initial=sum(r.state == "done" for r in runs.values()), desc="sweep", unit="run",
                disable=None if progress is None else not progress)
     in_flight: dict[cf.Future, tuple[str, str]] = {}     # a task on the pool -> ("gen", key) or ("run", run id)
@@ -636,14 +653,40 @@ class _DriverLease:
         self.dir = Path(folder) / ".drivers"
         self.host, self.ns = socket.gethostname(), _pid_namespace()
         self.path = self.dir / f"{self.host}-{os.getpid()}.json"
+        self.counted_at = time.monotonic()
         try:
             self.dir.mkdir(parents=True, exist_ok=True)
-            atomic_write_json(self.path, {"host": self.host, "pid": os.getpid(), "pid_namespace": self.ns,
-                                          "started": time.time()})
+            # Registering and counting under one lock: of two sweeps started at the same instant, exactly one
+            # counts the other (without it both could count only themselves, and both start every worker).
+            with self._lock():
+                atomic_write_json(self.path, {"host": self.host, "pid": os.getpid(), "pid_namespace": self.ns,
+                                              "started": time.time()})
+                self.drivers = self.count()
         except OSError:                  # a read-only or odd folder: no sharing, as before
             self.drivers, self.path = 1, None
+
+    @contextlib.contextmanager
+    def _lock(self):
+        """An exclusive ``flock`` on ``.drivers/.lock`` (where ``fcntl`` exists; elsewhere no lock)."""
+        try:
+            import fcntl
+        except ImportError:                                    # not POSIX: counted without the lock
+            yield
             return
-        self.drivers = self.count()
+        fd = os.open(self.dir / ".lock", os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o666)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)                                       # closing releases the lock
+
+    def share(self, asked: int, every: float = 1.0) -> int:
+        """The workers this driver may keep busy now: ``asked // live drivers`` (at least 1), the drivers
+        counted again at most every ``every`` seconds. A sweep that started alone and is joined later gives
+        the newcomer its share of the cores by keeping fewer of its own workers busy."""
+        if self.path is not None and time.monotonic() - self.counted_at >= every:
+            self.drivers, self.counted_at = self.count(), time.monotonic()
+        return max(1, asked // self.drivers)
 
     def count(self) -> int:
         """Live drivers of this machine registered here, this one included (dead entries removed)."""
