@@ -12,7 +12,7 @@ them, atomically. Sections are small functions returning Markdown, in this order
    NLL, ECE and confidence diversity as mean ± sd over seeds, from the shared sweep's roll-up
    (``deep_runs/rollup.csv``), restricted to the method comparison of the preset;
 3. :func:`weight_estimates_section`: the grid's best ``gt_weight`` against the estimates of
-   ``deepdistill.studies.weight_estimation`` (two-run affine, kernel surrogates), read from the
+   ``deepdistill.studies.weight_estimation`` (the half grid, two-run affine, kernel surrogates), read from the
    ``deep_gt_weight`` figure's table;
 4. :func:`analysis.bridge_report.bridge_section`: where the kernel theory and deep networks meet,
    the pass/fail table of :mod:`deepdistill.studies.bridge`'s must-shows and its four measurements;
@@ -354,9 +354,11 @@ def weight_estimates_section(out_dir: Path) -> str:
               "choice maximises the mean validation accuracy; the kernel surrogates (kernel ridge self-distillation "
               "on the teacher's penultimate features, closed-form validation optimum and [DPR26]'s one-shot "
               "estimate) and the two-run affine estimate minimise the validation Brier score; 'unconstrained' is "
-              "the optimum before clipping to [0, 1]; the two-run estimate is the default. The refined estimate adds a student "
+              "the optimum before clipping to [0, 1]. The default, the half grid, trains students at gt_weight 0, 0.2, "
+              "0.4, 0.6 and 0.8 (the teacher serves for 1) and picks the one of least validation Brier score pooled over "
+              "the seeds: half the runs of an 11-point grid. The refined estimate adds a student "
               "at the two-run estimate as a third point and takes the vertex of the parabola through the three. Intervals: 90% "
-              "bootstrap over validation examples, mean over seeds. 'pred./trained': the validation Brier score the "
+              "bootstrap over validation examples (pooled over seeds for the half grid), mean over seeds. 'pred./trained': the validation Brier score the "
               "estimator predicts at its weight against that of the student trained there. Test accuracy is that of "
               "a student trained at the weight; mean ± sd over seeds. Costs per seed include the teacher; CPU and wall "
               "seconds count the runs this study trained, each once.", "", markdown_table(table)]

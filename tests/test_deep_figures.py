@@ -141,7 +141,7 @@ def test_gt_weight_table_grid_and_estimates(produced):
     assert best.sum() == 1 and cols["gt_weight"][best][0] == max(val, key=lambda w: (val[w], -w))
     est = (cols["kind"] == "estimate") & ~best
     names = set(cols["estimator"][est].tolist())
-    assert names == {"refined", "two_run", "kernel_features", "one_shot_features"}   # the default first
+    assert names == {"half_grid", "refined", "two_run", "kernel_features", "one_shot_features"}
     assert np.all((cols["gt_weight"][est] >= 0) & (cols["gt_weight"][est] <= 1))  # clipped estimates
     # A student the estimator trained at a grid weight is the grid's student (same seed, same weight,
     # same gt_weight convention in both packages): equal test accuracy.

@@ -444,4 +444,4 @@ def test_the_default_estimator_is_the_one_named_everywhere():
     from deepdistill.cli import build_parser
     args = build_parser().parse_args(["estimate-weight"])
     assert args.estimators == list(DEFAULT_ESTIMATORS) and args.kernel == "rbf"
-    assert DEFAULT_ESTIMATORS[0] == "two_run"
+    assert DEFAULT_ESTIMATORS[0] == "half_grid"

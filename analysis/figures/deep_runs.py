@@ -143,10 +143,10 @@ def weight_estimates(out_dir: Path, preset: DeepPreset) -> list[dict]:
         # closely as the network did, and then gives uninformative optima (the module warns so); the
         # full-rank RBF kernel can (measured on the fast preset: linear -8e4 unconstrained, RBF 3.3,
         # next to 2.0 for the two-run estimate and a grid optimum at 1).
-        # The default estimator first ("two_run"), then the ones it is compared with.
+        # The default estimator first ("half_grid"), then the ones it is compared with.
         result = estimate_gt_weight(config, runs_dir(out_dir) / "weight_estimation", seeds=preset.seeds, generation=1,
                                     grid=None, kernel="rbf", jobs=preset.jobs, threads_per_job=preset.torch_threads,
-                                    estimators=("two_run", "refined", "kernel_features", "one_shot_features"),
+                                    estimators=("half_grid", "two_run", "refined", "kernel_features", "one_shot_features"),
                                     cache_dir=generation_cache_dir(runs_dir(out_dir)) if preset.share_generations else None)
     out = []
     for per_seed in result.per_seed:

@@ -20,8 +20,10 @@ __all__ = ["ESTIMATOR_LABELS", "gt_weight_data", "gt_weight_plot", "gt_weight_ca
 
 ESTIMATOR_LABELS = {
     "grid_best_val": "grid best (val. acc.)",
+    "half_grid": "half grid, seeds pooled (default)",
+    "pooled": "pooled parabola",
     "refined": "refined (parabola)",
-    "two_run": "two-run affine (default)",
+    "two_run": "two-run affine",
     "two_run_student": "two-run affine (student end point)",
     "kernel_features": "kernel surrogate (features)",
     "one_shot_features": "one-shot [DPR26] (features)",
@@ -32,7 +34,7 @@ ESTIMATOR_LABELS = {
 _ESTIMATOR_STYLES = {"grid_best_val": (PALETTE[7], "*"), "refined": (PALETTE[6], "o"), "two_run": (PALETTE[3], "D"),
                      "two_run_student": (PALETTE[1], "d"), "kernel_features": (PALETTE[2], "s"),
                      "one_shot_features": (PALETTE[4], "^"), "kernel_ntk": (PALETTE[5], "v"),
-                     "one_shot_ntk": ("#882255", "P")}
+                     "one_shot_ntk": ("#882255", "P"), "half_grid": ("#117733", "X"), "pooled": ("#AA4499", "h")}
 
 _GT_COLUMNS = ("dataset", "model", "epochs", "kind", "estimator", "seed", "temperature", "gt_weight",
                "unconstrained_gt_weight", "val_accuracy", "test_accuracy", "teacher_test_accuracy", "training_runs",

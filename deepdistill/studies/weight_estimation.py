@@ -88,9 +88,10 @@ ESTIMATORS = {
     "one_shot_ntk": "[DPR26] one-shot estimate on the teacher's empirical NTK (training subsample only)",
 }
 #: The estimator every entry point runs unless told otherwise. Chosen on the weight map's 12 development
-#: cells by a rule fixed beforehand (most must-shows passed, ties by the share within one grid sd):
-#: ``two_run`` passed 2 of 3, ``refined`` 1 of 3; the map's other cells test it (docs/weight_map.md).
-DEFAULT_ESTIMATORS = ("two_run",)
+#: cells by the rule fixed on 2026-12-07 (most must-shows passed, ties by the share within one grid sd):
+#: ``half_grid`` passed 3 of 3 (11/12 within, 4/4 signs, no "ok" cell outside), ``two_run`` 2, ``refined`` 1,
+#: ``pooled`` 0; the map's other cells test it (docs/weight_map.md sections 4-7).
+DEFAULT_ESTIMATORS = ("half_grid",)
 #: The ``pooled`` estimator's three weights (the labels end point serves for 1 when it may) and the step its
 #: vertex is rounded to: the default grid's, finer than the map's intervals can tell apart, and so the
 #: students at the estimate are runs a grid of that step shares.
@@ -864,7 +865,7 @@ def estimate_gt_weight_for_model(train_fn: Callable, val_loader, *, test_loader=
     test_loader : optional; test metrics of every trained network.
     train_loader : needed by the kernel estimators (the teacher's features on the training set).
     grid : weights for a reference grid search (``None``: no grid, the cheap estimates only).
-    estimators : names from :data:`ESTIMATORS` (default :data:`DEFAULT_ESTIMATORS`: ``two_run``), in the order
+    estimators : names from :data:`ESTIMATORS` (default :data:`DEFAULT_ESTIMATORS`: ``half_grid``), in the order
         in which the chosen weight is looked for: the first whose status is "ok" (else the first with a
         weight) gives ``result.gt_weight`` and ``result.student``.
     criterion : ``"brier"`` (classification: probabilities against labels) or ``"mse"`` (regression:
