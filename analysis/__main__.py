@@ -53,6 +53,9 @@ def _parser() -> argparse.ArgumentParser:
     rep.add_argument("--results", default=None, metavar="SWEEP",
                      help="report on this results folder alone (its tables, weight estimates and the figures its runs "
                           "allow); nothing is trained")
+    rep.add_argument("--skip", nargs="+", default=[], metavar="NAME",
+                     help="figures not drawn, and their studies not run (e.g. weight_map_gain weight_map_estimators: "
+                          "the weight map, hours of the full preset on a few cores); 'python -m analysis list' names them")
     rep.add_argument("--strict", action="store_true",
                      help="with --results: exit with an error (2) when a record.json cannot be read, instead of "
                           "naming it and leaving it out")
@@ -81,11 +84,16 @@ def main(argv=None) -> int:
         parser.error(f"{args.command} needs --out DIR (or --results SWEEP, to work from your own sweep).")
     if args.command == "figures":
         return _figures_from_results(args, parser) if args.results is not None else _figures(args, parser)
+    unknown = [n for n in getattr(args, "skip", []) if n not in FIGURES]
+    if unknown:
+        parser.error(f"--skip: unknown figure(s) {', '.join(unknown)}; valid names: {', '.join(FIGURES)}.")
+    if getattr(args, "skip", []) and args.results is not None:
+        parser.error("--skip applies to the preset's report; with --results nothing is trained, so leave it out.")
     try:
         if args.results is not None:
             path = build_results_report(args.results, args.out, log=_stderr, strict=args.strict)
         else:
-            path = build_report(args.out, fast=args.fast, log=_stderr, background=True)
+            path = build_report(args.out, fast=args.fast, log=_stderr, background=True, skip=args.skip)
     except (MissingResultsError, MissingRunsError, OutDirError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

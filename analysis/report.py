@@ -107,26 +107,28 @@ def _draw_in_order(names, out_dir, fast: bool) -> dict:
     return done
 
 
-def start_background_figures(out_dir: Path, fast: bool):
+def start_background_figures(out_dir: Path, fast: bool, skip=()):
     """Start :data:`BACKGROUND_FIGURES` (those the report draws) in one ``spawn`` worker process;
     returns ``(executor, future)``. The caller's entry point must be guarded by ``if __name__ == "__main__":``
     (``python -m analysis report`` is)."""
     import concurrent.futures as cf
     import multiprocessing
 
-    names = [n for n in BACKGROUND_FIGURES if n in FIGURES and (FIGURES[n].fast_report or not fast)]
+    names = [n for n in BACKGROUND_FIGURES if n in FIGURES and (FIGURES[n].fast_report or not fast) and n not in skip]
     pool = cf.ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
     return pool, pool.submit(_draw_in_order, names, Path(out_dir), fast)
 
 
-def figures_section(out_dir: Path, fast: bool, log: Callable[[str], None] | None = None, background=None) -> str:
+def figures_section(out_dir: Path, fast: bool, log: Callable[[str], None] | None = None, background=None,
+                    skip=()) -> str:
     """Regenerate every registered figure into ``out_dir`` and embed its PNG (``log``: a line per figure written).
-    ``background``: the future of :func:`start_background_figures`: the figures it draws are taken from it."""
+    ``background``: the future of :func:`start_background_figures`: the figures it draws are taken from it.
+    ``skip``: figure names not drawn (listed with the command that draws them)."""
     parts = ["## Figures", ""]
     parts.append("| figure | description | data |")
     parts.append("|---|---|---|")
     outputs, captions = {}, {}
-    drawn = {name: spec for name, spec in FIGURES.items() if spec.fast_report or not fast}
+    drawn = {name: spec for name, spec in FIGURES.items() if (spec.fast_report or not fast) and name not in skip}
     elsewhere = {}
     order = list(drawn)
     if background is not None:           # the background's figures last: the others are drawn meanwhile
@@ -148,7 +150,10 @@ def figures_section(out_dir: Path, fast: bool, log: Callable[[str], None] | None
     parts[4:] = sorted(parts[4:], key=lambda row: list(drawn).index(row.split("`")[1]))   # the registry's order
     outputs = {name: outputs[name] for name in drawn}
     for name, spec in FIGURES.items():
-        if name not in drawn:
+        if name in skip:
+            parts.append(f"| `{name}` | {spec.description} | skipped (`--skip`): "
+                         f"`python -m analysis figures {name} --out DIR{' --fast' if fast else ''}` |")
+        elif name not in drawn:
             parts.append(f"| `{name}` | {spec.description} | not drawn in fast mode: "
                          f"`python -m analysis figures {name} --out DIR --fast` |")
     for name, figure_paths in outputs.items():
@@ -231,11 +236,11 @@ def verification_section(fast: bool) -> str:
     return "\n".join(parts)
 
 
-def claims_section(out_dir: Path, fast: bool) -> str:
+def claims_section(out_dir: Path, fast: bool, skipped: bool = False) -> str:
     """The summary table of every registered claim (:mod:`kerneldistill.claims`).
 
     Read from ``out_dir/claims_summary.csv``, which the ``claims_summary`` figure's data step wrote
-    (the claims then run once per report); run here if that table is absent.
+    (the claims then run once per report); run here if that table is absent, unless ``skipped``.
     """
     from .figures.claims import claims_summary_columns
 
@@ -243,6 +248,9 @@ def claims_section(out_dir: Path, fast: bool) -> str:
     path = Path(out_dir) / "claims_summary.csv"
     if path.is_file():
         cols = read_csv(path)
+    elif skipped:
+        return "\n".join(["## Claims: the field's published results", "",
+                          f"Skipped (`--skip claims_summary`): `{command}` runs and prints them."])
     else:
         from kerneldistill.claims import run_claims
         cols = {k: list(v) for k, v in claims_summary_columns(run_claims(fast=fast)).items()}
@@ -379,18 +387,25 @@ def train_deep_runs(out_dir, fast: bool = False) -> list[dict]:
 
 
 def build_report(out_dir, fast: bool = False, log: Callable[[str], None] | None = None,
-                 background: bool = False) -> Path:
+                 background: bool = False, skip=()) -> Path:
     """Regenerate the figures into ``out_dir`` (training the preset's runs that are missing) and write
     ``out_dir/report.md``; returns its path. ``log`` gets the progress (runs trained, figures written).
     ``background``: draw :data:`BACKGROUND_FIGURES` in a second process meanwhile (the command line does;
-    a script of your own that asks for it needs the ``if __name__ == "__main__":`` guard of ``spawn``)."""
+    a script of your own that asks for it needs the ``if __name__ == "__main__":`` guard of ``spawn``).
+    ``skip``: figure names (of :data:`~analysis.figures.FIGURES`) not drawn, and their studies not run: e.g. the
+    weight map's two figures, hours of the full preset on a few cores; the sections that read them say so."""
+    skip = tuple(skip)
+    unknown = [n for n in skip if n not in FIGURES]
+    if unknown:
+        raise ValueError(f"`skip` must name figures of the registry ({', '.join(FIGURES)}); got unknown {unknown}.")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    command = "python -m analysis report --out " + shlex.quote(str(out)) + (" --fast" if fast else "")
-    pool, future = start_background_figures(out, fast) if background else (None, None)
+    command = ("python -m analysis report --out " + shlex.quote(str(out)) + (" --fast" if fast else "")
+               + (" --skip " + " ".join(skip) if skip else ""))
+    pool, future = start_background_figures(out, fast, skip) if background else (None, None)
     try:
         train_deep_runs(out, fast)
-        figures = figures_section(out, fast, log, future)  # first: the deep tables read the runs the deep figures made
+        figures = figures_section(out, fast, log, future, skip)  # first: the deep tables read the runs the deep figures made
     finally:
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
@@ -398,7 +413,7 @@ def build_report(out_dir, fast: bool = False, log: Callable[[str], None] | None 
         "# selfdistill report",
         f"Regenerate with `{command}`" + (" (fast mode: small sizes, for checking only)." if fast else "."),
         verification_section(fast),
-        claims_section(out, fast),
+        claims_section(out, fast, skipped="claims_summary" in skip),
         deep_tables_section(out, fast),
         weight_estimates_section(out),
         bridge_section(out, fast, markdown_table),

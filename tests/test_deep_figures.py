@@ -261,6 +261,29 @@ def test_report_embeds_every_figure_and_the_tables(produced):
         assert deep.DEEP_FIGURES[name].caption(out / f"{name}.csv") in text, name
 
 
+def test_report_skips_the_figures_it_is_told_to_and_says_how_to_draw_them(produced, capsys):
+    from analysis.__main__ import main
+    from analysis.report import build_report
+
+    out, _ = produced
+    skip = [name for name in FIGURES if name not in DEEP_NAMES]          # the deep figures' runs are there already
+    started = {p.name: p.stat().st_mtime_ns for p in out.glob("*.png")}
+    text = build_report(out, fast=True, skip=skip).read_text()
+    for name in skip:
+        assert f"skipped (`--skip`): `python -m analysis figures {name} --out DIR --fast`" in text, name
+        assert f"![{name}]" not in text
+        if f"{name}.png" in started:                                    # not drawn again
+            assert (out / f"{name}.png").stat().st_mtime_ns == started[f"{name}.png"]
+    for name in DEEP_NAMES:
+        assert f"![{name}]({name}.png)" in text
+    assert f"--skip {' '.join(skip)}" in text                          # the command that regenerates this report
+    with pytest.raises(ValueError, match=r"`skip` must name figures of the registry.*'no_such_figure'"):
+        build_report(out, fast=True, skip=["no_such_figure"])
+    with pytest.raises(SystemExit):
+        main(["report", "--out", str(out), "--fast", "--skip", "no_such_figure"])
+    assert "--skip: unknown figure(s) no_such_figure" in capsys.readouterr().err
+
+
 def test_full_preset_is_a_valid_paper_sized_sweep():
     from deepdistill.core.config import TrainConfig
 
