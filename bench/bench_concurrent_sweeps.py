@@ -24,14 +24,14 @@ import argparse
 import os
 import resource
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _trees import merge_base, trees  # noqa: E402  (bench/ is not a package)
 GRID = ["sweep", "--methods", "sd_kd", "--gt-weight", "0.25", "0.75", "--generations", "2", "--seeds", "0", "1",
         "--dataset", "mnist1d", "--device", "cpu", "--claim-timeout", "60"]
 
@@ -81,36 +81,27 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     if args.quick:
         args.after_only, args.epochs, args.n_train, args.repeats = True, 1, "300", 1
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))    # a kill still removes the temporary worktree
     extra = ["--epochs", str(args.epochs), "--n-train", args.n_train] + ([] if args.jobs is None else ["--jobs", args.jobs])
     tmp = Path(tempfile.mkdtemp(prefix="bench_concurrent_"))
-    trees = {"after": ROOT}
-    if not args.after_only:
-        base = args.base or subprocess.run(["git", "merge-base", "HEAD", "main"], cwd=ROOT, capture_output=True,
-                                           text=True, check=True).stdout.strip()
-        subprocess.run(["git", "worktree", "add", "--detach", str(tmp / "before"), base], cwd=ROOT, check=True,
-                       capture_output=True)
-        trees = {"before": tmp / "before", **trees}
     try:
-        print(f"grid: {' '.join(GRID + extra)}; {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}")
-        for name, tree in trees.items():
-            _measure(tree, tmp / "out", tmp / f"cache_{name}", extra, 1)        # warms the data cache
-        rows = {name: [] for name in trees}
-        for _ in range(args.repeats):
-            for name, tree in trees.items():
-                one = _measure(tree, tmp / "out", tmp / f"cache_{name}", extra, 1)
-                two = _measure(tree, tmp / "out", tmp / f"cache_{name}", extra, 2)
-                rows[name].append((one, two))
-                print(f"{name:>6}: one sweep {one[0]:6.1f} s CPU ({one[1]:5.1f} s wall, {one[2]} epoch lines); "
-                      f"two at once {two[0]:6.1f} s CPU ({two[1]:5.1f} s wall, {two[2]} epoch lines): "
-                      f"{two[0] / one[0]:.2f}x the CPU", flush=True)
+        with trees(None if args.after_only else (args.base or merge_base()), tmp) as found:
+            print(f"grid: {' '.join(GRID + extra)}; {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}")
+            for name, tree in found.items():
+                _measure(tree, tmp / "out", tmp / f"cache_{name}", extra, 1)        # warms the data cache
+            rows = {name: [] for name in found}
+            for _ in range(args.repeats):
+                for name, tree in found.items():
+                    one = _measure(tree, tmp / "out", tmp / f"cache_{name}", extra, 1)
+                    two = _measure(tree, tmp / "out", tmp / f"cache_{name}", extra, 2)
+                    rows[name].append((one, two))
+                    print(f"{name:>6}: one sweep {one[0]:6.1f} s CPU ({one[1]:5.1f} s wall, {one[2]} epoch lines); "
+                          f"two at once {two[0]:6.1f} s CPU ({two[1]:5.1f} s wall, {two[2]} epoch lines): "
+                          f"{two[0] / one[0]:.2f}x the CPU", flush=True)
         for name, r in rows.items():
             ratio = sum(t[0] for _, t in r) / sum(o[0] for o, _ in r)
             print(f"{name}: two concurrent sweeps / one = {ratio:.2f}x CPU"
                   + (f" (target <= 1.25: {'PASS' if ratio <= 1.25 else 'FAIL'})" if name == "after" else ""))
     finally:
-        if "before" in trees:
-            subprocess.run(["git", "worktree", "remove", "--force", str(tmp / "before")], cwd=ROOT, capture_output=True)
         shutil.rmtree(tmp, ignore_errors=True)
     return 0
 

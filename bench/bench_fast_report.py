@@ -22,7 +22,8 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _trees import ROOT, trees  # noqa: E402  (bench/ is not a package)
 
 
 def _run(tree: Path, out: Path, cache: Path, args: list[str]) -> float:
@@ -45,33 +46,26 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     command = ["list"] if args.quick else ["report", "--fast"]
     tmp = Path(tempfile.mkdtemp(prefix="bench_fast_report_"))
-    trees = {}
     try:
-        if args.base and not args.quick:
-            subprocess.run(["git", "worktree", "add", "--detach", str(tmp / "before"), args.base], cwd=ROOT, check=True,
-                           capture_output=True)
-            trees["before"] = tmp / "before"
-        trees["after"] = ROOT
-        print(f"{os.cpu_count()} CPUs; `python -m analysis {' '.join(command)}`", flush=True)
-        if not args.quick:
-            _run(ROOT, tmp / "warm", tmp / "cache", command)            # fills the data cache; not timed
-            shutil.rmtree(tmp / "warm", ignore_errors=True)
-        walls = {name: [] for name in trees}
-        for _ in range(args.repeats):
-            for name, tree in trees.items():
-                load = os.getloadavg()[0]
-                out = tmp / f"out_{name}"
-                walls[name].append(_run(tree, out, tmp / "cache", command))
-                shutil.rmtree(out, ignore_errors=True)
-                print(f"{name:>6}: {walls[name][-1]:6.1f} s wall (load average before it {load:.1f})", flush=True)
+        with trees(None if args.quick else args.base, tmp) as found:
+            print(f"{os.cpu_count()} CPUs; `python -m analysis {' '.join(command)}`", flush=True)
+            if not args.quick:
+                _run(ROOT, tmp / "warm", tmp / "cache", command)            # fills the data cache; not timed
+                shutil.rmtree(tmp / "warm", ignore_errors=True)
+            walls = {name: [] for name in found}
+            for _ in range(args.repeats):
+                for name, tree in found.items():
+                    load = os.getloadavg()[0]
+                    out = tmp / f"out_{name}"
+                    walls[name].append(_run(tree, out, tmp / "cache", command))
+                    shutil.rmtree(out, ignore_errors=True)
+                    print(f"{name:>6}: {walls[name][-1]:6.1f} s wall (load average before it {load:.1f})", flush=True)
         best = {name: min(w) for name, w in walls.items()}
         if "before" in best:
             print(f"before / after = {best['before'] / best['after']:.2f}x")
         if not args.quick:
             print(f"after: {best['after']:.1f} s (target <= 60 s on 2 cores: {'PASS' if best['after'] <= 60 else 'FAIL'})")
     finally:
-        if "before" in trees:
-            subprocess.run(["git", "worktree", "remove", "--force", str(tmp / "before")], cwd=ROOT, capture_output=True)
         shutil.rmtree(tmp, ignore_errors=True)
     return 0
 

@@ -16,7 +16,7 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = sorted(p.name for p in (ROOT / "examples").glob("*.py"))
-BENCHMARKS = sorted(p.name for p in (ROOT / "bench").glob("*.py"))
+BENCHMARKS = sorted(p.name for p in (ROOT / "bench").glob("*.py") if not p.name.startswith("_"))   # _trees.py: a helper
 
 # The figures each kernel example draws (into its default folder, results/kernel).
 KERNEL_EXAMPLE_FIGURES = {
