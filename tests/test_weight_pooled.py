@@ -74,3 +74,47 @@ def test_exactly_affine_outputs_give_the_affine_optimum_rounded_to_the_step():
     # teacher, students at 0 and 0.5, and the student at the estimate; its prediction holds (exact parabola)
     assert pooled.training_runs == 4 and pooled.details["check"] == "holds" and pooled.ok
     assert pooled.predicted_val_criterion == pytest.approx(pooled.achieved_val_criterion, rel=1e-5)
+
+
+# ------------------------------------------------------------------------------------------------
+# half_grid: the grid at every other point, picked on the validation criterion pooled over seeds
+# ------------------------------------------------------------------------------------------------
+
+def test_grid_argmin_by_hand_and_its_bootstrap_interval():
+    from deepdistill.studies.weight_estimators import grid_argmin_weight
+
+    rng = np.random.default_rng(0)
+    weights = [0.0, 0.2, 0.4, 0.6, 0.8, 1.0]
+    # a clear minimum at 0.6: every example prefers it, the interval is that point alone
+    clear = np.abs(np.subtract.outer(weights, 0.6))[:, None] + 0.01 * rng.random((6, 300))
+    est = grid_argmin_weight(weights, clear, seed=1)
+    assert est.gt_weight == 0.6 and est.interval == (0.6, 0.6)
+    assert est.values == pytest.approx(tuple(clear.mean(axis=1))) and est.criterion_at_estimate == min(est.values)
+    # pure noise: the pick wanders over the bootstrap and the interval spans most of the range
+    noise = rng.normal(size=(6, 300))
+    est = grid_argmin_weight(weights, noise, seed=1)
+    assert est.gt_weight == weights[int(np.argmin(noise.mean(axis=1)))]
+    assert est.interval[0] <= est.gt_weight <= est.interval[1] and est.interval[1] - est.interval[0] >= 0.4
+    with pytest.raises(ValueError, match="per_example"):
+        grid_argmin_weight(weights, noise[:5])
+
+
+def test_half_grid_picks_the_pooled_argmin_from_its_own_students(tmp_path):
+    from deepdistill.studies.weight_estimation import HALF_GRID_WEIGHTS
+
+    study = estimate_gt_weight(TINY, tmp_path, seeds=(0, 1), grid=None, estimators=("half_grid",))
+    entries = [s.estimators["half_grid"] for s in study.per_seed]
+    per_seed = []
+    for s in study.per_seed:
+        by_weight = {}
+        for key in s.estimators["half_grid"].details["run_keys"]:
+            by_weight.setdefault(float(s.runs[key]["gt_weight"]), s.runs[key]["val_criterion"])
+        per_seed.append([by_weight[w] for w in HALF_GRID_WEIGHTS])
+    means = np.mean(per_seed, axis=0)                        # the same number of validation examples per seed
+    pick = HALF_GRID_WEIGHTS[int(np.argmin(means))]
+    assert all(e.gt_weight == pick for e in entries) and study.gt_weight == pytest.approx(pick)
+    np.testing.assert_allclose(entries[0].details["grid_values"], means, rtol=1e-9)
+    # the teacher and five students, the pick one of them: no run at the estimate, nothing to check against
+    assert all(e.training_runs == 6 for e in entries)
+    assert all(e.details["check"].startswith("none: the student at the estimate is one of") for e in entries)
+    assert entries[0].interval[0] <= pick <= entries[0].interval[1]
