@@ -118,3 +118,21 @@ def test_half_grid_picks_the_pooled_argmin_from_its_own_students(tmp_path):
     assert all(e.training_runs == 6 for e in entries)
     assert all(e.details["check"].startswith("none: the student at the estimate is one of") for e in entries)
     assert entries[0].interval[0] <= pick <= entries[0].interval[1]
+
+
+def test_a_point_that_does_not_train_fails_the_pooled_estimators_in_words_and_not_the_others():
+    rng = np.random.default_rng(3)
+    A, B = rng.normal(size=(N, K)), rng.normal(size=(N, K))
+    target = 0.4 * A + 0.6 * B + 0.5 * rng.normal(size=(N, K))
+
+    def train_fn(gt_weight, teacher):
+        w = 1.0 if gt_weight is None else float(gt_weight)
+        out = (1 - w) * A + w * B
+        return Table(np.full_like(out, np.nan) if abs(w - 0.4) < 1e-9 else out).eval()
+
+    val = DataLoader(TensorDataset(torch.eye(N), torch.as_tensor(target)), batch_size=64)
+    res = estimate_gt_weight_for_model(train_fn, val, estimators=("half_grid", "pooled", "two_run"), criterion="mse")
+    half = res.estimators["half_grid"]
+    assert not half.has_weight and "gt_weight 0.4" in half.status
+    assert res.estimators["pooled"].has_weight                  # 0, 0.5 and 1 trained
+    assert res.chosen == "pooled"                               # the first estimator asked for that has a weight

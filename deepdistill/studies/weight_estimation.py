@@ -528,6 +528,18 @@ class _SeedStudy:
                                         student=None if final is None else final.model)
 
 
+def _points_of_every_seed(estimated: list, use_teacher: bool, weights, name: str):
+    """Every seed's ``(keys, runs used, per-example criterion)`` at ``weights`` (:meth:`_SeedStudy.pooled_points`),
+    or ``None`` after marking ``approaches[name]`` failed in every seed when a point of any seed did not train."""
+    points = [st.pooled_points(use_teacher, weights) for st, _ in estimated]
+    failed = next((p[3] for p in points if p[3] is not None), None)
+    if failed is None:
+        return [p[:3] for p in points]
+    for (st, approaches), (_, used, _, own) in zip(estimated, points):
+        approaches[name] = own if own is not None else _failed(f"another seed's point failed: {failed['status']}", used)
+    return None
+
+
 def _pool_seeds(estimated: list, use_teacher: bool, bounds) -> None:
     """The ``pooled`` estimate over every seed of ``estimated`` (``[(study, approaches), ...]``), written into
     each seed's ``approaches["pooled"]``: one weight for all seeds.
@@ -542,12 +554,8 @@ def _pool_seeds(estimated: list, use_teacher: bool, bounds) -> None:
     the vertex over all the pooled examples. The prediction checked against each seed's student is that
     seed's own parabola (the same weights, its own three points) at the pooled weight.
     """
-    points = [st.pooled_points(use_teacher) for st, _ in estimated]
-    failed = next((p[3] for p in points if p[3] is not None), None)
-    if failed is not None:
-        for (st, approaches), (_, used, _, own) in zip(estimated, points):
-            approaches["pooled"] = own if own is not None else _failed(
-                f"another seed's point failed: {failed['status']}", used)
+    points = _points_of_every_seed(estimated, use_teacher, POOLED_WEIGHTS, "pooled")
+    if points is None:
         return
     started, cpu = time.perf_counter(), time.process_time()
     pooled = np.concatenate([p[2] for p in points], axis=1)
@@ -564,7 +572,7 @@ def _pool_seeds(estimated: list, use_teacher: bool, bounds) -> None:
               f"{np.round(pooled.mean(axis=1), 4).tolist()}: not convex through the three points, so the best "
               "measured point is used")
     overhead, overhead_cpu = time.perf_counter() - started, time.process_time() - cpu
-    for (st, approaches), (keys, used, per_ex, _) in zip(estimated, points):
+    for (st, approaches), (keys, used, per_ex) in zip(estimated, points):
         approaches["pooled"] = {
             "gt_weight": w, "unconstrained": par.unconstrained, "status": STATUS_OK,
             "interval": clip_interval(par.interval, bounds), "interval_unconstrained": list(par.interval),
@@ -586,12 +594,8 @@ def _half_grid_seeds(estimated: list, use_teacher: bool) -> None:
     per example pooled over the seeds, is least (:func:`grid_argmin_weight`), one for every seed. The grid
     search of the map and of ``estimate-weight --grid`` picks the same way (mean over seeds), on twice the points.
     """
-    points = [st.pooled_points(use_teacher, HALF_GRID_WEIGHTS) for st, _ in estimated]
-    failed = next((p[3] for p in points if p[3] is not None), None)
-    if failed is not None:
-        for (st, approaches), (_, used, _, own) in zip(estimated, points):
-            approaches["half_grid"] = own if own is not None else _failed(
-                f"another seed's point failed: {failed['status']}", used)
+    points = _points_of_every_seed(estimated, use_teacher, HALF_GRID_WEIGHTS, "half_grid")
+    if points is None:
         return
     started, cpu = time.perf_counter(), time.process_time()
     pooled = np.concatenate([p[2] for p in points], axis=1)
@@ -600,7 +604,7 @@ def _half_grid_seeds(estimated: list, use_teacher: bool) -> None:
     kind = interval_kind(pooled.shape[1]).replace("examples", f"examples pooled over {len(seeds)} seed(s)") + \
         " (of the pick)"
     overhead, overhead_cpu = time.perf_counter() - started, time.process_time() - cpu
-    for (st, approaches), (keys, used, per_ex, _) in zip(estimated, points):
+    for (st, approaches), (keys, used, per_ex) in zip(estimated, points):
         approaches["half_grid"] = {
             "gt_weight": est.gt_weight, "unconstrained": est.gt_weight, "status": STATUS_OK,
             "interval": list(est.interval), "interval_unconstrained": list(est.interval), "interval_kind": kind,
