@@ -186,7 +186,8 @@ def _add_estimate_parser(sub, fmt, full: bool = True) -> None:
     est = sub.add_parser(
         "estimate-weight", formatter_class=fmt, allow_abbrev=False,
         help="estimate the optimal gt_weight, with costs, vs a grid",
-        description="Estimate the optimal ground-truth weight of one student generation: the two-run affine estimate, "
+        description="Estimate the optimal ground-truth weight of one student generation: the half grid (the default), "
+                    "the two-run affine and refined estimates, "
                     "the kernel surrogates on the teacher's features / empirical NTK, and [DPR26]'s one-shot estimate, "
                     "each with its cost, next to a grid search over gt_weight x seeds. Writes OUT_DIR/estimate_weight.json "
                     "(every run and estimate, itemised) and OUT_DIR/estimate_weight.csv (the table printed).")

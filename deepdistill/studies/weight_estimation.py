@@ -1,7 +1,8 @@
 """Estimating the optimal ground-truth weight of deep self-distillation at a fraction of a grid's cost: the study.
 
 For one student generation, the study trains what each estimator of :mod:`deepdistill.studies.weight_estimators`
-needs (the two-run affine estimate, the DEFAULT; the refined estimate: a third student at the two-run
+needs (the half grid, the DEFAULT: students at 0, 0.2, ..., 0.8 and the pick pooled over seeds; the pooled
+parabola; the two-run affine estimate; the refined estimate: a third student at the two-run
 estimate and the vertex of the parabola through the three points; the kernel surrogates on the teacher's
 features or empirical NTK; [DPR26]'s one-shot estimate), then one student at each estimate, and, when
 asked, a grid search to judge them by (best by the mean validation criterion over seeds). Each estimate
