@@ -317,7 +317,7 @@ def _train(args) -> int:
 
 def _sweep(args) -> int:
     # Here, not at the top: the runner imports torch.
-    from deepdistill.drivers.local_runner import default_jobs, resolve_jobs
+    from deepdistill.drivers.local_runner import resolve_jobs
     from deepdistill.drivers.sweep import expand_grid, parse_shard, run_sweep, select_shard
 
     base = config_fields(args, skip=set(_GRID.values()) | {"out_dir"})

@@ -667,13 +667,14 @@ class _DriverLease:
 
     @contextlib.contextmanager
     def _lock(self):
-        """An exclusive ``flock`` on ``.drivers/.lock`` (where ``fcntl`` exists; elsewhere no lock)."""
+        """An exclusive ``flock`` on the ``.drivers`` folder itself (no file of its own to leave behind; where
+        ``fcntl`` exists, elsewhere no lock)."""
         try:
             import fcntl
         except ImportError:                                    # not POSIX: counted without the lock
             yield
             return
-        fd = os.open(self.dir / ".lock", os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o666)
+        fd = os.open(self.dir, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_NOFOLLOW", 0))
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             yield

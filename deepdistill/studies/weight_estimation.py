@@ -34,7 +34,6 @@ arXiv 2602.17565 (the optimum may lie outside [0, 1]; one-shot tuning).
 from __future__ import annotations
 
 import os
-import statistics
 import time
 import warnings
 from pathlib import Path
@@ -48,23 +47,26 @@ from deepdistill.core.data import dataset_task
 from deepdistill.core.threads import torch_threads
 from deepdistill.drivers.local_runner import resolve_jobs, run_local
 from deepdistill.engine.runs import GENERATIONS_FOLDER
-from deepdistill.core.metrics import as_numpy, brier_score
+from deepdistill.core.metrics import brier_score
 from deepdistill.studies.weight_backends import (CallableBackend, ConfigBackend, Run, StudyBackend, check_output_width,
                                                  student_key)
 # The estimators, re-exported: this module is where a user meets them.
 from deepdistill.studies.weight_estimators import (
     INTERVAL_LEVEL, AffineWeightEstimate, KernelWeightEstimate, affine_optimal_weight, affine_per_example,
     affine_residuals, affine_weight_interval, as_matrix, check_criterion, clip_interval, clip_reason,
-    empirical_ntk_gram, grid_argmin_weight, interval_kind, kernel_surrogate_weights, label_endpoint_is_generation_zero,
-    UNCERTAIN_WIDTH, paired_halfwidth, parabola_optimal_weight, per_example_criterion, target_matrix,
+    empirical_ntk_gram, interval_kind, kernel_surrogate_weights, label_endpoint_is_generation_zero,
+    UNCERTAIN_WIDTH, paired_halfwidth, val_matrix, parabola_optimal_weight, per_example_criterion, target_matrix,
     uncertainty_flag)
-from deepdistill.studies.weight_results import (STATUS_OK, WeightEstimate, WeightStudy, finish_grid,
-                                        format_summary_table, summary_rows)
+from deepdistill.studies.weight_results import (STATUS_OK, WeightEstimate, WeightStudy, chosen_over_seeds,
+                                                failed_entry as _failed, finish_grid, format_summary_table, summary_rows)
+from deepdistill.studies.weight_pooled import (HALF_GRID_WEIGHTS, POOLED_STEP, POOLED_WEIGHTS, half_grid_seeds,
+                                               pool_seeds)
 
 __all__ = ["DEFAULT_GRID", "ESTIMATORS", "DEFAULT_ESTIMATORS", "estimate_gt_weight", "estimate_gt_weight_for_model",
            "WeightEstimate", "WeightStudy", "summary_rows", "format_summary_table", "AffineWeightEstimate",
            "affine_optimal_weight", "affine_residuals", "KernelWeightEstimate", "kernel_surrogate_weights",
-           "empirical_ntk_gram", "label_endpoint_is_generation_zero"]
+           "empirical_ntk_gram", "label_endpoint_is_generation_zero", "INTERVAL_LEVEL", "UNCERTAIN_WIDTH",
+           "POOLED_WEIGHTS", "POOLED_STEP", "HALF_GRID_WEIGHTS"]
 
 DEFAULT_GRID = tuple(float(w) for w in np.round(np.linspace(0.0, 1.0, 11), 10))
 # Estimators by name: what each needs beyond the teacher.
@@ -74,14 +76,10 @@ ESTIMATORS = {
     "refined": "two_run, then a student at its estimate as a third point of the validation criterion and the vertex "
                "of the parabola through the three (exact for affine outputs); one more student only when the "
                "vertex leaves its own 90% interval. At most 4 runs with the teacher",
-    "pooled": "students at gt_weight 0 and 0.5 in every seed (and the labels end point at 1); the vertex of the "
-              "parabola through the validation criterion POOLED over the seeds, rounded to the grid step 0.1: one "
-              "weight for every seed, with a 90% bootstrap interval over every seed's validation examples. At most "
-              "4 runs per seed with the teacher (5 without)",
-    "half_grid": "a grid of half the default's runs: students at gt_weight 0, 0.2, 0.4, 0.6 and 0.8 in every seed "
-                 "(and the labels end point at 1); the weight of least validation criterion POOLED over the seeds, "
-                 "one for every seed, with a 90% bootstrap interval of that pick. 6 runs per seed with the teacher, "
-                 "no run at the estimate (it is one of the grid's students)",
+    "pooled": "the vertex of the parabola through the validation criterion at gt_weight 0, 0.5 and 1 POOLED over the "
+              "seeds, rounded to 0.1: one weight for every seed. At most 4 runs per seed with the teacher",
+    "half_grid": "students at gt_weight 0, 0.2, 0.4, 0.6 and 0.8 (and the labels end point at 1); the one of least "
+                 "validation criterion POOLED over the seeds, one for every seed. 6 runs per seed with the teacher",
     "two_run_student": "as two_run, with a student trained at gt_weight 1 as the end point (one run more)",
     "kernel_features": "kernel ridge surrogate on the teacher's penultimate features, closed-form validation optimum",
     "one_shot_features": "[DPR26] one-shot estimate on the teacher's features, training data only",
@@ -93,25 +91,11 @@ ESTIMATORS = {
 #: ``half_grid`` passed 3 of 3 (11/12 within, 4/4 signs, no "ok" cell outside), ``two_run`` 2, ``refined`` 1,
 #: ``pooled`` 0; the map's other cells test it (docs/weight_map.md sections 4-7).
 DEFAULT_ESTIMATORS = ("half_grid",)
-#: The ``pooled`` estimator's three weights (the labels end point serves for 1 when it may) and the step its
-#: vertex is rounded to: the default grid's, finer than the map's intervals can tell apart, and so the
-#: students at the estimate are runs a grid of that step shares.
-POOLED_WEIGHTS = (0.0, 0.5, 1.0)
-POOLED_STEP = 0.1
-#: The ``half_grid`` estimator's weights: every other point of :data:`DEFAULT_GRID`, the labels end point at 1
-#: (the teacher when it may serve): 6 runs per seed with the teacher, half the 11-point grid's 12.
-HALF_GRID_WEIGHTS = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
 
 
 # ------------------------------------------------------------------------------------------------
 # One seed: teacher, grid, estimates, final runs
 # ------------------------------------------------------------------------------------------------
-
-def _failed(reason: str, run_keys, overhead_s: float = 0.0, **details) -> dict:
-    """An estimator entry that failed: no weight, nothing trained at it, the reason as its status."""
-    return {"gt_weight": None, "unconstrained": None, "status": reason, "overhead_s": overhead_s,
-            "run_keys": list(run_keys), **details}
-
 
 _MODEL_WORDS = {"two_run": "the affine model", "two_run_student": "the affine model", "refined": "the parabola",
                 "pooled": "the pooled parabola"}
@@ -308,7 +292,7 @@ class _SeedStudy:
         train_out = backend.outputs(model, x_train)
         t_train = (target_matrix(y_train, *train_out.shape, criterion) if criterion == "brier"
                    else as_matrix(y_train, "y_train"))
-        t_val = _val_matrix(self.y_val, t_train.shape[1], criterion)
+        t_val = val_matrix(self.y_val, t_train.shape[1], criterion)
 
         def training_fit(rows) -> float:
             if criterion == "brier":
@@ -529,96 +513,6 @@ class _SeedStudy:
                                         student=None if final is None else final.model)
 
 
-def _points_of_every_seed(estimated: list, use_teacher: bool, weights, name: str):
-    """Every seed's ``(keys, runs used, per-example criterion)`` at ``weights`` (:meth:`_SeedStudy.pooled_points`),
-    or ``None`` after marking ``approaches[name]`` failed in every seed when a point of any seed did not train."""
-    points = [st.pooled_points(use_teacher, weights) for st, _ in estimated]
-    failed = next((p[3] for p in points if p[3] is not None), None)
-    if failed is None:
-        return [p[:3] for p in points]
-    for (st, approaches), (_, used, _, own) in zip(estimated, points):
-        approaches[name] = own if own is not None else _failed(f"another seed's point failed: {failed['status']}", used)
-    return None
-
-
-def _pool_seeds(estimated: list, use_teacher: bool, bounds) -> None:
-    """The ``pooled`` estimate over every seed of ``estimated`` (``[(study, approaches), ...]``), written into
-    each seed's ``approaches["pooled"]``: one weight for all seeds.
-
-    The validation criterion of the three students of :data:`POOLED_WEIGHTS`, per example, is pooled over
-    the seeds (each seed's validation examples side by side), and the vertex of the parabola through the
-    three pooled means (:func:`parabola_optimal_weight`, exact when the outputs are affine in the weight,
-    [BA21]) is rounded to :data:`POOLED_STEP` and clipped to ``bounds``. Where the parabola opens downward,
-    the best of the three points. Why pool: the per-seed estimates of ``two_run`` jump between 0 and 1 on
-    one seed's validation set, while the weight a researcher wants is that of the configuration, not of a
-    seed; three seeds give three times the validation examples. Its interval is a percentile bootstrap of
-    the vertex over all the pooled examples. The prediction checked against each seed's student is that
-    seed's own parabola (the same weights, its own three points) at the pooled weight.
-    """
-    points = _points_of_every_seed(estimated, use_teacher, POOLED_WEIGHTS, "pooled")
-    if points is None:
-        return
-    started, cpu = time.perf_counter(), time.process_time()
-    pooled = np.concatenate([p[2] for p in points], axis=1)
-    seeds = [st.seed for st, _ in estimated]
-    par = parabola_optimal_weight(POOLED_WEIGHTS, pooled, bounds=bounds, seed=seeds[0] or 0)
-    w = float(np.round(np.round(par.gt_weight / POOLED_STEP) * POOLED_STEP, 6))
-    if bounds is not None:
-        w = float(np.clip(w, *bounds))
-    basis = np.linalg.solve(np.vander(np.asarray(POOLED_WEIGHTS), 3).T, np.vander([w], 3)[0])
-    kind = (interval_kind(pooled.shape[1]).replace("examples", f"examples pooled over {len(seeds)} seed(s)")
-            + f" (of the parabola's vertex; {par.interval_draws} draws convex)")
-    reason = (clip_reason(par.unconstrained, bounds, "the pooled parabola") if not par.concave else
-              f"the pooled criterion at gt_weight {list(POOLED_WEIGHTS)} is "
-              f"{np.round(pooled.mean(axis=1), 4).tolist()}: not convex through the three points, so the best "
-              "measured point is used")
-    overhead, overhead_cpu = time.perf_counter() - started, time.process_time() - cpu
-    for (st, approaches), (keys, used, per_ex) in zip(estimated, points):
-        approaches["pooled"] = {
-            "gt_weight": w, "unconstrained": par.unconstrained, "status": STATUS_OK,
-            "interval": clip_interval(par.interval, bounds), "interval_unconstrained": list(par.interval),
-            "interval_kind": kind, "clip_reason": reason, "pooled_seeds": seeds,
-            "parabola_weights": list(POOLED_WEIGHTS), "parabola_values": pooled.mean(axis=1).tolist(),
-            "seed_parabola_values": per_ex.mean(axis=1).tolist(), "curvature": par.curvature,
-            "concave": bool(par.concave), "vertex_before_rounding": par.gt_weight,
-            "predicted_val_criterion": float(basis @ per_ex.mean(axis=1)),
-            "alpha1_endpoint": "teacher (generation 0)" if use_teacher else "student at gt_weight 1",
-            # the pooling's own cost, split over the seeds (each seed's entry counts its share once)
-            "overhead_s": overhead / len(estimated), "overhead_cpu_s": overhead_cpu / len(estimated),
-            "run_keys": list(used)}
-        st.predictions["pooled"] = (w, basis @ per_ex, keys)
-
-
-def _half_grid_seeds(estimated: list, use_teacher: bool) -> None:
-    """The ``half_grid`` estimate over every seed of ``estimated``, written into each seed's
-    ``approaches["half_grid"]``: the weight of :data:`HALF_GRID_WEIGHTS` whose students' validation criterion,
-    per example pooled over the seeds, is least (:func:`grid_argmin_weight`), one for every seed. The grid
-    search of the map and of ``estimate-weight --grid`` picks the same way (mean over seeds), on twice the points.
-    """
-    points = _points_of_every_seed(estimated, use_teacher, HALF_GRID_WEIGHTS, "half_grid")
-    if points is None:
-        return
-    started, cpu = time.perf_counter(), time.process_time()
-    pooled = np.concatenate([p[2] for p in points], axis=1)
-    seeds = [st.seed for st, _ in estimated]
-    est = grid_argmin_weight(HALF_GRID_WEIGHTS, pooled, seed=seeds[0] or 0)
-    kind = interval_kind(pooled.shape[1]).replace("examples", f"examples pooled over {len(seeds)} seed(s)") + \
-        " (of the pick)"
-    overhead, overhead_cpu = time.perf_counter() - started, time.process_time() - cpu
-    for (st, approaches), (keys, used, per_ex) in zip(estimated, points):
-        approaches["half_grid"] = {
-            "gt_weight": est.gt_weight, "unconstrained": est.gt_weight, "status": STATUS_OK,
-            "interval": list(est.interval), "interval_unconstrained": list(est.interval), "interval_kind": kind,
-            "clip_reason": None, "pooled_seeds": seeds, "grid_weights": list(HALF_GRID_WEIGHTS),
-            "grid_values": list(est.values), "seed_grid_values": per_ex.mean(axis=1).tolist(),
-            "predicted_val_criterion": float(per_ex[list(HALF_GRID_WEIGHTS).index(est.gt_weight)].mean()),
-            "alpha1_endpoint": "teacher (generation 0)" if use_teacher else "student at gt_weight 1",
-            "overhead_s": overhead / len(estimated), "overhead_cpu_s": overhead_cpu / len(estimated),
-            "run_keys": list(used)}
-        # the student at the pick is one of the grid's own: nothing to check it against
-        st.predictions["half_grid"] = (est.gt_weight, per_ex[list(HALF_GRID_WEIGHTS).index(est.gt_weight)], keys)
-
-
 def _study_one_seed(backend: StudyBackend, *, grid, estimators, bounds, allow_any_weight: bool, teacher_as_alpha1: bool,
                     kernel: str, kernel_params: dict, ntk_subsample: int | None, seed: int | None, log,
                     settings: dict, finals: bool = True) -> tuple[_SeedStudy, dict]:
@@ -642,9 +536,9 @@ def _study_one_seed(backend: StudyBackend, *, grid, estimators, bounds, allow_an
         approaches["refined"] = study.refined(teacher_as_alpha1, bounds_used)
     if "pooled" in estimators:
         # this seed alone; estimate_gt_weight pools it with its other seeds before the finals are trained
-        _pool_seeds([(study, approaches)], teacher_as_alpha1, bounds_used)
+        pool_seeds([(study, approaches)], teacher_as_alpha1, bounds_used)
     if "half_grid" in estimators:
-        _half_grid_seeds([(study, approaches)], teacher_as_alpha1)
+        half_grid_seeds([(study, approaches)], teacher_as_alpha1)
     kernel_jobs = [e for e in estimators if not e.startswith("two_run") and e not in ("refined", "pooled", "half_grid")]
     if kernel_jobs:
         approaches.update(study.kernel_surrogates(kernel_jobs, kernel=kernel, kernel_params=kernel_params,
@@ -661,13 +555,6 @@ def _finish_one_seed(study: _SeedStudy, approaches: dict, estimators, teacher_as
     # In the order asked for (the grid first): the order in which the chosen weight is looked for.
     ordered = {n: approaches[n] for n in (["grid"] if "grid" in approaches else []) + list(estimators)}
     return study, study.itemise(ordered)
-
-
-def _val_matrix(y_val, k: int, criterion: str) -> np.ndarray:
-    y = np.asarray(as_numpy(y_val, "y_val"))
-    if criterion == "brier":
-        return np.eye(k)[y.astype(np.int64)] if y.ndim == 1 else as_matrix(y, "y_val")
-    return as_matrix(y, "y_val")
 
 
 def _check_estimators(estimators) -> list[str]:
@@ -694,16 +581,6 @@ def _check_grid(grid, allow_any_weight: bool):
     if not allow_any_weight and (grid[0] < 0.0 or grid[-1] > 1.0):
         raise ValueError(f"`grid` weights must lie in [0, 1] (set allow_any_weight=True otherwise); got {grid!r}.")
     return grid
-
-
-def _chosen_over_seeds(per_seed: list[WeightEstimate], estimators) -> tuple[str | None, float | None]:
-    """The first estimator asked for that succeeded in every seed (else the grid), and its mean weight."""
-    for usable in (lambda e: e.ok, lambda e: e.gt_weight is not None):
-        for name in list(estimators) + ["grid"]:
-            entries = [s.approaches().get(name) for s in per_seed]
-            if entries and all(e is not None and usable(e) for e in entries):
-                return name, float(statistics.fmean(e.gt_weight for e in entries))
-    return None, None
 
 
 # ------------------------------------------------------------------------------------------------
@@ -777,7 +654,8 @@ def estimate_gt_weight(config, out_dir, *, seeds: Iterable[int] = (0,), generati
                                                               smoothing=config.smoothing,
                                                               ls_convention=config.ls_convention)
     out_dir = Path(out_dir)
-    settings = {"config": _recorded_config(config, generation), "generation": generation, "seeds": seeds,
+    # the config as the study ran it: its generations are the teacher's and the student's
+    settings = {"config": {**config.to_dict(), "generations": generation + 1}, "generation": generation, "seeds": seeds,
                 "grid": grid, "estimators": estimators, "allow_any_weight": allow_any_weight,
                 "teacher_as_alpha1": teacher_as_alpha1, "criterion": "brier", "kernel": kernel,
                 "kernel_params": dict(kernel_params or {}), "ntk_subsample": ntk_subsample}
@@ -806,9 +684,9 @@ def estimate_gt_weight(config, out_dir, *, seeds: Iterable[int] = (0,), generati
                                              ntk_subsample=ntk_subsample, seed=seed, log=log, settings={},
                                              finals=False))
         if "pooled" in estimators and len(estimated) > 1:
-            _pool_seeds(estimated, teacher_as_alpha1, None if allow_any_weight else (0.0, 1.0))
+            pool_seeds(estimated, teacher_as_alpha1, None if allow_any_weight else (0.0, 1.0))
         if "half_grid" in estimators and len(estimated) > 1:
-            _half_grid_seeds(estimated, teacher_as_alpha1)
+            half_grid_seeds(estimated, teacher_as_alpha1)
         if jobs != 1:
             # Every seed's students at its estimates, all at once (each seed then finds them finished).
             run_local([item for (st, approaches), b in zip(estimated, backends)
@@ -830,15 +708,10 @@ def estimate_gt_weight(config, out_dir, *, seeds: Iterable[int] = (0,), generati
         # Checkpoints relative to out_dir, so that the folder may move.
         est.checkpoints = {k: os.path.relpath(v, out_dir) for k, v in est.checkpoints.items() if v}
         per_seed.append(est)
-    chosen, gt_weight = _chosen_over_seeds(per_seed, estimators)
+    chosen, gt_weight = chosen_over_seeds(per_seed, estimators)
     result = WeightStudy(per_seed=per_seed, gt_weight=gt_weight, chosen=chosen, settings=settings)
     result.save(out_dir)
     return result
-
-
-def _recorded_config(config, generation: int) -> dict:
-    """The config as the study ran it: ``generations`` = the teacher's generations + the student's."""
-    return {**config.to_dict(), "generations": generation + 1}
 
 
 # ------------------------------------------------------------------------------------------------

@@ -679,6 +679,15 @@ def kernel_surrogate_weights(X_train, targets_train, X_val=None, targets_val=Non
         wall_time_s=time.perf_counter() - started, ridge_unreachable=bool(at_bound), validation_interval=val_interval)
 
 
+def val_matrix(y_val, k: int, criterion: str) -> np.ndarray:
+    """The validation targets as the ``(n, k)`` matrix the criterion compares outputs with: one-hot labels
+    for ``"brier"`` (or given probabilities), the targets themselves for ``"mse"``."""
+    y = np.asarray(as_numpy(y_val, "y_val"))
+    if criterion == "brier":
+        return np.eye(k)[y.astype(np.int64)] if y.ndim == 1 else as_matrix(y, "y_val")
+    return as_matrix(y, "y_val")
+
+
 def _one_hot_or_2d(targets, n: int, name: str, num_classes: int | None = None) -> np.ndarray:
     t = np.asarray(as_numpy(targets, name))
     if t.ndim == 1 and np.issubdtype(t.dtype, np.integer):

@@ -403,6 +403,22 @@ def _interval_over(entries, seeds_n: int):
     return mean - half, mean + half, f"90% t interval of the mean over {len(weights)} seeds"
 
 
+def failed_entry(reason: str, run_keys, overhead_s: float = 0.0, **details) -> dict:
+    """An estimator entry that failed: no weight, nothing trained at it, the reason as its status."""
+    return {"gt_weight": None, "unconstrained": None, "status": reason, "overhead_s": overhead_s,
+            "run_keys": list(run_keys), **details}
+
+
+def chosen_over_seeds(per_seed: list["WeightEstimate"], estimators) -> tuple[str | None, float | None]:
+    """The first estimator asked for that succeeded in every seed (else the grid), and its mean weight."""
+    for usable in (lambda e: e.ok, lambda e: e.gt_weight is not None):
+        for name in list(estimators) + ["grid"]:
+            entries = [s.approaches().get(name) for s in per_seed]
+            if entries and all(e is not None and usable(e) for e in entries):
+                return name, float(statistics.fmean(e.gt_weight for e in entries))
+    return None, None
+
+
 def finish_grid(per_seed: list[dict]) -> None:
     """Choose the grid's weight by the MEAN validation criterion over seeds and fill its results."""
     curves = [s["approaches"]["grid"]["curve"] for s in per_seed if "grid" in s["approaches"]]
