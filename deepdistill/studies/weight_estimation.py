@@ -534,11 +534,11 @@ def _study_one_seed(backend: StudyBackend, *, grid, estimators, bounds, allow_an
             approaches[name] = study.two_run(use_teacher, bounds_used, grid, approaches.get("grid"), name)
     if "refined" in estimators:
         approaches["refined"] = study.refined(teacher_as_alpha1, bounds_used)
-    if "pooled" in estimators:
-        # this seed alone; estimate_gt_weight pools it with its other seeds before the finals are trained
-        pool_seeds([(study, approaches)], teacher_as_alpha1, bounds_used)
-    if "half_grid" in estimators:
-        half_grid_seeds([(study, approaches)], teacher_as_alpha1)
+    if finals:        # this seed alone (with finals=False the caller pools every seed's points, once)
+        if "pooled" in estimators:
+            pool_seeds([(study, approaches)], teacher_as_alpha1, bounds_used)
+        if "half_grid" in estimators:
+            half_grid_seeds([(study, approaches)], teacher_as_alpha1)
     kernel_jobs = [e for e in estimators if not e.startswith("two_run") and e not in ("refined", "pooled", "half_grid")]
     if kernel_jobs:
         approaches.update(study.kernel_surrogates(kernel_jobs, kernel=kernel, kernel_params=kernel_params,
@@ -683,9 +683,9 @@ def estimate_gt_weight(config, out_dir, *, seeds: Iterable[int] = (0,), generati
                                              kernel=kernel, kernel_params=dict(kernel_params or {}),
                                              ntk_subsample=ntk_subsample, seed=seed, log=log, settings={},
                                              finals=False))
-        if "pooled" in estimators and len(estimated) > 1:
+        if "pooled" in estimators:
             pool_seeds(estimated, teacher_as_alpha1, None if allow_any_weight else (0.0, 1.0))
-        if "half_grid" in estimators and len(estimated) > 1:
+        if "half_grid" in estimators:
             half_grid_seeds(estimated, teacher_as_alpha1)
         if jobs != 1:
             # Every seed's students at its estimates, all at once (each seed then finds them finished).

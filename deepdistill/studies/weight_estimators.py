@@ -439,7 +439,9 @@ def grid_argmin_weight(weights, per_example, *, level: float = INTERVAL_LEVEL, n
         raise ValueError("`per_example` must be finite.")
     means = C.mean(axis=1)
     pick = int(np.argmin(means))
-    draws = w[np.argmin(C[:, _bootstrap_indices(C.shape[1], n_boot, seed)].mean(axis=2), axis=0)]
+    idx = _bootstrap_indices(C.shape[1], n_boot, seed)
+    # one weight's (n_boot, n) resample at a time: C[:, idx] whole would be len(weights) times that in memory
+    draws = w[np.argmin(np.stack([row[idx].mean(axis=1) for row in C]), axis=0)]
     return GridArgminEstimate(gt_weight=float(w[pick]), criterion_at_estimate=float(means[pick]),
                               interval=_percentiles(draws, level), values=tuple(means.tolist()), level=level)
 

@@ -32,12 +32,15 @@ HALF_GRID_WEIGHTS = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
 
 
 def points_of_every_seed(estimated: list, use_teacher: bool, weights, name: str):
-    """Every seed's ``(keys, runs used, per-example criterion)`` at ``weights`` (:meth:`_SeedStudy.pooled_points`),
-    or ``None`` after marking ``approaches[name]`` failed in every seed when a point of any seed did not train."""
+    """``(points, pooled, seeds)``: every seed's ``(keys, runs used, per-example criterion)`` at ``weights``
+    (:meth:`_SeedStudy.pooled_points`), their criteria side by side (``(len(weights), all examples)``) and the
+    seeds; or ``None`` after marking ``approaches[name]`` failed in every seed when a point of any seed did
+    not train."""
     points = [st.pooled_points(use_teacher, weights) for st, _ in estimated]
     failed = next((p[3] for p in points if p[3] is not None), None)
     if failed is None:
-        return [p[:3] for p in points]
+        return ([p[:3] for p in points], np.concatenate([p[2] for p in points], axis=1),
+                [st.seed for st, _ in estimated])
     for (st, approaches), (_, used, _, own) in zip(estimated, points):
         approaches[name] = own if own is not None else _failed(f"another seed's point failed: {failed['status']}", used)
     return None
@@ -57,12 +60,11 @@ def pool_seeds(estimated: list, use_teacher: bool, bounds) -> None:
     the vertex over all the pooled examples. The prediction checked against each seed's student is that
     seed's own parabola (the same weights, its own three points) at the pooled weight.
     """
-    points = points_of_every_seed(estimated, use_teacher, POOLED_WEIGHTS, "pooled")
-    if points is None:
+    found = points_of_every_seed(estimated, use_teacher, POOLED_WEIGHTS, "pooled")
+    if found is None:
         return
     started, cpu = time.perf_counter(), time.process_time()
-    pooled = np.concatenate([p[2] for p in points], axis=1)
-    seeds = [st.seed for st, _ in estimated]
+    points, pooled, seeds = found
     par = parabola_optimal_weight(POOLED_WEIGHTS, pooled, bounds=bounds, seed=seeds[0] or 0)
     w = float(np.round(np.round(par.gt_weight / POOLED_STEP) * POOLED_STEP, 6))
     if bounds is not None:
@@ -97,15 +99,15 @@ def half_grid_seeds(estimated: list, use_teacher: bool) -> None:
     per example pooled over the seeds, is least (:func:`grid_argmin_weight`), one for every seed. The grid
     search of the map and of ``estimate-weight --grid`` picks the same way (mean over seeds), on twice the points.
     """
-    points = points_of_every_seed(estimated, use_teacher, HALF_GRID_WEIGHTS, "half_grid")
-    if points is None:
+    found = points_of_every_seed(estimated, use_teacher, HALF_GRID_WEIGHTS, "half_grid")
+    if found is None:
         return
     started, cpu = time.perf_counter(), time.process_time()
-    pooled = np.concatenate([p[2] for p in points], axis=1)
-    seeds = [st.seed for st, _ in estimated]
+    points, pooled, seeds = found
     est = grid_argmin_weight(HALF_GRID_WEIGHTS, pooled, seed=seeds[0] or 0)
     kind = interval_kind(pooled.shape[1]).replace("examples", f"examples pooled over {len(seeds)} seed(s)") + \
         " (of the pick)"
+    pick = HALF_GRID_WEIGHTS.index(est.gt_weight)
     overhead, overhead_cpu = time.perf_counter() - started, time.process_time() - cpu
     for (st, approaches), (keys, used, per_ex) in zip(estimated, points):
         approaches["half_grid"] = {
@@ -113,9 +115,9 @@ def half_grid_seeds(estimated: list, use_teacher: bool) -> None:
             "interval": list(est.interval), "interval_unconstrained": list(est.interval), "interval_kind": kind,
             "clip_reason": None, "pooled_seeds": seeds, "grid_weights": list(HALF_GRID_WEIGHTS),
             "grid_values": list(est.values), "seed_grid_values": per_ex.mean(axis=1).tolist(),
-            "predicted_val_criterion": float(per_ex[list(HALF_GRID_WEIGHTS).index(est.gt_weight)].mean()),
+            "predicted_val_criterion": float(per_ex[pick].mean()),
             "alpha1_endpoint": "teacher (generation 0)" if use_teacher else "student at gt_weight 1",
             "overhead_s": overhead / len(estimated), "overhead_cpu_s": overhead_cpu / len(estimated),
             "run_keys": list(used)}
         # the student at the pick is one of the grid's own: nothing to check it against
-        st.predictions["half_grid"] = (est.gt_weight, per_ex[list(HALF_GRID_WEIGHTS).index(est.gt_weight)], keys)
+        st.predictions["half_grid"] = (est.gt_weight, per_ex[pick], keys)
