@@ -517,7 +517,7 @@ def main(argv=None) -> int:
     import argparse
 
     parser = argparse.ArgumentParser(prog="python -m deepdistill.studies.weight_map", description=main.__doc__)
-    parser.add_argument("--out", required=True, help="the study's folder (resumable: finished cells are read back)")
+    parser.add_argument("--out", help="the study's folder (resumable: finished cells are read back)")
     parser.add_argument("--preset", default="fast", choices=sorted(PRESETS))
     parser.add_argument("--jobs", type=int, default=1, help="runs trained at once by the local runner")
     parser.add_argument("--threads-per-job", type=int, default=1)
@@ -525,7 +525,29 @@ def main(argv=None) -> int:
     parser.add_argument("--table", action="store_true",
                         help="read the finished cells (trains nothing) and print the README's estimator table, "
                              "test cells only")
+    parser.add_argument("--cross", action="append", default=None, metavar="PRESET=DIR",
+                        help="read finished maps (trains nothing; repeat, at least twice: e.g. full=DIR1 fresh=DIR2) "
+                             "and judge every pick made on one map's seeds on another's "
+                             "(deepdistill.studies.weight_map_cross)")
     args = parser.parse_args(argv)
+    if args.cross:
+        from deepdistill.studies.weight_map_cross import cross_seed_check, format_cross_seed
+
+        maps = {}
+        for item in args.cross:
+            name, sep, folder = item.partition("=")
+            if not sep or name not in PRESETS:
+                parser.error(f"--cross: expected PRESET=DIR with PRESET one of {sorted(PRESETS)}; got {item!r}")
+            study = read_weight_map(folder, name)
+            if study is None:
+                parser.error(f"--cross: no finished cell of preset {name!r} in {folder}")
+            maps[name] = study["cells"]
+        if len(maps) < 2:
+            parser.error(f"--cross: expected at least two maps; got {len(maps)}")
+        print(format_cross_seed(cross_seed_check(maps)))
+        return 0
+    if args.out is None:
+        parser.error("--out is required (unless --cross)")
     if args.table:
         study = read_weight_map(args.out, args.preset)
         if study is None:
