@@ -17,6 +17,7 @@ import signal
 import stat
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -190,6 +191,36 @@ def test_a_sweep_beside_another_live_sweep_starts_half_the_jobs(tmp_path):
     after = _DriverLease(folder)                     # the dead driver's entry is removed on sight
     assert after.drivers == 1 and not live.exists()
     after.release()
+
+
+def test_a_driver_that_counted_itself_alone_counts_again_after_settling(tmp_path):
+    # Two sweeps started together register a moment apart: the first counts itself alone, waits SETTLE_S and
+    # counts again, so it too sees the second before it starts any worker (bench/bench_concurrent_sweeps.py).
+    from deepdistill.drivers.local_runner import _DriverLease
+
+    folder = tmp_path / "generations"
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        timer = threading.Timer(0.2, _fake_driver, args=(folder, other.pid))   # registers while the first settles
+        timer.start()
+        first = _DriverLease(folder, settle=1.5)
+        timer.join()
+        assert first.drivers == 2
+        first.release()
+        (folder / ".drivers" / f"fake-{other.pid}.json").unlink()
+        # the same race without the second look: the first counts itself alone
+        timer = threading.Timer(0.5, _fake_driver, args=(folder, other.pid))
+        timer.start()
+        unsettled = _DriverLease(folder, settle=0.0)
+        timer.join()
+        assert unsettled.drivers == 1
+        unsettled.release()
+    finally:
+        other.kill()
+        other.wait()
+    alone = _DriverLease(folder, settle=0.0)
+    assert alone.drivers == 1
+    alone.release()
 
 
 def test_a_sweep_joined_later_keeps_only_its_share_of_workers_busy(tmp_path):

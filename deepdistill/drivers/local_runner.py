@@ -644,7 +644,14 @@ class _DriverLease:
     machine (its host and pid namespace) are alive there, itself included. Entries of dead processes are
     removed on sight; an entry is never executed or unpickled, only its name and JSON fields are read."""
 
-    def __init__(self, folder):
+    #: Seconds a driver that counted itself alone waits before counting again. Two sweeps started together
+    #: register a fraction of a second apart (their imports take about as long, not exactly as long); without
+    #: the second count the first would start all its workers, whose start-up (imports and data, ~3 s of CPU
+    #: each) is most of what two small concurrent sweeps cost beyond one (bench/bench_concurrent_sweeps.py).
+    #: A sweep alone pays this once, in wall time only.
+    SETTLE_S = 0.4
+
+    def __init__(self, folder, settle: float | None = None):
         import socket
 
         from deepdistill.engine.claims import _pid_namespace
@@ -662,6 +669,12 @@ class _DriverLease:
                 atomic_write_json(self.path, {"host": self.host, "pid": os.getpid(), "pid_namespace": self.ns,
                                               "started": time.time()})
                 self.drivers = self.count()
+            settle = self.SETTLE_S if settle is None else settle
+            if self.drivers == 1 and settle > 0:
+                time.sleep(settle)
+                with self._lock():
+                    self.drivers = self.count()
+            self.counted_at = time.monotonic()
         except OSError:                  # a read-only or odd folder: no sharing, as before
             self.drivers, self.path = 1, None
 
