@@ -102,6 +102,14 @@ class MapPreset:
         return json.loads(json.dumps(dataclasses.asdict(self)))
 
 
+#: The middle training-set size of every data set of the full preset, with its settings (the fresh seeds' cells).
+_MIDDLE_SIZES = (
+    {"dataset": "mnist1d", "model": "cnn1d", "sizes": (1500,), "epochs": 30},
+    {"dataset": "digits", "model": "mlp", "sizes": (700,), "epochs": 30},
+    {"dataset": "gaussian_mixture", "model": "mlp", "sizes": (1000,), "epochs": 30, "model_kwargs": {"hidden": 64}},
+    {"dataset": "mnist_5k", "model": "cnn2d", "sizes": (1500,), "epochs": 20},
+)
+
 PRESETS = {
     # CI: one data set, two noise levels, one size, one seed, a tiny network, a few epochs (seconds).
     "fast": MapPreset(
@@ -122,21 +130,13 @@ PRESETS = {
     # set, fixed before any of them ran; without the Das & Sanghavi grid (measured on the test cells).
     "fresh": MapPreset(
         name="fresh", seeds=(3, 4, 5), estimators=("half_grid", "two_run", "refined"), negative_from=2.0,
-        datasets=({"dataset": "mnist1d", "model": "cnn1d", "sizes": (1500,), "epochs": 30},
-                  {"dataset": "digits", "model": "mlp", "sizes": (700,), "epochs": 30},
-                  {"dataset": "gaussian_mixture", "model": "mlp", "sizes": (1000,), "epochs": 30,
-                   "model_kwargs": {"hidden": 64}},
-                  {"dataset": "mnist_5k", "model": "cnn2d", "sizes": (1500,), "epochs": 20})),
+        datasets=_MIDDLE_SIZES),
     # A second replicate of the fresh cells (seeds 6-8), fixed before any of them ran (2026-12-07, after the
     # fresh cells): new test cells for the default, and with the full and fresh maps three disjoint seed sets of
-    # the same 24 cells, so that a pick made on one set can be judged on another (:func:`cross_seed_check`).
+    # the same 24 cells, so that a pick made on one set can be judged on another (:mod:`deepdistill.studies.weight_map_cross`).
     "replicate": MapPreset(
         name="replicate", seeds=(6, 7, 8), estimators=("half_grid", "two_run", "refined"), negative_from=2.0,
-        datasets=({"dataset": "mnist1d", "model": "cnn1d", "sizes": (1500,), "epochs": 30},
-                  {"dataset": "digits", "model": "mlp", "sizes": (700,), "epochs": 30},
-                  {"dataset": "gaussian_mixture", "model": "mlp", "sizes": (1000,), "epochs": 30,
-                   "model_kwargs": {"hidden": 64}},
-                  {"dataset": "mnist_5k", "model": "cnn2d", "sizes": (1500,), "epochs": 20})),
+        datasets=_MIDDLE_SIZES),
     # The subset measured on 2 shared CPU cores: the full preset's settings, two data sets, three noise levels,
     # the small size and the full pool (its cells are cells of "full": nothing chosen after seeing results).
     "subset": MapPreset(
