@@ -103,6 +103,15 @@ def test_summary_passes_when_every_cell_is_within_and_signed_right():
     assert [r["passed"] for r in s["must_show"]] == [True, True, True]
 
 
+def test_the_sign_must_show_is_not_applicable_without_a_cell_whose_gain_exceeds_noise():
+    cells = [c for c in _hand_made() if c["slug"] in ("C", "D")]       # neither gain exceeds seed noise
+    s = wm.summarize(cells)
+    assert s["gain_cells"] == 0 and s["must_show"][2]["passed"] is None
+    assert s["must_show"][0]["passed"] is False                         # the others are judged as before
+    line = next(x for x in wm.format_summary(s).splitlines() if x.startswith("right sign"))
+    assert line.endswith("n/a")
+
+
 def test_one_seed_cells_need_the_grids_accuracy_and_never_exceed_noise():
     c = _cell("one", teacher=(0.5,), best=(0.6,), best_weight=0.5, est_acc=(0.59,), est_weight=0.5)
     c["grid"]["training_runs"] = [12]

@@ -203,7 +203,8 @@ def weight_map_section(out_dir, fast: bool, table, preset: str | None = None) ->
     rows = s["must_show"]
     parts += ["", table({"must show": [r["must_show"] for r in rows], "measured": [_fmt(r["measured"], ".3g") for r in rows],
                          "threshold": [_fmt(r["threshold"], ".3g") for r in rows],
-                         "result": ["PASS" if r["passed"] else "**FAIL**" for r in rows]})]
+                         "result": ["n/a" if r["passed"] is None else "PASS" if r["passed"] else "**FAIL**"
+                                    for r in rows]})]
     per = s["per_estimator"]
     parts += ["", table({"estimator": list(per),
                          "within (cells)": [f"{e['within']}/{e['cells']}" for e in per.values()],

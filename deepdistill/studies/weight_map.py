@@ -113,7 +113,7 @@ _MIDDLE_SIZES = (
 PRESETS = {
     # CI: one data set, two noise levels, one size, one seed, a tiny network, a few epochs (seconds).
     "fast": MapPreset(
-        name="fast", noise_levels=(0.0, 0.4), seeds=(0,), grid=(0.0, 0.5, 1.0), negative_grid=(-0.5, 0.0, 1.0),
+        name="fast", noise_levels=(0.0, 0.4), seeds=(0,), negative_grid=(-0.5, 0.0, 1.0),
         datasets=({"dataset": "gaussian_mixture", "model": "mlp", "sizes": (200,), "epochs": 8, "batch_size": 32,
                    "model_kwargs": {"hidden": 16, "depth": 1}},)),
     # The issue's cells, fixed before any run (too big for 2 CPU cores: hours; the report's preset). The
@@ -338,11 +338,18 @@ def summarize(cells: list[dict], gain_z: float = 2.0, default: str | None = None
          "passed": bool(d) and not d["outside_ok"]},
         {"must_show": "right sign of the gain where it exceeds seed noise",
          "measured": d.get("sign_fraction", math.nan), "threshold": THRESHOLDS["sign_fraction"],
-         "passed": bool(d and d["sign_cells"] and d["sign_fraction"] >= THRESHOLDS["sign_fraction"])},
+         # None: no cell's gain exceeds seed noise, so there is no sign to get right (neither pass nor fail)
+         "passed": (None if d and not d["sign_cells"] else
+                    bool(d and d["sign_fraction"] >= THRESHOLDS["sign_fraction"]))},
     ]
     return {"default_estimator": default, "cells": len(cells), "per_estimator": per, "must_show": must,
             "das_sanghavi": negative, "gain_cells": sum(x["gain_exceeds_noise"] for _, x in derived),
             "derived": {c["slug"]: x for c, x in derived}}
+
+
+def _verdict(passed: bool | None) -> str:
+    """PASS, FAIL, or n/a where a must-show has no cell to judge (:func:`summarize`'s ``passed`` is None)."""
+    return "n/a" if passed is None else ("PASS" if passed else "FAIL")
 
 
 def format_summary(summary: dict) -> str:
@@ -352,7 +359,7 @@ def format_summary(summary: dict) -> str:
              f"{'must show':<78} {'measured':>9} {'threshold':>9}  result"]
     for r in summary["must_show"]:
         lines.append(f"{r['must_show']:<78} {r['measured']:>9.3g} {r['threshold']:>9.3g}  "
-                     f"{'PASS' if r['passed'] else 'FAIL'}")
+                     f"{_verdict(r['passed'])}")
     lines.append(f"{'estimator':<20} {'within':>8} {'sign':>8} {'|w err|':>8} {'acc loss':>9} {'cost':>6} "
                  f"{'warned':>7} {'ok: within':>11}  outside with 'ok'")
     for name, e in summary["per_estimator"].items():
