@@ -74,9 +74,10 @@ def test_cli_reads_two_finished_maps(tmp_path, capsys, monkeypatch):
     assert "--cross: expected PRESET=DIR" in capsys.readouterr().err
 
 
-def test_the_three_presets_hold_the_same_cells_on_disjoint_seeds():
-    full, fresh, rep = (wm.get_preset(n) for n in ("full", "fresh", "replicate"))
-    slugs = {n: {c["slug"] for c in wm.cell_list(n)} for n in ("full", "fresh", "replicate")}
-    assert slugs["fresh"] == slugs["replicate"] and slugs["fresh"] <= slugs["full"] and len(slugs["fresh"]) == 24
-    seeds = [set(p.seeds) for p in (full, fresh, rep)]
+def test_the_four_presets_hold_the_same_cells_on_disjoint_seeds():
+    names = ("full", "fresh", "replicate", "holdout")
+    slugs = {n: {c["slug"] for c in wm.cell_list(n)} for n in names}
+    assert slugs["fresh"] == slugs["replicate"] == slugs["holdout"] and slugs["fresh"] <= slugs["full"]
+    assert len(slugs["fresh"]) == 24
+    seeds = [set(wm.get_preset(n).seeds) for n in names]
     assert all(not (a & b) for i, a in enumerate(seeds) for b in seeds[i + 1:])

@@ -99,6 +99,43 @@ def test_grid_argmin_by_hand_and_its_bootstrap_interval():
         grid_argmin_weight(weights, noise[:5])
 
 
+def test_two_level_bootstrap_draws_whole_seeds_then_their_examples():
+    from deepdistill.studies.weight_pooled import two_level_counts
+
+    groups = np.repeat([7, 3, 5], [4, 6, 5])                  # three seeds of 4, 6 and 5 validation examples
+    counts = two_level_counts(groups, 500, 0)
+    assert counts.shape == (500, 15) and np.all(counts >= 0) and np.all(counts == np.round(counts))
+    sizes = {g: int((groups == g).sum()) for g in (7, 3, 5)}
+    # per draw and seed, the examples drawn are that seed's size times how often the seed was drawn; three in all
+    times = np.stack([counts[:, groups == g].sum(axis=1) / sizes[g] for g in (7, 3, 5)], axis=1)
+    assert np.all(times == np.round(times)) and np.all(times.sum(axis=1) == 3)
+    assert np.all(times.max(axis=1) <= 3) and (times == 3).any() and (times == 0).any()   # a seed can be missed
+    # one group: an ordinary bootstrap of the examples (each draw n examples)
+    assert np.all(two_level_counts(np.zeros(9), 50, 1).sum(axis=1) == 9)
+
+
+def test_seeds_that_disagree_widen_the_two_level_interval_not_the_examples_one():
+    from deepdistill.studies.weight_estimators import grid_argmin_weight
+    from deepdistill.studies.weight_pooled import seed_bootstrap_argmin_interval, two_level_counts
+
+    rng = np.random.default_rng(0)
+    weights = np.array([0.0, 0.2, 0.4, 0.6, 0.8, 1.0])
+    # three seeds, each with a clear minimum of its own (0.2, 0.4 and 0.8): within a seed every example agrees
+    per_seed = [np.abs(np.subtract.outer(weights, m))[:, None] * s + 0.01 * rng.random((6, 200))
+                for m, s in ((0.2, 1.0), (0.4, 0.9), (0.8, 1.1))]
+    C, groups = np.concatenate(per_seed, axis=1), np.repeat([0, 1, 2], 200)
+    pooled = grid_argmin_weight(weights, C, seed=0)
+    assert pooled.interval[1] - pooled.interval[0] <= 0.2                # the examples alone: the seeds held fixed
+    lo, hi = seed_bootstrap_argmin_interval(weights, C, groups, seed=0)
+    assert lo <= 0.2 and hi >= 0.8                                      # a draw of one seed thrice picks its own
+    # against an explicit loop over the same draws (one chunk at this size)
+    counts = two_level_counts(groups, 2000, np.random.default_rng(0))
+    draws = [weights[np.argmin([(row * c).sum() / row.sum() for c in C])] for row in counts]
+    assert (lo, hi) == tuple(np.percentile(draws, [5.0, 95.0]))
+    # one seed: the same kind of interval as the examples' bootstrap (a clear pick: that point alone)
+    assert seed_bootstrap_argmin_interval(weights, per_seed[0], np.zeros(200), seed=0) == (0.2, 0.2)
+
+
 def test_half_grid_picks_the_pooled_argmin_from_its_own_students(tmp_path):
     from deepdistill.studies.weight_estimation import HALF_GRID_WEIGHTS
 
@@ -118,6 +155,11 @@ def test_half_grid_picks_the_pooled_argmin_from_its_own_students(tmp_path):
     assert all(e.training_runs == 6 for e in entries)
     assert all(e.details["check"].startswith("none: the student at the estimate is one of") for e in entries)
     assert entries[0].interval[0] <= pick <= entries[0].interval[1]
+    # with two seeds the interval is the two-level one (seeds, then examples), and at least as wide here as the
+    # examples' bootstrap alone, which is kept beside it
+    assert "two-level bootstrap" in entries[0].interval_kind and "2 seeds" in entries[0].interval_kind
+    ex = entries[0].details["interval_examples"]
+    assert entries[0].interval[1] - entries[0].interval[0] >= ex[1] - ex[0] - 1e-12
 
 
 def test_a_point_that_does_not_train_fails_the_pooled_estimators_in_words_and_not_the_others():

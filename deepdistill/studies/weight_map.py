@@ -137,6 +137,12 @@ PRESETS = {
     "replicate": MapPreset(
         name="replicate", seeds=(6, 7, 8), estimators=("half_grid", "two_run", "refined"), negative_from=2.0,
         datasets=_MIDDLE_SIZES),
+    # A third set of unseen seeds (9-11) of the same 24 cells, fixed before any of them ran (2026-12-07, after the
+    # replicate cells): the test of the half grid's two-level (seeds, then examples) interval and its status,
+    # decided before the run; the examples-only interval is kept beside it in every cell, to compare.
+    "holdout": MapPreset(
+        name="holdout", seeds=(9, 10, 11), estimators=("half_grid", "two_run", "refined"), negative_from=2.0,
+        datasets=_MIDDLE_SIZES),
     # The subset measured on 2 shared CPU cores: the full preset's settings, two data sets, three noise levels,
     # the small size and the full pool (its cells are cells of "full": nothing chosen after seeing results).
     "subset": MapPreset(
@@ -224,7 +230,7 @@ def _estimator_row(name: str, entries: list) -> dict:
             "wall_time_s": [float(_field(e, "wall_time_s", math.nan)) for e in entries],
             "cpu_time_s": [_field(e, "cpu_time_s") for e in entries],
             **{k: [_field(e, k) for e in entries] for k in ("clip_reason", "seed_floor", "new_runs", "cached_runs",
-                                                              "shared_runs")}}
+                                                              "shared_runs", "interval_examples")}}
 
 
 def _grid_rows(per_seed) -> dict:

@@ -17,8 +17,8 @@ import time
 
 import numpy as np
 
-from deepdistill.studies.weight_estimators import (clip_interval, clip_reason, grid_argmin_weight, interval_kind,
-                                                   parabola_optimal_weight)
+from deepdistill.studies.weight_estimators import (INTERVAL_LEVEL, clip_interval, clip_reason, grid_argmin_weight,
+                                                   interval_kind, parabola_optimal_weight)
 from deepdistill.studies.weight_results import STATUS_OK, failed_entry as _failed
 
 #: The ``pooled`` estimator's three weights (the labels end point serves for 1 when it may) and the step its
@@ -29,6 +29,47 @@ POOLED_STEP = 0.1
 #: The ``half_grid`` estimator's weights: every other point of :data:`DEFAULT_GRID`, the labels end point at 1
 #: (the teacher when it may serve): 6 runs per seed with the teacher, half the 11-point grid's 12.
 HALF_GRID_WEIGHTS = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
+
+
+def two_level_counts(groups, n_boot: int, seed) -> np.ndarray:
+    """``(n_boot, n)`` multiplicities of a two-level bootstrap of ``n`` examples in ``groups`` (one label per
+    example): in each draw the groups are drawn with replacement (as many as there are), then every drawn
+    group's examples with replacement. Each draw's row sums to the sizes of the groups it drew. Reference:
+    Davison & Hinkley, *Bootstrap Methods and their Application* (1997), section 3.8, hierarchical data
+    (their second strategy: both stages with replacement, slightly wider than the first with few groups).
+    ``seed``: an int or a ``numpy.random.Generator`` (drawn from in place)."""
+    _, inverse = np.unique(np.asarray(groups), return_inverse=True)
+    members = [np.flatnonzero(inverse == g) for g in range(int(inverse.max()) + 1)]
+    rng = np.random.default_rng(seed)
+    drawn = rng.integers(0, len(members), size=(int(n_boot), len(members)))
+    counts = np.zeros((int(n_boot), inverse.size))
+    for slot in range(len(members)):
+        for g, cols in enumerate(members):
+            rows = np.flatnonzero(drawn[:, slot] == g)
+            if rows.size:
+                np.add.at(counts, (rows[:, None], cols[rng.integers(0, cols.size, size=(rows.size, cols.size))]), 1.0)
+    return counts
+
+
+def seed_bootstrap_argmin_interval(weights, per_example, groups, *, level: float = INTERVAL_LEVEL,
+                                   n_boot: int = 2000, seed: int = 0) -> tuple:
+    """The percentile interval of the grid argmin (the weight of least mean criterion) under the two-level
+    bootstrap of :func:`two_level_counts`: seeds, then each drawn seed's validation examples.
+
+    Why not the examples alone: pooled over seeds, a bootstrap of the examples holds every seed's trained
+    students fixed, so it misses the training noise between seeds (on the weight map the per-seed picks
+    differ more than one seed's validation set explains). With one group this is the examples' bootstrap."""
+    w = np.asarray(weights, dtype=np.float64)
+    C = np.asarray(per_example, dtype=np.float64)
+    rng, chunk = np.random.default_rng(seed), max(1, 2_000_000 // max(C.shape[1], 1))   # ~16 MB of counts at once
+    draws = []
+    for start in range(0, int(n_boot), chunk):
+        counts = two_level_counts(groups, min(chunk, int(n_boot) - start), rng)
+        means = (counts @ C.T) / counts.sum(axis=1, keepdims=True)      # (draws, len(weights))
+        draws.append(w[np.argmin(means, axis=1)])
+    draws = np.concatenate(draws)
+    tail = 50.0 * (1.0 - level)
+    return tuple(float(v) for v in np.percentile(draws, [tail, 100.0 - tail]))
 
 
 def points_of_every_seed(estimated: list, use_teacher: bool, weights, name: str):
@@ -98,6 +139,9 @@ def half_grid_seeds(estimated: list, use_teacher: bool) -> None:
     ``approaches["half_grid"]``: the weight of :data:`HALF_GRID_WEIGHTS` whose students' validation criterion,
     per example pooled over the seeds, is least (:func:`grid_argmin_weight`), one for every seed. The grid
     search of the map and of ``estimate-weight --grid`` picks the same way (mean over seeds), on twice the points.
+    Its interval, with several seeds, is the two-level bootstrap of :func:`seed_bootstrap_argmin_interval`
+    (seeds, then examples); with one seed, the examples' bootstrap. The examples' bootstrap is also kept with
+    several seeds (``interval_examples``), to compare.
     """
     found = points_of_every_seed(estimated, use_teacher, HALF_GRID_WEIGHTS, "half_grid")
     if found is None:
@@ -105,14 +149,21 @@ def half_grid_seeds(estimated: list, use_teacher: bool) -> None:
     started, cpu = time.perf_counter(), time.process_time()
     points, pooled, seeds = found
     est = grid_argmin_weight(HALF_GRID_WEIGHTS, pooled, seed=seeds[0] or 0)
-    kind = interval_kind(pooled.shape[1]).replace("examples", f"examples pooled over {len(seeds)} seed(s)") + \
-        " (of the pick)"
+    interval, kind = list(est.interval), interval_kind(pooled.shape[1]) + " (of the pick; one seed)"
+    if len(seeds) > 1:
+        # across seeds where there are several (issue: "a bootstrap ..., and across seeds where there are several")
+        groups = np.concatenate([np.full(p[2].shape[1], i) for i, p in enumerate(points)])
+        interval = list(seed_bootstrap_argmin_interval(HALF_GRID_WEIGHTS, pooled, groups, seed=seeds[0] or 0))
+        kind = (f"{int(round(100 * INTERVAL_LEVEL))}% two-level bootstrap of the pick: the {len(seeds)} seeds with "
+                f"replacement, then each drawn seed's validation examples ({pooled.shape[1]} in all)")
     pick = HALF_GRID_WEIGHTS.index(est.gt_weight)
     overhead, overhead_cpu = time.perf_counter() - started, time.process_time() - cpu
     for (st, approaches), (keys, used, per_ex) in zip(estimated, points):
         approaches["half_grid"] = {
             "gt_weight": est.gt_weight, "unconstrained": est.gt_weight, "status": STATUS_OK,
-            "interval": list(est.interval), "interval_unconstrained": list(est.interval), "interval_kind": kind,
+            "interval": interval, "interval_unconstrained": interval, "interval_kind": kind,
+            # the examples' bootstrap alone (the seeds' students held fixed): kept to compare (docs/weight_map.md s.9)
+            "interval_examples": list(est.interval),
             "clip_reason": None, "pooled_seeds": seeds, "grid_weights": list(HALF_GRID_WEIGHTS),
             "grid_values": list(est.values), "seed_grid_values": per_ex.mean(axis=1).tolist(),
             "predicted_val_criterion": float(per_ex[pick].mean()),
