@@ -7,7 +7,6 @@ import json
 from pathlib import Path
 
 import numpy as np
-import pytest
 import torch
 
 from tests._make_behaviour_baseline import bridge_ids, ids, sweep
