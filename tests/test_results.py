@@ -7,6 +7,7 @@ import math
 
 import numpy as np
 import pytest
+import torch
 
 from deepdistill.core.config import TrainConfig
 from deepdistill.core.io import atomic_write, atomic_write_json, read_json, to_jsonable
@@ -47,6 +48,7 @@ def test_record_of_a_real_run_is_complete(tmp_path):
     assert rec["config"] == TrainConfig.from_dict(cfg).to_dict() and rec["seed"] == 3
     assert set(rec["versions"]) == {"python", "torch", "numpy", "deepdistill"}
     assert rec["device"]["type"] == "cpu" and rec["device"]["name"]
+    assert rec["device"]["capability"] == str(torch.backends.cpu.get_cpu_capability())
     assert rec["wall_time_s"] == pytest.approx(sum(g["wall_time_s"] for g in rec["generations"]), rel=1e-12)
     assert rec["wall_time_s"] > 0 and rec["selection"] == "best_val_accuracy"
     keys = set(summarize(np.full((2, 3), 1 / 3), np.array([0, 1])))        # the shared metric set

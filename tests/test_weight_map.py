@@ -77,6 +77,19 @@ def test_warned_cells_and_the_ok_cells_within_are_counted_apart():
     assert (e["flagged"], e["ok_cells"], e["within_when_ok"]) == (1, 3, 1)
 
 
+def test_the_share_of_intervals_that_hold_the_grid_pick():
+    cells = _hand_made()
+    cells[0]["estimators"]["est"]["interval"] = [[0.4, 0.6]] * 3                  # A: the pick 0.5, held by all
+    cells[1]["estimators"]["est"]["interval"] = [[0.8, 1.0], [0.2, 1.0], [0.3, 0.3]]   # B: 0.3, held by 2 of 3
+    s = wm.summarize(cells)
+    d = s["derived"]
+    assert d["A"]["estimators"]["est"]["interval_covers_grid_pick"] == 1.0
+    assert d["B"]["estimators"]["est"]["interval_covers_grid_pick"] == pytest.approx(2 / 3)
+    assert math.isnan(d["C"]["estimators"]["est"]["interval_covers_grid_pick"])        # no interval stored
+    assert s["per_estimator"]["est"]["interval_covers_grid_pick"] == pytest.approx(5 / 6)   # cells with one
+    assert "covers" in wm.format_summary(s) and " 83%" in wm.format_summary(s)
+
+
 def test_the_split_puts_the_subset_cells_in_development_and_every_other_full_cell_in_test():
     full = wm.cell_list("full")
     dev = wm.development_cells()

@@ -213,6 +213,8 @@ def weight_map_section(out_dir, fast: bool, table, preset: str | None = None) ->
                          "mean accuracy lost": [_fmt(e["mean_accuracy_loss"], ".4f") for e in per.values()],
                          "runs / grid's": [_fmt(e["mean_cost_ratio"], ".2f") for e in per.values()],
                          "cells warned": [f"{e.get('flagged', 0)}/{e['cells']}" for e in per.values()],
+                         "interval holds the grid's pick": [_fmt(e.get("interval_covers_grid_pick"), ".0%")
+                                                            for e in per.values()],
                          "outside with status ok": [", ".join(e["outside_ok"]) or "-" for e in per.values()]})]
     n = s["das_sanghavi"]
     parts += ["", f"Das & Sanghavi (ICML 2023), gt_weight < 0 optimal at high label noise (method `{p['negative_method']}`, "

@@ -48,13 +48,31 @@ def library_versions() -> dict[str, str]:
             "deepdistill": ours}
 
 
+def _cpu_model() -> str:
+    """The CPU's model name: ``platform.processor()`` is empty (or only ``x86_64``) on most Linux systems,
+    where ``/proc/cpuinfo`` names the model."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text(errors="replace").splitlines():
+            if line.startswith("model name") and ":" in line:
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "cpu"
+
+
 def device_description(device) -> dict[str, str]:
+    """The device a result was computed on. On a CPU also the vector instructions torch dispatches to
+    (``capability``): two CPUs can train the same seed to results that differ in the last bits, and in a
+    noisy selection (a grid's argmin) that can change the pick, so a record says which CPU made it."""
     import torch
 
     device = torch.device(device)
     if device.type == "cuda":
         return {"type": "cuda", "name": torch.cuda.get_device_name(device)}
-    return {"type": device.type, "name": platform.processor() or platform.machine() or "cpu"}
+    out = {"type": device.type, "name": _cpu_model()}
+    if device.type == "cpu":
+        out["capability"] = str(torch.backends.cpu.get_cpu_capability())
+    return out
 
 
 def make_record(config: TrainConfig, generations: list[dict], *, device, session_wall_time_s: float,

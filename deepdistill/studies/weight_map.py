@@ -273,12 +273,16 @@ def summarize_cell(cell: dict, gain_z: float = 2.0, default: str | None = None) 
         w = e["gt_weight_mean"]
         # "distil" means a weight the grid can tell from 1: below 1 by at least half the grid's step
         predicts_gain = None if w is None else bool(w < 1.0 - half_step)
+        # how honest the intervals are: the share of seeds whose interval holds the grid's own pick
+        ivs = [iv for iv in e.get("interval") or () if iv and len(iv) == 2 and None not in iv]
+        covers = (statistics.fmean(float(lo) - 1e-9 <= float(g["best_weight"]) <= float(hi) + 1e-9 for lo, hi in ivs)
+                  if ivs else math.nan)
         out["estimators"][name] = {
             "within_accuracy": within_accuracy, "accuracy": acc, "runs": runs, "cost_ratio": cost_ratio,
             "within": within_accuracy and cost_ratio <= THRESHOLDS["cost_ratio"] + 1e-12,
             "accuracy_loss": best_mean - acc if not math.isnan(acc) else math.nan,
             "weight_error": None if w is None else w - float(g["best_weight"]),
-            "ok": e["ok"], "predicts_gain": predicts_gain,
+            "ok": e["ok"], "predicts_gain": predicts_gain, "interval_covers_grid_pick": covers,
             "right_sign": None if (predicts_gain is None or not exceeds) else predicts_gain == (gain > 0)}
     out["default"] = default or cell.get("default_estimator")
     return out
@@ -324,7 +328,8 @@ def summarize(cells: list[dict], gain_z: float = 2.0, default: str | None = None
                      "mean_accuracy_loss": _mean_sd([r["accuracy_loss"] for _, r in rows])[0],
                      "mean_abs_weight_error": _mean_sd([abs(r["weight_error"]) for _, r in rows
                                                         if r["weight_error"] is not None])[0],
-                     "mean_cost_ratio": _mean_sd([r["cost_ratio"] for _, r in rows])[0]}
+                     "mean_cost_ratio": _mean_sd([r["cost_ratio"] for _, r in rows])[0],
+                     "interval_covers_grid_pick": _mean_sd([r.get("interval_covers_grid_pick") for _, r in rows])[0]}
     if default is None:
         defaults = [c.get("default_estimator") for c in cells]
         default = defaults[0] if defaults and all(d == defaults[0] for d in defaults) else None
@@ -367,11 +372,12 @@ def format_summary(summary: dict) -> str:
         lines.append(f"{r['must_show']:<78} {r['measured']:>9.3g} {r['threshold']:>9.3g}  "
                      f"{_verdict(r['passed'])}")
     lines.append(f"{'estimator':<20} {'within':>8} {'sign':>8} {'|w err|':>8} {'acc loss':>9} {'cost':>6} "
-                 f"{'warned':>7} {'ok: within':>11}  outside with 'ok'")
+                 f"{'warned':>7} {'ok: within':>11} {'covers':>6}  outside with 'ok'")
     for name, e in summary["per_estimator"].items():
         lines.append(f"{name:<20} {e['within']:>3}/{e['cells']:<4} {e['right_sign']:>3}/{e['sign_cells']:<4} "
                      f"{e['mean_abs_weight_error']:>8.3f} {e['mean_accuracy_loss']:>9.4f} {e['mean_cost_ratio']:>6.2f} "
-                     f"{e.get('flagged', 0):>3}/{e['cells']:<3} {e.get('within_when_ok', 0):>5}/{e.get('ok_cells', 0):<5}  "
+                     f"{e.get('flagged', 0):>3}/{e['cells']:<3} {e.get('within_when_ok', 0):>5}/{e.get('ok_cells', 0):<5} "
+                     f"{e.get('interval_covers_grid_pick', math.nan):>6.0%}  "
                      f"{', '.join(e['outside_ok']) or '-'}")
     n = summary["das_sanghavi"]
     lines.append(f"[DS23] gt_weight < 0 optimal at high noise: {n['negative_by_val']}/{n['cells']} cells by validation "
