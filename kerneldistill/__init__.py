@@ -25,24 +25,36 @@ fresh covariates each step, labelled   :mod:`.self_training` (Wu, Yang & Sun): s
 by the previous fit, no noise          labels, later steps new ``X`` on noiseless pseudo-labels
 =====================================  ===========================================================
 """
-from .estimator import KernelDistiller
-from .filters import filter_complements, filter_diagonals, filter_path
-from ._validation import PrecisionWarning
-from .joint import MAX_JOINT_STEPS, joint_schedule
-from .mobahi import MobahiPath, fixed_budget_path, fixed_budget_path_from_distiller
-from .optimal import (
-    ExpectedTrainingRisk,
-    OneShotRisk,
-    ReferenceRisk,
-    StepQuadratic,
-    WeightSchedule,
-    greedy_schedule,
-    gt_weight_from_teacher_weight,
-    optimal_gt_weight,
-    ridge_from_dpr,
-)
-from .spectrum import Spectrum, eigh_gram, nystroem_spectrum, topk_spectrum
-from .step_selection import StepSelection, select_steps
+import importlib
+
+# Lazy (PEP 562), as in deepdistill: `import kerneldistill` or of any submodule (the deep losses check a weight
+# with `kerneldistill._validation` in every training process) would otherwise load scikit-learn and scipy
+# through the estimator, about 1 s per process. A name below is imported on first use, then kept here.
+_PUBLIC = {
+    **dict.fromkeys(["KernelDistiller"], "kerneldistill.estimator"),
+    **dict.fromkeys(["filter_complements", "filter_diagonals", "filter_path"], "kerneldistill.filters"),
+    **dict.fromkeys(["PrecisionWarning"], "kerneldistill._validation"),
+    **dict.fromkeys(["MAX_JOINT_STEPS", "joint_schedule"], "kerneldistill.joint"),
+    **dict.fromkeys(["MobahiPath", "fixed_budget_path", "fixed_budget_path_from_distiller"], "kerneldistill.mobahi"),
+    **dict.fromkeys(["ExpectedTrainingRisk", "OneShotRisk", "ReferenceRisk", "StepQuadratic", "WeightSchedule",
+                     "greedy_schedule", "gt_weight_from_teacher_weight", "optimal_gt_weight", "ridge_from_dpr"],
+                    "kerneldistill.optimal"),
+    **dict.fromkeys(["Spectrum", "eigh_gram", "nystroem_spectrum", "topk_spectrum"], "kerneldistill.spectrum"),
+    **dict.fromkeys(["StepSelection", "select_steps"], "kerneldistill.step_selection"),
+}
+
+
+def __getattr__(name: str):
+    if name not in _PUBLIC:
+        raise AttributeError(f"module 'kerneldistill' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_PUBLIC[name]), name)
+    globals()[name] = value            # later look-ups skip this function
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_PUBLIC))
+
 
 __all__ = [
     "KernelDistiller", "filter_complements", "filter_diagonals", "filter_path", "joint_schedule", "MAX_JOINT_STEPS",

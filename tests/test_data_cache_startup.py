@@ -203,3 +203,17 @@ def test_cached_split_equals_sklearn_and_changes_with_the_labels(cache, monkeypa
     assert len(cache_files()) == 1
     _split(y2, 40, 5, seed=7)
     assert len(cache_files()) == 2
+
+
+def test_a_training_process_imports_no_scikit_learn(tmp_path):
+    # A sweep worker's start-up: `kerneldistill` (whose estimator loads scikit-learn and scipy's statistics,
+    # ~1 s) was imported by the weight check of every config; its names are now lazy. One epoch of a tiny
+    # config. (Parts of scipy stay: the metrics' softmax and entropy, this data set's Bayes-rate quadrature.)
+    argv = ["train", "--dataset", "gaussian_mixture", "--model", "mlp", "--generations", "1", "--epochs", "1",
+            "--device", "cpu", "--quiet", "--out-dir", str(tmp_path / "run")]
+    probe = _PROBE.format(argv=argv).replace('("torch", "scipy", "sklearn", "kerneldistill", "mnist1d")',
+                                             '("torch", "sklearn", "scipy.stats", "kerneldistill.estimator")')
+    last = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True,
+                          check=True).stdout.strip().splitlines()[-1]
+    assert (tmp_path / "run" / "record.json").exists()
+    assert last == "HEAVY=torch"                                      # the probe sees what was imported
