@@ -17,8 +17,8 @@ import time
 
 import numpy as np
 
-from deepdistill.studies.weight_estimators import (INTERVAL_LEVEL, clip_interval, clip_reason, grid_argmin_weight,
-                                                   interval_kind, parabola_optimal_weight)
+from deepdistill.studies.weight_estimators import (INTERVAL_LEVEL, _percentiles, clip_interval, clip_reason,
+                                                   grid_argmin_weight, interval_kind, parabola_optimal_weight)
 from deepdistill.studies.weight_results import STATUS_OK, failed_entry as _failed
 
 #: The ``pooled`` estimator's three weights (the labels end point serves for 1 when it may) and the step its
@@ -67,9 +67,7 @@ def seed_bootstrap_argmin_interval(weights, per_example, groups, *, level: float
         counts = two_level_counts(groups, min(chunk, int(n_boot) - start), rng)
         means = (counts @ C.T) / counts.sum(axis=1, keepdims=True)      # (draws, len(weights))
         draws.append(w[np.argmin(means, axis=1)])
-    draws = np.concatenate(draws)
-    tail = 50.0 * (1.0 - level)
-    return tuple(float(v) for v in np.percentile(draws, [tail, 100.0 - tail]))
+    return _percentiles(np.concatenate(draws), level)
 
 
 def points_of_every_seed(estimated: list, use_teacher: bool, weights, name: str):
