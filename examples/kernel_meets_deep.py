@@ -40,7 +40,7 @@ def _print_exact(e: dict) -> None:
 
 
 def _print_width(w: dict) -> None:
-    print(f"\n(b) real network (NTK parameterisation) vs the closed form on its own eNTK: relative deviation at new points")
+    print("\n(b) real network (NTK parameterisation) vs the closed form on its own eNTK: relative deviation at new points")
     print(f"    mean over {len(w['seeds'])} seed(s) and gt_weight " + ", ".join(f"{x:g}" for x in w["gt_weights"]))
     print("    " + f"{'width':>6}  " + "  ".join(f"{'step ' + str(s):>9}" for s in w["steps"]) + f"  {'mean':>9}")
     for width, row, mean in zip(w["widths"], w["deviation_per_step"], w["mean_deviation"]):

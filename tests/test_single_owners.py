@@ -6,7 +6,6 @@ spy on the owner that sees their calls, or the owner's exact message), so a seco
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 import os
 
