@@ -245,10 +245,10 @@ def _torch_eigh_section(device_name: str, sizes, cpu_max: int) -> None:
     for n in sizes:
         _, K, y = _data(n, seed=2)
         k64 = torch.as_tensor(K, dtype=torch.float64, device=device)
-        timed(lambda: torch.linalg.eigh(k64[:64, :64]))                     # warm-up (kernel load, workspace)
-        t64, (d64, v64) = timed(lambda: torch.linalg.eigh(k64))
-        t32, (d32, v32) = timed(lambda: torch.linalg.eigh(k64.float()))
-        t_cpu = _best_time(lambda: scipy.linalg.eigh(K, driver="evd"), 1)[0].wall if n <= cpu_max else math.nan
+        timed(lambda k=k64: torch.linalg.eigh(k[:64, :64]))                     # warm-up (kernel load, workspace)
+        t64, (d64, v64) = timed(lambda k=k64: torch.linalg.eigh(k))
+        t32, (d32, v32) = timed(lambda k=k64: torch.linalg.eigh(k.float()))
+        t_cpu = _best_time(lambda k=K: scipy.linalg.eigh(k, driver="evd"), 1)[0].wall if n <= cpu_max else math.nan
         b, _ = filter_path(d64.cpu().numpy(), RIDGE, WEIGHTS, STEPS)        # (11, 50, n)
         b32, _ = filter_path(d32.double().cpu().numpy(), RIDGE, WEIGHTS, STEPS)
         y64 = torch.as_tensor(y, dtype=torch.float64, device=device)

@@ -33,12 +33,12 @@ def check_gcv_definition() -> float:
     scores = select_steps(model, 6, gt_weight=0.3).scores
     K = rbf_kernel(X, gamma=80.0)
     S = K @ np.linalg.inv(K + 0.04 * np.eye(40))
-    fit, worst = S @ y, 0.0
+    fit, worst, St = S @ y, 0.0, S
     for t in range(1, 7):
         if t > 1:
             fit = S @ (0.3 * y + 0.7 * fit)  # step t refits the mixed target
-        # S_t is the smoother of step t: S_t y = fit; its trace from the same recursion on I
-        St = S if t == 1 else S @ (0.3 * np.eye(40) + 0.7 * St)
+            # S_t is the smoother of step t: S_t y = fit; its trace from the same recursion on I
+            St = S @ (0.3 * np.eye(40) + 0.7 * St)
         gcv = (np.sum((y - fit) ** 2) / 40) / (1 - np.trace(St) / 40) ** 2
         worst = max(worst, abs(scores[t - 1] - gcv) / gcv)
     return worst

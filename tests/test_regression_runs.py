@@ -35,7 +35,7 @@ def test_regression_data_sets_split_without_stratifying_and_keep_the_clean_test_
     with pytest.raises(ValueError, match="unknown dataset"):
         dataset_task("imagenet")
     s = load_dataset("sine", seed=3, n_train=40, val_fraction=0.25, noise=0.2, n_test=50)
-    (xt, yt), (xv, yv), (xs, ys) = s.train.tensors, s.val.tensors, s.test.tensors
+    (xt, yt), (xv, _yv), (xs, ys) = s.train.tensors, s.val.tensors, s.test.tensors
     assert s.task == "regression" and s.num_classes == 1 and s.input_shape == (1,)
     assert xt.shape == (30, 1) and xv.shape == (10, 1) and xs.shape == (50, 1) and yt.dtype == torch.float32
     np.testing.assert_allclose(ys.numpy(), sine_truth(xs.numpy().astype(np.float64)), rtol=0, atol=1e-6)
