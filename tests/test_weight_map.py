@@ -71,6 +71,21 @@ def test_summary_statistics_from_hand_made_cells():
     assert must and "est" in wm.format_summary(s)
 
 
+def test_the_sign_is_also_counted_without_the_cells_whose_grid_pick_is_labels_alone():
+    cells = _hand_made()
+    # E: the gain exceeds noise but the grid's pick is 1 (labels alone): a student on the labels vs the teacher
+    cells.append(_cell("E", teacher=(0.70, 0.71, 0.69), best=(0.75, 0.76, 0.74), best_weight=1.0,
+                       est_acc=(0.70,), est_weight=1.0))
+    s = wm.summarize(cells)
+    assert s["derived"]["E"]["grid_picks_labels"] and not s["derived"]["A"]["grid_picks_labels"]
+    assert s["derived"]["D"]["grid_picks_labels"]                       # D's pick is 1 too, but its gain is noise
+    e = s["per_estimator"]["est"]
+    assert (e["sign_cells"], e["right_sign"]) == (3, 1)                # A right, B and E wrong
+    assert (e["sign_cells_distilling"], e["right_sign_distilling"]) == (2, 1)   # E left out
+    assert s["must_show"][2]["measured"] == pytest.approx(1 / 3)         # the must-show itself is unchanged
+    assert "est 1/2" in wm.format_summary(s)
+
+
 def test_warned_cells_and_the_ok_cells_within_are_counted_apart():
     e = wm.summarize(_hand_made())["per_estimator"]["est"]
     # C is the only warned cell; of the three "ok" cells (A, B, D) only A is within at <= half the runs

@@ -277,8 +277,11 @@ def summarize_cell(cell: dict, gain_z: float = 2.0, default: str | None = None) 
     grid_runs = statistics.fmean(g["training_runs"]) if g["training_runs"] else math.nan
     weights = sorted(float(x) for x in g.get("weights", ()))
     half_step = 0.5 * min(np.diff(weights)) if len(weights) > 1 else 0.05
+    # Where the grid's own pick is labels alone (gt_weight 1), the "gain" compares two trainings on the labels
+    # (the student at 1 against the teacher): seed noise, not distillation (docs/weight_map.md section 10).
+    picks_labels = bool(float(g["best_weight"]) >= 1.0 - half_step - 1e-12)
     out = {"gain": gain, "gain_noise": noise, "gain_exceeds_noise": exceeds, "grid_best_accuracy": best_mean,
-           "grid_sd": best_sd, "estimators": {}}
+           "grid_sd": best_sd, "grid_picks_labels": picks_labels, "estimators": {}}
     for name, e in cell["estimators"].items():
         acc = _num(e["test_accuracy_mean"])
         runs = statistics.fmean(e["training_runs"]) if e["training_runs"] else math.nan
@@ -320,11 +323,13 @@ def summarize(cells: list[dict], gain_z: float = 2.0, default: str | None = None
     Each estimator gets the same numbers under ``per_estimator``.
     """
     derived = [(c, summarize_cell(c, gain_z)) for c in cells]
+    derived_of = {c["slug"]: d for c, d in derived}
     names = list(dict.fromkeys(n for c in cells for n in c["estimators"]))
     per = {}
     for name in names:
         rows = [(c, d["estimators"][name]) for c, d in derived if name in d["estimators"]]
         signed = [(c, r) for c, r in rows if r["right_sign"] is not None]
+        distilling = [(c, r) for c, r in signed if not derived_of[c["slug"]]["grid_picks_labels"]]
         # "outside" is about accuracy (what a status can warn of); the cost ratio is counted in "within"
         outside = [c["slug"] for c, r in rows if not r["within_accuracy"]]
         per[name] = {"cells": len(rows), "within": sum(r["within"] for _, r in rows),
@@ -339,6 +344,9 @@ def summarize(cells: list[dict], gain_z: float = 2.0, default: str | None = None
                      "ok_cells": sum(r["ok"] for _, r in rows),
                      "sign_cells": len(signed), "right_sign": sum(r["right_sign"] for _, r in signed),
                      "sign_fraction": (sum(r["right_sign"] for _, r in signed) / len(signed)) if signed else math.nan,
+                     # the same, without the cells whose grid pick is labels alone (their gain is not distillation's)
+                     "sign_cells_distilling": len(distilling),
+                     "right_sign_distilling": sum(r["right_sign"] for _, r in distilling),
                      "mean_accuracy_loss": _mean_sd([r["accuracy_loss"] for _, r in rows])[0],
                      "mean_abs_weight_error": _mean_sd([abs(r["weight_error"]) for _, r in rows
                                                         if r["weight_error"] is not None])[0],
@@ -393,6 +401,9 @@ def format_summary(summary: dict) -> str:
                      f"{e.get('flagged', 0):>3}/{e['cells']:<3} {e.get('within_when_ok', 0):>5}/{e.get('ok_cells', 0):<5} "
                      f"{e.get('interval_covers_grid_pick', math.nan):>6.0%}  "
                      f"{', '.join(e['outside_ok']) or '-'}")
+    lines.append("right sign without the cells whose grid pick is labels alone (their gain compares two trainings "
+                 "on the labels): " + ", ".join(f"{name} {e.get('right_sign_distilling', 0)}/{e.get('sign_cells_distilling', 0)}"
+                                                 for name, e in summary["per_estimator"].items()))
     n = summary["das_sanghavi"]
     lines.append(f"[DS23] gt_weight < 0 optimal at high noise: {n['negative_by_val']}/{n['cells']} cells by validation "
                  f"Brier, {n['negative_by_test']}/{n['cells']} by test accuracy")
