@@ -86,6 +86,46 @@ def test_the_sign_is_also_counted_without_the_cells_whose_grid_pick_is_labels_al
     assert "est 1/2" in wm.format_summary(s)
 
 
+def _lucky_labels_cell():
+    """Grid 0, 0.5, 1 whose pick is its own student at 1 (a label-only run better than the teacher by 0.06);
+    the estimator picks 0.5, one of the grid's own students."""
+    c = _cell("L", teacher=(0.70, 0.71, 0.69), best=(0.76, 0.77, 0.75), best_weight=1.0,
+              est_acc=(0.73,), est_weight=0.5, status="ok", est_runs=6)
+    c["grid"].update(weights=[0.0, 0.5, 1.0], val_criterion_mean=[0.50, 0.45, 0.40],
+                     test_accuracy=[[0.68, 0.69, 0.67], [0.73, 0.74, 0.72], [0.76, 0.77, 0.75]])
+    c["teacher_val_criterion"] = [0.47, 0.48, 0.49]                        # mean 0.48: worse than w=0.5
+    return c
+
+
+def test_the_grid_read_with_the_teacher_as_its_labels_alone_point():
+    c = _lucky_labels_cell()
+    d = wm.summarize_cell(c)
+    # as registered: the grid's pick is its student at 1 (0.76 +- 0.01); 0.73 is outside, with status "ok"
+    assert d["grid_best_accuracy"] == pytest.approx(0.76) and not d["estimators"]["est"]["within"]
+    assert d["gain_exceeds_noise"] and d["estimators"]["est"]["right_sign"] is True    # 0.5 < 1 and "gain" +0.06
+    te = d["teacher_end"]
+    # with the teacher at 1 (val 0.48 > 0.45), the pick is 0.5: gain 0.73 - 0.70 = +0.03, exceeding noise (sd 0)
+    assert te["best_weight"] == 0.5 and te["best_accuracy"] == pytest.approx(0.73)
+    assert te["gain"] == pytest.approx(0.03) and te["gain_exceeds_noise"]
+    assert d["estimators"]["est"]["teacher_end"] == {"within": True, "right_sign": True}
+    s = wm.summarize([c])
+    assert s["per_estimator"]["est"]["outside_ok"] == ["L"]               # the must-show is unchanged
+    assert s["per_estimator"]["est"]["teacher_end"] == {"cells": 1, "within": 1, "outside_ok": [], "sign_cells": 1,
+                                                        "right_sign": 1}
+    assert "est within 1/1, 'ok' outside 0, sign 1/1" in wm.format_summary(s)
+
+
+def test_the_teacher_ended_grid_where_the_teacher_is_best_has_no_gain_and_is_skipped_without_its_criterion():
+    c = _lucky_labels_cell()
+    c["teacher_val_criterion"] = [0.30, 0.30, 0.30]                        # the teacher is the pick: gain exactly 0
+    te = wm.summarize_cell(c)["teacher_end"]
+    assert te["best_weight"] == 1.0 and te["gain"] == 0.0 and not te["gain_exceeds_noise"]
+    assert wm.summarize_cell(c)["estimators"]["est"]["teacher_end"]["right_sign"] is None
+    del c["teacher_val_criterion"]                                         # maps run before the field existed
+    assert wm.summarize_cell(c)["teacher_end"] is None
+    assert wm.summarize([c])["per_estimator"]["est"]["teacher_end"]["cells"] == 0
+
+
 def test_warned_cells_and_the_ok_cells_within_are_counted_apart():
     e = wm.summarize(_hand_made())["per_estimator"]["est"]
     # C is the only warned cell; of the three "ok" cells (A, B, D) only A is within at <= half the runs
@@ -185,6 +225,16 @@ def test_fast_preset_end_to_end_then_resumes_without_training(tmp_path, monkeypa
     # the same cells, read back (compared as JSON: an sd over one seed is NaN, and NaN != NaN)
     assert json.dumps(second["cells"], sort_keys=True) == json.dumps(first["cells"], sort_keys=True)
     assert wm.read_weight_map(runs, "fast")["complete"]
+
+    # the teacher's validation criterion is stored, and read back from the study for cells stored without it
+    stored = first["cells"][0]["teacher_val_criterion"]
+    assert len(stored) == len(p.seeds) and all(np.isfinite(stored))
+    path = runs / "cells" / f"{first['cells'][0]['slug']}.json"
+    written = json.loads(path.read_text())
+    del written["cell"]["teacher_val_criterion"]
+    path.write_text(json.dumps(written))
+    assert wm.read_weight_map(runs, "fast")["cells"][0]["teacher_val_criterion"] == stored
+    assert wm.summarize_cell(first["cells"][0])["teacher_end"] is not None
 
     # the figures and the report section read the finished study (nothing trains: estimate_gt_weight raises)
     from analysis.figures import run_figure

@@ -247,6 +247,51 @@ def _estimator_row(name: str, entries: list) -> dict:
                                                               "shared_runs", "interval_examples")}}
 
 
+def _teacher_val(runs: dict, teacher_keys) -> float:
+    """The teacher's validation criterion in one seed's itemised runs (NaN when not recorded)."""
+    run = (runs or {}).get(teacher_keys[-1]) if teacher_keys else None
+    value = run.get("val_criterion") if isinstance(run, dict) else None
+    return math.nan if value is None else float(value)
+
+
+def _with_teacher_val(root: Path, p: MapPreset, cell: dict, estimators: tuple, stored: dict) -> dict:
+    """``stored`` (a finished cell) with ``teacher_val_criterion`` filled in from its study's JSON when the
+    cell predates that field (maps run before 2026-12-08); unchanged when the study is not at hand."""
+    if stored.get("teacher_val_criterion") is not None:
+        return stored
+    study = read_json(_study_dir(root, cell, _cell_key(p, cell, estimators)) / "estimate_weight.json")
+    if not isinstance(study, dict) or len(study.get("per_seed") or ()) != len(stored.get("seeds") or ()):
+        return stored
+    return {**stored, "teacher_val_criterion": [_teacher_val(s.get("runs"), s.get("teacher_keys"))
+                                                for s in study["per_seed"]]}
+
+
+def _teacher_end(cell: dict, gain_z: float) -> dict | None:
+    """The grid read with the teacher as its labels-alone point (gt_weight 1) instead of its own student at 1,
+    as ``half_grid`` and the user's own study use it: the pick, its accuracy and sd, the gain over the
+    teacher (0 where the pick is the teacher) and whether it exceeds seed noise. ``None`` when the cell
+    lacks what it needs (the teacher's validation criterion, a grid ending at 1). Why: the student at 1 and
+    the teacher both train on the labels alone, from different seeds; on the weight map they differ by about
+    4 points of test accuracy per seed pair (docs/weight_map.md section 10), so a grid whose pick is its
+    own student at 1 can be a lucky label-only run that no estimator using the teacher can match."""
+    g, tv = cell["grid"], cell.get("teacher_val_criterion")
+    weights = [float(w) for w in g.get("weights") or ()]
+    teacher = [_num(a) for a in cell["teacher_test_accuracy"]]
+    if (not tv or any(v is None or math.isnan(float(v)) for v in tv) or not weights
+            or abs(weights[-1] - 1.0) > 1e-9 or "val_criterion_mean" not in g):
+        return None
+    val = list(g["val_criterion_mean"][:-1]) + [statistics.fmean(float(v) for v in tv)]
+    rows = [[_num(a) for a in r] for r in g["test_accuracy"][:-1]] + [teacher]
+    pick = int(np.nanargmin(val))
+    best = rows[pick]
+    diffs = [b - t for b, t in zip(best, teacher) if not (math.isnan(b) or math.isnan(t))]
+    gain = float(statistics.fmean(diffs)) if diffs else math.nan
+    noise = (float(statistics.stdev(diffs)) / math.sqrt(len(diffs))) if len(diffs) > 1 else math.nan
+    best_mean, best_sd = _mean_sd(best)
+    return {"best_weight": weights[pick], "best_accuracy": best_mean, "grid_sd": best_sd, "gain": gain,
+            "gain_exceeds_noise": bool(len(diffs) > 1 and abs(gain) > gain_z * noise)}
+
+
 def _grid_rows(per_seed) -> dict:
     """The grid's curve over seeds: mean validation criterion and test accuracy per weight, the pick."""
     curves = [{float(c["gt_weight"]): c for c in s.grid.details["curve"]} for s in per_seed]
@@ -281,7 +326,9 @@ def summarize_cell(cell: dict, gain_z: float = 2.0, default: str | None = None) 
     # (the student at 1 against the teacher): seed noise, not distillation (docs/weight_map.md section 10).
     picks_labels = bool(float(g["best_weight"]) >= 1.0 - half_step - 1e-12)
     out = {"gain": gain, "gain_noise": noise, "gain_exceeds_noise": exceeds, "grid_best_accuracy": best_mean,
-           "grid_sd": best_sd, "grid_picks_labels": picks_labels, "estimators": {}}
+           "grid_sd": best_sd, "grid_picks_labels": picks_labels, "estimators": {},
+           "teacher_end": _teacher_end(cell, gain_z)}
+    te = out["teacher_end"]
     for name, e in cell["estimators"].items():
         acc = _num(e["test_accuracy_mean"])
         runs = statistics.fmean(e["training_runs"]) if e["training_runs"] else math.nan
@@ -301,6 +348,13 @@ def summarize_cell(cell: dict, gain_z: float = 2.0, default: str | None = None) 
             "weight_error": None if w is None else w - float(g["best_weight"]),
             "ok": e["ok"], "predicts_gain": predicts_gain, "interval_covers_grid_pick": covers,
             "right_sign": None if (predicts_gain is None or not exceeds) else predicts_gain == (gain > 0)}
+        if te is not None:
+            tol = 0.0 if math.isnan(te["grid_sd"]) else te["grid_sd"]
+            out["estimators"][name]["teacher_end"] = {
+                "within": bool(not math.isnan(acc) and acc >= te["best_accuracy"] - tol - 1e-12
+                               and cost_ratio <= THRESHOLDS["cost_ratio"] + 1e-12),
+                "right_sign": (None if (predicts_gain is None or not te["gain_exceeds_noise"])
+                               else predicts_gain == (te["gain"] > 0))}
     out["default"] = default or cell.get("default_estimator")
     return out
 
@@ -351,7 +405,8 @@ def summarize(cells: list[dict], gain_z: float = 2.0, default: str | None = None
                      "mean_abs_weight_error": _mean_sd([abs(r["weight_error"]) for _, r in rows
                                                         if r["weight_error"] is not None])[0],
                      "mean_cost_ratio": _mean_sd([r["cost_ratio"] for _, r in rows])[0],
-                     "interval_covers_grid_pick": _mean_sd([r.get("interval_covers_grid_pick") for _, r in rows])[0]}
+                     "interval_covers_grid_pick": _mean_sd([r.get("interval_covers_grid_pick") for _, r in rows])[0],
+                     "teacher_end": _teacher_end_counts(rows)}
     if default is None:
         defaults = [c.get("default_estimator") for c in cells]
         default = defaults[0] if defaults and all(d == defaults[0] for d in defaults) else None
@@ -380,6 +435,17 @@ def summarize(cells: list[dict], gain_z: float = 2.0, default: str | None = None
             "derived": {c["slug"]: x for c, x in derived}}
 
 
+def _teacher_end_counts(rows) -> dict:
+    """The must-show counts against the grid read with the teacher as its labels-alone point (cells that
+    have it): within one grid sd at <= half the runs, "ok" cells outside, right sign where the gain
+    exceeds seed noise."""
+    te = [(c, r["teacher_end"], r["ok"]) for c, r in rows if r.get("teacher_end") is not None]
+    signed = [t["right_sign"] for _, t, _ in te if t["right_sign"] is not None]
+    return {"cells": len(te), "within": sum(t["within"] for _, t, _ in te),
+            "outside_ok": [c["slug"] for c, t, ok in te if not t["within"] and ok],
+            "sign_cells": len(signed), "right_sign": sum(signed)}
+
+
 def _verdict(passed: bool | None) -> str:
     """PASS, FAIL, or n/a where a must-show has no cell to judge (:func:`summarize`'s ``passed`` is None)."""
     return "n/a" if passed is None else ("PASS" if passed else "FAIL")
@@ -404,6 +470,9 @@ def format_summary(summary: dict) -> str:
     lines.append("right sign without the cells whose grid pick is labels alone (their gain compares two trainings "
                  "on the labels): " + ", ".join(f"{name} {e.get('right_sign_distilling', 0)}/{e.get('sign_cells_distilling', 0)}"
                                                  for name, e in summary["per_estimator"].items()))
+    lines.append("with the teacher as the grid's labels-alone point (gt_weight 1), as half_grid uses it: " + "; ".join(
+        f"{name} within {t['within']}/{t['cells']}, 'ok' outside {len(t['outside_ok'])}, sign {t['right_sign']}/{t['sign_cells']}"
+        for name, e in summary["per_estimator"].items() if (t := e.get("teacher_end")) and t["cells"]))
     n = summary["das_sanghavi"]
     lines.append(f"[DS23] gt_weight < 0 optimal at high noise: {n['negative_by_val']}/{n['cells']} cells by validation "
                  f"Brier, {n['negative_by_test']}/{n['cells']} by test accuracy")
@@ -486,6 +555,7 @@ def _run_cell(p: MapPreset, cell: dict, root: Path, estimators: tuple, default: 
            "n_train": cell["n_train"], "seeds": list(p.seeds), "method": p.method, "default_estimator": default,
            "grid": _grid_rows(per_seed),
            "teacher_test_accuracy": [_accuracy((s.teacher_metrics or {}).get("test")) for s in per_seed],
+           "teacher_val_criterion": [_teacher_val(s.runs, s.teacher_keys) for s in per_seed],
            "estimators": {n: _estimator_row(n, [s.estimators[n] for s in per_seed]) for n in estimators
                           if all(n in s.estimators for s in per_seed)},
            "chosen": study.chosen, "chosen_gt_weight": study.gt_weight}
@@ -528,7 +598,7 @@ def run_weight_map(out_dir, preset="fast", *, jobs: int | None = 1, threads_per_
         key = _cell_key(p, cell, estimators)
         stored = read_json(path)
         if isinstance(stored, dict) and stored.get("key") == key:
-            done.append(stored["cell"])
+            done.append(_with_teacher_val(root, p, cell, estimators, stored["cell"]))
             continue
         if log:
             log(f"weight map cell {cell['slug']} ({i + 1}/{len(wanted)})")
@@ -548,7 +618,7 @@ def read_weight_map(out_dir, preset="fast") -> dict | None:
     for cell in cell_list(p):
         stored = read_json(Path(out_dir) / "cells" / f"{cell['slug']}.json")
         if isinstance(stored, dict) and stored.get("key") == _cell_key(p, cell, estimators):
-            found.append(stored["cell"])
+            found.append(_with_teacher_val(Path(out_dir), p, cell, estimators, stored["cell"]))
     if not found:
         return None
     return {"schema": SCHEMA, "preset": p.to_dict(), "cells": found, "summary": summarize(found, p.gain_z),
