@@ -252,6 +252,7 @@ def test_fast_preset_end_to_end_then_resumes_without_training(tmp_path, monkeypa
     assert set(e["estimator"]) == set(first["cells"][0]["estimators"])
     text = weight_map_section(tmp_path, True, markdown_table)
     assert "## The map" in text and first["cells"][0]["slug"] in text and "Das & Sanghavi" in text
+    assert "as the grid's labels-alone point" in text
 
 
 def test_unknown_cell_and_preset_are_named(tmp_path):

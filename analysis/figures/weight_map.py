@@ -216,6 +216,13 @@ def weight_map_section(out_dir, fast: bool, table, preset: str | None = None) ->
                          "interval holds the grid's pick": [_fmt(e.get("interval_covers_grid_pick"), ".0%")
                                                             for e in per.values()],
                          "outside with status ok": [", ".join(e["outside_ok"]) or "-" for e in per.values()]})]
+    te = per.get(s["default_estimator"], {}).get("teacher_end") or {}
+    if te.get("cells"):
+        # beside the must-shows, not instead of them: the grid's own student at 1 and the teacher both train on
+        # the labels alone, from different seeds (docs/weight_map.md section 10)
+        parts += ["", f"Read with the teacher as the grid's labels-alone point (gt_weight 1), as `{s['default_estimator']}` "
+                      f"uses it, instead of the grid's own student at 1: within one grid sd in {te['within']}/{te['cells']}, "
+                      f"{len(te['outside_ok'])} outside with status ok, right sign in {te['right_sign']}/{te['sign_cells']}."]
     n = s["das_sanghavi"]
     parts += ["", f"Das & Sanghavi (ICML 2023), gt_weight < 0 optimal at high label noise (method `{p['negative_method']}`, "
                   f"grid {p['negative_grid']}, noise >= {p['negative_from']:g}): {n['negative_by_val']}/{n['cells']} cells by "
