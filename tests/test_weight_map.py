@@ -153,6 +153,10 @@ def test_the_split_puts_the_subset_cells_in_development_and_every_other_full_cel
     split = wm.summarize_split(made, default="est")
     assert split["development"]["cells"] == 12 and split["test"]["cells"] == len(full) - 12
     assert made[0]["slug"] not in dev and wm.summarize_split(made[:1])["development"] is None
+    # on other seeds than the subset's (the confirm preset's 12-14) no cell was seen: all are test cells
+    other = wm.summarize_split(made, default="est", seeds=wm.get_preset("confirm").seeds)
+    assert other["development"] is None and other["test"]["cells"] == len(full)
+    assert wm.summarize_split(made, default="est", seeds=(0, 1, 2))["development"]["cells"] == 12
 
 
 def test_the_estimator_table_by_hand():

@@ -359,10 +359,12 @@ def summarize_cell(cell: dict, gain_z: float = 2.0, default: str | None = None) 
     return out
 
 
-def summarize_split(cells: list[dict], gain_z: float = 2.0, default: str | None = None) -> dict:
+def summarize_split(cells: list[dict], gain_z: float = 2.0, default: str | None = None, seeds=None) -> dict:
     """:func:`summarize` over the development cells and over the test cells apart (see
-    :func:`development_cells`): ``{"development": ..., "test": ...}`` (``None`` where a part has no cell)."""
-    dev = development_cells()
+    :func:`development_cells`): ``{"development": ..., "test": ...}`` (``None`` where a part has no cell).
+    ``seeds``: the map's seeds; the development cells were seen on the ``subset`` preset's seeds only, so on
+    other seeds (``fresh``, ``confirm``, ...) every cell is a test cell."""
+    dev = development_cells() if seeds is None or tuple(seeds) == tuple(get_preset("subset").seeds) else frozenset()
     parts = {"development": [c for c in cells if c["slug"] in dev], "test": [c for c in cells if c["slug"] not in dev]}
     return {k: (summarize(v, gain_z, default) if v else None) for k, v in parts.items()}
 
@@ -607,7 +609,7 @@ def run_weight_map(out_dir, preset="fast", *, jobs: int | None = 1, threads_per_
         atomic_write_json(path, {"key": key, "cell": result})
         done.append(read_json(path)["cell"])          # as stored (NaN as null), so a rerun returns the same
     return {"schema": SCHEMA, "preset": p.to_dict(), "cells": done, "summary": summarize(done, p.gain_z),
-            "split": summarize_split(done, p.gain_z)}
+            "split": summarize_split(done, p.gain_z, seeds=p.seeds)}
 
 
 def read_weight_map(out_dir, preset="fast") -> dict | None:
@@ -622,7 +624,7 @@ def read_weight_map(out_dir, preset="fast") -> dict | None:
     if not found:
         return None
     return {"schema": SCHEMA, "preset": p.to_dict(), "cells": found, "summary": summarize(found, p.gain_z),
-            "split": summarize_split(found, p.gain_z),
+            "split": summarize_split(found, p.gain_z, seeds=p.seeds),
             "complete": len(found) == len(cell_list(p))}
 
 
