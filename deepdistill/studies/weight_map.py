@@ -283,13 +283,19 @@ def _teacher_end(cell: dict, gain_z: float) -> dict | None:
     val = list(g["val_criterion_mean"][:-1]) + [statistics.fmean(float(v) for v in tv)]
     rows = [[_num(a) for a in r] for r in g["test_accuracy"][:-1]] + [teacher]
     pick = int(np.nanargmin(val))
-    best = rows[pick]
+    gain, _, exceeds = _paired_gain(rows[pick], teacher, gain_z)
+    best_mean, best_sd = _mean_sd(rows[pick])
+    return {"best_weight": weights[pick], "best_accuracy": best_mean, "grid_sd": best_sd, "gain": gain,
+            "gain_exceeds_noise": exceeds}
+
+
+def _paired_gain(best, teacher, gain_z: float) -> tuple[float, float, bool]:
+    """``(gain, noise, exceeds)``: the mean over seeds of the paired differences ``best - teacher``, its
+    standard error, and whether ``|gain| > gain_z`` standard errors (never with one seed)."""
     diffs = [b - t for b, t in zip(best, teacher) if not (math.isnan(b) or math.isnan(t))]
     gain = float(statistics.fmean(diffs)) if diffs else math.nan
     noise = (float(statistics.stdev(diffs)) / math.sqrt(len(diffs))) if len(diffs) > 1 else math.nan
-    best_mean, best_sd = _mean_sd(best)
-    return {"best_weight": weights[pick], "best_accuracy": best_mean, "grid_sd": best_sd, "gain": gain,
-            "gain_exceeds_noise": bool(len(diffs) > 1 and abs(gain) > gain_z * noise)}
+    return gain, noise, bool(len(diffs) > 1 and abs(gain) > gain_z * noise)
 
 
 def _grid_rows(per_seed) -> dict:
@@ -313,10 +319,7 @@ def summarize_cell(cell: dict, gain_z: float = 2.0, default: str | None = None) 
     g = cell["grid"]
     best = [_num(a) for a in g["best_test_accuracy"]]
     teacher = [_num(a) for a in cell["teacher_test_accuracy"]]
-    diffs = [b - t for b, t in zip(best, teacher) if not (math.isnan(b) or math.isnan(t))]
-    gain = float(statistics.fmean(diffs)) if diffs else math.nan
-    noise = (float(statistics.stdev(diffs)) / math.sqrt(len(diffs))) if len(diffs) > 1 else math.nan
-    exceeds = bool(len(diffs) > 1 and abs(gain) > gain_z * noise)
+    gain, noise, exceeds = _paired_gain(best, teacher, gain_z)
     best_mean, best_sd = _mean_sd(best)
     tolerance = 0.0 if math.isnan(best_sd) else best_sd            # one seed: no sd, the estimator must match the pick
     grid_runs = statistics.fmean(g["training_runs"]) if g["training_runs"] else math.nan
