@@ -107,7 +107,7 @@ def test_the_grid_read_with_the_teacher_as_its_labels_alone_point():
     # with the teacher at 1 (val 0.48 > 0.45), the pick is 0.5: gain 0.73 - 0.70 = +0.03, exceeding noise (sd 0)
     assert te["best_weight"] == 0.5 and te["best_accuracy"] == pytest.approx(0.73)
     assert te["gain"] == pytest.approx(0.03) and te["gain_exceeds_noise"]
-    assert d["estimators"]["est"]["teacher_end"] == {"within": True, "right_sign": True}
+    assert d["estimators"]["est"]["teacher_end"] == {"within_accuracy": True, "within": True, "right_sign": True}
     s = wm.summarize([c])
     assert s["per_estimator"]["est"]["outside_ok"] == ["L"]               # the must-show is unchanged
     assert s["per_estimator"]["est"]["teacher_end"] == {"cells": 1, "within": 1, "outside_ok": [], "sign_cells": 1,
@@ -124,6 +124,13 @@ def test_the_teacher_ended_grid_where_the_teacher_is_best_has_no_gain_and_is_ski
     del c["teacher_val_criterion"]                                         # maps run before the field existed
     assert wm.summarize_cell(c)["teacher_end"] is None
     assert wm.summarize([c])["per_estimator"]["est"]["teacher_end"]["cells"] == 0
+
+
+def test_the_teacher_ended_ok_cells_outside_are_about_accuracy_not_cost():
+    c = _lucky_labels_cell()
+    c["estimators"]["est"]["training_runs"] = [7] * 3                   # within on accuracy, over half the runs
+    t = wm.summarize([c])["per_estimator"]["est"]["teacher_end"]
+    assert (t["within"], t["outside_ok"]) == (0, [])
 
 
 def test_warned_cells_and_the_ok_cells_within_are_counted_apart():

@@ -359,9 +359,10 @@ def summarize_cell(cell: dict, gain_z: float = 2.0, default: str | None = None) 
             "right_sign": None if (predicts_gain is None or not exceeds) else predicts_gain == (gain > 0)}
         if te is not None:
             tol = 0.0 if math.isnan(te["grid_sd"]) else te["grid_sd"]
+            te_accuracy = bool(not math.isnan(acc) and acc >= te["best_accuracy"] - tol - 1e-12)
             out["estimators"][name]["teacher_end"] = {
-                "within": bool(not math.isnan(acc) and acc >= te["best_accuracy"] - tol - 1e-12
-                               and cost_ratio <= THRESHOLDS["cost_ratio"] + 1e-12),
+                "within_accuracy": te_accuracy,
+                "within": te_accuracy and cost_ratio <= THRESHOLDS["cost_ratio"] + 1e-12,
                 "right_sign": (None if (predicts_gain is None or not te["gain_exceeds_noise"])
                                else predicts_gain == (te["gain"] > 0))}
     out["default"] = default or cell.get("default_estimator")
@@ -453,7 +454,8 @@ def _teacher_end_counts(rows) -> dict:
     te = [(c, r["teacher_end"], r["ok"]) for c, r in rows if r.get("teacher_end") is not None]
     signed = [t["right_sign"] for _, t, _ in te if t["right_sign"] is not None]
     return {"cells": len(te), "within": sum(t["within"] for _, t, _ in te),
-            "outside_ok": [c["slug"] for c, t, ok in te if not t["within"] and ok],
+            # as in the registered count: "outside" is about accuracy; the cost ratio is counted in "within"
+            "outside_ok": [c["slug"] for c, t, ok in te if not t["within_accuracy"] and ok],
             "sign_cells": len(signed), "right_sign": sum(signed)}
 
 
